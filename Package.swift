@@ -1,0 +1,49 @@
+// swift-tools-version: 6.2
+// SPDX-License-Identifier: GPL-2.0-only
+import PackageDescription
+
+let package = Package(
+    name: "suture",
+    products: [
+        .executable(name: "suture", targets: ["suture"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.1"),
+    ],
+    targets: [
+        // C shims for system calls Swift cannot call directly.
+        .target(name: "CSutureShims"),
+        // System calls, processes, files, JSON: the base every other target stands on.
+        .target(
+            name: "Platform",
+            dependencies: [
+                "CSutureShims",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
+        // ELF64: raw definitions, reader, writer. Knows nothing about patching.
+        .target(name: "ELF", dependencies: ["Platform"]),
+        // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
+        .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
+        // The CLI: one file per subcommand. The only target that imports ArgumentParser.
+        .executableTarget(
+            name: "suture",
+            dependencies: [
+                "Platform", "ELF", "TargetKernel",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            // A static Swift standard library keeps the binary self-contained
+            // for the VM guest. ArgumentParser pulls in FoundationEssentials,
+            // whose two support libraries must then be named explicitly.
+            linkerSettings: [
+                .unsafeFlags(["-static-stdlib"]),
+                .linkedLibrary("_FoundationCollections"),
+                .linkedLibrary("_FoundationCShims"),
+            ]
+        ),
+        .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
+        .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"]),
+        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
+    ]
+)
