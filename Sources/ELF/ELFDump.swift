@@ -77,7 +77,8 @@ public enum ELFDump {
         for (i, s) in symbols.enumerated() {
             if i > 0 { out.byte(UInt8(ascii: ",")) }
             out.write("{\"index\":"); out.decimal(s.index)
-            out.write(",\"name\":"); out.jsonString(s.name)
+            // As readelf: a section symbol without a name shows its section's.
+            out.write(",\"name\":"); out.jsonString(s.name.isEmpty && s.isSection ? file.displayName(of: s) : s.name)
             out.write(",\"value\":"); out.decimal(s.value)
             out.write(",\"size\":"); out.decimal(s.size)
             out.write(",\"type\":"); out.jsonString(ReadelfNames.symbolType(s.type, osABI: osABI))
@@ -122,7 +123,7 @@ public enum ELFDump {
                 }
                 out.write("\(pad(String(s.index), 6)): \(hex(s.value, 16)) \(pad(String(s.size), 5)) "
                     + "\(pad(ReadelfNames.symbolType(s.type, osABI: osABI), 7)) \(pad(ReadelfNames.binding(s.binding, osABI: osABI), 6)) "
-                    + "\(pad(ReadelfNames.visibility(s.visibility), 8)) \(pad(ndx, 4)) \(s.name)\n")
+                    + "\(pad(ReadelfNames.visibility(s.visibility), 8)) \(pad(ndx, 4)) \(s.name.isEmpty && s.isSection ? file.displayName(of: s) : s.name)\n")
                 out.flushIfNeeded()
             }
         }

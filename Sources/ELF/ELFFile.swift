@@ -87,7 +87,7 @@ public struct ELFFile: Sendable {
     /// The name readelf shows for a relocation's symbol: the symbol's name,
     /// or for a section symbol its section's name.
     public func displayName(of symbol: Symbol) -> String {
-        if symbol.isSection, let index = symbol.definingSection, index < sections.count {
+        if symbol.isSection, symbol.name.isEmpty, let index = symbol.definingSection, index < sections.count {
             return sections[index].name
         }
         return symbol.name
