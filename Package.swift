@@ -24,13 +24,15 @@ let package = Package(
         ),
         // ELF64: raw definitions, reader, writer. Knows nothing about patching.
         .target(name: "ELF", dependencies: ["Platform"]),
+        // Correlate → compare → select → emit on two objects. Shared by both patchers.
+        .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel",
+                "Platform", "ELF", "TargetKernel", "PatchCore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -46,6 +48,7 @@ let package = Package(
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
     ]
 )
