@@ -84,7 +84,7 @@ public struct ObjectIndex: Sendable {
                     || t == SymbolType.gnuIfunc else { continue }
             candidates[section, default: []].append(symbol)
         }
-        for (section, symbols) in candidates {
+        for (section, symbols) in candidates.sorted(by: { $0.key < $1.key }) {
             let header = file.sections[section]
             // Aliases share a start; keep one element per start, preferring
             // the global name, as the kernel's kallsyms lists both anyway.
