@@ -14,6 +14,7 @@ struct Suture: ParsableCommand {
         """,
         subcommands: [
             ElfCommand.self,
+            KernelCommand.self,
         ]
     )
 }
