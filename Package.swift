@@ -43,7 +43,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"]),
+        .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
     ]
 )
