@@ -81,7 +81,8 @@ public struct KernelResolver: Sendable {
             case .directory: return root == "/" ? ((try? FileSystem.realPath(current)) ?? current) : current
             case .symlink:
                 guard let target = try? FileSystem.readLink(current) else { return nil }
-                current = target.hasPrefix("/") ? path(target) : Path.join(Path.directory(of: current), target)
+                current = target.hasPrefix("/") ? path(String(target.drop { $0 == "/" }))
+                    : Path.join(Path.directory(of: current), target)
             default: return nil
             }
         }

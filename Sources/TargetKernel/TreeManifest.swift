@@ -28,6 +28,11 @@ public struct TreeManifest: Sendable, Equatable {
         public var path: String
         public var kind: Kind
         public var description: String { "\(kind.rawValue) \(path)" }
+
+        public init(path: String, kind: Kind) {
+            self.path = path
+            self.kind = kind
+        }
     }
 
     /// Entries in walk order: depth first, names sorted bytewise.
