@@ -155,16 +155,22 @@ enum KernelSource {
             // The distro tarball has many xz blocks: decompress them in parallel.
             arguments += ["-I", "xz -T0"]
         }
+        try runTool(arguments, doing: "unpack \(tarball)")
+        return try topFolder(of: directory, origin: tarball)
+    }
+
+    /// Runs a tool (tar, cp, chmod) to completion; throws `prepare-failed`
+    /// naming what was being done, with the tail of its stderr.
+    static func runTool(_ arguments: [String], doing what: String) throws(KernelError) {
         let result: CommandResult
         do {
             result = try Command.run(arguments)
         } catch {
-            throw KernelError(.prepareFailed, "cannot run tar: \(error.description)")
+            throw KernelError(.prepareFailed, "cannot \(what): \(error.description)")
         }
         guard result.termination.succeeded else {
-            throw KernelError(.prepareFailed, "cannot unpack \(tarball): \(Command.tail(result.stderrText, lines: 5))")
+            throw KernelError(.prepareFailed, "cannot \(what): \(Command.tail(result.stderrText, lines: 5))")
         }
-        return try topFolder(of: directory, origin: tarball)
     }
 
     /// The folder with the top Makefile: `directory` itself, or its only subfolder.

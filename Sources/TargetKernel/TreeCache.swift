@@ -190,8 +190,9 @@ public struct TreeCache: Sendable {
                 try KernelSource.checkClean(directory: absolute)
                 _ = try KernelSource.checkVersion(tree: absolute, kernel: kernel, origin: absolute)
                 Progress.say("suture: copying \(absolute) …")
-                try run(["cp", "-a", "--reflink=auto", absolute + "/.", sourceDirectory + "/"], what: "copy \(absolute)",
-                        before: { () throws(KernelError) in try self.makeDirectory(sourceDirectory) })
+                try makeDirectory(sourceDirectory)
+                try KernelSource.runTool(["cp", "-a", "--reflink=auto", absolute + "/.", sourceDirectory + "/"],
+                                         doing: "copy \(absolute)")
             } else {
                 Progress.say("suture: unpacking \(absolute) …")
                 let top = try KernelSource.extract(tarball: absolute, into: Path.join(partial, "unpack"))
@@ -301,18 +302,6 @@ public struct TreeCache: Sendable {
         }
     }
 
-    private func run(_ arguments: [String], what: String, before: () throws(KernelError) -> Void) throws(KernelError) {
-        try before()
-        let result: CommandResult
-        do {
-            result = try Command.run(arguments)
-        } catch {
-            throw KernelError(.prepareFailed, "cannot \(what): \(error.description)")
-        }
-        guard result.termination.succeeded else {
-            throw KernelError(.prepareFailed, "cannot \(what): \(Command.tail(result.stderrText, lines: 5))")
-        }
-    }
 
     // MARK: - Removing trees
 

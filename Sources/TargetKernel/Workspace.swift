@@ -81,13 +81,10 @@ public final class Workspace: @unchecked Sendable {
         } catch {
             throw KernelError(.prepareFailed, "cannot create the workspace \(path): \(error.description)")
         }
-        for step in [["cp", "-a", "--reflink=auto", tree.buildDirectory, buildDirectory],
-                     ["chmod", "-R", "u+w", buildDirectory]] {
-            let result = try? Command.run(step)
-            guard let result, result.termination.succeeded else {
-                throw KernelError(.prepareFailed, "cannot create the workspace \(path): \(step.joined(separator: " ")) failed: \(Command.tail(result?.stderrText ?? "", lines: 3))")
-            }
-        }
+        try KernelSource.runTool(["cp", "-a", "--reflink=auto", tree.buildDirectory, buildDirectory],
+                                 doing: "copy \(tree.buildDirectory) into the workspace")
+        // The pristine copy is read-only; the workspace's must be writable.
+        try KernelSource.runTool(["chmod", "-R", "u+w", buildDirectory], doing: "make \(buildDirectory) writable")
         try ToolsPaths.rewrite(in: buildDirectory, from: tree.buildDirectory + "/", to: buildDirectory + "/")
     }
 
