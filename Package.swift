@@ -42,6 +42,8 @@ let package = Package(
                 .linkedLibrary("_FoundationCShims"),
             ]
         ),
+        // libFuzzer target for the ELF reader (see Benchmarks/fuzz-elf.sh).
+        .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),

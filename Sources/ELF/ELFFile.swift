@@ -63,14 +63,14 @@ public struct ELFFile: Sendable {
 
     /// The contents of a section; empty for `SHT_NOBITS`.
     public func data(_ section: Section) -> ELFBytes {
-        guard section.hasFileData, section.size > 0 else { return .empty }
+        guard section.index > 0, section.hasFileData, section.size > 0 else { return .empty }
         // The parser checked that the range lies inside the file.
         return ELFBytes(storage: storage, start: Int(section.offset), count: Int(section.size))
     }
 
     /// The first section with this name.
     public func section(named name: String) -> Section? {
-        sections.first { $0.name == name }
+        sections.dropFirst().first { $0.name == name }
     }
 
     /// The relocation section that applies to section `index`, if any.

@@ -6,7 +6,7 @@ extension ELFFile {
     /// when the file has no section headers.
     public func notes() throws(ELFError) -> [Note] {
         var result: [Note] = []
-        let noteSections = sections.filter { $0.type == SectionType.note }
+        let noteSections = sections.dropFirst().filter { $0.type == SectionType.note }
         if !noteSections.isEmpty {
             for section in noteSections {
                 result += try parseNotes(data(section), at: section.offset, what: section.name)

@@ -33,7 +33,8 @@ struct ELFParser {
         result.programHeaders = try parseProgramHeaders(result.header)
         result.sections = try parseSections(result.header)
         try checkOverlaps(result.sections, header: result.header)
-        for section in result.sections where section.type == SectionType.symtab || section.type == SectionType.dynsym {
+        // Section 0 is the null section whatever its header says.
+        for section in result.sections.dropFirst() where section.type == SectionType.symtab || section.type == SectionType.dynsym {
             let table = try parseSymbols(section, sections: result.sections, header: result.header)
             if section.type == SectionType.symtab {
                 guard result.symbolTableIndex == nil else {
@@ -49,10 +50,10 @@ struct ELFParser {
                 result.dynamicSymbolTableIndex = section.index
             }
         }
-        for section in result.sections where section.isRelocationSection {
+        for section in result.sections.dropFirst() where section.isRelocationSection {
             result.relocationSections.append(try parseRelocations(section, result: result))
         }
-        for section in result.sections where section.type == SectionType.group {
+        for section in result.sections.dropFirst() where section.type == SectionType.group {
             try checkGroup(section, sections: result.sections, symbolCount: result.symbols.count, header: result.header)
         }
         return result
@@ -105,6 +106,14 @@ struct ELFParser {
 
     func sectionHeaderOffset(_ header: FileHeader, _ index: Int) -> Int {
         Int(truncatingIfNeeded: header.sectionHeaderOffset) &+ index &* ELF64.sectionHeaderSize
+    }
+
+    /// The bytes of a section in the file. `parseSections` checked the
+    /// range of every section with data; an empty section may carry any
+    /// offset, so it maps to an empty range instead.
+    func fileRange(_ section: Section) -> Range<Int> {
+        guard section.index > 0, section.hasFileData, section.size > 0 else { return 0..<0 }
+        return Int(section.offset)..<Int(section.offset + section.size)
     }
 
     // MARK: - Program headers
@@ -244,14 +253,14 @@ struct ELFParser {
         guard linked.type == SectionType.strtab else {
             throw malformed(headerOffset + 40, "symbol table \(section.name) links to section \(section.link) (\(linked.name)), which is not a string table")
         }
-        let strings = Int(linked.offset)..<Int(linked.offset + linked.size)
+        let strings = fileRange(linked)
         // Extended section indexes for this table, if any.
         var extended: Range<Int>?
-        for s in sections where s.type == SectionType.symtabShndx && Int(s.link) == section.index {
-            extended = Int(s.offset)..<Int(s.offset + s.size)
+        for s in sections.dropFirst() where s.type == SectionType.symtabShndx && Int(s.link) == section.index {
+            extended = fileRange(s)
         }
         let count = Int(section.size) / ELF64.symbolSize
-        let base = Int(section.offset)
+        let base = fileRange(section).lowerBound
         var symbols: [Symbol] = []
         symbols.reserveCapacity(count)
         for i in 0..<count {
@@ -308,7 +317,7 @@ struct ELFParser {
             throw malformed(headerOffset + 44, "relocation section \(section.name) applies to section \(target), but there are only \(result.sections.count) sections")
         }
         let count = Int(section.size) / entrySize
-        let base = Int(section.offset)
+        let base = fileRange(section).lowerBound
         var relocations: [Relocation] = []
         relocations.reserveCapacity(count)
         for i in 0..<count {
@@ -336,7 +345,7 @@ struct ELFParser {
         if Int(section.info) >= max(symbolCount, 1) {
             throw malformed(headerOffset + 44, "group section \(section.name) names signature symbol \(section.info), but the symbol table has \(symbolCount) symbols")
         }
-        let base = Int(section.offset)
+        let base = fileRange(section).lowerBound
         for i in 1..<Int(section.size / 4) {
             let member = reader.uncheckedU32(base + i * 4)
             if member == 0 || Int(member) >= sections.count {

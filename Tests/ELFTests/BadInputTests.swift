@@ -143,6 +143,23 @@ import Testing
         Self.expectFailure(b, "symtab link", contains: "sh_link")
     }
 
+    /// Found by the fuzzer: an empty relocation section whose offset does
+    /// not fit in an Int must not trap (its offset is never used).
+    @Test func emptySectionWithAbsurdOffset() throws {
+        let bytes = try Self.sampleObject()
+        let layout = try Layout(bytes)
+        let rela = layout.sections.first { $0.type == SectionType.rela }!
+        var b = bytes
+        Self.put64(&b, layout.header(rela.index) + 24, 0xffa9_d941_ae3f_cf38)
+        Self.put64(&b, layout.header(rela.index) + 32, 0)
+        let file = try ELFFile.parse(b)
+        #expect(file.relocationSections.first { $0.section == rela.index }?.relocations.isEmpty == true)
+        let symtab = layout.file.symbolTableIndex!
+        Self.put64(&b, layout.header(Int(layout.sections[symtab].link)) + 24, 0xffff_ffff_ffff_0000)
+        Self.put64(&b, layout.header(Int(layout.sections[symtab].link)) + 32, 0)
+        Self.expectFailure(b, "empty string table", contains: "name offset")
+    }
+
     @Test func corruptSymbolsAndRelocations() throws {
         let bytes = try Self.sampleObject()
         let layout = try Layout(bytes)

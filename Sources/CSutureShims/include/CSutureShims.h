@@ -42,6 +42,10 @@ pid_t suture_gettid(void);
 int suture_pipe2(int fds[2], int flags);
 int suture_tgkill(pid_t tgid, pid_t tid, int sig);
 
+/// libFuzzer's driver, present only in `-sanitize=fuzzer` builds of the
+/// ELFFuzz target (see Benchmarks/fuzz-elf.sh); declared here so Swift can call it.
+int LLVMFuzzerRunDriver(int *argc, char ***argv, int (*callback)(const uint8_t *data, size_t size));
+
 /// errno as a function, since Swift cannot read the errno macro everywhere.
 int suture_errno(void);
 void suture_set_errno(int value);

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Fuzzes the ELF reader with libFuzzer for a bounded time and prints the
+# number of executions and crashes.
+#   Benchmarks/fuzz-elf.sh [SECONDS]   (default 600)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-600}
+scratch=.build-fuzz
+swift build -c release --scratch-path "$scratch" --product ELFFuzz \
+    -Xswiftc -sanitize=fuzzer -Xswiftc -DFUZZING >&2
+corpus=$(mktemp -d /tmp/suture-fuzz-corpus.XXXXXX)
+artifacts=$(mktemp -d /tmp/suture-fuzz-artifacts.XXXXXX)
+trap 'rm -rf "$corpus"' EXIT
+# Seeds: small kernel modules and objects compiled here.
+mapfile -t seeds < <(find /lib/modules -name '*.ko' -size -24k 2>/dev/null | sort | head -40 || true)
+for f in "${seeds[@]}"; do cp "$f" "$corpus/"; done
+printf 'int f(int x){return x+1;}\nint g;\n' | gcc -c -x c -ffunction-sections -o "$corpus/seed.o" -
+log=$(mktemp)
+SWIFT_BACKTRACE=enable=no "$scratch/release/ELFFuzz" "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
+    -artifact_prefix="$artifacts/" -print_final_stats=1 2>"$log" || true
+runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+crashes=$(find "$artifacts" -type f | wc -l)
+echo "fuzz-elf: ${seconds}s, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
+tail -3 "$log" >&2
+[ "$crashes" -eq 0 ]
