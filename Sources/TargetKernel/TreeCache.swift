@@ -145,7 +145,7 @@ public struct TreeCache: Sendable {
         try removeStalePartials(key: key)
 
         let partial = Path.join(treesDirectory, ".\(key).partial-\(getpid())")
-        let token = Cleanup.register { try? FileSystem.removeTree(partial) }
+        let token = Cleanup.register { TreeCache.removeEventually(partial) }
         defer { Cleanup.unregister(token) }
         do throws(KernelError) {
             var timer = PhaseTimer()
@@ -160,8 +160,18 @@ public struct TreeCache: Sendable {
             Progress.say("suture: prepared \(final) in \(Int(total.rounded())) s")
             return Outcome(tree: tree, reused: false, phases: timer.phases, warnings: warnings, seconds: total)
         } catch {
-            try? FileSystem.removeTree(partial)
+            // The cleanup action stays registered until this returns: a
+            // signal arriving now must not end the process mid-removal.
+            TreeCache.removeEventually(partial)
             throw error
+        }
+    }
+
+    /// Removes a tree even while a signal handler's cleanup removes it too:
+    /// either remover may stop at an entry the other took, so retry.
+    static func removeEventually(_ path: String) {
+        for _ in 0..<10 where FileSystem.kind(path) != .missing {
+            try? FileSystem.removeTree(path)
         }
     }
 
