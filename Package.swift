@@ -49,6 +49,6 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
+        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
     ]
 )
