@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "ELF", dependencies: ["Platform"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
+        // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
+        .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
@@ -45,5 +47,6 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
     ]
 )
