@@ -32,7 +32,7 @@ let package = Package(
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel",
+                "Platform", "ELF", "TargetKernel", "VM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained

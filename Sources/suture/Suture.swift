@@ -14,6 +14,8 @@ struct Suture: ParsableCommand {
         """,
         subcommands: [
             ElfCommand.self,
+            VMCommand.self,
+            VMAgentCommand.self,
         ]
     )
 }
