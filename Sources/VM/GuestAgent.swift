@@ -130,7 +130,7 @@ public final class GuestAgent {
                 }
                 streams = open
                 if fds[fds.count - 1].revents != 0 {
-                    try readChannel()
+                    guard try readFromHost() else { throw VMError(.protocolError, "the host went away during a command") }
                     while let frame = try decoder.next() { try handleDuringRun(try HostMessage(frame)) }
                 }
             }
@@ -171,13 +171,7 @@ public final class GuestAgent {
                 if message == .release { return }
                 try handleDuringRun(message)
             }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
-            if n == 0 { throw VMError(.protocolError, "the host went away during a command") }
-            if n < 0 {
-                if currentErrno() == .interrupted { continue }
-                throw VMError(.protocolError, "read from the host", errno: currentErrno())
-            }
-            decoder.append(buffer[0..<n])
+            guard try readFromHost() else { throw VMError(.protocolError, "the host went away during a command") }
         }
     }
 
@@ -239,25 +233,27 @@ public final class GuestAgent {
         }
     }
 
-    private func readChannel() throws(VMError) {
-        let n = buffer.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
-        if n < 0 && currentErrno() != .interrupted && currentErrno() != .resourceTemporarilyUnavailable {
-            throw VMError(.protocolError, "read from the host", errno: currentErrno())
+    /// Reads what the host sent into the decoder, blocking until something
+    /// comes; false when the channel closed.
+    private func readFromHost() throws(VMError) -> Bool {
+        while true {
+            let n = buffer.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
+            if n > 0 {
+                decoder.append(buffer[0..<n])
+                return true
+            }
+            if n == 0 { return false }
+            if currentErrno() != .interrupted {
+                throw VMError(.protocolError, "read from the host", errno: currentErrno())
+            }
         }
-        if n > 0 { decoder.append(buffer[0..<n]) }
     }
 
     /// The next message from the host, blocking; nil if the channel closed.
     private func receive() throws(VMError) -> HostMessage? {
         while true {
             if let frame = try decoder.next() { return try HostMessage(frame) }
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(channel, $0.baseAddress, $0.count) }
-            if n == 0 { return nil }
-            if n < 0 {
-                if currentErrno() == .interrupted { continue }
-                throw VMError(.protocolError, "read from the host", errno: currentErrno())
-            }
-            decoder.append(buffer[0..<n])
+            guard try readFromHost() else { return nil }
         }
     }
 }

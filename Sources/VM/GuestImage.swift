@@ -101,11 +101,12 @@ public struct GuestImage: Sendable {
         mode=$suture_mode
         unset suture_mode
         if [ "$mode" = shell ]; then
-            stty -F /dev/ttyS1 rows "${suture_rows:-24}" cols "${suture_cols:-80}"
+            rows=${suture_rows:-24} cols=${suture_cols:-80}
             unset suture_rows suture_cols
             export PS1='suture-vm:\\w# '
             cd /root
-            setsid -c sh <>/dev/ttyS1 >&0 2>&0
+            # The size must be set while the shell holds the tty open.
+            setsid -c sh -c "stty rows $rows cols $cols; exec sh" <>/dev/ttyS1 >&0 2>&0
         else
             /bin/suture vm-agent /dev/ttyS1
         fi

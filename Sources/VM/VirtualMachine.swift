@@ -71,6 +71,7 @@ public final class VirtualMachine {
     private var shared: SharedRegion?
     private var stopped = false
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    private static let consoleLimit = 4 << 20
 
     /// Builds the initramfs, starts QEMU and waits for the guest agent.
     public init(_ configuration: VMConfiguration) throws(VMError) {
@@ -106,7 +107,9 @@ public final class VirtualMachine {
             shutdown()
             throw VMError(.bootTimeout, "the guest did not come up within \(Int(configuration.bootTimeout)) s (\(accelerator.rawValue)); console:\n\(Command.tail(log))")
         case .stopped:
-            throw VMError(.qemuFailed, "the guest stopped while booting: \(failureDetail())")
+            let detail = failureDetail()
+            shutdown()
+            throw VMError(.qemuFailed, "the guest stopped while booting: \(detail)")
         }
         bootSeconds = Clock.now() - started
     }
@@ -305,6 +308,11 @@ public final class VirtualMachine {
             if fds[1].revents != 0 && !drain(console, into: &consoleSinceMark) {
                 close(console)
                 console = -1
+            }
+            // A chatty kernel must not grow memory without bound; the end
+            // is what explains a failure.
+            if consoleSinceMark.count > VirtualMachine.consoleLimit {
+                consoleSinceMark.removeFirst(consoleSinceMark.count - VirtualMachine.consoleLimit / 2)
             }
             if fds[0].revents & Int16(POLLOUT) != 0 { flushOutgoing() }
             if fds[0].revents & Int16(POLLIN | POLLHUP | POLLERR) != 0 {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
+import Glibc
 import Platform
 import TargetKernel
 import VM
@@ -100,10 +101,13 @@ struct VMCommand: ParsableCommand {
 
     private func runCommand(_ configuration: VMConfiguration) throws(VMError) -> Int32 {
         let commandLine = command.joined(separator: " ")
-        Progress.say("suture: booting \(configuration.kernel.release) …")
+        // The command's stderr must arrive unchanged: progress lines only
+        // for a person watching a terminal.
+        let chatty = isatty(2) == 1
+        if chatty { Progress.say("suture: booting \(configuration.kernel.release) …") }
         let vm = try VirtualMachine(configuration)
         defer { vm.shutdown() }
-        Progress.say("suture: guest up in \(formatSeconds(vm.bootSeconds)) s (\(vm.accelerator.rawValue))")
+        if chatty { Progress.say("suture: guest up in \(formatSeconds(vm.bootSeconds)) s (\(vm.accelerator.rawValue))") }
         let json = output.json
         var result = try vm.run(commandLine, timeout: timeout) { stream, bytes in
             guard !json else { return }
@@ -126,7 +130,7 @@ struct VMCommand: ParsableCommand {
                 ("runSeconds", .double(rounded(result.seconds))),
             ]))
         } else if let problem = result.kernelProblem {
-            Progress.warn("suture: the guest kernel reported a \(problem.rawValue); kernel log:")
+            Progress.warn("suture: guest kernel \(problem.rawValue) during the command; kernel log:")
             Progress.warn(result.kernelLog.trimmingWhitespace())
         } else if result.timedOut {
             Progress.warn("suture: the command did not finish within \(formatSeconds(timeout ?? 0)) s and was killed")
@@ -154,7 +158,7 @@ struct VMCommand: ParsableCommand {
         Progress.say("suture: booting \(configuration.kernel.release); the shell's exit powers the guest off")
         let outcome = try GuestShell.run(configuration)
         if let problem = outcome.kernelProblem {
-            Progress.warn("suture: the guest kernel reported a \(problem.rawValue); console:")
+            Progress.warn("suture: guest kernel \(problem.rawValue) during the session; console:")
             Progress.warn(outcome.console.trimmingWhitespace())
             return 126
         }

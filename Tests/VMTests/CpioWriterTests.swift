@@ -5,14 +5,18 @@ import Testing
 import VM
 
 @Suite struct CpioWriterTests {
-    func sample() throws -> [UInt8] {
-        var cpio = CpioWriter()
+    func addSample(to cpio: inout CpioWriter) throws {
         try cpio.directory("/etc", mode: 0o755)
         try cpio.file("/etc/hostname", mode: 0o644, text: "guest\n")
         try cpio.file("/deep/er/tool", mode: 0o4751, bytes: [0, 1, 2, 255])
         try cpio.symlink("/bin/sh", target: "/bin/busybox")
         try cpio.characterDevice("/dev/console", mode: 0o600, major: 5, minor: 1)
         try cpio.file("/empty", mode: 0o600, bytes: [])
+    }
+
+    func sample() throws -> [UInt8] {
+        var cpio = CpioWriter()
+        try addSample(to: &cpio)
         return cpio.finish().bytes
     }
 
@@ -62,12 +66,7 @@ import VM
         let fd = try Kernel.memfdCreate(name: "cpio-test")
         defer { try? fd.close() }
         var cpio = CpioWriter(fd: fd.rawValue)
-        try cpio.directory("/etc", mode: 0o755)
-        try cpio.file("/etc/hostname", mode: 0o644, text: "guest\n")
-        try cpio.file("/deep/er/tool", mode: 0o4751, bytes: [0, 1, 2, 255])
-        try cpio.symlink("/bin/sh", target: "/bin/busybox")
-        try cpio.characterDevice("/dev/console", mode: 0o600, major: 5, minor: 1)
-        try cpio.file("/empty", mode: 0o600, bytes: [])
+        try addSample(to: &cpio)
         let (size, inMemory) = cpio.finish()
         #expect(inMemory.isEmpty)
         let written = try FileSystem.read("/proc/self/fd/\(fd.rawValue)")
