@@ -48,5 +48,12 @@ let package = Package(
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
+        // Tests that boot the target kernel in QEMU (through the built
+        // `suture` binary and the VM library). Guests run one at a time.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["VM", "TargetKernel", "Platform"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )
