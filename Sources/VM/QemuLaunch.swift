@@ -77,7 +77,8 @@ struct QemuLaunch {
             throw VMError(.system, "create the initramfs", error)
         }
         defer { close(initramfs) }
-        let image = GuestImage(release: configuration.kernel, sutureBinary: suture,
+        let image = GuestImage(release: configuration.kernel,
+                               sutureBinary: StrippedExecutable.prepare(suture, cacheDirectory: cacheDirectory),
                                files: configuration.files, modules: configuration.modules)
         let initramfsSize = try image.write(to: initramfs)
 

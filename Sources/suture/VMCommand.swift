@@ -12,16 +12,17 @@ struct VMCommand: ParsableCommand {
         commandName: "vm",
         abstract: "Run a command in a throwaway QEMU guest of the target kernel.",
         discussion: """
-        COMMAND runs as root with /bin/sh -c in a busybox guest that carries this suture
-        binary. Its stdout and stderr arrive unchanged; the kernel console stays apart.
+        COMMAND runs as root with /bin/sh -c in a busybox guest that carries
+        this suture binary. Its stdout and stderr arrive unchanged; the kernel
+        console stays apart.
 
-        Exit status: the command's, or 124 when --timeout killed it, 125 when the VM or
-        suture failed, 126 when the guest kernel oopsed, panicked or warned (the kernel
-        log is shown then).
+        Exit status: the command's, or 124 when --timeout killed it, 125 when
+        the VM or suture failed, 126 when the guest kernel oopsed, panicked or
+        warned (the kernel log is shown then).
 
         Examples:
           suture vm -- cat /proc/version
-          suture vm --modules xfs --add patch.ko:/root/patch.ko -- 'insmod /root/patch.ko'
+          suture vm --modules xfs --add p.ko:/root/p.ko -- insmod /root/p.ko
           suture vm --kallsyms > kallsyms.txt
           suture vm --shell
         """)

@@ -4,52 +4,20 @@ import Platform
 import Synchronization
 import TargetKernel
 
-/// Kernel modules the tests load in the guest, built once per test process
-/// against the target kernel's headers with kbuild:
-/// - `test_klp_livepatch`, from the kernel's own `lib/livepatch/`, taken
-///   out of the target's source tarball (`KernelRelease.sourceTarball`);
-/// - the C fixtures in `Fixtures/modules/`.
-enum TestModules {
-    static let fixtures = URL(fileURLWithPath: #filePath)
-        .deletingLastPathComponent().deletingLastPathComponent()
-        .appendingPathComponent("Fixtures/modules").path
-
-    private static let cache = Mutex<[String: [UInt8]]?>(nil)
-
-    /// Module name → `.ko` bytes.
-    static func built() throws -> [String: [UInt8]] {
-        try cache.withLock { cached in
-            if let cached { return cached }
-            let modules = try build(try KernelResolver().resolve(nil))
-            cached = modules
-            return modules
-        }
-    }
-
-    static func bytes(_ name: String) throws -> [UInt8] {
-        guard let bytes = try built()[name] else { throw IntegrationError("module \(name) was not built") }
-        return bytes
-    }
-
-    private static func build(_ release: KernelRelease) throws -> [String: [UInt8]] {
+/// Builds out-of-tree kernel modules against a kernel's headers with
+/// kbuild (`make -C /lib/modules/RELEASE/build M=DIR`), one object per C
+/// file, all in one make run.
+enum KernelModuleBuild {
+    /// C file name → source; returns module name → `.ko` bytes.
+    static func build(_ sources: [String: [UInt8]], for release: KernelRelease) throws -> [String: [UInt8]] {
         guard let headers = release.headers else {
             throw IntegrationError("no headers for \(release.release): install linux-headers-\(release.release)")
         }
-        guard let tarball = release.matchingSourceTarball ?? release.sourceTarball else {
-            throw IntegrationError("no \(release.sourcePackage) tarball: install \(release.sourcePackage)")
-        }
         let directory = try TemporaryDirectory(prefix: "suture-test-modules")
         defer { directory.remove() }
-        // The tarball's top directory is the source package's name.
-        let member = "\(release.sourcePackage)/lib/livepatch/test_klp_livepatch.c"
-        let source = try Command.run(["tar", "-xJf", tarball, "--occurrence=1", "-O", member])
-        guard source.termination.succeeded, !source.stdout.isEmpty else {
-            throw IntegrationError("extract \(member) from \(tarball): \(source.stderrText)")
-        }
-        try FileSystem.write(Path.join(directory.path, "test_klp_livepatch.c"), source.stdout)
-        var objects = ["test_klp_livepatch.o"]
-        for name in try FileSystem.list(fixtures) where name.hasSuffix(".c") {
-            try FileSystem.copyFile(Path.join(fixtures, name), Path.join(directory.path, name))
+        var objects: [String] = []
+        for (name, text) in sources.sorted(by: { $0.key < $1.key }) where name.hasSuffix(".c") {
+            try FileSystem.write(Path.join(directory.path, name), text)
             objects.append(String(name.dropLast(2)) + ".o")
         }
         try FileSystem.write(Path.join(directory.path, "Kbuild"), "obj-m := \(objects.joined(separator: " "))\n")
@@ -63,5 +31,48 @@ enum TestModules {
             modules[name] = try FileSystem.read(Path.join(directory.path, name + ".ko"))
         }
         return modules
+    }
+
+    /// A file of the kernel's own source tree, from the target's source
+    /// tarball (`linux-source-X.Y.tar.xz`, whose top folder is the package
+    /// name), e.g. `lib/livepatch/test_klp_livepatch.c`.
+    static func kernelSource(_ path: String, of release: KernelRelease) throws -> [UInt8] {
+        guard let tarball = release.matchingSourceTarball ?? release.sourceTarball else {
+            throw IntegrationError("no \(release.sourcePackage) tarball: install \(release.sourcePackage)")
+        }
+        let member = "\(release.sourcePackage)/\(path)"
+        let source = try Command.run(["tar", "-xJf", tarball, "--occurrence=1", "-O", member])
+        guard source.termination.succeeded, !source.stdout.isEmpty else {
+            throw IntegrationError("extract \(member) from \(tarball): \(source.stderrText)")
+        }
+        return source.stdout
+    }
+}
+
+/// The modules this issue's tests load, built once per test process for
+/// the target kernel: `test_klp_livepatch` from the kernel's own
+/// `lib/livepatch/`, and the C fixtures in `Fixtures/modules/`.
+enum TestModules {
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures/modules").path
+
+    private static let cache = Mutex<[String: [UInt8]]?>(nil)
+
+    static func bytes(_ name: String) throws -> [UInt8] {
+        let all = try cache.withLock { cached in
+            if let cached { return cached }
+            let release = try KernelResolver().resolve(nil)
+            var sources = ["test_klp_livepatch.c": try KernelModuleBuild.kernelSource(
+                "lib/livepatch/test_klp_livepatch.c", of: release)]
+            for name in try FileSystem.list(fixtures) where name.hasSuffix(".c") {
+                sources[name] = try FileSystem.read(Path.join(fixtures, name))
+            }
+            let built = try KernelModuleBuild.build(sources, for: release)
+            cached = built
+            return built
+        }
+        guard let bytes = all[name] else { throw IntegrationError("module \(name) was not built") }
+        return bytes
     }
 }
