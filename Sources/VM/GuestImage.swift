@@ -232,17 +232,14 @@ public struct GuestImage: Sendable {
                 }
                 target = GuestImage.stageDirectory + normalized
             }
-            switch FileSystem.kind(file.hostPath) {
-            case .missing:
+            // The named path itself is followed if it is a symlink.
+            guard FileSystem.exists(file.hostPath) else {
                 throw VMError(.badInput, "--add \(file.hostPath): no such file or directory")
-            case .directory:
+            }
+            if FileSystem.isDirectory(file.hostPath) {
                 try addDirectory(file.hostPath, at: target, into: &cpio)
-            default:
-                if FileSystem.isDirectory(file.hostPath) {
-                    try addDirectory(file.hostPath, at: target, into: &cpio)
-                } else {
-                    try addHostFile(file.hostPath, at: target, mode: nil, into: &cpio)
-                }
+            } else {
+                try addHostFile(file.hostPath, at: target, mode: nil, into: &cpio)
             }
         }
     }

@@ -99,10 +99,11 @@ struct QemuLaunch {
         case .agentSocket:
             let pair: (ours: Int32, theirs: Int32)
             do {
-                pair = try socketPair()
                 transfer = try SharedRegion.createBacking()
+                pair = try socketPair()
             } catch {
                 close(console.ours)
+                if transfer >= 0 { close(transfer) }
                 throw error
             }
             agent = pair
