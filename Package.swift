@@ -28,11 +28,13 @@ let package = Package(
         .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
+        // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
+        .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "PatchCore",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -50,5 +52,13 @@ let package = Package(
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
+        // Tests that boot the target kernel in QEMU (through the built
+        // `suture` binary and the VM library). Guests run one at a time.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["VM", "TargetKernel", "Platform"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )

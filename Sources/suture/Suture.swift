@@ -16,6 +16,8 @@ struct Suture: ParsableCommand {
             ElfCommand.self,
             DiffCommand.self,
             KernelCommand.self,
+            VMCommand.self,
+            VMAgentCommand.self,
         ]
     )
 }
