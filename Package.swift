@@ -50,7 +50,7 @@ let package = Package(
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built
