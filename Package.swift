@@ -30,11 +30,13 @@ let package = Package(
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
         .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
+        // Distro kernel patches: diffs to livepatch modules (klp relocations, kbuild).
+        .target(name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "VM"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "PatchCore", "VM",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "KernelPatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
