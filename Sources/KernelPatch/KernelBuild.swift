@@ -126,7 +126,12 @@ public enum KernelBuild {
         }
         timer.lap("compile")
 
-        // Diff each pair under the kernel rules.
+        // Diff each pair under the kernel rules, with the special sections'
+        // entry sizes of this kernel.
+        let entrySizes = SpecialSectionProbe.entrySizes(
+            headers: headers, compiler: tree.kbuild.compiler,
+            cacheDirectory: OriginalObjectCache(tree: tree, cacheRoot: options.cacheRoot).directory)
+        let rules = TargetRules.kernel(entrySizes: entrySizes)
         progress("comparing \(pairs.count) object(s)")
         let patches: [PatchedObject] = try timed { () throws(BuildError) in
             var refusals: [(String, Refusal)] = []
@@ -135,7 +140,7 @@ public enum KernelBuild {
                 let result: ObjectDiff.Result
                 do {
                     result = try ObjectDiff.run(original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
-                                                rules: .kernel())
+                                                rules: rules)
                 } catch let error as PatchCoreError {
                     throw BuildError(.unsupportedChange, "\(pair.object): \(error.description)")
                 } catch {
@@ -226,31 +231,62 @@ public enum KernelBuild {
                             progress: (String) -> Void) throws(KernelError)
         -> [(object: String, target: String, original: String, patched: String)] {
         let files = applied.files.map(\.path)
-        progress("finding the objects that compile \(files.joined(separator: ", "))")
-        let pristine = try Workspace(tree: tree)
-        defer { try? pristine.remove() }
+        let cache = OriginalObjectCache(tree: tree, cacheRoot: cacheRoot)
+        var pristine: Workspace?
+        defer { try? pristine?.remove() }
+        func pristineWorkspace() throws(KernelError) -> Workspace {
+            if let pristine { return pristine }
+            let w = try Workspace(tree: tree)
+            pristine = w
+            return w
+        }
+
+        // Which objects compile the files (cached per pristine tree).
         var objects: [String] = []
-        for (_, list) in try pristine.objects(compiling: files).sorted(by: { $0.key < $1.key }) {
-            for o in list where !objects.contains(o) { objects.append(o) }
+        var unmapped: [String] = []
+        for file in files {
+            if let known = cache.objects(compiling: file) {
+                for o in known where !objects.contains(o) { objects.append(o) }
+            } else {
+                unmapped.append(file)
+            }
         }
-        progress("compiling \(objects.joined(separator: ", ")) before and after the change")
-        let originalDir = Path.join(scratch, "original")
-        let patchedDir = Path.join(scratch, "patched")
+        if !unmapped.isEmpty {
+            progress("finding the objects that compile \(unmapped.joined(separator: ", "))")
+            for (file, list) in try pristineWorkspace().objects(compiling: unmapped).sorted(by: { $0.key < $1.key }) {
+                cache.store(objects: list, compiling: file)
+                for o in list where !objects.contains(o) { objects.append(o) }
+            }
+        }
+
+        // The original objects (cached: the pristine tree never changes).
         var originals: [String: String] = [:]
-        let built = try pristine.compile(objects)
         var targets: [String: String] = [:]
-        for object in objects {
-            let copy = Path.join(originalDir, object)
-            try copyObject(built[object]!, to: copy)
-            originals[object] = copy
-            targets[object] = try target(of: object, command: try pristine.compileCommand(for: object))
+        let missing = objects.filter { cache.object($0) == nil }
+        if !missing.isEmpty {
+            progress("compiling \(missing.joined(separator: ", ")) from the pristine source")
+            let workspace = try pristineWorkspace()
+            let built = try workspace.compile(missing)
+            for object in missing {
+                try cache.store(object: object, from: built[object]!, command: try workspace.compileCommand(for: object))
+            }
         }
+        for object in objects {
+            guard let cached = cache.object(object) else {
+                throw KernelError(.compileFailed, "the original \(object) is missing from \(cache.directory)")
+            }
+            originals[object] = cached.path
+            targets[object] = try target(of: object, command: cached.command)
+        }
+
+        // The patched objects.
+        progress("compiling \(objects.joined(separator: ", ")) with the change")
         let workspace = try Workspace(tree: tree, replacing: applied.files)
         defer { try? workspace.remove() }
         let patched = try workspace.compile(objects)
         var result: [(String, String, String, String)] = []
         for object in objects {
-            let copy = Path.join(patchedDir, object)
+            let copy = Path.join(scratch, "patched", object)
             try copyObject(patched[object]!, to: copy)
             result.append((object, targets[object]!, originals[object]!, copy))
         }
