@@ -60,6 +60,8 @@ public struct SourceDiff: Sendable {
 
 /// Applies diffs in order with the real `patch` tool to copies of the files
 /// they touch, dry run first, and returns each file's patched contents.
+/// No fuzz: a diff whose context differs was written for other code, and a
+/// live patch must be built from exactly the source that is running.
 /// The pristine tree is only read.
 public enum DiffApplier {
     public struct Result: Sendable {
@@ -91,7 +93,7 @@ public enum DiffApplier {
                 try FileSystem.write(copy, try FileSystem.read(source), mode: 0o644)
             }
             for diff in diffs {
-                let base = ["patch", "-p1", "--batch", "--forward", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
+                let base = ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
                 let dry = try Command.run(base + ["--dry-run"], input: diff.bytes)
                 guard dry.termination.succeeded else {
                     throw BuildError(.diffDoesNotApply, "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n" + rejections(dry.stdoutText + dry.stderrText))
