@@ -166,10 +166,11 @@ public enum KernelBuild {
         timer.lap("diff")
 
         // Symbol positions from the target's kallsyms.
-        let table = try kallsyms(options, progress: progress)
-        let exports: ExportedSymbols
-        do { exports = try ExportedSymbols(symvers: Path.join(headers, "Module.symvers")) } catch {
-            throw BuildError(.io, error.description)
+        let table = try timed { () throws(BuildError) in try kallsyms(options, progress: progress) }
+        let exports = try timed { () throws(BuildError) in
+            do { return try ExportedSymbols(symvers: Path.join(headers, "Module.symvers")) } catch {
+                throw BuildError(.io, error.description)
+            }
         }
         timer.lap("kallsyms")
 
