@@ -168,7 +168,7 @@ public enum KernelBuild {
         // Symbol positions from the target's kallsyms.
         let table = try timed { () throws(BuildError) in try kallsyms(options, progress: progress) }
         let exports = try timed { () throws(BuildError) in
-            do { return try ExportedSymbols(symvers: Path.join(headers, "Module.symvers")) } catch {
+            do throws(KernelError) { return try ExportedSymbols(symvers: Path.join(headers, "Module.symvers")) } catch {
                 throw BuildError(.io, error.description)
             }
         }
