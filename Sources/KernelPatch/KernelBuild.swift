@@ -347,7 +347,3 @@ public enum KernelBuild {
     }
 }
 
-extension String {
-    /// The kernel's module name for a file name: `-` becomes `_`.
-    func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
-}
