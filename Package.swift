@@ -24,13 +24,15 @@ let package = Package(
         ),
         // ELF64: raw definitions, reader, writer. Knows nothing about patching.
         .target(name: "ELF", dependencies: ["Platform"]),
+        // The running kernel: load, unload and inspect live patches through sysfs and /proc.
+        .target(name: "Livepatch", dependencies: ["Platform", "ELF"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel",
+                "Platform", "ELF", "TargetKernel", "Livepatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -47,5 +49,6 @@ let package = Package(
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
+        .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
     ]
 )

@@ -14,6 +14,11 @@ struct Suture: ParsableCommand {
         """,
         subcommands: [
             ElfCommand.self,
+            LoadCommand.self,
+            UnloadCommand.self,
+            ListCommand.self,
+            StatusCommand.self,
+            ForceCommand.self,
         ]
     )
 }
