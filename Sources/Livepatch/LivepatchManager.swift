@@ -153,11 +153,11 @@ public struct LivepatchManager: Sendable {
         return "blocked by " + shown.joined(separator: ", ") + more
     }
 
-    /// Writes `enabled`. The kernel reverses a running transition, or starts
-    /// disabling a patch (`enabled_store`).
+    /// Writes `enabled`. Before the write returns, the kernel reverses a
+    /// running transition or starts disabling the patch (`enabled_store`).
     func writeEnabled(_ name: String, _ value: Bool) throws(LivepatchError) {
         do {
-            try KernelFiles.writeAttribute(Path.join(tree.patch(name), "enabled"), value ? "1" : "0")
+            try system.calls.writeAttribute(Path.join(tree.patch(name), "enabled"), value ? "1" : "0")
         } catch {
             if error.errno == .noSuchFileOrDirectory { return } // freed meanwhile
             if error.errno == .resourceBusy {

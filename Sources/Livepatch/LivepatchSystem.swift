@@ -7,7 +7,7 @@ import Platform
 /// `live()` is the real thing; tests build one over a fake tree.
 public struct LivepatchSystem: Sendable {
     public var tree: KernelTree
-    public var calls: any ModuleSystemCalls
+    public var calls: any KernelCalls
     /// The caller's effective user id; only root may change live patches.
     public var effectiveUserID: UInt32
     /// Seconds between reads of a patch's `transition` while waiting.
@@ -20,14 +20,14 @@ public struct LivepatchSystem: Sendable {
     /// references to drop before it is removed.
     public var settleTimeout: Double = 30
 
-    public init(tree: KernelTree, calls: any ModuleSystemCalls, effectiveUserID: UInt32) {
+    public init(tree: KernelTree, calls: any KernelCalls, effectiveUserID: UInt32) {
         self.tree = tree
         self.calls = calls
         self.effectiveUserID = effectiveUserID
     }
 
     public static func live() -> LivepatchSystem {
-        LivepatchSystem(tree: .live, calls: KernelModuleSystemCalls(), effectiveUserID: Kernel.effectiveUserID())
+        LivepatchSystem(tree: .live, calls: LiveKernelCalls(), effectiveUserID: Kernel.effectiveUserID())
     }
 }
 

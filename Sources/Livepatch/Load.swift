@@ -79,9 +79,13 @@ extension LivepatchManager {
         let seconds = Clock.now() - started
         progress("\(name): patched in \(LivepatchText.seconds(seconds))")
 
-        // A cumulative patch makes the kernel free every earlier patch; their
-        // modules stay loaded until someone removes them.
-        let replaced = before.subtracting(sysfs.patchNames()).filter { sysfs.isLoaded($0) }.sorted()
+        // A cumulative patch disables every earlier patch as its transition
+        // completes (klp_unpatch_replaced_patches) and frees them soon
+        // after; their modules stay loaded until someone removes them.
+        let replaced = before.filter { old in
+            guard let folder = sysfs.patch(old) else { return true }
+            return !folder.enabled && !folder.transition
+        }.filter { sysfs.isLoaded($0) }.sorted()
         for old in replaced {
             progress("\(name) replaced \(old); removing its module")
             try removeModule(old)

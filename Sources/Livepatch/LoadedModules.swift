@@ -45,18 +45,23 @@ public struct LoadedModule: Sendable, Equatable {
     }
 }
 
-/// The two system calls that change the set of loaded modules. A protocol,
-/// so unit tests run the manager against a fake kernel tree.
-public protocol ModuleSystemCalls: Sendable {
+/// The calls through which the manager changes the kernel: the two module
+/// system calls and writes to sysfs attributes, each of which the kernel
+/// acts on before it returns. A protocol, so unit tests run the manager
+/// against a fake kernel.
+public protocol KernelCalls: Sendable {
     /// `finit_module(2)` on an open module file.
     func load(_ fd: FileDescriptor, parameters: String) throws(PlatformError)
-    /// `delete_module(2)` with `O_NONBLOCK`: fails with EWOULDBLOCK or
-    /// EAGAIN while the module is in use rather than waiting.
+    /// `delete_module(2)` with `O_NONBLOCK`: fails with EWOULDBLOCK
+    /// while the module is in use rather than waiting.
     func remove(_ name: String) throws(PlatformError)
+    /// Writes a sysfs attribute such as `enabled` or `force` with one
+    /// `write(2)`; never creates the file.
+    func writeAttribute(_ path: String, _ value: String) throws(PlatformError)
 }
 
-/// The real system calls.
-public struct KernelModuleSystemCalls: ModuleSystemCalls {
+/// The real kernel.
+public struct LiveKernelCalls: KernelCalls {
     public init() {}
 
     public func load(_ fd: FileDescriptor, parameters: String) throws(PlatformError) {
@@ -65,5 +70,9 @@ public struct KernelModuleSystemCalls: ModuleSystemCalls {
 
     public func remove(_ name: String) throws(PlatformError) {
         try Kernel.deleteModule(name: name)
+    }
+
+    public func writeAttribute(_ path: String, _ value: String) throws(PlatformError) {
+        try KernelFiles.writeAttribute(path, value)
     }
 }

@@ -63,11 +63,7 @@ public enum LivepatchText {
     /// `list`: one block per patch, objects and functions indented.
     public static func list(_ patches: [PatchStatus]) -> String {
         guard !patches.isEmpty else { return "no live patches loaded\n" }
-        var lines: [String] = []
-        for patch in patches {
-            lines.append(contentsOf: block(patch, detailed: false))
-        }
-        return lines.joined(separator: "\n") + "\n"
+        return patches.map { block($0, detailed: false).joined(separator: "\n") }.joined(separator: "\n\n") + "\n"
     }
 
     /// `status`: the same blocks, with pending tasks and their stacks.
@@ -90,7 +86,7 @@ public enum LivepatchText {
             let state: String
             switch object.patched {
             case true?: state = "patched"
-            case false?: state = object.isVmlinux ? "not patched" : "waiting for module \(object.name)"
+            case false?: state = object.isVmlinux ? "not patched" : "waiting (module not loaded)"
             case nil: state = "unknown"
             }
             lines.append("  \(object.name): \(state)")

@@ -16,24 +16,32 @@ public struct TaskScanner: Sendable {
     public struct Thread: Sendable, Hashable {
         public var pid: Int
         public var tid: Int
+
+        public init(pid: Int, tid: Int) {
+            self.pid = pid
+            self.tid = tid
+        }
     }
 
     /// Threads whose `patch_state` is set and differs from `direction`'s target.
     public func pending(_ direction: TransitionDirection) -> [Thread] {
         let target = direction.targetState
         var result: [Thread] = []
-        for entry in KernelFiles.list(tree.proc) {
-            guard let pid = Int(entry) else { continue }
-            let tasks = Path.join(tree.proc, entry, "task")
-            for taskEntry in KernelFiles.list(tasks) {
-                guard let tid = Int(taskEntry),
-                      let state = KernelFiles.integer(Path.join(tasks, taskEntry, "patch_state")) else { continue }
+        for pid in Self.numbers(in: tree.proc) {
+            let tasks = Path.join(tree.proc, String(pid), "task")
+            for tid in Self.numbers(in: tasks) {
+                guard let state = KernelFiles.integer(Path.join(tasks, String(tid), "patch_state")) else { continue }
                 if state >= 0 && state != target {
                     result.append(Thread(pid: pid, tid: tid))
                 }
             }
         }
         return result
+    }
+
+    /// The numeric entries of a folder, in numeric order.
+    private static func numbers(in folder: String) -> [Int] {
+        KernelFiles.list(folder).compactMap { Int($0) }.sorted()
     }
 
     /// The thread's name; nil when it has exited.

@@ -101,7 +101,7 @@ extension LivepatchManager {
         let lock = try KernelLock(system, action: "force \(wanted)", say: progress)
         defer { lock.release() }
         do {
-            try KernelFiles.writeAttribute(Path.join(tree.patch(wanted), "force"), "1")
+            try system.calls.writeAttribute(Path.join(tree.patch(wanted), "force"), "1")
         } catch {
             if error.errno == .invalidArgument {
                 throw LivepatchError(.force, "\(wanted) is no longer in transition; nothing to force")
@@ -110,10 +110,12 @@ extension LivepatchManager {
         }
         progress("\(wanted): forced; waiting for the transition to end")
         switch waitForTransition(wanted, timeout: system.settleTimeout) {
-        case .gone:
-            return PatchStatus(name: wanted, module: wanted, present: false, enabled: false, transition: false,
-                               replace: nil, objects: [])
-        case .settled:
+        case .gone, .settled:
+            // A patch forced out is freed soon after; show it gone.
+            let deadline = Clock.now() + system.settleTimeout
+            while let folder = sysfs.patch(wanted), !folder.enabled, Clock.now() < deadline {
+                Clock.sleep(seconds: system.pollInterval)
+            }
             return try status(wanted)
         case .timedOut:
             throw LivepatchError(.stuck, "\(wanted): the forced transition did not end within \(Int(system.settleTimeout)) s")
