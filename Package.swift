@@ -24,15 +24,19 @@ let package = Package(
         ),
         // ELF64: raw definitions, reader, writer. Knows nothing about patching.
         .target(name: "ELF", dependencies: ["Platform"]),
+        // Correlate → compare → select → emit on two objects. Shared by both patchers.
+        .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
         // The running kernel: load, unload and inspect live patches through sysfs and /proc.
         .target(name: "Livepatch", dependencies: ["Platform", "ELF"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
+        // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
+        .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "Livepatch",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "Livepatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -48,7 +52,16 @@ let package = Package(
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform"]),
+        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
         .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
+        // Tests that boot the target kernel in QEMU (through the built
+        // `suture` binary and the VM library). Guests run one at a time.
+        .testTarget(
+            name: "IntegrationTests",
+            dependencies: ["VM", "TargetKernel", "Platform", "ELF"],
+            exclude: ["Fixtures"]
+        ),
     ]
 )

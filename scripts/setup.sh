@@ -32,7 +32,8 @@ apt_install() {
 }
 
 # Build tools, VM tools.
-apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc libelf-dev libssl-dev \
+# dwarves (pahole): olddefconfig derives the BTF options from its version.
+apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc libelf-dev libssl-dev dwarves \
     qemu-system-x86 busybox-static cpio kmod
 
 # The kernel as one matched set: the image the metapackage points at, its

@@ -155,3 +155,64 @@ pid_t suture_spawn(const suture_spawn_options *o) {
     }
     return pid;
 }
+
+// PR_SET_PDEATHSIG fires when the *thread* that forked the child ends, not
+// the process (prctl(2)). A child spawned from a short-lived thread (a Swift
+// concurrency pool thread, a test runner's thread) would be killed early.
+// So children with a death signal are forked from one keeper thread that
+// lives as long as the process and blocks every signal.
+#include <pthread.h>
+
+static pthread_once_t keeper_once = PTHREAD_ONCE_INIT;
+static pthread_mutex_t keeper_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t keeper_wake = PTHREAD_COND_INITIALIZER;
+static pthread_mutex_t keeper_callers = PTHREAD_MUTEX_INITIALIZER;
+static const suture_spawn_options *keeper_request;
+static pid_t keeper_result;
+static int keeper_errno;
+static int keeper_done;
+static int keeper_started;
+
+static void *keeper_main(void *unused) {
+    (void)unused;
+    sigset_t all;
+    sigfillset(&all);
+    pthread_sigmask(SIG_BLOCK, &all, NULL);
+    pthread_mutex_lock(&keeper_lock);
+    for (;;) {
+        while (keeper_request == NULL) pthread_cond_wait(&keeper_wake, &keeper_lock);
+        pid_t pid = suture_spawn(keeper_request);
+        keeper_errno = errno;
+        keeper_result = pid;
+        keeper_request = NULL;
+        keeper_done = 1;
+        pthread_cond_broadcast(&keeper_wake);
+    }
+    return NULL;
+}
+
+static void keeper_start(void) {
+    pthread_t thread;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    keeper_started = pthread_create(&thread, &attr, keeper_main, NULL) == 0;
+    pthread_attr_destroy(&attr);
+}
+
+pid_t suture_spawn_from_keeper(const suture_spawn_options *options) {
+    pthread_once(&keeper_once, keeper_start);
+    if (!keeper_started) return suture_spawn(options);
+    pthread_mutex_lock(&keeper_callers); // one request at a time
+    pthread_mutex_lock(&keeper_lock);
+    keeper_done = 0;
+    keeper_request = options;
+    pthread_cond_broadcast(&keeper_wake);
+    while (!keeper_done) pthread_cond_wait(&keeper_wake, &keeper_lock);
+    pid_t pid = keeper_result;
+    int err = keeper_errno;
+    pthread_mutex_unlock(&keeper_lock);
+    pthread_mutex_unlock(&keeper_callers);
+    errno = err;
+    return pid;
+}

@@ -10,13 +10,15 @@ public final class FileLock: @unchecked Sendable {
 
     /// Takes the lock, waiting up to `timeout` seconds. `onWait` is called
     /// once if the lock is busy, so callers can say that they are waiting.
-    public init(path: String, timeout: Double, onWait: (() -> Void)? = nil) throws(PlatformError) {
+    /// A `shared` lock (`LOCK_SH`) admits other shared holders and excludes
+    /// exclusive ones: readers of a cache take it, its writer does not.
+    public init(path: String, timeout: Double, shared: Bool = false, onWait: (() -> Void)? = nil) throws(PlatformError) {
         self.path = path
         try FileSystem.makeDirectories(Path.directory(of: path))
         fd = try retryingOnEINTR("open lock \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
         let deadline = Clock.now() + timeout
         var announced = false
-        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
+        while flock(fd, (shared ? LOCK_SH : LOCK_EX) | LOCK_NB) != 0 {
             let err = currentErrno()
             guard err == .wouldBlock || err == .interrupted else {
                 close(fd)

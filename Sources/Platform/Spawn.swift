@@ -61,7 +61,9 @@ public final class ChildProcess: @unchecked Sendable {
     /// - Parameters:
     ///   - environment: the full environment, or nil to inherit ours.
     ///   - extraDescriptors: parent descriptors passed at the same numbers.
-    ///   - deathSignal: sent to the child when this process dies (even by SIGKILL).
+    ///   - deathSignal: sent to the child when this process dies (even by
+    ///     SIGKILL). The fork happens on a keeper thread that lives as long as
+    ///     the process, since the kernel ties this signal to the forking thread.
     ///   - newProcessGroup: start a process group, so `kill(group:)` reaches grandchildren.
     ///   - killOnCleanup: kill the child's group from the cleanup registry on signals.
     public init(
@@ -124,7 +126,8 @@ public final class ChildProcess: @unchecked Sendable {
                             death_signal: deathSignal,
                             new_process_group: newProcessGroup ? 1 : 0,
                             new_session: newSession ? 1 : 0)
-                        return suture_spawn(&options)
+                        // A death signal must not depend on the calling thread's life.
+                        return deathSignal != 0 ? suture_spawn_from_keeper(&options) : suture_spawn(&options)
                     }
                 }
             }

@@ -66,6 +66,39 @@ public struct KernelRelease: Sendable, Equatable {
 
     public var hasHeaders: Bool { headers != nil }
 
+    /// The upstream kernel version the package was built from, e.g.
+    /// `6.1.192` from package version `6.1.192-3`: epoch, Debian revision
+    /// and suffixes such as `~bpo12+1` or `+deb12u1` removed.
+    public var upstreamVersion: String? {
+        guard let packageVersion else { return nil }
+        return KernelRelease.upstream(of: packageVersion)
+    }
+
+    static func upstream(of packageVersion: String) -> String {
+        let upstream = DebianVersion(packageVersion).upstream
+        return String(upstream.prefix { $0.isNumber || $0 == "." })
+    }
+
+    /// What is missing for Suture to build patches for this kernel, in
+    /// words: `config`, `headers`, `livepatch`, `source`.
+    public var missingPieces: [String] {
+        var missing: [String] = []
+        if config == nil { missing.append("config") }
+        if headers == nil { missing.append("headers") }
+        if !livepatch { missing.append("livepatch") }
+        if matchingSourceTarball == nil { missing.append("source") }
+        return missing
+    }
+
+    /// The same release with its image at another path (`--kernel PATH`).
+    public func withImage(_ path: String) -> KernelRelease {
+        KernelRelease(
+            release: release, image: path, config: config, modulesDirectory: modulesDirectory,
+            headers: headers, imagePackage: imagePackage, packageVersion: packageVersion,
+            livepatch: livepatch, compiler: compiler, sourcePackage: sourcePackage,
+            sourceVersion: sourceVersion, sourceTarball: sourceTarball, isRunning: isRunning)
+    }
+
     static func series(of release: String) -> String {
         let parts = release.split(separator: ".", maxSplits: 2)
         guard parts.count >= 2 else { return release }
@@ -90,6 +123,7 @@ public struct KernelRelease: Sendable, Equatable {
             ("sourceMatches", .bool(matchingSourceTarball != nil)),
             ("running", .bool(isRunning)),
             ("default", .bool(isDefault)),
+            ("missing", .strings(missingPieces)),
         ])
     }
 }

@@ -45,11 +45,9 @@ public struct KernelResolver: Sendable {
         let configPath = path("boot/config-\(release)")
         let config = FileSystem.exists(configPath) ? configPath : nil
         let modules = path("lib/modules/\(release)")
-        let headersLink = Path.join(modules, "build")
-        let headers: String? = FileSystem.isDirectory(headersLink)
-            ? ((try? FileSystem.realPath(headersLink)).map { root == "/" ? $0 : $0 } ?? headersLink) : nil
+        let headers = resolveInRoot(Path.join(modules, "build"))
         let configText = config.flatMap { FileSystem.readTextIfPresent($0) } ?? ""
-        let livepatch = configText.contains("\nCONFIG_LIVEPATCH=y\n") || configText.hasPrefix("CONFIG_LIVEPATCH=y\n")
+        let parsed = KernelConfig(text: configText)
         var imagePackage: String?
         var packageVersion: String?
         for candidate in ["linux-image-\(release)", "linux-image-\(release)-unsigned"] {
@@ -66,15 +64,36 @@ public struct KernelResolver: Sendable {
             release: release, image: image, config: config,
             modulesDirectory: FileSystem.isDirectory(modules) ? modules : nil,
             headers: headers, imagePackage: imagePackage, packageVersion: packageVersion,
-            livepatch: livepatch,
-            compiler: KernelResolver.compiler(headers: headers, configText: configText),
+            livepatch: parsed["LIVEPATCH"] == .yes,
+            compiler: KernelResolver.compiler(headers: headers, config: parsed),
             sourcePackage: sourcePackage, sourceVersion: dpkg.version(of: sourcePackage),
-            sourceTarball: FileSystem.exists(tarballPath) ? tarballPath : nil,
+            sourceTarball: FileSystem.exists(tarballPath) && !FileSystem.isDirectory(tarballPath) ? tarballPath : nil,
             isRunning: release == runningRelease)
     }
 
-    /// The compiler string the kernel was built with.
-    static func compiler(headers: String?, configText: String) -> String? {
+    /// Follows symlinks inside `root`: an absolute link target such as
+    /// `/usr/src/linux-headers-…` means `ROOT/usr/src/…` in a fake tree.
+    /// Returns nil when the path does not lead to a directory.
+    func resolveInRoot(_ start: String) -> String? {
+        var current = start
+        for _ in 0..<16 {
+            switch FileSystem.kind(current) {
+            case .directory: return root == "/" ? ((try? FileSystem.realPath(current)) ?? current) : current
+            case .symlink:
+                guard let target = try? FileSystem.readLink(current) else { return nil }
+                current = target.hasPrefix("/") ? path(String(target.drop { $0 == "/" }))
+                    : Path.join(Path.directory(of: current), target)
+            default: return nil
+            }
+        }
+        return nil
+    }
+
+    /// The compiler that built the kernel: `LINUX_COMPILER` of the headers'
+    /// `include/generated/compile.h` without its linker part, else the
+    /// config's `CONFIG_CC_VERSION_TEXT`. For Debian 12 both say
+    /// `gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0`.
+    static func compiler(headers: String?, config: KernelConfig) -> String? {
         if let headers, let text = FileSystem.readTextIfPresent(Path.join(headers, "include/generated/compile.h")) {
             for line in text.split(separator: "\n") where line.hasPrefix("#define LINUX_COMPILER") {
                 if let open = line.firstIndex(of: "\""), let close = line.lastIndex(of: "\""), open < close {
@@ -85,9 +104,7 @@ public struct KernelResolver: Sendable {
                 }
             }
         }
-        for line in configText.split(separator: "\n") where line.hasPrefix("CONFIG_CC_VERSION_TEXT=") {
-            return String(line.dropFirst("CONFIG_CC_VERSION_TEXT=".count)).trimmingCharacters(in: "\"")
-        }
+        if case .value(let text) = config["CC_VERSION_TEXT"], !text.isEmpty { return text }
         return nil
     }
 
@@ -109,31 +126,34 @@ public struct KernelResolver: Sendable {
 
     /// Resolves `--kernel RELEASE|PATH`; nil means the default target.
     ///
-    /// A path names a kernel image such as `/boot/vmlinuz-6.1.0-57-amd64`.
+    /// A path names a kernel image such as `/boot/vmlinuz-6.1.0-57-amd64`
+    /// (the release comes from its name, and the image may live anywhere),
+    /// or a modules folder such as `/lib/modules/6.1.0-57-amd64`.
     public func resolve(_ spec: String?) throws(KernelError) -> KernelRelease {
         guard let spec, !spec.isEmpty else { return try defaultTarget() }
-        var release = spec
-        if spec.contains("/") {
-            let base = Path.base(of: spec)
-            guard base.hasPrefix("vmlinuz-") else {
-                throw KernelError(.unknownKernel, "\(spec): not a kernel image (expected a path ending in vmlinuz-RELEASE)")
+        guard spec.contains("/") else {
+            let candidate = describe(spec)
+            guard FileSystem.exists(candidate.image) else {
+                let known = installed().map(\.release)
+                throw KernelError(.unknownKernel, "kernel \(spec) is not installed (no \(candidate.image)); installed: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
             }
-            release = String(base.dropFirst("vmlinuz-".count))
+            return candidate
         }
-        let candidate = describe(release)
-        guard FileSystem.exists(candidate.image) else {
-            let known = installed().map(\.release)
-            throw KernelError(.unknownKernel, "kernel \(release) is not installed (no \(candidate.image)); installed: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+        let absolute = Path.absolute(spec)
+        let base = Path.base(of: absolute)
+        if FileSystem.isDirectory(absolute) {
+            let candidate = describe(base)
+            guard FileSystem.exists(candidate.image) else {
+                throw KernelError(.unknownKernel, "\(spec): a folder, but no kernel image \(candidate.image) for release \(base)")
+            }
+            return candidate
         }
-        return candidate
-    }
-}
-
-extension String {
-    func trimmingCharacters(in set: Character) -> String {
-        var s = Substring(self)
-        while s.first == set { s = s.dropFirst() }
-        while s.last == set { s = s.dropLast() }
-        return String(s)
+        guard base.hasPrefix("vmlinuz-"), base.count > 8 else {
+            throw KernelError(.unknownKernel, "\(spec): not a kernel image (expected a path ending in vmlinuz-RELEASE)")
+        }
+        guard FileSystem.exists(absolute) else {
+            throw KernelError(.unknownKernel, "\(spec): no such kernel image")
+        }
+        return describe(String(base.dropFirst(8))).withImage(absolute)
     }
 }

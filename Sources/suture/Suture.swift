@@ -14,6 +14,10 @@ struct Suture: ParsableCommand {
         """,
         subcommands: [
             ElfCommand.self,
+            DiffCommand.self,
+            KernelCommand.self,
+            VMCommand.self,
+            VMAgentCommand.self,
             LoadCommand.self,
             UnloadCommand.self,
             ListCommand.self,

@@ -33,6 +33,12 @@ typedef struct {
 /// failure in the child, reported back through a close-on-exec pipe).
 pid_t suture_spawn(const suture_spawn_options *options);
 
+/// `suture_spawn` run on a thread that lives as long as the process, so
+/// that the child's parent-death signal means "this process died" and not
+/// "the calling thread ended" (prctl(2) ties PR_SET_PDEATHSIG to the
+/// forking thread).
+pid_t suture_spawn_from_keeper(const suture_spawn_options *options);
+
 long suture_ptrace(int request, pid_t pid, void *addr, void *data);
 int suture_finit_module(int fd, const char *params, int flags);
 int suture_delete_module(const char *name, int flags);

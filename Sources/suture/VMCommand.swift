@@ -1,0 +1,177 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ArgumentParser
+import Glibc
+import Platform
+import TargetKernel
+import VM
+
+extension Accelerator: ExpressibleByArgument {}
+
+struct VMCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "vm",
+        abstract: "Run a command in a throwaway QEMU guest of the target kernel.",
+        discussion: """
+        COMMAND runs as root with /bin/sh -c in a busybox guest that carries
+        this suture binary. Its stdout and stderr arrive unchanged; the kernel
+        console stays apart.
+
+        Exit status: the command's, or 124 when --timeout killed it, 125 when
+        the VM or suture failed, 126 when the guest kernel oopsed, panicked or
+        warned (the kernel log is shown then).
+
+        Examples:
+          suture vm -- cat /proc/version
+          suture vm --modules xfs --add p.ko:/root/p.ko -- insmod /root/p.ko
+          suture vm --kallsyms > kallsyms.txt
+          suture vm --shell
+        """)
+
+    @OptionGroup var kernel: KernelOption
+
+    @Option(name: .customLong("add"), help: ArgumentHelp(
+        "Put a host file or directory into the guest, at GUEST_PATH or at its own absolute path (repeatable).",
+        valueName: "FILE[:GUEST_PATH]"))
+    var add: [String] = []
+
+    @Option(help: ArgumentHelp(
+        "Carry these modules of the target release and their dependencies, for modprobe.",
+        valueName: "NAME,..."))
+    var modules: [String] = []
+
+    @Option(help: ArgumentHelp("Kill the command after this many seconds (exit 124).", valueName: "SECONDS"))
+    var timeout: Double?
+
+    @Option(help: ArgumentHelp("Guest memory.", valueName: "MB"))
+    var memory: Int = 512
+
+    @Option(help: ArgumentHelp("Force an accelerator (default: KVM when it works here, else TCG).", valueName: "kvm|tcg"))
+    var accel: Accelerator?
+
+    @Flag(help: "Print the guest's /proc/kallsyms as root sees it (cached per release).")
+    var kallsyms = false
+
+    @Flag(help: "Open an interactive shell on the guest; exit powers it off.")
+    var shell = false
+
+    @OptionGroup var output: JSONOption
+
+    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command line to run in the guest, after --.", valueName: "COMMAND"))
+    var command: [String] = []
+
+    func validate() throws {
+        let modes = (kallsyms ? 1 : 0) + (shell ? 1 : 0) + (command.isEmpty ? 0 : 1)
+        if modes != 1 {
+            throw ValidationError("give exactly one of: -- COMMAND..., --kallsyms, --shell")
+        }
+        if shell && output.json { throw ValidationError("--shell has no --json output") }
+        if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
+        if memory < 128 { throw ValidationError("--memory must be at least 128 (MB)") }
+    }
+
+    func run() throws {
+        Cleanup.installSignalHandling()
+        var status: Int32 = 0
+        try reportingErrors(json: output.json) {
+            let configuration = try makeConfiguration()
+            if kallsyms {
+                try printKallsyms(configuration)
+            } else if shell {
+                status = try runShell(configuration)
+            } else {
+                status = try runCommand(configuration)
+            }
+        }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    private func makeConfiguration() throws(VMError) -> VMConfiguration {
+        let release: KernelRelease
+        do {
+            release = try KernelResolver().resolve(kernel.kernel)
+        } catch {
+            throw VMError(error.exitStatus == 64 ? .usage : .badInput, error.description)
+        }
+        var configuration = VMConfiguration(kernel: release)
+        configuration.files = try add.map { spec throws(VMError) in try GuestFile.parse(spec) }
+        configuration.modules = modules.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
+        configuration.memoryMB = memory
+        configuration.accelerator = accel
+        return configuration
+    }
+
+    private func runCommand(_ configuration: VMConfiguration) throws(VMError) -> Int32 {
+        let commandLine = command.joined(separator: " ")
+        // The command's stderr must arrive unchanged: progress lines only
+        // for a person watching a terminal.
+        let chatty = isatty(2) == 1
+        if chatty { Progress.say("suture: booting \(configuration.kernel.release) …") }
+        let vm = try VirtualMachine(configuration)
+        defer { vm.shutdown() }
+        if chatty { Progress.say("suture: guest up in \(formatSeconds(vm.bootSeconds)) s (\(vm.accelerator.rawValue))") }
+        let json = output.json
+        var result = try vm.run(commandLine, timeout: timeout) { stream, bytes in
+            guard !json else { return }
+            try? FileSystem.writeAll(fd: stream == .stdout ? 1 : 2, bytes, context: "output")
+        }
+        vm.shutdown()
+        // A kernel that already warned while booting counts as well.
+        if let bootProblem = vm.bootProblem, result.kernelProblem.map({ $0 < bootProblem }) ?? true {
+            result.kernelProblem = bootProblem
+            result.kernelLog = vm.bootLog + result.kernelLog
+        }
+        if json {
+            printJSON(.object([
+                ("exitStatus", .integer(result.exitStatus)),
+                ("stdout", .string(result.stdoutText)),
+                ("stderr", .string(result.stderrText)),
+                ("kernelLog", .string(result.kernelLog)),
+                ("kernelProblem", result.kernelProblem.map { .string($0.rawValue) } ?? .null),
+                ("bootSeconds", .double(rounded(vm.bootSeconds))),
+                ("runSeconds", .double(rounded(result.seconds))),
+            ]))
+        } else if let problem = result.kernelProblem {
+            Progress.warn("suture: guest kernel \(problem.rawValue) during the command; kernel log:")
+            Progress.warn(result.kernelLog.trimmingWhitespace())
+        } else if result.timedOut {
+            Progress.warn("suture: the command did not finish within \(formatSeconds(timeout ?? 0)) s and was killed")
+        }
+        return result.exitStatus
+    }
+
+    private func printKallsyms(_ configuration: VMConfiguration) throws(VMError) {
+        let (text, cached) = try Kallsyms.load(configuration)
+        let path = Kallsyms.cachePath(release: configuration.kernel.release, cacheRoot: configuration.cacheRoot)
+        if output.json {
+            let lines = text.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
+            printJSON(.object([
+                ("release", .string(configuration.kernel.release)),
+                ("cached", .bool(cached)),
+                ("cacheFile", .string(path)),
+                ("symbols", .integer(lines)),
+            ]))
+        } else {
+            try? FileSystem.writeAll(fd: 1, text, context: "stdout")
+        }
+    }
+
+    private func runShell(_ configuration: VMConfiguration) throws(VMError) -> Int32 {
+        Progress.say("suture: booting \(configuration.kernel.release); the shell's exit powers the guest off")
+        let outcome = try GuestShell.run(configuration)
+        if let problem = outcome.kernelProblem {
+            Progress.warn("suture: guest kernel \(problem.rawValue) during the session; console:")
+            Progress.warn(outcome.console.trimmingWhitespace())
+            return 126
+        }
+        return 0
+    }
+}
+
+private func rounded(_ seconds: Double) -> Double {
+    (seconds * 1000).rounded() / 1000
+}
+
+private func formatSeconds(_ seconds: Double) -> String {
+    let tenths = Int((seconds * 10).rounded())
+    return "\(tenths / 10).\(tenths % 10)"
+}

@@ -1,0 +1,2 @@
+int compute(int x) { return x * 3 + 1; }
+int unrelated(int y) { return y - 7; }

@@ -1,0 +1,2 @@
+int hits;
+void record(int x) { hits += x; }

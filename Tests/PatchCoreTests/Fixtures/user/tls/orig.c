@@ -1,0 +1,2 @@
+__thread int per_thread_count;
+int bump(void) { return ++per_thread_count; }
