@@ -42,8 +42,11 @@ let package = Package(
             // A static Swift standard library keeps the binary self-contained
             // for the VM guest. ArgumentParser pulls in FoundationEssentials,
             // whose two support libraries must then be named explicitly.
+            // Not position-independent: a PIE applies some 41,000 relocations
+            // at every start, which doubles start-up under TCG (130 → 60 ms
+            // for `suture list` in the guest; see Benchmarks/manager-bench.sh).
             linkerSettings: [
-                .unsafeFlags(["-static-stdlib"]),
+                .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie"]),
                 .linkedLibrary("_FoundationCollections"),
                 .linkedLibrary("_FoundationCShims"),
             ]

@@ -16,10 +16,12 @@ suture=${SUTURE_BINARY:-.build/release/suture}
 runs=${1:-${RUNS:-7}}
 [ -x "$suture" ] || { echo "no $suture: run swift build -c release first" >&2; exit 1; }
 
-target=$("$suture" kernels --json 2>/dev/null | jq -r '.kernels[] | select(.default) | .release' 2>/dev/null || true)
-target=${target:-$(ls /lib/modules | sort -V | tail -1)}
-headers=/lib/modules/$target/build
-tarball=$(ls /usr/src/linux-source-*.tar.xz | sort -V | tail -1)
+# The default target kernel, as every suture command resolves it.
+kernels=$("$suture" kernel list --json)
+target=$(printf '%s' "$kernels" | jq -r .default)
+headers=$(printf '%s' "$kernels" | jq -r --arg t "$target" '.kernels[] | select(.release == $t) | .headers')
+tarball=$(printf '%s' "$kernels" | jq -r --arg t "$target" '.kernels[] | select(.release == $t) | .sourceTarball')
+[ "$headers" != null ] && [ "$tarball" != null ] || { echo "the target $target needs its headers and source tarball" >&2; exit 1; }
 work=$(mktemp -d "${TMPDIR:-/tmp}/suture-manager-bench.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 

@@ -44,6 +44,9 @@ public struct LivepatchError: SutureError {
     public var kind: Code
     public var errno: Errno?
     public var message: String
+    /// Whether the description ends with the errno's text; false when the
+    /// message already says it.
+    public var showsErrno = true
 
     public init(_ kind: Code, errno: Errno? = nil, _ message: String) {
         self.kind = kind
@@ -54,7 +57,7 @@ public struct LivepatchError: SutureError {
     public var code: String { kind.rawValue }
 
     public var description: String {
-        if let errno { return "\(message): \(errno.shortDescription)" }
+        if let errno, showsErrno { return "\(message): \(errno.shortDescription)" }
         return message
     }
 

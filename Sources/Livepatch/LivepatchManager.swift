@@ -81,12 +81,12 @@ public struct LivepatchManager: Sendable {
 
     /// How a wait for a transition ended.
     enum TransitionEnd {
-        /// The transition is over; the folder shows the final state.
-        case settled(PatchFolder)
+        /// The transition is over, with the patch enabled or not.
+        case settled(enabled: Bool)
         /// The patch folder is gone: the kernel freed the patch.
         case gone
         /// Time ran out while the transition still ran.
-        case timedOut(PatchFolder)
+        case timedOut
     }
 
     /// Waits until `name`'s transition ends, printing which tasks are
@@ -96,10 +96,11 @@ public struct LivepatchManager: Sendable {
         var nextProgress = Clock.now() + system.progressInterval
         var lastLine = ""
         while true {
-            guard let folder = sysfs.patch(name) else { return .gone }
-            guard folder.transition, let direction = folder.direction else { return .settled(folder) }
+            guard let state = sysfs.transitionState(name) else { return .gone }
+            guard state.transition else { return .settled(enabled: state.enabled) }
+            let direction: TransitionDirection = state.enabled ? .patching : .unpatching
             let now = Clock.now()
-            if now >= deadline { return .timedOut(folder) }
+            if now >= deadline { return .timedOut }
             if now >= nextProgress {
                 nextProgress = now + system.progressInterval
                 let line = progressLine(name, direction: direction)

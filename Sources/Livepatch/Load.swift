@@ -48,15 +48,14 @@ extension LivepatchManager {
 
         let before = Set(sysfs.patchNames())
         let taintBefore = KernelTaint.read(tree)
-        let digest = (try? SHA256.hex(file: path)) ?? ""
-        try insert(module, parameters: parameterString)
+        let identity = try insert(module, parameters: parameterString)
         let started = Clock.now()
         if let size = sysfs.modules().first(where: { $0.name == name })?.size {
-            let record = LoadRecord(name: name, file: Path.absolute(path), sha256: digest, replace: module.replace,
+            let record = LoadRecord(name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
                                     loadedAt: Clock.isoTimestamp(), moduleSize: size)
             try? record.write(tree)
         }
-        guard sysfs.patch(name) != nil else {
+        guard sysfs.transitionState(name) != nil else {
             // Loaded, but no patch registered: its init did not call
             // klp_enable_patch. Take it out again.
             try? removeModule(name)
@@ -68,7 +67,7 @@ extension LivepatchManager {
         }
 
         switch waitForTransition(name, timeout: timeout) {
-        case .settled(let folder) where folder.enabled:
+        case .settled(enabled: true):
             break
         case .settled, .gone:
             try? removeModule(name)
@@ -93,8 +92,9 @@ extension LivepatchManager {
         return LoadOutcome(patch: try status(name), replaced: replaced, waited: true, seconds: seconds)
     }
 
-    /// `finit_module`, with the kernel's reason when it refuses.
-    private func insert(_ module: ModuleFile, parameters: String) throws(LivepatchError) {
+    /// `finit_module`, with the kernel's reason when it refuses. Returns
+    /// the identity of the file that was loaded.
+    private func insert(_ module: ModuleFile, parameters: String) throws(LivepatchError) -> FileIdentity {
         let fd: FileDescriptor
         do {
             if let image = module.decompressed {
@@ -109,18 +109,26 @@ extension LivepatchManager {
             throw LivepatchError(.missingFile, errno: error.errno, "cannot open \(module.path) for loading")
         }
         defer { try? fd.close() }
+        var st = stat()
+        let identity = module.decompressed == nil && fstat(fd.rawValue, &st) == 0
+            ? FileIdentity(st) : FileIdentity(path: module.path) ?? FileIdentity(size: 0, modified: 0, device: 0, inode: 0)
         let log = KernelLogCursor(path: tree.kmsg)
         do {
             try system.calls.load(fd, parameters: parameters)
         } catch {
-            let relevant = log.messages().filter { $0.contains(module.name) || $0.contains("livepatch") }
-            let quoted = relevant.isEmpty ? "" : "; kernel log: " + relevant.suffix(4).joined(separator: " | ")
-            throw LivepatchError(.loadFailed, errno: error.errno,
-                                 "the kernel refused \(module.name) (\(Self.explain(error.errno)))\(quoted)")
+            let relevant = log.messages().filter { $0.contains(module.name) || $0.hasPrefix("livepatch: ") }
+            let quoted = relevant.isEmpty ? "" : "; kernel log: " + relevant.suffix(5).joined(separator: " | ")
+            let reason = error.errno.map { "\($0.shortDescription): " } ?? ""
+            var failure = LivepatchError(.loadFailed, "the kernel refused \(module.name) (\(reason)\(Self.explain(error.errno)))\(quoted)")
+            failure.errno = error.errno
+            failure.showsErrno = false
+            throw failure
         }
+        return identity
     }
 
-    /// What a `finit_module` errno means for a livepatch module.
+    /// What a `finit_module` errno means for a livepatch module. Other
+    /// values are what the module's init (`klp_enable_patch`) returned.
     static func explain(_ errno: Errno?) -> String {
         switch errno {
         case .fileExists?: return "a module of that name is loaded"
@@ -128,9 +136,8 @@ extension LivepatchManager {
         case .execFormatError?: return "invalid module format: built for another kernel or architecture"
         case .permissionDenied?, .notPermitted?: return "module loading is not permitted: lockdown, Secure Boot or modules_disabled"
         case .noSuchFileOrDirectory?: return "it needs a symbol the kernel does not have"
-        case .invalidArgument?: return "the kernel or the module's init rejected it"
-        case .operationNotSupportedByDevice?: return "the livepatch core is not ready"
-        default: return "finit_module failed"
+        case Errno(rawValue: 129)?: return "its signature was rejected" // EKEYREJECTED
+        default: return "its init or the livepatch core failed"
         }
     }
 

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import Glibc
 import Platform
 
 /// What Suture remembers about a module it loaded, in
-/// `/run/suture/loaded/NAME.json`: the file, its digest, and the replace
-/// flag, which a 6.1 kernel does not show in sysfs.
+/// `/run/suture/loaded/NAME.json`: the file and its identity at load time,
+/// and the replace flag, which a 6.1 kernel does not show in sysfs.
 ///
 /// The folder is on tmpfs and so forgets with the kernel. A record whose
 /// module size no longer matches `/proc/modules` describes an earlier load
@@ -12,8 +13,10 @@ public struct LoadRecord: Sendable, Equatable {
     public var name: String
     /// Absolute path of the file that was loaded.
     public var file: String
-    /// SHA-256 of the file, to tell it from an installed copy.
-    public var sha256: String
+    /// The file as it was when loaded. Its digest is not taken at load
+    /// time (it costs more than the rest of a load under TCG); see
+    /// `fileDigestIfUnchanged()`.
+    public var identity: FileIdentity
     /// Modinfo `suture.replace`, or nil when the module did not say.
     public var replace: Bool?
     /// ISO 8601 UTC time of the load.
@@ -21,10 +24,10 @@ public struct LoadRecord: Sendable, Equatable {
     /// The module's size in `/proc/modules` right after the load.
     public var moduleSize: Int
 
-    public init(name: String, file: String, sha256: String, replace: Bool?, loadedAt: String, moduleSize: Int) {
+    public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
         self.file = file
-        self.sha256 = sha256
+        self.identity = identity
         self.replace = replace
         self.loadedAt = loadedAt
         self.moduleSize = moduleSize
@@ -34,7 +37,10 @@ public struct LoadRecord: Sendable, Equatable {
         .object([
             ("name", .string(name)),
             ("file", .string(file)),
-            ("sha256", .string(sha256)),
+            ("fileSize", .integer(identity.size)),
+            ("fileModified", .integer(identity.modified)),
+            ("fileDevice", .integer(identity.device)),
+            ("fileInode", .integer(identity.inode)),
             ("replace", replace.map(JSON.bool) ?? .null),
             ("loadedAt", .string(loadedAt)),
             ("moduleSize", .integer(moduleSize)),
@@ -43,10 +49,19 @@ public struct LoadRecord: Sendable, Equatable {
 
     public init?(json: JSON) {
         guard let name = json["name"]?.stringValue, let file = json["file"]?.stringValue,
-              let sha256 = json["sha256"]?.stringValue, let loadedAt = json["loadedAt"]?.stringValue,
-              let size = json["moduleSize"]?.intValue else { return nil }
-        self.init(name: name, file: file, sha256: sha256, replace: json["replace"]?.boolValue,
-                  loadedAt: loadedAt, moduleSize: Int(size))
+              let loadedAt = json["loadedAt"]?.stringValue, let size = json["moduleSize"]?.intValue,
+              let fileSize = json["fileSize"]?.intValue, let modified = json["fileModified"]?.intValue,
+              let device = json["fileDevice"]?.intValue, let inode = json["fileInode"]?.intValue else { return nil }
+        self.init(name: name, file: file,
+                  identity: FileIdentity(size: fileSize, modified: modified, device: UInt64(device), inode: UInt64(inode)),
+                  replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
+    }
+
+    /// SHA-256 of the loaded file, if it is still the same file: to tell
+    /// whether an installed copy is what runs.
+    public func fileDigestIfUnchanged() -> String? {
+        guard FileIdentity(path: file) == identity else { return nil }
+        return try? SHA256.hex(file: file)
     }
 
     static func path(_ tree: KernelTree, _ name: String) -> String {
@@ -69,5 +84,32 @@ public struct LoadRecord: Sendable, Equatable {
 
     public static func remove(_ tree: KernelTree, _ name: String) {
         try? FileSystem.removeFile(path(tree, name))
+    }
+}
+
+/// Which file, as `stat(2)` tells: size, modification time, device, inode.
+public struct FileIdentity: Sendable, Equatable {
+    public var size: Int64
+    /// Nanoseconds since the epoch.
+    public var modified: Int64
+    public var device: UInt64
+    public var inode: UInt64
+
+    public init(size: Int64, modified: Int64, device: UInt64, inode: UInt64) {
+        self.size = size
+        self.modified = modified
+        self.device = device
+        self.inode = inode
+    }
+
+    init(_ st: stat) {
+        self.init(size: Int64(st.st_size), modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                  device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+    }
+
+    /// The identity of the file at `path`, or nil when it is gone.
+    public init?(path: String) {
+        guard let st = try? FileSystem.status(path) else { return nil }
+        self.init(st)
     }
 }

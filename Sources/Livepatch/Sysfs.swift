@@ -60,9 +60,17 @@ public struct LivepatchSysfs: Sendable {
                            objects: objects)
     }
 
+    /// Just `enabled` and `transition`, for polling; nil when the patch is gone.
+    public func transitionState(_ name: String) -> (enabled: Bool, transition: Bool)? {
+        let folder = tree.patch(name)
+        guard let enabled = KernelFiles.flag(Path.join(folder, "enabled")),
+              let transition = KernelFiles.flag(Path.join(folder, "transition")) else { return nil }
+        return (enabled, transition)
+    }
+
     /// The patch now in transition, if any; the kernel allows one.
     public func transitionPatch() -> PatchFolder? {
-        for name in patchNames() {
+        for name in patchNames() where transitionState(name)?.transition == true {
             if let folder = patch(name), folder.transition { return folder }
         }
         return nil

@@ -55,7 +55,7 @@ extension LivepatchManager {
             switch waitForTransition(name, timeout: timeout) {
             case .gone:
                 break
-            case .settled(let folder) where !folder.enabled:
+            case .settled(enabled: false):
                 break
             case .settled:
                 throw LivepatchError(.stuck, "\(name) was enabled again by someone else while it was being disabled")
@@ -66,7 +66,7 @@ extension LivepatchManager {
                 try writeEnabled(name, true)
                 let back = waitForTransition(name, timeout: system.settleTimeout)
                 let outcome: String
-                if case .settled(let folder) = back, folder.enabled {
+                if case .settled(enabled: true) = back {
                     outcome = "the transition was reversed and the patch stays applied"
                 } else {
                     outcome = "its reversal did not finish either; see `suture status \(name)`"

@@ -8,12 +8,13 @@ struct ListCommand: ParsableCommand {
         commandName: "list",
         abstract: "List the livepatch modules of the running kernel in stack order.",
         discussion: """
-        Shows each patch's state (enabled, patching, unpatching, or gone when the module is still
-        loaded but its patch was disabled or replaced), its objects (vmlinux or a module, patched or
-        waiting for that module) and functions with their sympos, and the replace flag when it is
+        Shows each patch's state (enabled, patching, unpatching, or gone when the module is still \
+        loaded but its patch was disabled or replaced), its objects (vmlinux or a module, patched or \
+        waiting for that module) and functions with their sympos, and the replace flag when it is \
         known: 6.1 kernels do not show it, so Suture reads it from the modinfo of modules it loaded.
-        With --json, prints {"patches":[{"name","module","state","enabled","transition","direction",
-        "replace","file","objects":[{"name","patched","functions":[{"name","sympos"}]}],
+
+        With --json, prints {"patches":[{"name","module","state","enabled","transition","direction", \
+        "replace","file","objects":[{"name","patched","functions":[{"name","sympos"}]}], \
         "pendingTasks":[{"pid","tid","comm","stack","patchFunctions"}],"hiddenTasksPending"}]}.
         """)
 

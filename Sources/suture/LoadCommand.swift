@@ -8,12 +8,13 @@ struct LoadCommand: ParsableCommand {
         commandName: "load",
         abstract: "Load a livepatch module into the running kernel and wait for its transition.",
         discussion: """
-        Refuses a file that is not a livepatch module (modinfo livepatch=Y) built for the running
-        kernel release. Loads it with finit_module and shows the tasks that have not migrated yet.
-        If the transition does not finish within --timeout seconds, prints the blocking tasks with
-        their kernel stacks, reverses the transition, removes the module and exits 1. When the new
+        Refuses a file that is not a livepatch module (modinfo livepatch=Y) built for the running \
+        kernel release. Loads it with finit_module and shows the tasks that have not migrated yet. \
+        If the transition does not finish within --timeout seconds, prints the blocking tasks with \
+        their kernel stacks, reverses the transition, removes the module and exits 1. When the new \
         patch replaces earlier ones, their modules are removed too.
-        With --json, prints {"patches":[…],"loaded":NAME,"replaced":[…]}: every loaded patch
+
+        With --json, prints {"patches":[…],"loaded":NAME,"replaced":[…]}: every loaded patch \
         afterwards, in the shape of `suture list --json`.
         """)
 

@@ -8,8 +8,9 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show one live patch, or all, with the tasks a transition waits for.",
         discussion: """
-        Like `suture list`, and during a transition also its direction (patching or unpatching)
+        Like `suture list`, and during a transition also its direction (patching or unpatching) \
         and each pending task with its kernel stack, the frames that belong to the patch marked.
+
         With --json, prints the shape of `suture list --json`.
         """)
 

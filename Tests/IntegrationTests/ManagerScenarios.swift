@@ -185,6 +185,9 @@ extension ManagerGuestTests {
         // reason from the kernel log is quoted.
         try refused("suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
                     "the kernel refused test_klp_callbacks_demo")
+        try refused("suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
+                    "livepatch: pre-patch callback failed for object 'vmlinux'")
+        #expect(try guest.check("dmesg").contains("livepatch: failed to enable patch 'test_klp_callbacks_demo'"))
         try expectQuietKernelLog(allowing: ["pre-patch callback failed", "failed to enable patch"])
         _ = try guest.run("dmesg -c")
 

@@ -42,7 +42,10 @@ import Testing
         #expect(kernel.loads.first?.image == (try FileSystem.read(path)))
         let loaded = try #require(LivepatchSysfs(tree: kernel.tree).modules().first)
         let record = try #require(LoadRecord.read(kernel.tree, for: loaded))
-        #expect(record.sha256 == (try SHA256.hex(file: path)))
+        #expect(record.identity == FileIdentity(path: path))
+        #expect(record.fileDigestIfUnchanged() == (try SHA256.hex(file: path)))
+        try FileSystem.write(path, [1, 2, 3])
+        #expect(record.fileDigestIfUnchanged() == nil)
         #expect(record.replace == false)
         #expect(log.text.contains("loaded livepatch_one; patching"))
     }
@@ -90,7 +93,7 @@ import Testing
         let error = #expect(throws: LivepatchError.self) { try manager().load(try module("livepatch_one")) }
         #expect(error?.kind == .loadFailed)
         #expect(error?.errno == .invalidArgument)
-        #expect(error?.description.contains("is not compatible with the already installed livepatches") == true)
+        #expect(error?.description == "the kernel refused livepatch_one (Invalid argument: its init or the livepatch core failed); kernel log: livepatch: Livepatch patch (livepatch_one) is not compatible with the already installed livepatches.")
         #expect(kernel.moduleNames.isEmpty)
     }
 

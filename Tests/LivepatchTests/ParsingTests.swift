@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Livepatch
+import Platform
 import Testing
 
 /// The kernel's text formats: stacks, /proc/modules, the taint mask.
@@ -46,6 +47,17 @@ import Testing
         #expect(KernelTaint(mask: 1 << 40).letters == "?")
         // Every letter the kernel defines, once.
         #expect(Set(KernelTaint.flags.map(\.letter)).count == KernelTaint.flags.count)
+    }
+
+    @Test func loadRecordsRoundTrip() throws {
+        for replace in [true, false, nil] as [Bool?] {
+            let record = LoadRecord(name: "livepatch_x", file: "/var/lib/suture/x.ko",
+                                    identity: FileIdentity(size: 260_616, modified: 1_795_955_059_123_456_789, device: 2049, inode: 77),
+                                    replace: replace, loadedAt: "2026-11-29T12:00:00Z", moduleSize: 16384)
+            let text = record.json.serialized(pretty: true)
+            #expect(LoadRecord(json: try JSON.parse(text)) == record)
+        }
+        #expect(LoadRecord(json: try JSON.parse(#"{"name":"x","file":"/x"}"#)) == nil)
     }
 
     @Test func framesOfThePatch() {

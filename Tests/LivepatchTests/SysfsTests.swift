@@ -33,7 +33,7 @@ import Testing
         kernel.addTask(pid: 1, comm: "init", stack: ["do_wait+0x1/0x2"])
         kernel.addTask(pid: 34, comm: "kworker/0:2+events", stack: busyStack, blocks: [.patching])
         kernel.addTask(pid: 200, tid: 201, comm: "worker", stack: ["futex_wait+0x1/0x2"], blocks: [.patching])
-        try LoadRecord(name: "test_klp_livepatch", file: "/root/test_klp_livepatch.ko", sha256: "ab", replace: false,
+        try LoadRecord(name: "test_klp_livepatch", file: "/root/test_klp_livepatch.ko", identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: false,
                        loadedAt: "2026-01-01T00:00:00Z", moduleSize: 16384).write(kernel.tree)
         return kernel
     }
@@ -65,7 +65,7 @@ import Testing
 
     @Test func aRecordOfAnEarlierLoadIsIgnored() throws {
         let kernel = try Self.scene()
-        try LoadRecord(name: "test_klp_livepatch", file: "/root/old.ko", sha256: "cd", replace: true,
+        try LoadRecord(name: "test_klp_livepatch", file: "/root/old.ko", identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: true,
                        loadedAt: "2025-01-01T00:00:00Z", moduleSize: 999).write(kernel.tree)
         let patch = try LivepatchManager(kernel.system(), progress: { _ in }).status("test-klp-livepatch")
         #expect(patch.file == nil)
