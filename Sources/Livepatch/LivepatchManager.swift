@@ -46,8 +46,11 @@ public struct LivepatchManager: Sendable {
     }
 
     /// The patch with its pending tasks described.
+    /// Only root can read other users' `patch_state` and stacks; others
+    /// get no pending tasks rather than a wrong account.
     func withPendingTasks(_ patch: PatchStatus, direction: TransitionDirection, others: [PatchStatus]) -> PatchStatus {
         var result = patch
+        guard system.effectiveUserID == 0 else { return result }
         let matcher = PatchFrameMatcher(patch: patch, others: others)
         result.pendingTasks = tasks.describe(tasks.pending(direction), matching: matcher)
         result.hiddenTasksPending = result.pendingTasks.isEmpty

@@ -99,7 +99,8 @@ public enum LivepatchText {
                 lines.append("  \(direction.rawValue):")
                 lines.append(contentsOf: pendingLines(patch, indent: "    "))
             } else {
-                lines.append("  \(direction.rawValue): \(patch.pendingTasks.count) task\(patch.pendingTasks.count == 1 ? "" : "s") pending (see `suture status \(patch.name)`)")
+                let count = patch.hiddenTasksPending ? "only idle tasks" : patch.pendingTasks.isEmpty ? "tasks" : "\(patch.pendingTasks.count) task\(patch.pendingTasks.count == 1 ? "" : "s")"
+                lines.append("  \(direction.rawValue): \(count) pending (see `suture status \(patch.name)`)")
             }
         }
         return lines
@@ -107,6 +108,9 @@ public enum LivepatchText {
 
     /// Pending tasks with stacks; frames of the patch marked with `>`.
     public static func pendingLines(_ patch: PatchStatus, indent: String) -> [String] {
+        if patch.pendingTasks.isEmpty && !patch.hiddenTasksPending {
+            return ["\(indent)pending tasks are shown to root only"]
+        }
         guard !patch.pendingTasks.isEmpty else {
             return ["\(indent)no pending task is visible in /proc: the remaining ones are idle tasks (swapper/N), which /proc does not list"]
         }

@@ -93,6 +93,14 @@ import Testing
         #expect(LivepatchText.status([patch]).contains("idle tasks (swapper/N)"))
     }
 
+    @Test func pendingTasksAreForRootOnly() throws {
+        let kernel = try Self.scene()
+        let patch = try LivepatchManager(kernel.system(uid: 1000), progress: { _ in }).status("test_klp_callbacks_demo")
+        #expect(patch.pendingTasks.isEmpty)
+        #expect(!patch.hiddenTasksPending)
+        #expect(LivepatchText.status([patch]).contains("pending tasks are shown to root only"))
+    }
+
     @Test func noLivepatchSupport() throws {
         let kernel = try FakeKernel()
         try FileSystem.removeTree(kernel.tree.livepatch)
