@@ -15,6 +15,7 @@ struct Suture: ParsableCommand {
         subcommands: [
             ElfCommand.self,
             DiffCommand.self,
+            BuildCommand.self,
             KernelCommand.self,
             VMCommand.self,
             VMAgentCommand.self,
