@@ -20,6 +20,11 @@ struct Suture: ParsableCommand {
             KernelCommand.self,
             VMCommand.self,
             VMAgentCommand.self,
+            LoadCommand.self,
+            UnloadCommand.self,
+            ListCommand.self,
+            StatusCommand.self,
+            ForceCommand.self,
         ]
     )
 }
