@@ -177,7 +177,8 @@ public enum KernelBuild {
         // The module.
         progress("linking \(moduleFile).ko")
         let plan = try timed { () throws(BuildError) in
-            try LivepatchModule.plan(patches, exports: exports, positions: SymbolPositions(table: table))
+            try LivepatchModule.plan(patches, exports: exports, positions: SymbolPositions(
+                table: table, image: RunningImage.load(options.kernel, cacheRoot: options.cacheRoot, table: table)))
         }
         var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
                                            ("suture.release", options.kernel.release)]

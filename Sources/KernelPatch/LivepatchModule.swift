@@ -67,7 +67,10 @@ public enum LivepatchModule {
                     continue
                 }
                 let sympos = try positions.position(of: reference.name, in: module, local: reference.origin == .local,
-                                                    neighbours: neighbours, user: "the patched code of \(user)")
+                                                    neighbours: neighbours,
+                                                    peers: SymbolPositions.peers(of: reference.name, in: patched.result.original),
+                                                    original: patched.result.original,
+                                                    user: "the patched code of \(user)")
                 let klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
                 object.symbols[id].name = klp.symbolName
                 if !plan.klpSymbols.contains(klp) { plan.klpSymbols.append(klp) }
@@ -83,7 +86,10 @@ public enum LivepatchModule {
                 object.symbols[id].binding = SymbolBinding.global
                 object.symbols[id].other = SymbolVisibility.default
                 let sympos = try positions.position(of: function.originalName, in: module, local: function.isLocal,
-                                                    neighbours: neighbours, user: "the redirect of \(function.originalName) in \(user)")
+                                                    neighbours: neighbours,
+                                                    peers: SymbolPositions.peers(of: function.originalName, in: patched.result.original),
+                                                    original: patched.result.original,
+                                                    user: "the redirect of \(function.originalName) in \(user)")
                 plan.redirects.append(FunctionRedirect(target: patched.target, oldName: function.originalName,
                                                        sympos: sympos, newSymbol: newName, object: patched.object))
             }
