@@ -16,6 +16,9 @@ public struct BuildOptions: Sendable {
     public var outputDirectory = "."
     public var cacheRoot: String?
     public var allowCompilerMismatch = false
+    /// Build even when a header change affects more than
+    /// `KernelBuild.confirmationThreshold` objects.
+    public var assumeYes = false
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -30,6 +33,10 @@ public struct BuildOutcome: Sendable {
         public let target: String
         public let changed: [String]
         public let new: [String]
+        /// Changed functions the author excluded (KPATCH_IGNORE_*).
+        public let ignored: [String]
+        /// Callbacks: `stage=function`.
+        public let callbacks: [String]
         public let klpSymbols: [String]
     }
 
@@ -56,6 +63,7 @@ public struct BuildOutcome: Sendable {
             ("objects", .array(objects.map {
                 .object([("object", .string($0.object)), ("target", .string($0.target)),
                          ("changed", .strings($0.changed)), ("new", .strings($0.new)),
+                         ("ignored", .strings($0.ignored)), ("callbacks", .strings($0.callbacks)),
                          ("klpSymbols", .strings($0.klpSymbols))])
             })),
             ("functions", .array(redirects.map {
@@ -119,16 +127,23 @@ public enum KernelBuild {
 
         // Compile every touched object, before and after.
         let pairs: [(object: String, target: String, original: String, patched: String)]
+        let kpatchFlag = try KpatchHeaders.install(in: Path.join(scratch.path, "include"))
+        let config: KernelConfig
+        do { config = try tree.config() } catch { throw BuildError(.io, error.description) }
         do {
-            pairs = try compileBoth(applied, tree: tree, scratch: scratch.path, cacheRoot: options.cacheRoot, progress: progress)
+            pairs = try compileBoth(applied, tree: tree, scratch: scratch.path, cacheRoot: options.cacheRoot,
+                                    patchedFlags: [kpatchFlag], config: config, assumeYes: options.assumeYes,
+                                    progress: progress)
         } catch {
-            throw BuildError(error.kind == .compileFailed ? .unsupportedChange : .io, error.description)
+            switch error.kind {
+            case .compileFailed: throw BuildError(.unsupportedChange, error.description)
+            case .tooMany: throw BuildError(.refused, error.description)
+            default: throw BuildError(.io, error.description)
+            }
         }
         timer.lap("compile")
 
         // Only code this configuration builds can be patched.
-        let config: KernelConfig
-        do { config = try tree.config() } catch { throw BuildError(.io, error.description) }
         for pair in pairs {
             if case .notBuilt(let option) = KbuildMembership.of(pair.object, tree: tree.sourceDirectory, config: config) {
                 throw BuildError(.unsupportedChange, "\(pair.object) is not built in \(options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch")
@@ -231,6 +246,8 @@ public enum KernelBuild {
             return BuildOutcome.ObjectSummary(object: p.object, target: p.target,
                                               changed: verdicts.filter { $0.status == .changed }.map(\.name).sorted(),
                                               new: verdicts.filter { $0.status == .new }.map(\.name).sorted(),
+                                              ignored: verdicts.filter { $0.status == .ignored }.map(\.name).sorted(),
+                                              callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
                                               klpSymbols: klp)
         }
         return BuildOutcome(modulePath: outputPath, moduleName: moduleFile.replacingDashes(), release: options.kernel.release,
@@ -254,7 +271,15 @@ public enum KernelBuild {
 
     // MARK: - Compiling
 
+    /// How many objects a header change may affect before `suture build`
+    /// asks for `--yes`.
+    public static let confirmationThreshold = 20
+    /// How many candidates of a header change are narrowed by the compiler
+    /// before asking for `--yes`.
+    static let candidateThreshold = 100
+
     static func compileBoth(_ applied: DiffApplier.Result, tree: PreparedTree, scratch: String, cacheRoot: String?,
+                            patchedFlags: [String] = [], config: KernelConfig? = nil, assumeYes: Bool = false,
                             progress: (String) -> Void) throws(KernelError)
         -> [(object: String, target: String, original: String, patched: String)] {
         let files = applied.files.map(\.path)
@@ -280,9 +305,30 @@ public enum KernelBuild {
         }
         if !unmapped.isEmpty {
             progress("finding the objects that compile \(unmapped.joined(separator: ", "))")
-            for (file, list) in try pristineWorkspace().objects(compiling: unmapped).sorted(by: { $0.key < $1.key }) {
+            // Objects this configuration does not build have no running code.
+            let keep: (String) -> Bool = { object in
+                guard let config else { return true }
+                if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) { return false }
+                return true
+            }
+            let limit = assumeYes || !unmapped.contains(where: { $0.hasSuffix(".h") }) ? nil : candidateThreshold
+            let mapped: [String: [String]]
+            do {
+                mapped = try pristineWorkspace().objects(compiling: unmapped, keep: keep, limit: limit)
+            } catch where error.kind == .tooMany {
+                throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it")
+            }
+            for (file, list) in mapped.sorted(by: { $0.key < $1.key }) {
                 cache.store(objects: list, compiling: file)
                 for o in list where !objects.contains(o) { objects.append(o) }
+            }
+        }
+
+        let headers = files.filter { $0.hasSuffix(".h") }
+        if !headers.isEmpty {
+            progress("\(headers.joined(separator: ", ")) \(headers.count == 1 ? "is" : "are") included by \(objects.count) object(s): \(objects.joined(separator: ", "))")
+            if objects.count > confirmationThreshold && !assumeYes {
+                throw KernelError(.tooMany, "the change to \(headers.joined(separator: ", ")) affects \(objects.count) objects of \(tree.release), more than \(confirmationThreshold); each would be compiled twice and diffed. Pass --yes to build them all")
             }
         }
 
@@ -310,7 +356,7 @@ public enum KernelBuild {
         progress("compiling \(objects.joined(separator: ", ")) with the change")
         let workspace = try Workspace(tree: tree, replacing: applied.files)
         defer { try? workspace.remove() }
-        let patched = try workspace.compile(objects)
+        let patched = try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
         var result: [(String, String, String, String)] = []
         for object in objects {
             let copy = Path.join(scratch, "patched", object)

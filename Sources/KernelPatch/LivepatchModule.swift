@@ -56,6 +56,8 @@ public enum LivepatchModule {
         public var exportedReferences = 0
         /// Symbol namespaces of exported symbols the patch uses.
         public var namespaces = Set<String>()
+        /// Callbacks per klp object, in object order: the global symbol of each.
+        public var callbacks: [(target: String, stage: PatchDirectives.Stage, symbol: String)] = []
 
         public init() {}
     }
@@ -146,6 +148,17 @@ public enum LivepatchModule {
                 plan.redirects.append(FunctionRedirect(target: patched.target, oldName: function.originalName,
                                                        sympos: sympos, newSymbol: newName, object: patched.object))
             }
+            // Callbacks get global names for the registration code.
+            for (c, callback) in patched.patch.callbacks.enumerated() {
+                guard let id = object.symbols.firstIndex(where: { $0.name == callback.symbol && $0.place != .undefined }) else {
+                    throw BuildError(.linkFailed, "internal: the patch of \(user) has no symbol \(callback.symbol)")
+                }
+                let name = "suture_\(callback.stage.rawValue)_\(n)_\(c)"
+                object.symbols[id].name = name
+                object.symbols[id].binding = SymbolBinding.global
+                object.symbols[id].other = SymbolVisibility.default
+                plan.callbacks.append((patched.target, callback.stage, name))
+            }
             plan.objects.append(("patch-\(n).o", object))
         }
         var seen = Set<String>()
@@ -173,6 +186,7 @@ public enum LivepatchModule {
         let targets = orderedTargets(plan)
         let clears = clearing == .byPatch && targets.contains { $0 != "vmlinux" }
         if clears { c += clearingSource }
+        c += callbackSource(plan, targets: targets, clears: clears)
         for r in plan.redirects { c += "extern void \(r.newSymbol)(void);\n" }
         for (t, target) in targets.enumerated() {
             c += "\nstatic struct klp_func funcs_\(t)[] = {\n"
@@ -184,7 +198,11 @@ public enum LivepatchModule {
         c += "\nstatic struct klp_object objs[] = {\n"
         for (t, target) in targets.enumerated() {
             let name = target == "vmlinux" ? "NULL" : cString(target)
-            let callbacks = clears && target != "vmlinux" ? ", .callbacks = { .post_unpatch = suture_clear_relocations }" : ""
+            var stages: [String] = []
+            for stage in PatchDirectives.Stage.allCases where hasCallback(plan, target: target, stage: stage, clears: clears) {
+                stages.append(".\(stage.rawValue) = suture_\(stage.rawValue)_object_\(t)")
+            }
+            let callbacks = stages.isEmpty ? "" : ", .callbacks = { \(stages.joined(separator: ", ")) }"
             c += "\t{ .name = \(name), .funcs = funcs_\(t)\(callbacks) },\n"
         }
         c += "\t{ }\n};\n"
@@ -300,7 +318,41 @@ public enum LivepatchModule {
     static func orderedTargets(_ plan: Plan) -> [String] {
         var targets: [String] = []
         for r in plan.redirects where !targets.contains(r.target) { targets.append(r.target) }
+        // An object with callbacks but no changed function still needs its klp_object.
+        for c in plan.callbacks where !targets.contains(c.target) { targets.append(c.target) }
         return targets
+    }
+
+    static func hasCallback(_ plan: Plan, target: String, stage: PatchDirectives.Stage, clears: Bool) -> Bool {
+        plan.callbacks.contains { $0.target == target && $0.stage == stage }
+            || (clears && stage == .postUnpatch && target != "vmlinux")
+    }
+
+    /// One callback per klp object and stage, calling the authors'
+    /// callbacks of that object in order (and, after a post-unpatch, the
+    /// relocation clearing). A failing pre-patch callback stops the chain.
+    static func callbackSource(_ plan: Plan, targets: [String], clears: Bool) -> String {
+        var c = ""
+        for callback in plan.callbacks {
+            let result = callback.stage == .prePatch ? "int" : "void"
+            c += "extern \(result) \(callback.symbol)(struct klp_object *obj);\n"
+        }
+        for (t, target) in targets.enumerated() {
+            for stage in PatchDirectives.Stage.allCases where hasCallback(plan, target: target, stage: stage, clears: clears) {
+                let calls = plan.callbacks.filter { $0.target == target && $0.stage == stage }.map(\.symbol)
+                if stage == .prePatch {
+                    c += "\nstatic int suture_pre_patch_object_\(t)(struct klp_object *obj)\n{\n\tint ret;\n\n"
+                    for call in calls { c += "\tret = \(call)(obj);\n\tif (ret)\n\t\treturn ret;\n" }
+                    c += "\treturn 0;\n}\n"
+                } else {
+                    c += "\nstatic void suture_\(stage.rawValue)_object_\(t)(struct klp_object *obj)\n{\n"
+                    for call in calls { c += "\t\(call)(obj);\n" }
+                    if stage == .postUnpatch && clears && target != "vmlinux" { c += "\tsuture_clear_relocations(obj);\n" }
+                    c += "}\n"
+                }
+            }
+        }
+        return c
     }
 
     static func cString(_ s: String) -> String {

@@ -73,11 +73,8 @@ public enum DiffApplier {
         var paths: [String] = []
         for diff in diffs {
             for file in diff.files where !paths.contains(file) {
-                if file.hasSuffix(".h") {
-                    throw BuildError(.unsupportedChange, "\(diff.path) changes the header \(file): header changes are not supported yet, because every object that includes it would have to be rebuilt and diffed")
-                }
-                guard file.hasSuffix(".c") else {
-                    throw BuildError(.unsupportedChange, "\(diff.path) changes \(file): only C sources (.c) can be live-patched; assembly, Makefiles and Kconfig cannot")
+                guard file.hasSuffix(".c") || file.hasSuffix(".h") else {
+                    throw BuildError(.unsupportedChange, "\(diff.path) changes \(file): only C sources and headers (.c, .h) can be live-patched; assembly, Makefiles and Kconfig cannot")
                 }
                 paths.append(file)
             }

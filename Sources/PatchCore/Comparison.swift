@@ -4,6 +4,9 @@ import ELF
 /// What happened to one function or data object between the two builds.
 public enum Status: String, Sendable {
     case unchanged, changed, new, removed
+    /// Changed or new, but excluded by the author (`KPATCH_IGNORE_FUNCTION`,
+    /// `KPATCH_IGNORE_SECTION`).
+    case ignored
 }
 
 /// The verdict on one element, with the reason in words.
@@ -28,6 +31,22 @@ public struct Comparison: Sendable {
 
     public func verdict(patched element: Int) -> ElementVerdict? {
         verdictOfPatched[element].map { verdicts[$0] }
+    }
+
+    /// The same verdicts with the author's exclusions applied: a changed or
+    /// new element the directives name becomes `ignored`.
+    func applying(_ directives: PatchDirectives, patched: ObjectIndex) -> Comparison {
+        guard !directives.ignoredElements.isEmpty else { return self }
+        var list = verdicts
+        for (e, v) in verdictOfPatched where directives.ignoredElements.contains(e) {
+            let old = list[v]
+            guard old.status == .changed || old.status == .new else { continue }
+            let section = patched.file.sections[patched.elements[e].section].name
+            let why = directives.ignoredSections.contains(section) ? "in \(section), which KPATCH_IGNORE_SECTION excludes" : "excluded by KPATCH_IGNORE_FUNCTION"
+            list[v] = ElementVerdict(name: old.name, kind: old.kind, status: .ignored,
+                                     reason: "\(old.status.rawValue) (\(old.reason)), \(why)", patched: old.patched, original: old.original)
+        }
+        return Comparison(verdicts: list, verdictOfPatched: verdictOfPatched)
     }
 }
 
@@ -177,6 +196,9 @@ struct Comparer {
         if !differing.isEmpty {
             if a.kind == .function && lineImmediatesOnly(differing, bytesA, bytesB, relocs: relocsB, element: b) {
                 lineOnly = true
+            } else if a.kind == .data, let field = original.rules.dataLineFields[sectionA.name],
+                      Comparer.lineFieldOnly(differing, bytesA, bytesB, field: field) {
+                lineOnly = true
             } else {
                 return Difference(reason: "bytes differ at offset \(differing[0])", lineOnly: false)
             }
@@ -188,6 +210,18 @@ struct Comparer {
             }
         }
         return lineOnly ? Difference(reason: "line numbers only", lineOnly: true) : nil
+    }
+
+    /// Whether the bytes differ only in the line-number bits of a
+    /// little-endian 32-bit field.
+    static func lineFieldOnly(_ differing: [Int], _ a: [UInt8], _ b: [UInt8], field: (offset: Int, mask: UInt32)) -> Bool {
+        guard differing.allSatisfy({ $0 >= field.offset && $0 < field.offset + 4 }), field.offset + 4 <= a.count else { return false }
+        var va: UInt32 = 0, vb: UInt32 = 0
+        for k in 0..<4 {
+            va |= UInt32(a[field.offset + k]) << (8 * k)
+            vb |= UInt32(b[field.offset + k]) << (8 * k)
+        }
+        return (va ^ vb) & ~field.mask == 0
     }
 
     /// Whether every differing byte lies in the 32-bit immediate of a

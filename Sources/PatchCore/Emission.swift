@@ -43,6 +43,8 @@ public struct PatchObject: Sendable {
     public let functions: [PatchedFunction]
     /// The original object's source file name (`STT_FILE`).
     public let sourceFile: String?
+    /// Callbacks: stage and the symbol of their code in the patch object.
+    public var callbacks: [(stage: PatchDirectives.Stage, symbol: String)] = []
     /// Names of the sections in the patch object, in order.
     public var includedSections: [String] { object.sections.map(\.name) }
 }
@@ -57,6 +59,7 @@ struct Emitter {
     let comparison: Comparison
     let selection: Selection
     let tables: [SpecialTable]
+    var directives = PatchDirectives()
 
     func run() throws(PatchCoreError) -> PatchObject {
         let file = patched.file
@@ -218,8 +221,18 @@ struct Emitter {
                                              isNew: verdict?.status == .new, isLocal: isLocal))
             manifest += "function\t\(originalName)\t\(verdict?.status.rawValue ?? "?")\t\(symbolName)\n"
         }
+        var callbacks: [(stage: PatchDirectives.Stage, symbol: String)] = []
+        for (callback, e) in zip(directives.callbacks, directives.callbackElements) {
+            guard let id = elementSymbols[e] else {
+                throw PatchCoreError(.unsupportedInput, "internal: the \(callback.stage.rawValue) callback \(callback.function) was not selected")
+            }
+            callbacks.append((callback.stage, out.symbols[id.value].name))
+            manifest += "callback\t\(callback.stage.rawValue)\t\(out.symbols[id.value].name)\n"
+        }
         out.add(ObjectSection(name: ".suture.manifest", type: SectionType.progbits, flags: 0,
                               content: .bytes(ELFBytes(Array(manifest.utf8)))))
-        return PatchObject(object: out, references: references, functions: functions, sourceFile: patched.sourceFile)
+        var patch = PatchObject(object: out, references: references, functions: functions, sourceFile: patched.sourceFile)
+        patch.callbacks = callbacks
+        return patch
     }
 }

@@ -13,6 +13,7 @@ public enum ObjectDiff {
         public let correlation: Correlation
         public let comparison: Comparison
         public let selection: Selection
+        public let directives: PatchDirectives
         public let patch: PatchObject?
 
         public var refusals: [Refusal] { selection.refusals }
@@ -34,18 +35,20 @@ public enum ObjectDiff {
         let p = try ObjectIndex(patched, rules: rules)
         let originalTables = try o.specialTables()
         let patchedTables = try p.specialTables()
+        let directives = rules.readsDirectives ? try PatchDirectives.read(p) : PatchDirectives()
         let correlation = Correlation.correlate(o, p)
         let comparison = Comparer(original: o, patched: p, correlation: correlation,
                                   originalTables: originalTables, patchedTables: patchedTables).run()
+            .applying(directives, patched: p)
         let selection = Selector(original: o, patched: p, correlation: correlation, comparison: comparison,
-                                 tables: patchedTables, originalTables: originalTables).run()
+                                 tables: patchedTables, originalTables: originalTables, directives: directives).run()
         var patch: PatchObject?
         if selection.refusals.isEmpty && !selection.elements.isEmpty {
             patch = try Emitter(original: o, patched: p, correlation: correlation, comparison: comparison,
-                                selection: selection, tables: patchedTables).run()
+                                selection: selection, tables: patchedTables, directives: directives).run()
         }
         return Result(original: o, patched: p, correlation: correlation, comparison: comparison,
-                      selection: selection, patch: patch)
+                      selection: selection, directives: directives, patch: patch)
     }
 }
 

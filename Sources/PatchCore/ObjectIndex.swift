@@ -83,6 +83,8 @@ public struct ObjectIndex: Sendable {
             let t = symbol.type
             guard t == SymbolType.function || t == SymbolType.object || t == SymbolType.tls
                     || t == SymbolType.gnuIfunc else { continue }
+            // The author's directives to the diff are not part of the program.
+            if rules.readsDirectives && file.sections[section].name.hasPrefix(PatchDirectives.sectionPrefix) { continue }
             candidates[section, default: []].append(symbol)
         }
         for (section, symbols) in candidates.sorted(by: { $0.key < $1.key }) {
@@ -184,6 +186,12 @@ public struct ObjectIndex: Sendable {
     }
 
     // MARK: - Resolution
+
+    /// Resolves a relocation of any section, also one the rules ignore.
+    func resolve(_ r: Relocation, in section: Int) -> Target {
+        ObjectIndex.resolve(r, in: section, file: file, rules: rules, bySection: elementsBySection, elements: elements,
+                            bySymbol: elementBySymbol)
+    }
 
     static func resolve(_ r: Relocation, in relocatedSection: Int, file: ELFFile, rules: TargetRules, bySection: [Int: [Int]],
                         elements: [Element], bySymbol: [Int: Int]) -> Target {

@@ -22,6 +22,7 @@ struct Selector {
     let comparison: Comparison
     let tables: [SpecialTable]
     let originalTables: [SpecialTable]
+    var directives = PatchDirectives()
 
     func run() -> Selection {
         let rules = patched.rules
@@ -48,9 +49,15 @@ struct Selector {
             }
             include(p)
         }
+        // Callbacks are part of the patch whether or not they are new.
+        for e in directives.callbackElements { include(e) }
+        for name in directives.forced {
+            refusals.append(Refusal(symbol: name, reason: "KPATCH_FORCE_UNSAFE asks to skip the consistency check, which the kernel's livepatch core cannot do: every task switches only once its stack is clear of patched functions. Remove the macro; if the function never leaves some stack, patch its callers instead, or use a callback to make the change safe"))
+        }
         // Compiler-split children come with their parents.
         for e in patched.elements where e.kind == .function {
-            if let parent = Correlation.parentName(of: e.name), let ps = byName[parent], ps.contains(where: { included.contains($0) }) {
+            if let parent = Correlation.parentName(of: e.name), let ps = byName[parent], ps.contains(where: { included.contains($0) }),
+               !directives.ignoredElements.contains(e.index) {
                 include(e.index)
             }
         }

@@ -26,6 +26,13 @@ public struct TargetRules: Sendable {
     /// Refuse thread-local data and ifuncs (user space).
     public var refuseThreadLocal: Bool = false
     public var refuseIndirectFunctions: Bool = false
+    /// Data sections whose records hold a source line number: section →
+    /// the 32-bit field's offset in a record and the mask of its line bits.
+    /// A record that differs only there is not a functional change.
+    public var dataLineFields: [String: (offset: Int, mask: UInt32)] = [:]
+    /// Read kpatch-style directives (`.kpatch.*` sections) from the patched
+    /// object: ignored functions and sections, callbacks, forced functions.
+    public var readsDirectives: Bool = false
 
     public init(architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
                 ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
@@ -61,7 +68,7 @@ public struct TargetRules: Sendable {
                 specials[i].parallel = (parallel.name, size)
             }
         }
-        return TargetRules(
+        var rules = TargetRules(
             architecture: architecture,
             requiredEntryCall: "__fentry__",
             specialSections: specials,
@@ -70,7 +77,7 @@ public struct TargetRules: Sendable {
                 .prefix(".discard."), .exact(".eh_frame"), .prefix(".BTF"), .exact(".modinfo"),
                 .exact(".gnu.linkonce.this_module"), .prefix("__ksymtab"), .prefix("__kcrctab"),
                 .exact("__versions"), .exact(".llvm_addrsig"), .prefix(".rela"), .exact(".symtab"),
-                .exact(".strtab"), .exact(".shstrtab"), .exact(".group"),
+                .exact(".strtab"), .exact(".shstrtab"), .exact(".group"), .prefix(PatchDirectives.sectionPrefix),
             ],
             frozenSections: [
                 (.prefix(".init."), "__init code and data run only at boot or module load and cannot be live-patched"),
@@ -83,6 +90,10 @@ public struct TargetRules: Sendable {
                 "__cant_migrate", "lockdep_rcu_suspicious", "warn_slowpath_fmt", "__warn_printk",
                 "__btrfs_abort_transaction", "__btrfs_handle_fs_error", "_dev_warn", "rcu_read_lock_sched_held",
             ])
+        rules.readsDirectives = true
+        // struct _ddebug: four pointers, then `lineno:18` (dynamic debug).
+        rules.dataLineFields = ["__dyndbg": (offset: 32, mask: 0x3ffff)]
+        return rules
     }
 
     /// The rules for user-space programs: no entry call, no kernel special

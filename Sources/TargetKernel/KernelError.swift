@@ -14,6 +14,8 @@ public struct KernelError: SutureError {
         case compileFailed = "compile-failed"
         case notPristine = "not-pristine"
         case usage = "usage"
+        /// More work than the caller allowed without confirmation.
+        case tooMany = "too-many"
     }
 
     public var kind: Code

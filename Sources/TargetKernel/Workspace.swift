@@ -234,13 +234,20 @@ public final class Workspace: @unchecked Sendable {
 
     /// `objects(compiling:)` for several files at once: all candidates are
     /// preprocessed in one parallel kbuild run. Keys are tree paths.
-    public func objects(compiling files: [String]) throws(KernelError) -> [String: [String]] {
+    ///
+    /// A header (`.h`) is followed through every `.c` and `.h` file that
+    /// includes it. `keep` drops candidates before they are preprocessed
+    /// (objects this configuration does not build); `limit` stops before
+    /// preprocessing more candidates than that.
+    public func objects(compiling files: [String], keep: (String) -> Bool = { _ in true },
+                        limit: Int? = nil) throws(KernelError) -> [String: [String]] {
         var candidatesOf: [String: [String]] = [:]
         var allCandidates: [String] = []
         for file in files {
             let target = try Workspace.treePath(file)
-            guard target.hasSuffix(".c") else {
-                throw KernelError(.usage, "\(file): expected a .c file")
+            let isHeader = target.hasSuffix(".h")
+            guard target.hasSuffix(".c") || isHeader else {
+                throw KernelError(.usage, "\(file): expected a .c or .h file")
             }
             guard FileSystem.exists(Path.join(sourceDirectory, target)) else {
                 throw KernelError(.missingPiece, "\(target): no such file in the tree of \(tree.release)")
@@ -248,18 +255,35 @@ public final class Workspace: @unchecked Sendable {
             var candidates: [String] = []
             var visited = Set<String>()
             var pending = [(target, 0)]
-            while let (cFile, depth) = pending.popLast() {
-                guard visited.insert(cFile).inserted else { continue }
-                if let object = directObject(cFile), !candidates.contains(object) { candidates.append(object) }
-                if depth < 3 {
-                    for includer in try includers(of: cFile) { pending.append((includer, depth + 1)) }
+            // Under a header, one pass over the tree's #include lines.
+            let index = isHeader ? try includeIndex() : nil
+            while let (source, depth) = pending.popLast() {
+                if let limit, candidates.count > limit { break }
+                guard visited.insert(source).inserted else { continue }
+                var direct: String?
+                if source.hasSuffix(".c"), let object = directObject(source) {
+                    direct = object
+                    if !candidates.contains(object), keep(object) { candidates.append(object) }
+                }
+                // Under a header, a .c file that kbuild compiles directly is
+                // an end point; one it does not is #included somewhere.
+                if isHeader && source.hasSuffix(".c") && direct != nil { continue }
+                if depth < (isHeader ? 6 : 3) {
+                    let found: [String]
+                    if let index { found = index.includers(of: source) } else { found = try includers(of: source) }
+                    for includer in found { pending.append((includer, depth + 1)) }
                 }
             }
             guard !candidates.isEmpty else {
-                throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
+                throw KernelError(.missingPiece, isHeader
+                    ? "no object that \(tree.release) builds includes \(target)"
+                    : "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
             }
             candidatesOf[target] = candidates
             for c in candidates where !allCandidates.contains(c) { allCandidates.append(c) }
+        }
+        if let limit, allCandidates.count > limit {
+            throw KernelError(.tooMany, "at least \(allCandidates.count) objects of \(tree.release) include \(files.joined(separator: ", ")) (by #include search), more than \(limit)")
         }
         let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
         _ = try compile(preprocessed)
@@ -314,14 +338,16 @@ public final class Workspace: @unchecked Sendable {
         return false
     }
 
-    /// The `.c` files whose `#include` lines resolve to `cFile`.
-    private func includers(of cFile: String) throws(KernelError) -> [String] {
+    /// The `.c` files (and with `headers`, also `.h` files) whose `#include`
+    /// lines resolve to `cFile`.
+    private func includers(of cFile: String, headers: Bool = false) throws(KernelError) -> [String] {
         let base = Path.base(of: cFile)
         let tops = ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
             ![Kbuild.objectFolder, "Documentation", "tools", "LICENSES"].contains($0)
                 && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
         }
-        let arguments = ["grep", "-RlF", "--include=*.c", "-e", "\(base)\"", "-e", "\(base)>"] + tops
+        let arguments = ["grep", "-RlF", "--include=*.c"] + (headers ? ["--include=*.h"] : [])
+            + ["-e", "\(base)\"", "-e", "\(base)>"] + tops
         let result: CommandResult
         do {
             result = try Command.run(arguments, workingDirectory: sourceDirectory)
@@ -337,7 +363,10 @@ public final class Workspace: @unchecked Sendable {
             guard let text = FileSystem.readTextIfPresent(Path.join(sourceDirectory, hit)) else { continue }
             for name in Workspace.includedNames(text) where name.hasSuffix(base) {
                 let candidates = [Workspace.normalize(Path.join(Path.directory(of: hit), name)),
-                                  Workspace.normalize(Path.join("include", name))]
+                                  Workspace.normalize(Path.join("include", name)),
+                                  Workspace.normalize(Path.join("include/uapi", name)),
+                                  Workspace.normalize(Path.join("arch/x86/include", name)),
+                                  Workspace.normalize(Path.join("arch/x86/include/uapi", name))]
                 if candidates.contains(cFile) {
                     found.append(hit)
                     break
@@ -345,6 +374,52 @@ public final class Workspace: @unchecked Sendable {
             }
         }
         return found
+    }
+
+    /// Every `#include` line of the tree's `.c` and `.h` files, by the base
+    /// name it includes, read with one grep.
+    struct IncludeIndex {
+        /// Base name → (including file, included name as written).
+        var byBase: [String: [(file: String, name: String)]] = [:]
+
+        func includers(of file: String) -> [String] {
+            var found: [String] = []
+            for (hit, name) in byBase[Path.base(of: file)] ?? [] where hit != file {
+                let candidates = [Workspace.normalize(Path.join(Path.directory(of: hit), name)),
+                                  Workspace.normalize(Path.join("include", name)),
+                                  Workspace.normalize(Path.join("include/uapi", name)),
+                                  Workspace.normalize(Path.join("arch/x86/include", name)),
+                                  Workspace.normalize(Path.join("arch/x86/include/uapi", name))]
+                if candidates.contains(file) && !found.contains(hit) { found.append(hit) }
+            }
+            return found
+        }
+    }
+
+    private func includeIndex() throws(KernelError) -> IncludeIndex {
+        let tops = ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
+            ![Kbuild.objectFolder, "Documentation", "tools", "LICENSES", "samples", "scripts"].contains($0)
+                && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
+        }
+        let result: CommandResult
+        do {
+            result = try Command.run(["grep", "-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"] + tops,
+                                     workingDirectory: sourceDirectory)
+        } catch {
+            throw KernelError(.compileFailed, "cannot search the tree for #include lines: \(error.description)")
+        }
+        guard result.termination == .exited(0) || result.termination == .exited(1) else {
+            throw KernelError(.compileFailed, "grep for #include lines failed: \(Command.tail(result.stderrText, lines: 3))")
+        }
+        var index = IncludeIndex()
+        for line in result.stdoutText.split(separator: "\n") {
+            guard let colon = line.firstIndex(of: ":") else { continue }
+            let file = String(line[..<colon])
+            for name in Workspace.includedNames(String(line[line.index(after: colon)...])) {
+                index.byBase[Path.base(of: name), default: []].append((file, name))
+            }
+        }
+        return index
     }
 
     /// The names in `#include "…"` and `#include <…>` lines.

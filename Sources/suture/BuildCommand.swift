@@ -45,6 +45,9 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Build even though the host compiler differs from the one that built the kernel.")
     var allowCompilerMismatch = false
 
+    @Flag(help: "Build even when a changed header affects more than 20 objects.")
+    var yes = false
+
     @OptionGroup var json: JSONOption
 
     func run() throws {
@@ -59,6 +62,7 @@ struct BuildCommand: ParsableCommand {
             options.outputDirectory = output
             options.cacheRoot = cache
             options.allowCompilerMismatch = allowCompilerMismatch
+            options.assumeYes = yes
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -70,6 +74,8 @@ struct BuildCommand: ParsableCommand {
                 text += "\(object.object) (\(object.target)):\n"
                 if !object.changed.isEmpty { text += "  changed: \(object.changed.joined(separator: ", "))\n" }
                 if !object.new.isEmpty { text += "  new:     \(object.new.joined(separator: ", "))\n" }
+                if !object.ignored.isEmpty { text += "  ignored: \(object.ignored.joined(separator: ", "))\n" }
+                if !object.callbacks.isEmpty { text += "  callbacks: \(object.callbacks.joined(separator: ", "))\n" }
                 if !object.klpSymbols.isEmpty { text += "  klp:     \(object.klpSymbols.joined(separator: ", "))\n" }
             }
             text += "redirects: " + outcome.redirects.map { "\($0.oldName)\($0.sympos > 0 ? ",\($0.sympos)" : "")" }.joined(separator: ", ") + "\n"

@@ -15,9 +15,14 @@ struct BuildScenarioTests {
 
     /// Builds a module from fixture diffs with the built `suture`.
     static func build(_ names: [String], as module: String) throws -> (path: String, report: JSON) {
+        try build(diffs: names.map { "\(fixtures)/\($0)/patch.diff" }, as: module)
+    }
+
+    /// Builds a module from diff files with the built `suture`.
+    static func build(diffs: [String], as module: String) throws -> (path: String, report: JSON) {
         let dir = try TemporaryDirectory(prefix: "suture-scenario")
         Cleanup.register { dir.remove() }
-        let diffs = names.map { "\(fixtures)/\($0)/patch.diff" }
+        let names = diffs
         let run = try Command.run([try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path] + diffs,
                                   timeout: 900)
         try #require(run.termination == .exited(0), "suture build \(names) failed: \(run.stdoutText)\(run.stderrText)")

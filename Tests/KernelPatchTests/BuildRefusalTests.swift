@@ -64,12 +64,26 @@ import Testing
         try Self.refuse([bad], code: "build-diff-does-not-apply", mentions: ["stale.diff", "Hunk #1 FAILED"])
     }
 
-    @Test func headersAndNewFilesAreRefused() throws {
+    @Test func widelyIncludedHeaderNeedsYes() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let header = Path.join(dir.path, "header.diff")
-        try FileSystem.write(header, "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,1 +1,1 @@\n-x\n+y\n")
-        try Self.refuse([header], code: "build-unsupported-change", mentions: ["include/linux/seq_file.h", "header"])
+        let source = try KernelResolver().defaultTarget()
+        let tree = try #require(try TreeCache().existing(for: source), "no prepared tree")
+        let lines = try FileSystem.readText(Path.join(tree.sourceDirectory, "include/linux/seq_file.h")).split(separator: "\n", omittingEmptySubsequences: false)
+        // A comment added after the first line: it applies, and hundreds of objects include the header.
+        try FileSystem.write(header, "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,3 +1,4 @@\n \(lines[0])\n+/* suture */\n \(lines[1])\n \(lines[2])\n")
+        try Self.refuse([header], code: "build-refused", mentions: ["include/linux/seq_file.h", "objects", "--yes"])
+    }
+
+    @Test func forceUnsafeIsRefused() throws {
+        try Self.refuse([Path.join(Self.fixtures, "kpatch-force/patch.diff")], code: "build-refused",
+                        mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"])
+    }
+
+    @Test func newFilesAreRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
         let new = Path.join(dir.path, "new.diff")
         try FileSystem.write(new, "--- /dev/null\n+++ b/fs/proc/suture.c\n@@ -0,0 +1,1 @@\n+int x;\n")
         try Self.refuse([new], code: "build-unsupported-change", mentions: ["creates fs/proc/suture.c"])
