@@ -55,7 +55,7 @@ extension LivepatchManager {
             try module.requireLivepatch(release: target, running: isRunning)
         } catch {
             var failure = error
-            if release == nil, error.kind == .vermagic, let built = module.vermagicRelease {
+            if isRunning, error.kind == .vermagic, let built = module.vermagicRelease {
                 failure.message += "; to install it for kernel \(built), which loads it at its boot, add --kernel \(built)"
             }
             throw failure
