@@ -5,9 +5,11 @@ import Platform
 /// `suture.service`. The repository ships the same text as
 /// `dist/suture.service`; a test keeps the two equal.
 ///
-/// It is a oneshot service ordered before `network-pre.target` that runs
-/// `suture load --all`, and it is skipped when the kernel command line has
-/// `suture.enable=0`. Installing it does not enable it.
+/// It is a oneshot service that runs `suture load --all` once local file
+/// systems are mounted, before `network-pre.target` and before
+/// `sysinit.target` (so before ordinary services), and it is skipped when
+/// the kernel command line has `suture.enable=0`. Installing it does not
+/// enable it.
 public enum BootUnit {
     public static let name = "suture.service"
     /// Where `suture install --unit` writes it by default.
@@ -15,21 +17,27 @@ public enum BootUnit {
     /// The suture that `dist/suture.service` runs; `text(executable:)`
     /// puts the real one in its place.
     public static let shippedExecutable = "/usr/local/bin/suture"
+    /// The target whose `.wants` folder `systemctl enable` links it from.
+    public static let wantedBy = "sysinit.target"
 
     /// The unit as shipped in `dist/suture.service`.
     public static let template = """
     # SPDX-License-Identifier: GPL-2.0-only
     # Loads the live patches installed for the running kernel (`suture install`)
-    # early at every boot, before the network is configured.
+    # early at every boot: once local file systems are mounted, before the
+    # network is configured and before ordinary services start.
     # `suture install --unit` writes this file with ExecStart pointing at the
     # suture that runs it; `systemctl enable suture.service` turns it on.
     # Booting with suture.enable=0 on the kernel command line skips it.
     [Unit]
     Description=Load installed Suture live patches
     ConditionKernelCommandLine=!suture.enable=0
+    DefaultDependencies=no
     RequiresMountsFor=/var/lib/suture
+    After=local-fs.target
     Wants=network-pre.target
-    Before=network-pre.target
+    Before=network-pre.target sysinit.target shutdown.target
+    Conflicts=shutdown.target
 
     [Service]
     Type=oneshot
@@ -37,7 +45,7 @@ public enum BootUnit {
     ExecStart=/usr/local/bin/suture load --all
 
     [Install]
-    WantedBy=multi-user.target
+    WantedBy=sysinit.target
 
     """
 

@@ -20,8 +20,8 @@ struct InstallCommand: ParsableCommand {
 
         --unit writes the boot unit suture.service (dist/suture.service, its ExecStart running this \
         suture) into --unit-directory, and does not enable it: `systemctl enable suture.service` \
-        does. At boot it runs `suture load --all` before network-pre.target, unless the kernel \
-        command line has suture.enable=0.
+        does. At boot it runs `suture load --all` once local file systems are mounted, before \
+        network-pre.target and sysinit.target, unless the kernel command line has suture.enable=0.
 
         With --json, prints {"installed":{"name","release","sequence","installedAt","source","module", \
         "sha256","size","replace","vermagic","problem"},"load":"loaded"|"alreadyLoaded"|"notRunning", \
@@ -79,7 +79,7 @@ struct InstallCommand: ParsableCommand {
     private func installUnit() throws {
         let executable = (try? FileSystem.readLink("/proc/self/exe")) ?? Path.absolute(CommandLine.arguments[0])
         let (path, changed) = try BootUnit.install(directory: unitDirectory, executable: executable)
-        let enabled = FileSystem.exists(Path.join(unitDirectory, "multi-user.target.wants", BootUnit.name))
+        let enabled = FileSystem.exists(Path.join(unitDirectory, BootUnit.wantedBy + ".wants", BootUnit.name))
         if output.json {
             printJSON(.object([
                 ("unit", .string(path)),

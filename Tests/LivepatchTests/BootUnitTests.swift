@@ -17,8 +17,10 @@ import Testing
 
     @Test func itIsAOneshotBeforeTheNetworkThatCanBeSwitchedOff() {
         let lines = BootUnit.template.split(separator: "\n").map(String.init)
-        for wanted in ["Type=oneshot", "Before=network-pre.target", "Wants=network-pre.target",
-                       "ConditionKernelCommandLine=!suture.enable=0", "WantedBy=multi-user.target"] {
+        for wanted in ["Type=oneshot", "Wants=network-pre.target",
+                       "ConditionKernelCommandLine=!suture.enable=0", "DefaultDependencies=no",
+                       "After=local-fs.target", "RequiresMountsFor=/var/lib/suture",
+                       "Before=network-pre.target sysinit.target shutdown.target", "WantedBy=\(BootUnit.wantedBy)"] {
             #expect(lines.contains(wanted), "\(wanted) is missing")
         }
     }
