@@ -104,11 +104,13 @@ extension LivepatchManager {
             entry = try store.commit(staged: staged, record)
         } catch {
             store.discard(staged, release: target)
-            var failure = error
-            if load == .loaded {
-                failure.message += "; \(name) stays loaded but is not installed: `suture unload \(name)` removes it"
+            guard load == .loaded else { throw error }
+            // Undo the load, unless it replaced patches that cannot come back.
+            if replaced.isEmpty, (try? unload(name, timeout: timeout)) != nil {
+                throw LivepatchError(error.kind, error.description + "; \(name) was unloaded again")
             }
-            throw failure
+            throw LivepatchError(error.kind, error.description
+                                 + "; \(name) stays loaded but is not installed: `suture unload \(name)` removes it")
         }
         if load != .notRunning, let file = entry.module { noteLoadedFile(name, file) }
         return InstallOutcome(entry: entry, load: load, replaced: replaced, previous: previous)

@@ -215,19 +215,29 @@ public struct PatchStore: Sendable, Equatable {
         removeIfEmpty(release)
     }
 
-    /// Moves a staged module to its name and writes its record. The module
-    /// goes first: a crash in between leaves a module without record (or
-    /// with the old one), which `entries` reports.
+    /// Moves a staged module to its name and its record beside it. The
+    /// record is written (and flushed) in the staging folder first, so a
+    /// failure to write it changes nothing. The two renames come after;
+    /// should the second fail, both files go, as neither the earlier entry
+    /// nor the new one would be whole. A crash between them leaves a module
+    /// without record (or with the old one), which `entries` reports.
     func commit(staged: String, _ patch: InstalledPatch) throws(LivepatchError) -> StoreEntry {
         let folder = directory(patch.release)
         let module = Path.join(folder, patch.moduleFile)
         let record = Path.join(folder, Self.recordName(patch.name))
+        let pending = Path.join(Path.directory(of: staged), Self.recordName(patch.name))
+        do {
+            try StoreFiles.writeDurably(pending, Array((patch.json.serialized(pretty: true) + "\n").utf8))
+        } catch {
+            throw LivepatchError(.store, errno: error.errno, "cannot write the record of \(patch.name) in \(folder): \(error.context)")
+        }
         do {
             try FileSystem.rename(staged, module)
+            try FileSystem.rename(pending, record)
             rmdir(Path.directory(of: staged))
             try StoreFiles.syncDirectory(folder)
-            try StoreFiles.writeDurably(record, Array((patch.json.serialized(pretty: true) + "\n").utf8))
         } catch {
+            for path in [module, record, pending] { try? FileSystem.removeFile(path) }
             throw LivepatchError(.store, errno: error.errno, "cannot store \(patch.name) in \(folder): \(error.context)")
         }
         // A module file of an earlier install under another suffix.

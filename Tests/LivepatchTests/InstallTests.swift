@@ -70,6 +70,18 @@ import Testing
         #expect(!FileSystem.exists(folder), "left behind: \(storeFiles())")
     }
 
+    @Test func aStoreThatCannotBeWrittenUndoesTheLoad() throws {
+        // The record's place in the staging folder is taken by a folder.
+        try FileSystem.makeDirectories(Path.join(folder, ".staging/livepatch_one.json"))
+        let error = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_one"), store: store) }
+        #expect(error?.kind == .store)
+        #expect(error?.description.hasSuffix("; livepatch_one was unloaded again") == true, "\(error?.description ?? "")")
+        #expect(kernel.loads.count == 1)
+        #expect(kernel.patchNames.isEmpty)
+        #expect(store.entries(release).isEmpty)
+        #expect(storeFiles() == [".staging"])
+    }
+
     @Test func anotherReleaseIsCheckedButNotLoaded() throws {
         let path = try module("livepatch_next", release: "6.1.0-99-amd64")
         // Neither root nor live patching is needed to stage a patch for another kernel.
@@ -297,16 +309,5 @@ import Testing
         #expect(report.installed.map(\.state) == [.notRunning])
         #expect(report.notInstalled.isEmpty)
         #expect(!report.installed[0].isFlagged)
-    }
-
-    func refusal(_ body: () throws -> Void) -> LivepatchError.Code? {
-        do {
-            try body()
-            return nil
-        } catch let error as LivepatchError {
-            return error.kind
-        } catch {
-            return nil
-        }
     }
 }
