@@ -52,7 +52,7 @@ func printJSON(_ value: JSON) {
 /// of a removed kernel can be listed and uninstalled.
 struct InstalledKernelOption: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
-        "Kernel release or image path whose installed patches to act on (default: the running kernel).",
+        "The kernel whose patch store to use, by release or image path (default: the running kernel).",
         valueName: "RELEASE|PATH"))
     var kernel: String?
 
