@@ -23,7 +23,7 @@ import Testing
 
     // MARK: - The boot unit
 
-    @Test func theUnitPassesSystemdAnalyzeVerify() throws {
+    @Test func theUnitPassesSystemdAnalyzeVerifyAndHonoursTheCommandLine() throws {
         let analyze = try #require(Command.which("systemd-analyze"), "systemd-analyze is missing: scripts/setup.sh installs systemd")
         let directory = Path.join(files.path, "system")
         let run = try suture(["install", "--unit", "--unit-directory", directory, "--json"])
@@ -48,6 +48,19 @@ import Testing
         try FileSystem.write(broken, text.replacingOccurrences(of: "Type=oneshot", with: "Type=oneshoot"))
         let refused = try Command.run([analyze, "verify", broken], timeout: 60)
         #expect(refused.stderrText.contains("oneshoot"), "\(refused.stderrText)")
+
+        // systemd itself skips it when the kernel command line says so
+        // (SYSTEMD_PROC_CMDLINE stands in for /proc/cmdline).
+        let root = Path.join(files.path, "root")
+        let installed = try suture(["install", "--unit", "--unit-directory", Path.join(root, "etc/systemd/system")])
+        #expect(installed.termination == .exited(0), "\(installed.stderrText)")
+        for (cmdline, runs) in [("quiet suture.enable=0", false), ("quiet", true), ("suture.enable=1 quiet", true)] {
+            let condition = try Command.run([analyze, "condition", "--root=\(root)", "--unit=suture.service"],
+                                            environment: Command.environment(["SYSTEMD_PROC_CMDLINE": cmdline]), timeout: 60)
+            #expect(condition.termination == .exited(runs ? 0 : 1), "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
+            #expect((condition.stdoutText + condition.stderrText).contains("ConditionKernelCommandLine=!suture.enable=0 \(runs ? "succeeded" : "failed")"),
+                    "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
+        }
 
         let again = try suture(["install", "--unit", "--unit-directory", directory])
         #expect(again.stdoutText.hasPrefix("unchanged: \(unit)"), "\(again.stdoutText)")

@@ -5,7 +5,7 @@ import Platform
 import Testing
 
 /// The boot unit: the shipped file, the embedded copy, and how it is written.
-/// (`systemd-analyze` checks it in IntegrationTests/PersistenceCLITests.)
+/// (`systemd-analyze verify` and `condition` check it in IntegrationTests/PersistenceCLITests.)
 @Suite struct BootUnitTests {
     static let shipped = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../../dist/suture.service").standardized.path
