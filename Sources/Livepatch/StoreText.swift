@@ -40,7 +40,7 @@ public enum StoreText {
         }
         var lines = outcome.results.map { result -> String in
             switch result.status {
-            case .loaded: return "\(result.name): loaded" + (result.seconds.map { " (\(LivepatchText.seconds(($0 * 100).rounded() / 100)))" } ?? "")
+            case .loaded: return "\(result.name): loaded" + (result.seconds.map { " (\($0 < 0.005 ? "<0.01 s" : LivepatchText.seconds(($0 * 100).rounded() / 100)))" } ?? "")
             case .alreadyLoaded: return "\(result.name): loaded already"
             case .superseded: return "\(result.name): skipped, a cumulative patch installed later replaces it"
             case .failed: return "\(result.name): FAILED: \(result.error?.description ?? "")"

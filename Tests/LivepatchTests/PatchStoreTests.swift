@@ -122,6 +122,7 @@ import Testing
             LoadAllResult(name: "livepatch_old", status: .superseded),
             LoadAllResult(name: "livepatch_fix", status: .loaded, seconds: 1.234),
             LoadAllResult(name: "livepatch_net", status: .alreadyLoaded),
+            LoadAllResult(name: "livepatch_quick", status: .loaded, seconds: 0.004),
             LoadAllResult(name: "livepatch_bad", status: .failed,
                           error: LivepatchError(.corruptStore, "livepatch_bad is damaged in the store: its module /x is missing")),
         ])
