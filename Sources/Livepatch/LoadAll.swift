@@ -102,7 +102,9 @@ extension LivepatchManager {
     private func loadInstalled(_ entry: StoreEntry, supersededBy later: String?, timeout: Double) -> LoadAllResult {
         var result = LoadAllResult(name: entry.name, status: .failed)
         guard let module = entry.module, entry.isIntact else {
-            result.error = LivepatchError(.corruptStore, "\(entry.name) is damaged in the store: \(entry.problem ?? "its record is missing")")
+            let source = entry.patch.map { "`suture install \($0.source)` again or " } ?? ""
+            result.error = LivepatchError(.corruptStore,
+                                          "\(entry.name) is damaged in the store: \(entry.problem ?? "its record is missing"); \(source)`suture uninstall \(entry.name)`")
             return result
         }
         if let loaded = sysfs.modules().first(where: { $0.name == entry.name }) {
