@@ -203,7 +203,12 @@ public enum KernelBuild {
         var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
                                            ("suture.release", options.kernel.release)]
         for d in diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
-        let registration = LivepatchModule.registrationSource(plan, replace: options.replace, modinfo: modinfo)
+        let clearing = LivepatchModule.RelocationClearing.of(source: tree.sourceDirectory)
+        if clearing == .unavailable, plan.redirects.contains(where: { $0.target != "vmlinux" }) {
+            progress("warning: this kernel neither clears klp relocations when a module goes away nor has text_poke_set; a patched module removed while the patch is loaded cannot be loaded again until the patch is unloaded")
+        }
+        let registration = LivepatchModule.registrationSource(plan, replace: options.replace, modinfo: modinfo,
+                                                              clearing: clearing)
         let linkDirectory = Path.join(scratch.path, "module")
         let compiler = tree.kbuild.compiler
         let ko = try LivepatchModule.link(plan, moduleName: moduleFile, registration: registration, headers: headers,

@@ -13,7 +13,9 @@ struct VMCommand: ParsableCommand {
         abstract: "Run a command in a throwaway QEMU guest of the target kernel.",
         discussion: """
         COMMAND runs as root with /bin/sh -c in a busybox guest that carries
-        this suture binary. Its stdout and stderr arrive unchanged; the kernel
+        this suture binary. A single argument is a shell command line
+        ('cat /proc/x | wc -l'); several arguments are one command and its
+        arguments, passed unchanged (sh -c 'a; b'). Its stdout and stderr arrive unchanged; the kernel
         console stays apart.
 
         Exit status: the command's, or 124 when --timeout killed it, 125 when
@@ -100,8 +102,21 @@ struct VMCommand: ParsableCommand {
         return configuration
     }
 
+    static func shellQuoted(_ word: String) -> String {
+        let safe = !word.isEmpty && word.unicodeScalars.allSatisfy {
+            ($0.value >= 0x30 && $0.value <= 0x39) || ($0.value | 0x20 >= 0x61 && $0.value | 0x20 <= 0x7a)
+                || "_@%+=:,./-".unicodeScalars.contains($0)
+        }
+        if safe { return word }
+        var quoted = "'"
+        for c in word { quoted += c == "'" ? "'\\''" : String(c) }
+        return quoted + "'"
+    }
+
     private func runCommand(_ configuration: VMConfiguration) throws(VMError) -> Int32 {
-        let commandLine = command.joined(separator: " ")
+        // One argument is a shell command line; several are an argv, quoted
+        // so that `suture vm -- sh -c 'a; b'` means what it says.
+        let commandLine = command.count == 1 ? command[0] : command.map(Self.shellQuoted).joined(separator: " ")
         // The command's stderr must arrive unchanged: progress lines only
         // for a person watching a terminal.
         let chatty = isatty(2) == 1

@@ -20,13 +20,14 @@ struct CLITests {
     }
 
     @Test func jsonHasTheStableShape() async throws {
-        let r = try await SutureCLI.run(["vm", "--json", "--", "printf out; printf err >&2; exit 3"])
+        // Several words after -- are an argv, passed to the guest unchanged.
+        let r = try await SutureCLI.run(["vm", "--json", "--", "sh", "-c", "printf out; printf \"it's\" >&2; exit 3"])
         #expect(r.termination == .exited(3))
         let json = try JSON.parse(r.stdout)
         #expect(json.objectValue?.map(\.0) == ["exitStatus", "stdout", "stderr", "kernelLog", "kernelProblem", "bootSeconds", "runSeconds"])
         #expect(json["exitStatus"]?.intValue == 3)
         #expect(json["stdout"]?.stringValue == "out")
-        #expect(json["stderr"]?.stringValue == "err")
+        #expect(json["stderr"]?.stringValue == "it's")
         #expect(json["kernelProblem"]?.isNull == true)
         #expect((json["bootSeconds"]?.doubleValue ?? 0) > 0)
         #expect((json["runSeconds"]?.doubleValue ?? -1) >= 0)
