@@ -39,6 +39,12 @@ public struct LivepatchError: SutureError {
         case force = "livepatch-force"
         /// Reading or writing a kernel interface failed.
         case io = "livepatch-io"
+        /// No patch of that name is installed in the store.
+        case notInstalled = "livepatch-not-installed"
+        /// A store file is unreadable or does not match its record.
+        case corruptStore = "livepatch-store-corrupt"
+        /// Reading or writing the patch store (`/var/lib/suture`) failed.
+        case store = "livepatch-store"
     }
 
     public var kind: Code

@@ -35,22 +35,31 @@ public struct LivepatchSystem: Sendable {
 /// `flock` on `/run/suture/kernel.lock`, which the kernel drops when its
 /// holder dies. The holder notes its pid and action beside it, so a waiting
 /// process can say whom it waits for.
+///
+/// The patch store has a lock of the same kind (`PatchStore.lock`). A
+/// process that needs both takes the store's first, never the other way.
 struct KernelLock {
     let lock: FileLock
 
     init(_ system: LivepatchSystem, action: String, say: @escaping (String) -> Void) throws(LivepatchError) {
-        let tree = system.tree
-        let ownerPath = tree.lock + ".owner"
+        try self.init(path: system.tree.lock, activity: "changing live patches", system: system, action: action, say: say)
+    }
+
+    /// A lock at `path`; `activity` says what its holder does, for the
+    /// messages of those who wait.
+    init(path: String, activity: String, system: LivepatchSystem, action: String,
+         say: @escaping (String) -> Void) throws(LivepatchError) {
+        let ownerPath = path + ".owner"
         do {
-            lock = try FileLock(path: tree.lock, timeout: system.lockTimeout) {
+            lock = try FileLock(path: path, timeout: system.lockTimeout) {
                 let owner = KernelFiles.read(ownerPath).map { " (\($0))" } ?? ""
-                say("another suture process\(owner) is changing live patches; waiting up to \(Int(system.lockTimeout)) s")
+                say("another suture process\(owner) is \(activity); waiting up to \(Int(system.lockTimeout)) s")
             }
         } catch {
             if error.kind == .lockTimeout {
                 let owner = KernelFiles.read(ownerPath).map { " (\($0))" } ?? ""
                 throw LivepatchError(.locked,
-                                     "another suture process\(owner) held \(tree.lock) for \(Int(system.lockTimeout)) s; gave up")
+                                     "another suture process\(owner) held \(path) for \(Int(system.lockTimeout)) s; gave up")
             }
             throw LivepatchError.io(error, "take the lock")
         }

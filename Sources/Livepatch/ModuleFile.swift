@@ -90,16 +90,23 @@ public struct ModuleFile: Sendable {
     /// so a patch built for another release of the same series would load
     /// and patch code it was never built against. Suture checks the release.
     public func requireLivepatch(runningRelease: String) throws(LivepatchError) {
+        try requireLivepatch(release: runningRelease, running: true)
+    }
+
+    /// The same check against `release`, the running kernel's or, for
+    /// `suture install --kernel`, another installed one.
+    public func requireLivepatch(release wanted: String, running: Bool) throws(LivepatchError) {
+        let kernel = running ? "the running kernel" : "the target kernel"
         guard isLivepatch else {
             throw LivepatchError(.notLivepatch,
                                  "\(path) is a kernel module (\(name)) but not a livepatch module: its modinfo has no livepatch=Y. Load ordinary modules with modprobe or insmod.")
         }
         guard let vermagic, let release = vermagicRelease else {
-            throw LivepatchError(.vermagic, "\(path) has no vermagic in its modinfo, so it cannot be matched to the running kernel \(runningRelease)")
+            throw LivepatchError(.vermagic, "\(path) has no vermagic in its modinfo, so it cannot be matched to \(kernel) \(wanted)")
         }
-        guard release == runningRelease else {
+        guard release == wanted else {
             throw LivepatchError(.vermagic,
-                                 "\(path) was built for kernel \(release) (vermagic \"\(vermagic.trimmingWhitespace())\"), but the running kernel is \(runningRelease)")
+                                 "\(path) was built for kernel \(release) (vermagic \"\(vermagic.trimmingWhitespace())\"), but \(kernel) is \(wanted)")
         }
     }
 

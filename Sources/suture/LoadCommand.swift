@@ -14,12 +14,23 @@ struct LoadCommand: ParsableCommand {
         their kernel stacks, reverses the transition, removes the module and exits 1. When the new \
         patch replaces earlier ones, their modules are removed too.
 
+        --all loads every patch installed for the running kernel (`suture install`) in install \
+        order, as the boot unit does: it reports each one, goes on past a failure, and exits 1 if \
+        any failed. Patches loaded already stay as they are; a damaged store entry (unreadable \
+        record, module missing or not matching its SHA-256) fails without being loaded; patches \
+        that a cumulative patch installed later replaces are skipped.
+
         With --json, prints {"patches":[…],"loaded":NAME,"replaced":[…]}: every loaded patch \
-        afterwards, in the shape of `suture list --json`.
+        afterwards, in the shape of `suture list --json`. With --all, {"release","directory", \
+        "results":[{"name","status":"loaded"|"alreadyLoaded"|"superseded"|"failed", \
+        "error":{"code","message"}|null,"seconds"}],"failed":N,"patches":[…]}.
         """)
 
     @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
-    var module: String
+    var module: String?
+
+    @Flag(help: "Load every patch installed for the running kernel, in install order.")
+    var all = false
 
     @Argument(help: ArgumentHelp("Module parameters for the kernel.", valueName: "PARAM=VALUE"))
     var parameters: [String] = []
@@ -33,12 +44,20 @@ struct LoadCommand: ParsableCommand {
     @OptionGroup var output: JSONOption
 
     func validate() throws {
+        guard (module != nil) != all else { throw ValidationError("give either MODULE or --all") }
+        guard !all || (parameters.isEmpty && !noWait) else {
+            throw ValidationError("--all takes no module parameters and no --no-wait")
+        }
         guard timeout > 0 else { throw ValidationError("--timeout must be more than 0 seconds") }
     }
 
     func run() throws {
         try reportingErrors(json: output.json) {
             let manager = LivepatchManager(.live(), progress: livepatchProgress)
+            guard let module else {
+                try loadAll(manager)
+                return
+            }
             let outcome = try manager.load(module, parameters: parameters, timeout: timeout, wait: !noWait)
             if output.json {
                 printJSON(LivepatchJSON.patches(try manager.list(), [
@@ -53,6 +72,25 @@ struct LoadCommand: ParsableCommand {
                 writeStandardOutput(text)
             }
         }
+    }
+}
+
+extension LoadCommand {
+    /// `--all`: exits 1 after printing when any patch failed.
+    private func loadAll(_ manager: LivepatchManager) throws {
+        let outcome = try manager.loadAll(store: .configured(), timeout: timeout)
+        if output.json {
+            printJSON(.object([
+                ("release", .string(outcome.release)),
+                ("directory", .string(outcome.directory)),
+                ("results", .array(outcome.results.map(\.json))),
+                ("failed", .integer(outcome.failed.count)),
+                ("patches", .array(((try? manager.list()) ?? []).map(\.json))),
+            ]))
+        } else {
+            writeStandardOutput(StoreText.loadAll(outcome))
+        }
+        if !outcome.failed.isEmpty { throw ExitCode(1) }
     }
 }
 

@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
+import Livepatch
 import Platform
+import TargetKernel
 
 /// `--json` for every command that supports machine-readable output.
 struct JSONOption: ParsableArguments {
@@ -40,4 +42,28 @@ func reportingErrors(json: Bool, _ body: () throws -> Void) throws {
 /// Prints a command's JSON result on stdout.
 func printJSON(_ value: JSON) {
     writeStandardOutput(value.serialized() + "\n")
+}
+
+/// `--kernel RELEASE|PATH` of the commands on installed patches (install,
+/// uninstall, list --installed). Unlike `KernelOption`, the default is the
+/// running kernel: patches are installed for the kernel they fix, whether
+/// or not its source is here. Other kernels go through the resolver; a
+/// release that only the store still knows is taken as it is, so patches
+/// of a removed kernel can be listed and uninstalled.
+struct InstalledKernelOption: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The kernel whose patch store to use, by release or image path (default: the running kernel).",
+        valueName: "RELEASE|PATH"))
+    var kernel: String?
+
+    /// The release, with what the resolver knows of it when it is not the
+    /// running kernel.
+    func target(store: PatchStore, running: String) throws -> (release: String, kernel: KernelRelease?) {
+        guard let spec = kernel, !spec.isEmpty, spec != running else { return (running, nil) }
+        if !spec.contains("/") && FileSystem.isDirectory(store.directory(spec)) {
+            return (spec, try? KernelResolver().resolve(spec))
+        }
+        let resolved = try KernelResolver().resolve(spec)
+        return (resolved.release, resolved.release == running ? nil : resolved)
+    }
 }

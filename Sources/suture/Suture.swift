@@ -25,6 +25,8 @@ struct Suture: ParsableCommand {
             ListCommand.self,
             StatusCommand.self,
             ForceCommand.self,
+            InstallCommand.self,
+            UninstallCommand.self,
         ]
     )
 }

@@ -280,16 +280,4 @@ import Testing
         #expect(log.text.contains("is changing live patches; waiting up to 5 s"))
         #expect(kernel.moduleNames == ["livepatch_one"])
     }
-
-    func refusal(_ body: () throws -> Void) -> LivepatchError.Code? {
-        do {
-            try body()
-            return nil
-        } catch let error as LivepatchError {
-            return error.kind
-        } catch {
-            return nil
-        }
-    }
-
 }

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
+import Livepatch
 import Platform
 import Testing
 
@@ -28,5 +29,18 @@ enum Golden {
         }
         let expected = try FileSystem.readText(path)
         #expect(actual == expected, "differs from \(name)", sourceLocation: sourceLocation)
+    }
+}
+
+/// The kind of `LivepatchError` that `body` throws; nil when it throws
+/// nothing or another error.
+func refusal(_ body: () throws -> Void) -> LivepatchError.Code? {
+    do {
+        try body()
+        return nil
+    } catch let error as LivepatchError {
+        return error.kind
+    } catch {
+        return nil
     }
 }
