@@ -37,6 +37,10 @@ int suture_prctl_set_pdeathsig(int signal) {
     return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0);
 }
 
+int suture_prctl_set_timerslack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0);
+}
+
 int suture_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }
 
 pid_t suture_gettid(void) { return (pid_t)syscall(SYS_gettid); }

@@ -47,6 +47,7 @@ int suture_prctl_set_pdeathsig(int signal);
 pid_t suture_gettid(void);
 int suture_pipe2(int fds[2], int flags);
 int suture_tgkill(pid_t tgid, pid_t tid, int sig);
+int suture_prctl_set_timerslack(unsigned long nanoseconds);
 
 /// libFuzzer's driver, present only in `-sanitize=fuzzer` builds of the
 /// ELFFuzz target (see Benchmarks/fuzz-elf.sh); declared here so Swift can call it.
