@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "ELF", dependencies: ["Platform"]),
         // Correlate → compare → select → emit on two objects. Shared by both patchers.
         .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
+        // Running processes: ptrace, code injection, the stop-and-check model.
+        .target(name: "ProcessPatch", dependencies: ["PatchCore", "ELF", "Platform"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
@@ -34,7 +36,7 @@ let package = Package(
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "PatchCore", "VM",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "ProcessPatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -52,6 +54,7 @@ let package = Package(
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
+        .testTarget(name: "ProcessPatchTests", dependencies: ["ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built
         // `suture` binary and the VM library). Guests run one at a time.
