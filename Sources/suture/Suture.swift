@@ -18,6 +18,7 @@ struct Suture: ParsableCommand {
             KernelCommand.self,
             VMCommand.self,
             VMAgentCommand.self,
+            ProcessCommand.self,
         ]
     )
 }

@@ -1,0 +1,49 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ArgumentParser
+import Platform
+import ProcessPatch
+
+struct ProcessApplyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "apply",
+        abstract: "Apply a process patch to a running process.",
+        discussion: """
+        Checks first that the process is yours (or that you are root), that one of its mapped
+        objects has the patch's build-id, and that every old function's bytes in memory are
+        the ones the patch was built against. Then attaches to every thread with ptrace, maps
+        the patch next to the program, and switches the functions over with the stop-and-check
+        model: all threads stop; if none is inside a function being replaced, every function
+        switches at once, else they resume and suture tries again until --timeout. On timeout
+        the process is left as it was and suture exits 1 naming the threads and functions in
+        the way. If suture dies at any point, the process runs on, fully old or fully new.
+        """)
+
+    @OptionGroup var process: PIDOption
+
+    @Argument(help: "The patch file from `suture process build`.")
+    var patch: String
+
+    @Option(help: ArgumentHelp("Consistency model (only stop-check so far).", valueName: "MODEL"))
+    var model: PatchArea.Model = .stopCheck
+
+    @Option(help: ArgumentHelp("Give up after this many seconds.", valueName: "SECONDS"))
+    var timeout: Double = 10
+
+    @OptionGroup var json: JSONOption
+
+    func run() throws {
+        try reportingErrors(json: json.json) {
+            Cleanup.installSignalHandling()
+            let report = try Apply(.init(pid: process.pid, patch: patch, model: model, timeout: timeout)).run()
+            if json.json {
+                printJSON(report.json)
+            } else {
+                let sorted = report.pauses.sorted()
+                let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
+                writeStandardOutput("applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
+                    + "(\(report.area.functions.count) function(s), \(report.attempts) attempt(s), "
+                    + "median pause \(Int((median * 1e6).rounded())) µs, \(Int((report.seconds * 1000).rounded())) ms in all)\n")
+            }
+        }
+    }
+}
