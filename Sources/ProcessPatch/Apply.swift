@@ -85,8 +85,8 @@ public struct Apply {
         guard options.model == .stopCheck else {
             throw ProcessError(.state, "the \(options.model.name) model is not available yet; use --model stop-check")
         }
-        let patch = try PatchFile(path: options.patch)
         let target = try Target(pid: options.pid, writable: true)
+        let patch = try PatchFile(path: options.patch)
         let object = try target.object(buildID: patch.manifest.buildID, patch: options.patch)
         if let same = target.scan.areas.first(where: { $0.digest == patch.digest }) {
             throw ProcessError(.state, "\(options.patch) is already applied to process \(options.pid) as patch #\(same.sequence)")

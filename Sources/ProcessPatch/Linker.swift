@@ -113,8 +113,18 @@ struct Linker {
         var resolved: [String: UInt64]
     }
 
+    /// Where an undefined symbol is in the process.
+    struct Resolution: Sendable {
+        /// Its address (for a program's import, what its GOT slot holds now).
+        var address: UInt64
+        /// The program's GOT slot for it, when the program imports it: calls
+        /// go through the slot as the program's own calls do, so ifuncs and
+        /// lazy binding resolve exactly as for the program.
+        var slot: UInt64? = nil
+    }
+
     /// Links at `base` with `resolve` finding undefined symbols.
-    func link(at base: UInt64, resolve: (PatchManifest.Reference) throws(ProcessError) -> UInt64?) throws(ProcessError) -> Image {
+    func link(at base: UInt64, resolve: (PatchManifest.Reference) throws(ProcessError) -> Resolution?) throws(ProcessError) -> Image {
         let object = patch.object
         var text = [UInt8](repeating: 0, count: Int(layout.textSize))
         var data = [UInt8](repeating: 0, count: Int(layout.dataSize))
@@ -131,7 +141,7 @@ struct Linker {
             }
         }
         // Symbols.
-        var resolved: [String: UInt64] = [:]
+        var resolved: [String: Resolution] = [:]
         var defined: [String: UInt64] = [:], sizes: [String: UInt64] = [:]
         for s in object.symbols.dropFirst() where !s.name.isEmpty && !s.isUndefined {
             if let index = s.definingSection, let offset = layout.sections[index] {
@@ -141,23 +151,26 @@ struct Linker {
         }
         let references = Dictionary(patch.manifest.references.map { ($0.symbol, $0) }, uniquingKeysWith: { a, _ in a })
         func address(of s: Symbol) throws(ProcessError) -> UInt64 {
+            try resolution(of: s).address
+        }
+        func resolution(of s: Symbol) throws(ProcessError) -> Resolution {
             if s.isSection {
                 guard let index = s.definingSection, let offset = layout.sections[index] else {
                     throw ProcessError(.badPatch, "\(patch.path): a relocation refers to section \(s.definingSection ?? 0), which is not loaded")
                 }
-                return base + offset
+                return Resolution(address: base + offset)
             }
-            if s.rawSectionIndex == SpecialSection.absolute { return s.value }
+            if s.rawSectionIndex == SpecialSection.absolute { return Resolution(address: s.value) }
             if !s.isUndefined {
                 guard let index = s.definingSection, let offset = layout.sections[index] else {
                     throw ProcessError(.badPatch, "\(patch.path): symbol \(s.name) is defined in a section that is not loaded")
                 }
-                return base + offset + s.value
+                return Resolution(address: base + offset + s.value)
             }
             if let known = resolved[s.name] { return known }
             let reference = references[s.name] ?? PatchManifest.Reference(symbol: s.name, name: s.name, file: nil, origin: .external)
             guard let a = try resolve(reference) else {
-                if s.binding == SymbolBinding.weak { return 0 }
+                if s.binding == SymbolBinding.weak { return Resolution(address: 0) }
                 let where_ = reference.file.map { " (static in \($0))" } ?? ""
                 throw ProcessError(.unresolved, "the patch needs \(reference.name)\(where_), which neither the program nor its libraries define")
             }
@@ -168,12 +181,19 @@ struct Linker {
         var stubAddresses: [String: UInt64] = [:]
         for (name, offset) in layout.stubs {
             guard let s = object.symbols.first(where: { $0.name == name && $0.isUndefined }) else { continue }
-            let target = try address(of: s)
+            let target = try resolution(of: s)
             let stub = base + offset
-            guard let jump = X86Code.indirectJump(at: stub, slot: stub + 8) else { continue }
             let at = Int(offset - layout.textStart)
-            text.replaceSubrange(at..<at + jump.count, with: jump)
-            text.storeLE(target, at: at + 8)
+            // Through the program's GOT slot when it imports the function,
+            // else through the stub's own slot.
+            if let slot = target.slot, let jump = X86Code.indirectJump(at: stub, slot: slot) {
+                text.replaceSubrange(at..<at + jump.count, with: jump)
+            } else if let jump = X86Code.indirectJump(at: stub, slot: stub + 8) {
+                text.replaceSubrange(at..<at + jump.count, with: jump)
+                text.storeLE(target.address, at: at + 8)
+            } else {
+                continue
+            }
             stubAddresses[name] = stub
         }
         var gotAddresses: [String: UInt64] = [:]
@@ -213,8 +233,10 @@ struct Linker {
                 case 1:  // R_X86_64_64
                     try put(try address(of: s) &+ UInt64(bitPattern: r.addend))
                 case 2, 4:  // PC32, PLT32
-                    let target = try address(of: s)
-                    if let v = pc32(target) {
+                    let target = try resolution(of: s)
+                    if target.slot != nil, let stub = stubAddresses[s.name], Linker.isBranch(original, at: Int(r.offset)), let v = pc32(stub) {
+                        try put(UInt32(bitPattern: v))
+                    } else if let v = pc32(target.address) {
                         try put(UInt32(bitPattern: v))
                     } else if let stub = stubAddresses[s.name], Linker.isBranch(original, at: Int(r.offset)), let v = pc32(stub) {
                         try put(UInt32(bitPattern: v))
@@ -251,6 +273,6 @@ struct Linker {
                 }
             }
         }
-        return Image(text: text, data: data, symbols: defined, sizes: sizes, resolved: resolved)
+        return Image(text: text, data: data, symbols: defined, sizes: sizes, resolved: resolved.mapValues(\.address))
     }
 }

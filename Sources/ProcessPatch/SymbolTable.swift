@@ -17,6 +17,10 @@ public struct SymbolTable: Sendable {
     /// File name (as `STT_FILE` spells it) → static symbols of that file.
     public private(set) var locals: [String: [String: Entry]] = [:]
     public private(set) var dynamic: [String: Entry] = [:]
+    /// Symbols the object imports, by name: the link-time address of the GOT
+    /// slot the dynamic linker fills for it (`R_X86_64_JUMP_SLOT`,
+    /// `R_X86_64_GLOB_DAT`).
+    public private(set) var imports: [String: UInt64] = [:]
     /// Start addresses of every defined function or object symbol, sorted,
     /// with names: for symbolizing addresses and finding neighbours.
     public private(set) var sorted: [(value: UInt64, size: UInt64, name: String)] = []
@@ -60,6 +64,12 @@ public struct SymbolTable: Sendable {
             }
         }
         sorted = all.sorted { $0.0 < $1.0 }.map { (value: $0.0, size: $0.1, name: $0.2) }
+        for rs in file.relocationSections where rs.symbolTable != 0 && rs.symbolTable == file.dynamicSymbolTableIndex {
+            for r in rs.relocations where (r.type == 6 || r.type == 7) && r.symbol != 0 && Int(r.symbol) < file.dynamicSymbols.count {
+                let symbol = file.dynamicSymbols[Int(r.symbol)]
+                if symbol.isUndefined && imports[symbol.name] == nil { imports[symbol.name] = r.offset }
+            }
+        }
     }
 
     /// A static symbol of `file`. `file` matches the `STT_FILE` name exactly,

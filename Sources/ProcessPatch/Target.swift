@@ -47,23 +47,30 @@ final class Target {
     /// the target object, other names there first, then in the libraries in
     /// address order (the executable comes first, like the dynamic linker's
     /// global scope, so copy-relocated data resolves to the program's copy).
-    func resolver(for object: LoadedObject) -> (PatchManifest.Reference) throws(ProcessError) -> UInt64? {
-        { reference throws(ProcessError) -> UInt64? in
+    func resolver(for object: LoadedObject) -> (PatchManifest.Reference) throws(ProcessError) -> Linker.Resolution? {
+        { reference throws(ProcessError) -> Linker.Resolution? in
             let table = try self.symbols(object)
             switch reference.origin {
             case .local:
-                return table.local(reference.name, file: reference.file ?? "").map { object.bias &+ $0.value }
+                return table.local(reference.name, file: reference.file ?? "").map { Linker.Resolution(address: object.bias &+ $0.value) }
             case .global:
-                if let e = table.defined(reference.name) { return object.bias &+ e.value }
-                return nil
+                return table.defined(reference.name).map { Linker.Resolution(address: object.bias &+ $0.value) }
             case .external:
-                if let e = table.defined(reference.name) { return object.bias &+ e.value }
+                // What the program imports: through its own GOT slot.
+                if let slot = table.imports[reference.name] {
+                    let address = object.bias &+ slot
+                    return Linker.Resolution(address: try self.memory.readWord(address), slot: address)
+                }
+                if let e = table.defined(reference.name) { return Linker.Resolution(address: object.bias &+ e.value) }
                 let exe = (try? FileSystem.readLink("/proc/\(self.pid)/exe")) ?? ""
                 let executableFirst = self.objects.filter { !$0.isVDSO && $0.path != object.path }
                     .sorted { ($0.path == exe ? 0 : 1, $0.headerMapping.start) < ($1.path == exe ? 0 : 1, $1.headerMapping.start) }
                 for other in executableFirst {
-                    guard let t = try? self.symbols(other) else { continue }
-                    if let e = t.dynamic[reference.name], e.type != SymbolType.tls { return other.bias &+ e.value }
+                    guard let t = try? self.symbols(other), let e = t.dynamic[reference.name], e.type != SymbolType.tls else { continue }
+                    if e.type == SymbolType.gnuIfunc {
+                        throw ProcessError(.unresolved, "the patch calls \(reference.name), an ifunc of \(Path.base(of: other.path)) that the program does not import; its implementation is chosen at load time and cannot be called directly")
+                    }
+                    return Linker.Resolution(address: other.bias &+ e.value)
                 }
                 return nil
             }
