@@ -51,6 +51,13 @@ public final class Tracer {
                     states[tid] = .running
                 } catch {
                     if error.errno == .noSuchProcess { continue }  // exited meanwhile
+                    if error.errno == .notPermitted && Tracer.tracerOf(pid: pid, tid: tid) == getpid() {
+                        // Created by a thread we had seized: attached already
+                        // (PTRACE_O_TRACECLONE), its first stop on the way.
+                        states[tid] = .running
+                        awaitingFirstStop.insert(tid)
+                        continue
+                    }
                     let tracer = (FileSystem.readTextIfPresent("/proc/\(pid)/status")).flatMap {
                         TargetProcess.fields($0)["TracerPid"]
                     } ?? "0"
@@ -68,6 +75,11 @@ public final class Tracer {
     }
 
     deinit { detachQuietly() }
+
+    /// `TracerPid` of one thread.
+    static func tracerOf(pid: Int32, tid: Int32) -> Int32? {
+        FileSystem.readTextIfPresent("/proc/\(pid)/task/\(tid)/status").flatMap { TargetProcess.fields($0)["TracerPid"] }.flatMap { Int32($0) }
+    }
 
     // MARK: - Stopping and resuming
 
@@ -149,24 +161,38 @@ public final class Tracer {
             states[tid] = isGroupStop ? .groupStopped : .stopped
             if !stopping { try resume(tid) }
         case Ptrace.eventClone:
+            // Stopped in the middle of clone(2): never a place to stop the
+            // world or run injected code. Let it finish; our interrupt stops
+            // it right after.
             states[tid] = .stopped
             if let child = try? Ptrace.eventMessage(tid), child > 0, states[Int32(child)] == nil {
                 states[Int32(child)] = .running
                 awaitingFirstStop.insert(Int32(child))
             }
-            if !stopping { try resume(tid) }
+            try resume(tid, interruptAgain: stopping)
         case 0 where signal == Ptrace.syscallStopSignal:
             // Not ours outside an injection: let it go on.
             states[tid] = .stopped
-            try resume(tid)
+            try resume(tid, interruptAgain: stopping)
         case 0:
-            // A signal for the program: deliver it now. An interrupt we sent
-            // stays pending and stops the thread right after.
+            // A signal for the program: deliver it now.
             states[tid] = .stopped
-            try resume(tid, signal: signal)
+            try resume(tid, signal: signal, interruptAgain: stopping)
         default:
             states[tid] = .stopped
-            try resume(tid)
+            try resume(tid, interruptAgain: stopping)
+        }
+    }
+
+    /// Resumes a thread from a trap other than our interrupt's. Any trap
+    /// clears a pending PTRACE_INTERRUPT (`ptrace_stop` drops
+    /// JOBCTL_TRAP_STOP), so while stopping the world, interrupt it again.
+    private func resume(_ tid: Int32, signal: Int32 = 0, interruptAgain: Bool) throws(ProcessError) {
+        try resume(tid, signal: signal)
+        if interruptAgain && states[tid] == .running {
+            do { try Ptrace.interrupt(tid) } catch {
+                if error.errno != .noSuchProcess { throw error.process(.trace, "process \(pid)") }
+            }
         }
     }
 
@@ -204,7 +230,9 @@ public final class Tracer {
         do { try Ptrace.setRegisters(tid, regs) } catch { throw error.process(.trace, "process \(pid)") }
     }
 
-    /// A stopped thread fit to run injected code: stopped by our interrupt.
+    /// A stopped thread fit to run injected code: stopped by our interrupt,
+    /// so at the point where the kernel delivers signals, after any system
+    /// call finished or was interrupted (never at an event stop inside one).
     func injectionThread() -> Int32? {
         if states[pid] == .stopped { return pid }
         return threads.first { states[$0] == .stopped }

@@ -44,6 +44,8 @@ import Testing
     /// After the kill: running, untraced, and only `expected` from now on.
     func expectBehaviour(_ target: TargetProgram, _ expected: String, _ point: String) {
         expectRunning(target, "after the kill at \(point)")
+        // Lines printed before the kill are in the pipe already: read them first.
+        target.poll()
         let mark = target.lines.count
         let lines = target.lines(after: mark, count: 6)
         #expect(lines.count == 6, "the program stopped printing after the kill at \(point)")

@@ -57,6 +57,17 @@ import Testing
                 "a mixed state was seen: \(target.lines.filter { $0 != "value 3 2" && $0 != "value 5 4" }.prefix(5))")
     }
 
+    /// Threads are created and end all the time (PTRACE_O_TRACECLONE follows them).
+    @Test func threadsComingAndGoing() throws {
+        let fixture = try Fixture("loop")
+        let patch = try fixture.patch(binary: "loop")
+        let target = try TargetProgram([fixture.path("loop"), "1", "churn"])
+        try #require(target.waitForLine { $0 == "value 3 2" } != nil)
+        for _ in 0..<3 {
+            try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4")
+        }
+    }
+
     @Test func threadAsleepInsideWaits() throws {
         let fixture = try Fixture("sleeper")
         let patch = try fixture.patch(binary: "sleeper")
