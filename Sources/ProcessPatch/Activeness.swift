@@ -6,6 +6,10 @@ import Platform
 /// or any word on its stack between the stack pointer and the end of the
 /// stack's mapping, lies in one of the ranges. Stack words are not unwound,
 /// only compared, so stale values can block a switch (never the reverse).
+/// A return address points just after its call, so a stack word `w` counts
+/// when `w - 1` lies in a range, as unwinders do it: a function pointer to a
+/// function's first byte (a table of callbacks on the stack) does not count,
+/// while a call that is a function's last instruction still does.
 struct Activeness {
     struct Range: Sendable {
         let range: Swift.Range<UInt64>
@@ -68,7 +72,7 @@ struct Activeness {
                 let count = raw.count / 8
                 for i in 0..<count {
                     let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
-                    if let f = find(w) { return f }
+                    if let f = find(w &- 1) { return f }
                 }
                 return nil
             }

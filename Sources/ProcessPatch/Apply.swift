@@ -49,6 +49,9 @@ public struct Apply {
         public let seconds: Double
         /// Seconds of the preparation stop (the `mmap` injection).
         public let preparationPause: Double
+        /// The committing attempt's pause in parts: stopping every thread,
+        /// checking them, writing the commit, resuming them (seconds).
+        public let commitBreakdown: (stop: Double, check: Double, commit: Double, resume: Double)
 
         public var json: JSON {
             let sorted = pauses.sorted()
@@ -63,6 +66,12 @@ public struct Apply {
                 ("pausesMicroseconds", .array(pauses.map { .int(Int64(($0 * 1e6).rounded())) })),
                 ("medianPauseMicroseconds", .int(Int64((median * 1e6).rounded()))),
                 ("preparationPauseMicroseconds", .int(Int64((preparationPause * 1e6).rounded()))),
+                ("commitPauseMicroseconds", .object([
+                    ("stop", .int(Int64((commitBreakdown.stop * 1e6).rounded()))),
+                    ("check", .int(Int64((commitBreakdown.check * 1e6).rounded()))),
+                    ("commit", .int(Int64((commitBreakdown.commit * 1e6).rounded()))),
+                    ("resume", .int(Int64((commitBreakdown.resume * 1e6).rounded()))),
+                ])),
                 ("applySeconds", .double((seconds * 1000).rounded() / 1000)),
                 ("area", .object([("start", .integer(area.start)), ("size", .integer(area.size))])),
                 ("functions", .array(area.functions.map { f in
@@ -128,24 +137,33 @@ public struct Apply {
             var attempts = 0
             var wait = 0.01
             var blockers: [Activeness.Blocker] = []
+            var breakdown: (stop: Double, check: Double, commit: Double, resume: Double) = (0, 0, 0, 0)
             while true {
                 try Interruption.check()
                 attempts += 1
                 try tracer.stopAll()
+                let stopped = Clock.monotonicNanoseconds()
                 blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)
+                let checked = Clock.monotonicNanoseconds()
                 if blockers.isEmpty {
                     try Apply.commit(&area, memory: target.memory)
                     committed = true
                 }
+                let written = Clock.monotonicNanoseconds()
                 try tracer.resumeAll()
-                pauses.append(Double(Clock.monotonicNanoseconds() - tracer.stopStarted) / 1e9)
-                if committed { break }
+                let resumed = Clock.monotonicNanoseconds()
+                pauses.append(Double(resumed - tracer.stopStarted) / 1e9)
+                if committed {
+                    breakdown = (Double(stopped - tracer.stopStarted) / 1e9, Double(checked - stopped) / 1e9,
+                                 Double(written - checked) / 1e9, Double(resumed - written) / 1e9)
+                    break
+                }
                 if Clock.now() + wait > deadline { break }
                 try tracer.run(for: wait)
                 wait = min(wait * 1.5, 0.25)
             }
             if !committed {
-                try Apply.remove(area, tracer: tracer, target: target)
+                _ = try Apply.settle(area, tracer: tracer, target: target)
                 areaMapped = nil
                 try tracer.detach()
                 let names = Set(blockers.map(\.function)).sorted()
@@ -154,11 +172,12 @@ public struct Apply {
             try tracer.detach()
             area.phase = .applied
             return Report(pid: options.pid, area: area, attempts: attempts, pauses: pauses,
-                          seconds: Clock.now() - started, preparationPause: preparationPause)
+                          seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: breakdown)
         } catch {
-            // Leave the process as it was: a prepared, uncommitted area goes away.
-            if let area = areaMapped, !committed {
-                try? Apply.remove(area, tracer: tracer, target: target)
+            // Leave the process whole: undo a switch not yet made, finish one made.
+            if let area = areaMapped, let applied = try? Apply.settle(area, tracer: tracer, target: target), applied {
+                tracer.detachQuietly()
+                throw ProcessError(error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
             }
             tracer.detachQuietly()
             throw error
@@ -199,7 +218,9 @@ public struct Apply {
             // An older patch's entry jump hides the original bytes it saved.
             if let first = target.scan.areas.first(where: { $0.functions.contains { $0.address == address } }),
                let saved = first.functions.first(where: { $0.address == address })?.original {
-                bytes.replaceSubrange(0..<saved.count, with: saved)
+                // (A function shorter than the jump: the jump's tail covers padding.)
+                let n = min(saved.count, bytes.count)
+                bytes.replaceSubrange(0..<n, with: saved.prefix(n))
             }
             if let at = f.firstMismatch(bytes) {
                 problems.append("\(f.name) at 0x\(hex(address)): byte \(at) is 0x\(hex(UInt64(at < bytes.count ? bytes[at] : 0))) in memory, 0x\(hex(UInt64(f.expected[at]))) in the patch: the process runs different code than the patch was built for")
@@ -247,7 +268,14 @@ public struct Apply {
                 let r = a..<(a + size)
                 if let reserve = heapReserve, reserve.overlaps(r) { continue }
                 guard r.lowerBound >= hole.lowerBound + page, r.upperBound + page <= hole.upperBound else { continue }
-                let distance = r.upperBound <= span.lowerBound ? span.lowerBound - r.lowerBound : r.upperBound - span.upperBound
+                let distance: UInt64
+                if r.upperBound <= span.lowerBound {
+                    distance = span.lowerBound - r.lowerBound
+                } else if r.lowerBound >= span.upperBound {
+                    distance = r.upperBound - span.upperBound
+                } else {
+                    continue  // a gap between the object's own segments
+                }
                 if best == nil || distance < best!.distance { best = (distance, a) }
             }
         }
@@ -347,11 +375,32 @@ public struct Apply {
         try memory.write(area.start + 18, [area.phase.rawValue])
     }
 
-    /// Unmaps an area that no entry refers to.
-    static func remove(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) {
+    /// Brings a prepared area to a whole state after a failure or an
+    /// interruption, with the world stopped: if the dispatch flag is on, the
+    /// switch happened, so it is finished (direct jumps); otherwise every
+    /// entry gets its original bytes back and the area is unmapped. Entries
+    /// only change while the world is stopped, and the flag only turns on in
+    /// the same stop, so no thread can be inside an area being removed.
+    /// Returns whether the patch ended applied.
+    static func settle(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) -> Bool {
+        let memory = target.memory
         try tracer.stopAll()
+        let length = X86Code.entryJumpLength
+        if try memory.read(area.flagAddress, count: 1)[0] == 1 {
+            for f in area.functions where memory.readPrefix(f.address, count: length) == f.viaDispatcher {
+                try memory.write(f.address, f.direct)
+            }
+            try memory.write(area.start + 18, [PatchArea.Phase.applied.rawValue])
+            try tracer.resumeAll()
+            return true
+        }
+        for f in area.functions {
+            let now = memory.readPrefix(f.address, count: length)
+            if now == f.viaDispatcher || now == f.direct { try memory.write(f.address, f.original) }
+        }
         try Revert.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
         try tracer.resumeAll()
+        return false
     }
 }
 

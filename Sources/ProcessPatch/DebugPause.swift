@@ -23,10 +23,14 @@ public enum DebugPause {
         return Set(value.split(separator: ",").map { String($0).trimmingWhitespace() })
     }()
 
-    /// Waits forever if `name` is enabled.
+    /// Waits forever if `name` is enabled, or until SIGINT/SIGTERM/SIGHUP
+    /// asks Suture to stop (then throws, like any interruption).
     static func point(_ name: String) throws(ProcessError) {
         guard enabled.contains(name) else { return }
         Progress.warn("suture: debug pause at \(name)")
-        while true { Clock.sleep(seconds: 1) }
+        while true {
+            try Interruption.check()
+            Clock.sleep(seconds: 0.01)
+        }
     }
 }

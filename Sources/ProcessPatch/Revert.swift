@@ -106,6 +106,7 @@ public struct Revert {
         let activeness = Activeness(ranges)
 
         let tracer = try Tracer(pid: options.pid)
+        var switching = false
         do throws(ProcessError) {
             let deadline = started + options.timeout
             var pauses: [Double] = []
@@ -119,6 +120,7 @@ public struct Revert {
                 try tracer.stopAll()
                 blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)
                 if blockers.isEmpty {
+                    switching = true
                     try Revert.commit(area, memory: target.memory)
                     done = true
                 }
@@ -144,9 +146,38 @@ public struct Revert {
             return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: attempts, pauses: pauses,
                           seconds: Clock.now() - started)
         } catch {
+            if switching, let reverted = try? Revert.settle(area, tracer: tracer, target: target) {
+                tracer.detachQuietly()
+                throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is \(reverted ? "reverted" : "still applied"))")
+            }
             tracer.detachQuietly()
             throw error
         }
+    }
+
+    /// Brings a revert interrupted during its switch to a whole state: with
+    /// the flag already off, finish it (original entries, unmap); with the
+    /// flag still on, undo it (direct jumps again). Returns whether the patch
+    /// ended reverted.
+    static func settle(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) -> Bool {
+        let memory = target.memory
+        try tracer.stopAll()
+        let length = X86Code.entryJumpLength
+        if try memory.read(area.flagAddress, count: 1)[0] == 0 {
+            for f in area.functions {
+                let now = memory.readPrefix(f.address, count: length)
+                if now == f.viaDispatcher || now == f.direct { try memory.write(f.address, f.original) }
+            }
+            try unmap(start: area.start, size: area.size, tracer: tracer, target: target)
+            try tracer.resumeAll()
+            return true
+        }
+        for f in area.functions where memory.readPrefix(f.address, count: length) == f.viaDispatcher {
+            try memory.write(f.address, f.direct)
+        }
+        try memory.write(area.start + 18, [PatchArea.Phase.applied.rawValue])
+        try tracer.resumeAll()
+        return false
     }
 
     static func sequence(of mappingName: String) -> Int {

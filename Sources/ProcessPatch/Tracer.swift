@@ -98,10 +98,7 @@ public final class Tracer {
             try handle(tid, status, stopping: true)
         }
         if states.isEmpty { throw ProcessError(.noSuchProcess, "process \(pid) exited") }
-        if Tracer.timing { Progress.warn("timing: stopped \(states.count) threads in \((Clock.monotonicNanoseconds() - stopStarted) / 1000) µs") }
     }
-
-    static let timing = FileSystem.environment("SUTURE_DEBUG_TIMING") != nil
 
     /// Resumes every stopped thread.
     public func resumeAll() throws(ProcessError) {

@@ -8,6 +8,8 @@ import Testing
 /// (`SUTURE_DEBUG_PAUSE` makes it wait there): the program must run on,
 /// untraced, and show the old or the new behaviour, never a mix, never a
 /// crash. A later `status` describes what was left, and `revert` cleans up.
+/// With SIGTERM, Suture itself finishes a switch already made or undoes one
+/// not yet made, and leaves nothing half done.
 @Suite(.serialized) struct KillTests {
     /// One build of the loop fixture for every case.
     static let shared: Result<(Fixture, String), TestError> = {
@@ -21,8 +23,8 @@ import Testing
 
     static let old = "value 3 2", new = "value 5 4"
 
-    /// Starts suture, waits for it to reach `point`, kills it.
-    func kill(at point: String, _ arguments: [String]) throws {
+    /// Starts suture, waits for it to reach `point`, sends `signal`, waits for it to end.
+    func kill(at point: String, _ arguments: [String], signal: Int32 = SIGKILL) throws {
         let folder = try TemporaryDirectory(prefix: "suture-kill")
         let errPath = Path.join(folder.path, "stderr")
         let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
@@ -36,9 +38,13 @@ import Testing
             if (FileSystem.readTextIfPresent(errPath) ?? "").contains("debug pause at \(point)") { reached = true; break }
             Clock.sleep(seconds: 0.02)
         }
-        suture.signal(SIGKILL)
-        suture.wait()
+        suture.signal(signal)
+        let ending = Clock.now() + 60
+        while suture.poll() == nil && Clock.now() < ending { Clock.sleep(seconds: 0.02) }
+        let ended = suture.poll()
+        if ended == nil { suture.signal(SIGKILL); suture.wait() }
         try #require(reached, "suture never reached \(point): \(FileSystem.readTextIfPresent(errPath) ?? "")")
+        #expect(ended != nil, "suture did not end after signal \(signal) at \(point)")
     }
 
     /// After the kill: running, untraced, and only `expected` from now on.
@@ -106,6 +112,46 @@ import Testing
         expectBehaviour(target, reverted ? KillTests.old : KillTests.new, point)
         let status = try statusJSON(target.pid)
         #expect(status["patches"]?[0]?["state"]?.stringValue == (reverted ? "inactive" : "applied"), "\(point): \(status.serialized())")
+        try cleanUp(target, point)
+    }
+
+    @Test(arguments: ["loaded", "commit-started", "committed"])
+    func terminatedDuringApply(_ point: String) throws {
+        let (fixture, patch) = try KillTests.shared.get()
+        let target = try TargetProgram([fixture.path("loop"), "2"])
+        try #require(target.waitForLine { $0 == KillTests.old } != nil)
+        try kill(at: point, ["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"], signal: SIGTERM)
+
+        let switched = point == "committed"
+        expectBehaviour(target, switched ? KillTests.new : KillTests.old, point)
+        let status = try statusJSON(target.pid)
+        if switched {
+            #expect(status["patches"]?[0]?["state"]?.stringValue == "applied", "\(status.serialized())")
+            #expect(status["patches"]?[0]?["phase"]?.stringValue == "applied", "the switch was finished: \(status.serialized())")
+        } else {
+            #expect(status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty, "undone: \(status.serialized())")
+        }
+        try cleanUp(target, point)
+    }
+
+    @Test(arguments: ["revert-started", "reverted"])
+    func terminatedDuringRevert(_ point: String) throws {
+        let (fixture, patch) = try KillTests.shared.get()
+        let target = try TargetProgram([fixture.path("loop"), "2"])
+        try #require(target.waitForLine { $0 == KillTests.old } != nil)
+        let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+        try #require(apply.termination.succeeded, "\(apply.summary)")
+        try #require(target.waitForLine(from: target.lines.count) { $0 == KillTests.new } != nil)
+        try kill(at: point, ["process", "revert", "--pid", "\(target.pid)", "--timeout", "60"], signal: SIGTERM)
+
+        let reverted = point == "reverted"
+        expectBehaviour(target, reverted ? KillTests.old : KillTests.new, point)
+        let status = try statusJSON(target.pid)
+        if reverted {
+            #expect(status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty, "finished: \(status.serialized())")
+        } else {
+            #expect(status["patches"]?[0]?["state"]?.stringValue == "applied", "undone: \(status.serialized())")
+        }
         try cleanUp(target, point)
     }
 }

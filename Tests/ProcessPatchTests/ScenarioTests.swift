@@ -68,6 +68,39 @@ import Testing
         }
     }
 
+    /// A second patch of the same functions stacks on the first; revert takes
+    /// the newest off first and refuses the older one while it is covered.
+    @Test func patchesStack() throws {
+        let fixture = try Fixture("loop")
+        let first = try fixture.patch(binary: "loop")
+        let second = try fixture.patch(diff: "patch2.diff", binary: "loop")
+        let target = try TargetProgram([fixture.path("loop"), "2"])
+        try #require(target.waitForLine { $0 == "value 3 2" } != nil)
+        for (patch, expected) in [(first, "value 5 4"), (second, "value 9 8")] {
+            let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+            try #require(apply.termination.succeeded, "\(apply.summary)")
+            #expect(target.waitForLine(from: target.lines.count) { $0 == expected } != nil, "\(target.lines.suffix(3))")
+        }
+        let status = try statusJSON(target.pid)
+        let patches = status["patches"]?.arrayValue ?? []
+        try #require(patches.count == 2, "\(status.serialized())")
+        #expect(patches[0]["state"]?.stringValue == "applied" && patches[1]["state"]?.stringValue == "applied")
+        #expect(patches[0]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "replaced by #2" } == true, "\(status.serialized())")
+        #expect(patches[1]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "new" } == true, "\(status.serialized())")
+
+        let (refused, json) = try Suture.json(["process", "revert", "--pid", "\(target.pid)", first])
+        #expect(refused.termination == .exited(1), "\(refused.summary)")
+        #expect(json["error"]?["message"]?.stringValue?.contains("revert it first") == true, "\(refused.summary)")
+
+        for expected in ["value 5 4", "value 3 2"] {
+            let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "60"])
+            try #require(revert.termination.succeeded, "\(revert.summary)")
+            #expect(target.waitForLine(from: target.lines.count) { $0 == expected } != nil, "\(target.lines.suffix(3))")
+        }
+        expectRunning(target, "after both reverts")
+        #expect(target.sutureMappings.isEmpty)
+    }
+
     @Test func threadAsleepInsideWaits() throws {
         let fixture = try Fixture("sleeper")
         let patch = try fixture.patch(binary: "sleeper")
