@@ -32,11 +32,13 @@ let package = Package(
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
         .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
+        // Distro kernel patches: diffs to livepatch modules (klp relocations, kbuild).
+        .target(name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "VM"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "ProcessPatch",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "KernelPatch", "ProcessPatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -52,8 +54,9 @@ let package = Package(
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
+        .testTarget(name: "KernelPatchTests", dependencies: ["KernelPatch", "TargetKernel", "Platform"]),
         .testTarget(name: "ProcessPatchTests", dependencies: ["ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built

@@ -35,6 +35,45 @@ public struct RelocatableObject: Sendable {
         return SymbolID(symbols.count - 1)
     }
 
+    /// Removes sections and renumbers every reference to the others.
+    /// Fails when a kept section or symbol still refers to a removed one.
+    public mutating func removeSections(_ ids: Set<SectionID>) throws(ELFError) {
+        guard !ids.isEmpty else { return }
+        var map: [Int: SectionID] = [:]
+        var next = 0
+        for i in sections.indices where !ids.contains(SectionID(i)) {
+            map[i] = SectionID(next)
+            next += 1
+        }
+        func remap(_ id: SectionID, user: String) throws(ELFError) -> SectionID {
+            guard let new = map[id.value] else {
+                throw ELFError(.write, path: "<object>", "\(user) refers to section \(sections[id.value].name), which is being removed")
+            }
+            return new
+        }
+        var kept: [ObjectSection] = []
+        for (i, var section) in sections.enumerated() where !ids.contains(SectionID(i)) {
+            switch section.content {
+            case .relocations(let target, let entries):
+                section.content = .relocations(target: try target.map { (t) throws(ELFError) in try remap(t, user: section.name) }, entries: entries)
+            case .group(let flags, let signature, let members):
+                var newMembers: [SectionID] = []
+                for m in members { newMembers.append(try remap(m, user: section.name)) }
+                section.content = .group(flags: flags, signature: signature, members: newMembers)
+            default: break
+            }
+            if case .section(let id) = section.link { section.link = .section(try remap(id, user: section.name)) }
+            if case .section(let id) = section.info { section.info = .section(try remap(id, user: section.name)) }
+            kept.append(section)
+        }
+        for i in symbols.indices {
+            if case .section(let id) = symbols[i].place {
+                symbols[i].place = .section(try remap(id, user: "symbol \(symbols[i].name)"))
+            }
+        }
+        sections = kept
+    }
+
     /// The first section with this name.
     public func section(named name: String) -> SectionID? {
         sections.firstIndex { $0.name == name }.map(SectionID.init)

@@ -45,8 +45,8 @@ enum Identity: Hashable, CustomStringConvertible {
         switch self {
         case .element(let n, let a), .external(let n, let a), .absolute(let n, let a): return n + plus(a)
         case .merged(let bytes, let a):
-            let text = String(decoding: bytes.prefix(40), as: UTF8.self).replacingNewlines()
-            return "\"\(text)\"" + plus(a)
+            let text = String(decoding: bytes.prefix(96), as: UTF8.self).replacingNewlines()
+            return "\"\(text)\(bytes.count > 96 ? "…" : "")\"" + plus(a)
         case .anonymous(let s, let a, _): return s + plus(a)
         }
     }
@@ -138,6 +138,10 @@ struct Comparer {
         let a = original.elements[o]
         let b = patched.elements[p]
         if a.kind != b.kind { return Difference(reason: "was a \(a.kind.rawValue), now a \(b.kind.rawValue)", lineOnly: false) }
+        let sectionA = original.file.sections[a.section], sectionB = patched.file.sections[b.section]
+        if a.kind == .data && (sectionA.has(SectionFlags.write) != sectionB.has(SectionFlags.write)) {
+            return Difference(reason: "moved from \(sectionA.name) to \(sectionB.name)", lineOnly: false)
+        }
         if a.size != b.size {
             return Difference(reason: "size changed from \(a.size) to \(b.size) bytes", lineOnly: false)
         }

@@ -96,26 +96,26 @@ public struct Correlation: Sendable {
                 }
             }
         }
-        // Still ambiguous (both referenced from the same functions, e.g.
-        // after inlining): pair them by the order in which each correlated
-        // referrer first uses them. Every referrer must agree.
+        // Still ambiguous (several candidates used by the same functions, as
+        // after inlining, or when the patch adds a static local next to an
+        // old one): align the relocation sequences of each correlated
+        // referrer pair, with the ambiguous elements as wildcards, and let
+        // the aligned uses vote. Every vote for an element must agree.
         for (os, ps) in ambiguous {
-            let openO = os.filter { patchedOf[$0] == nil }
+            let openO = Set(os.filter { patchedOf[$0] == nil })
             let openP = Set(ps.filter { originalOf[$0] == nil })
             guard !openO.isEmpty, !openP.isEmpty else { continue }
-            let openOSet = Set(openO)
             var votes: [Int: Set<Int>] = [:]
             let sharedReferrers = Set(openO.flatMap { referrersO[$0] ?? [] })
-            for fo in sharedReferrers {
+            for fo in sharedReferrers.sorted() {
                 guard let fp = patchedOf[fo] else { continue }
-                let orderO = firstUses(original, of: fo, among: openOSet)
-                let orderP = firstUses(patched, of: fp, among: openP)
-                guard orderO.count == orderP.count else { continue }
-                for (a, b) in zip(orderO, orderP) { votes[a, default: []].insert(b) }
+                for (a, b) in alignedUses(original, fo, patched, fp) where openO.contains(a) && openP.contains(b) {
+                    votes[a, default: []].insert(b)
+                }
             }
             var claimed: [Int: Int] = [:]
-            for (o, choices) in votes where choices.count == 1 { claimed[choices.first!, default: 0] += 1 }
-            for (o, choices) in votes where choices.count == 1 {
+            for (_, choices) in votes where choices.count == 1 { claimed[choices.first!, default: 0] += 1 }
+            for (o, choices) in votes.sorted(by: { $0.key < $1.key }) where choices.count == 1 {
                 let p = choices.first!
                 if claimed[p] == 1 && originalOf[p] == nil && patchedOf[o] == nil { link(p, o) }
             }
@@ -123,15 +123,63 @@ public struct Correlation: Sendable {
         return Correlation(originalOf: originalOf, patchedOf: patchedOf)
     }
 
-    /// The elements of `among` that `element` references, in order of first use.
-    static func firstUses(_ index: ObjectIndex, of element: Int, among: Set<Int>) -> [Int] {
-        let e = index.elements[element]
-        var seen: Set<Int> = []
-        var order: [Int] = []
-        for r in index.relocations(in: e.section, from: e.start, to: e.end) {
-            if case .element(let t, _) = r.target, among.contains(t), seen.insert(t).inserted { order.append(t) }
+    /// Pairs (original element, patched element) used at aligned places of
+    /// two versions of one function: the longest common subsequence of
+    /// their relocation targets, where every target is named without
+    /// compiler numbers (so static locals of one name match each other).
+    static func alignedUses(_ original: ObjectIndex, _ fo: Int, _ patched: ObjectIndex, _ fp: Int) -> [(Int, Int)] {
+        func sequence(_ index: ObjectIndex, _ f: Int) -> [(token: String, element: Int?)] {
+            let e = index.elements[f]
+            return index.relocations(in: e.section, from: e.start, to: e.end).map { r in
+                switch r.target {
+                case .element(let t, _): return ("e:" + normalize(index.elements[t].name), t)
+                case .external(let n, _): return ("x:" + n, nil)
+                case .merged(let section, let offset, _):
+                    let data = index.file.data(index.file.sections[section])
+                    var bytes: [UInt8] = []
+                    var i = Int(offset)
+                    while i < data.count && data[i] != 0 && bytes.count < 64 { bytes.append(data[i]); i += 1 }
+                    return ("s:" + String(decoding: bytes, as: UTF8.self), nil)
+                case .anonymous(let section, _): return ("a:" + normalize(index.file.sections[section].name), nil)
+                case .absolute(let n, _): return ("abs:" + n, nil)
+                }
+            }
         }
-        return order
+        let a = sequence(original, fo), b = sequence(patched, fp)
+        guard !a.isEmpty, !b.isEmpty, a.count * b.count <= 4_000_000 else { return [] }
+        // Strings are the best anchors, and a patch often edits one: two
+        // strings with a common start of 12 bytes or more count as the same.
+        func same(_ x: String, _ y: String) -> Bool {
+            if x == y { return true }
+            guard x.hasPrefix("s:"), y.hasPrefix("s:") else { return false }
+            var n = 0
+            for (c, d) in zip(x.utf8.dropFirst(2), y.utf8.dropFirst(2)) {
+                if c != d { break }
+                n += 1
+            }
+            return n >= 12
+        }
+        // Longest common subsequence by dynamic programming.
+        var table = [[Int32]](repeating: [Int32](repeating: 0, count: b.count + 1), count: a.count + 1)
+        for i in stride(from: a.count - 1, through: 0, by: -1) {
+            for j in stride(from: b.count - 1, through: 0, by: -1) {
+                table[i][j] = same(a[i].token, b[j].token) ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
+            }
+        }
+        var pairs: [(Int, Int)] = []
+        var i = 0, j = 0
+        while i < a.count && j < b.count {
+            if same(a[i].token, b[j].token) && table[i][j] == table[i + 1][j + 1] + 1 {
+                if let x = a[i].element, let y = b[j].element { pairs.append((x, y)) }
+                i += 1
+                j += 1
+            } else if table[i + 1][j] >= table[i][j + 1] {
+                i += 1
+            } else {
+                j += 1
+            }
+        }
+        return pairs
     }
 
     /// Element → the elements whose relocations point at it.

@@ -125,7 +125,7 @@ public struct ObjectIndex: Sendable {
             for r in rs.relocations {
                 list.append(ResolvedRelocation(
                     offset: r.offset, type: r.type,
-                    target: ObjectIndex.resolve(r, file: file, rules: rules, bySection: bySection, elements: elements, bySymbol: bySymbol),
+                    target: ObjectIndex.resolve(r, in: rs.target, file: file, rules: rules, bySection: bySection, elements: elements, bySymbol: bySymbol),
                     explicit: true))
             }
             relocations[rs.target] = list.sorted { $0.offset < $1.offset }
@@ -174,17 +174,17 @@ public struct ObjectIndex: Sendable {
         return all[lo..<stop]
     }
 
-    /// The bytes of an element (empty for `SHT_NOBITS`).
+    /// The bytes of an element; zeros for `SHT_NOBITS`, as at run time.
     func bytes(of element: Element) -> [UInt8] {
         let section = file.sections[element.section]
-        guard section.type != SectionType.nobits else { return [] }
+        guard section.type != SectionType.nobits else { return [UInt8](repeating: 0, count: Int(element.size)) }
         let data = file.data(section)
         return data.slice(Int(element.start)..<Int(element.end)).array
     }
 
     // MARK: - Resolution
 
-    static func resolve(_ r: Relocation, file: ELFFile, rules: TargetRules, bySection: [Int: [Int]],
+    static func resolve(_ r: Relocation, in relocatedSection: Int, file: ELFFile, rules: TargetRules, bySection: [Int: [Int]],
                         elements: [Element], bySymbol: [Int: Int]) -> Target {
         guard r.symbol != 0, Int(r.symbol) < file.symbols.count else { return .absolute("", addend: r.addend) }
         let symbol = file.symbols[Int(r.symbol)]
@@ -196,18 +196,26 @@ public struct ObjectIndex: Sendable {
         let section = file.sections[sectionIndex]
         let kind = rules.architecture.kind(r.type)
         let base = Int64(bitPattern: symbol.value) + r.addend
-        // A PC-relative field is usually the instruction's last 4 bytes, so
-        // the datum is at addend + 4; an immediate after it moves it further.
-        let candidates: [Int64] = (kind?.pcRelative ?? false)
-            ? [base + 4, base + 5, base + 6, base + 8, base]
-            : [base, base + 4]
+        // In code, a PC-relative field's datum lies past the end of the
+        // instruction: addend + 4 + any immediate after the field. In data
+        // (exception tables, ORC), the field itself is the place: addend + 0.
+        var candidates: [Int64] = [base]
+        if let kind, kind.pcRelative, kind.size == 4, file.sections[relocatedSection].isExecutable {
+            let code = file.data(file.sections[relocatedSection])
+            if let after = InstructionQuirks.bytesAfterField(rules.architecture, code: code, offset: Int(r.offset)) {
+                candidates = [base + 4 + Int64(after)]
+            } else {
+                candidates = [base + 4, base + 5, base + 8, base + 6, base]
+            }
+        }
         if section.has(SectionFlags.merge) {
             let data = file.data(section)
             if section.has(SectionFlags.strings) {
-                for c in candidates where c >= 0 && c < Int64(data.count) {
-                    if c == 0 || data[Int(c) - 1] == 0 {
-                        return .merged(section: sectionIndex, offset: UInt64(c), addend: r.addend - (c - Int64(bitPattern: symbol.value)))
-                    }
+                let inRange = candidates.filter { $0 >= 0 && $0 < Int64(data.count) }
+                // Prefer a string start; a pointer into a string's middle is
+                // that string's tail.
+                if let c = inRange.first(where: { $0 == 0 || data[Int($0) - 1] == 0 }) ?? inRange.first {
+                    return .merged(section: sectionIndex, offset: UInt64(c), addend: r.addend - (c - Int64(bitPattern: symbol.value)))
                 }
             } else if section.entrySize > 0, let c = candidates.first(where: { $0 >= 0 && $0 < Int64(data.count) }) {
                 let offset = UInt64(c) / section.entrySize * section.entrySize

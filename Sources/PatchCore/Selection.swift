@@ -119,7 +119,7 @@ struct Selector {
                 refusals.append(Refusal(symbol: v.name, reason: "new thread-local variable; a patch cannot add thread-local storage"))
             }
         }
-        for p in included {
+        for p in included.sorted() {
             let e = patched.elements[p]
             let v = comparison.verdict(patched: p)
             if rules.refuseIndirectFunctions && e.isIndirectFunction {

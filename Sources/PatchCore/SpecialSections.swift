@@ -26,7 +26,7 @@ public struct SpecialSectionRule: Sendable {
     public let lineField: (offset: Int, size: Int)?
     /// A section of entries parallel to this one (entry i here ↔ entry i
     /// there) that has no relocations of its own, with its entry size.
-    public let parallel: (name: String, entrySize: Int)?
+    public var parallel: (name: String, entrySize: Int)?
     /// Why the section exists, for the documentation and error messages.
     public let purpose: String
 

@@ -57,6 +57,9 @@ public struct TargetRules: Sendable {
         var specials = SpecialSectionRule.linuxX86_64
         for i in specials.indices {
             if let size = entrySizes[specials[i].name] { specials[i].entrySize = size }
+            if let parallel = specials[i].parallel, let size = entrySizes[parallel.name] {
+                specials[i].parallel = (parallel.name, size)
+            }
         }
         return TargetRules(
             architecture: architecture,

@@ -97,15 +97,14 @@ public struct TreeCache: Sendable {
         let started = Clock.now()
         let key = try key(for: kernel, source: source)
         let final = Path.join(treesDirectory, key)
-        if let tree = try? PreparedTree.open(final), (try? tree.verify(limit: 1))?.isEmpty == true {
-            return Outcome(tree: tree, reused: true, phases: [], warnings: [], seconds: Clock.now() - started)
-        }
 
         var warnings: [String] = []
         func warn(_ message: String) {
             warnings.append(message)
             Progress.warn("suture: warning: \(message)")
         }
+        // Checked on every use, not only when preparing: the host compiler
+        // may have changed since, and every later compile uses it.
         let compiler = CompilerCheck.check(kernelCompiler: kernel.compiler)
         if !compiler.matches {
             guard allowCompilerMismatch else {
@@ -117,6 +116,9 @@ public struct TreeCache: Sendable {
                 suture: WARNING: patches built from this tree may not match the running kernel's code.
                 """)
             warnings.append("compiler mismatch allowed: \(compiler.mismatchMessage)")
+        }
+        if let tree = try? PreparedTree.open(final), (try? tree.verify(limit: 1))?.isEmpty == true {
+            return Outcome(tree: tree, reused: true, phases: [], warnings: warnings, seconds: Clock.now() - started)
         }
 
         let lock: FileLock

@@ -229,38 +229,57 @@ public final class Workspace: @unchecked Sendable {
     /// candidate is then preprocessed through kbuild, and kept only if the
     /// compiler's own dependency list for it names `file`.
     public func objects(compiling file: String) throws(KernelError) -> [String] {
-        let target = try Workspace.treePath(file)
-        guard target.hasSuffix(".c") else {
-            throw KernelError(.usage, "\(file): expected a .c file")
-        }
-        guard FileSystem.exists(Path.join(sourceDirectory, target)) else {
-            throw KernelError(.missingPiece, "\(target): no such file in the tree of \(tree.release)")
-        }
-        var candidates: [String] = []
-        var visited = Set<String>()
-        var pending = [(target, 0)]
-        while let (cFile, depth) = pending.popLast() {
-            guard visited.insert(cFile).inserted else { continue }
-            if let object = directObject(cFile), !candidates.contains(object) { candidates.append(object) }
-            if depth < 3 {
-                for includer in try includers(of: cFile) { pending.append((includer, depth + 1)) }
+        try objects(compiling: [file])[try Workspace.treePath(file)] ?? []
+    }
+
+    /// `objects(compiling:)` for several files at once: all candidates are
+    /// preprocessed in one parallel kbuild run. Keys are tree paths.
+    public func objects(compiling files: [String]) throws(KernelError) -> [String: [String]] {
+        var candidatesOf: [String: [String]] = [:]
+        var allCandidates: [String] = []
+        for file in files {
+            let target = try Workspace.treePath(file)
+            guard target.hasSuffix(".c") else {
+                throw KernelError(.usage, "\(file): expected a .c file")
             }
+            guard FileSystem.exists(Path.join(sourceDirectory, target)) else {
+                throw KernelError(.missingPiece, "\(target): no such file in the tree of \(tree.release)")
+            }
+            var candidates: [String] = []
+            var visited = Set<String>()
+            var pending = [(target, 0)]
+            while let (cFile, depth) = pending.popLast() {
+                guard visited.insert(cFile).inserted else { continue }
+                if let object = directObject(cFile), !candidates.contains(object) { candidates.append(object) }
+                if depth < 3 {
+                    for includer in try includers(of: cFile) { pending.append((includer, depth + 1)) }
+                }
+            }
+            guard !candidates.isEmpty else {
+                throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
+            }
+            candidatesOf[target] = candidates
+            for c in candidates where !allCandidates.contains(c) { allCandidates.append(c) }
         }
-        guard !candidates.isEmpty else {
-            throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
-        }
-        let preprocessed = candidates.map { String($0.dropLast(2)) + ".i" }
+        let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
         _ = try compile(preprocessed)
-        var confirmed: [String] = []
-        for (object, i) in zip(candidates, preprocessed) {
-            let record = try commandFile(for: i)
-            if record.source == target || record.dependencies.contains(target) { confirmed.append(object) }
+        var records: [String: KbuildCommandFile] = [:]
+        for (object, i) in zip(allCandidates, preprocessed) {
+            records[object] = try commandFile(for: i)
             try? FileSystem.removeFile(Path.join(buildDirectory, i))
         }
-        guard !confirmed.isEmpty else {
-            throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): the compiler's dependencies of \(candidates.joined(separator: ", ")) do not name it")
+        var result: [String: [String]] = [:]
+        for (target, candidates) in candidatesOf {
+            let confirmed = candidates.filter { object in
+                guard let record = records[object] else { return false }
+                return record.source == target || record.dependencies.contains(target)
+            }
+            guard !confirmed.isEmpty else {
+                throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): the compiler's dependencies of \(candidates.joined(separator: ", ")) do not name it")
+            }
+            result[target] = confirmed.sorted()
         }
-        return confirmed.sorted()
+        return result
     }
 
     /// `dir/name.o` when `dir`'s Makefile or Kbuild file names `name.o`.

@@ -41,7 +41,11 @@ struct DiffCommand: ParsableCommand {
                 printText(result.report)
             }
             guard result.refusals.isEmpty else {
-                throw PatchCoreError(.refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written", refusals: result.refusals)
+                let error = PatchCoreError(.refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written", refusals: result.refusals)
+                // Under --json the report above already lists the refusals:
+                // one object on stdout, the message on stderr.
+                Progress.warn("suture: \(error.description)")
+                throw ExitCode(1)
             }
             if let output {
                 guard let patch = result.patch else {

@@ -15,6 +15,8 @@ struct Suture: ParsableCommand {
         subcommands: [
             ElfCommand.self,
             DiffCommand.self,
+            BuildCommand.self,
+            DemoCommand.self,
             KernelCommand.self,
             VMCommand.self,
             VMAgentCommand.self,

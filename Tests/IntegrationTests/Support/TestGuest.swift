@@ -39,11 +39,13 @@ final class TestGuest: @unchecked Sendable {
     }
 
     /// A configuration for the target kernel that runs the built `suture`.
-    static func configuration(modules: [String] = [], files: [GuestFile] = []) throws -> VMConfiguration {
+    static func configuration(modules: [String] = [], files: [GuestFile] = [],
+                              kernelArguments: [String] = []) throws -> VMConfiguration {
         var configuration = VMConfiguration(kernel: try targetKernel())
         configuration.sutureBinary = try SutureBinary.checked()
         configuration.modules = modules
         configuration.files = files
+        configuration.kernelArguments += kernelArguments
         return configuration
     }
 
@@ -79,12 +81,13 @@ final class TestGuest: @unchecked Sendable {
 struct GuestTrait: SuiteTrait, TestScoping {
     var modules: [String]
     var files: [GuestFile]
+    var kernelArguments: [String] = []
 
     var isRecursive: Bool { false }
 
     func provideScope(for test: Test, testCase: Test.Case?,
                       performing function: @Sendable () async throws -> Void) async throws {
-        let configuration = try TestGuest.configuration(modules: modules, files: files)
+        let configuration = try TestGuest.configuration(modules: modules, files: files, kernelArguments: kernelArguments)
         try await TestGuest.with(configuration) { guest in
             try await TestGuest.$shared.withValue(guest) { try await function() }
         }
@@ -93,7 +96,7 @@ struct GuestTrait: SuiteTrait, TestScoping {
 
 extension Trait where Self == GuestTrait {
     /// Boots a guest of the target kernel once for the suite.
-    static func guest(modules: [String] = [], files: [GuestFile] = []) -> Self {
-        GuestTrait(modules: modules, files: files)
+    static func guest(modules: [String] = [], files: [GuestFile] = [], kernelArguments: [String] = []) -> Self {
+        GuestTrait(modules: modules, files: files, kernelArguments: kernelArguments)
     }
 }

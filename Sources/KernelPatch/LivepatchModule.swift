@@ -1,0 +1,293 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ELF
+import PatchCore
+import Platform
+import TargetKernel
+
+/// The patch of one compiled object, ready to become part of the module.
+public struct PatchedObject: Sendable {
+    /// The kbuild object, e.g. `fs/proc/cmdline.o`.
+    public let object: String
+    /// `vmlinux`, or the module (klp object name) it belongs to.
+    public let target: String
+    public let result: ObjectDiff.Result
+    public let patch: PatchObject
+}
+
+/// How the module redirects one function.
+public struct FunctionRedirect: Sendable {
+    public let target: String
+    public let oldName: String
+    public let sympos: Int
+    /// The global symbol of the new code in the module.
+    public let newSymbol: String
+    public let object: String
+}
+
+/// A reference the kernel will resolve itself (a klp relocation symbol).
+public struct KlpSymbol: Sendable, Hashable {
+    public let target: String
+    public let name: String
+    public let sympos: Int
+
+    /// `.klp.sym.OBJ.NAME,POS`, as `klp_resolve_symbols` parses it.
+    public var symbolName: String { ".klp.sym.\(target).\(name),\(sympos)" }
+}
+
+/// Turns patch objects into a livepatch module: references that module
+/// loading cannot resolve become klp symbols, changed functions get global
+/// names for the registration code, kbuild links the module against the
+/// target's headers, and the klp relocation sections are written into the
+/// linked module (the linker would not carry them).
+public enum LivepatchModule {
+    public struct Plan: Sendable {
+        public var objects: [(file: String, object: RelocatableObject)] = []
+        public var redirects: [FunctionRedirect] = []
+        public var klpSymbols: [KlpSymbol] = []
+        /// Per object: how many references stayed ordinary (exported).
+        public var exportedReferences = 0
+    }
+
+    /// Decides, for every reference of every patch object, whether module
+    /// loading can resolve it (an exported symbol) or the livepatch core
+    /// must (everything else, through kallsyms), and renames accordingly.
+    public static func plan(_ patches: [PatchedObject], exports: ExportedSymbols,
+                            positions: SymbolPositions) throws(BuildError) -> Plan {
+        var plan = Plan()
+        var usedNames = Set<String>()
+        for (n, patched) in patches.enumerated() {
+            var object = patched.patch.object
+            let neighbours = SymbolPositions.names(definedBy: patched.result.original)
+            let module: String? = patched.target == "vmlinux" ? nil : patched.target
+            let user = "\(patched.object)"
+            for reference in patched.patch.references {
+                guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined }) else { continue }
+                if reference.origin != .local, exports[reference.name] != nil {
+                    plan.exportedReferences += 1
+                    continue
+                }
+                let sympos = try positions.position(of: reference.name, in: module, local: reference.origin == .local,
+                                                    neighbours: neighbours, user: "the patched code of \(user)")
+                let klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
+                object.symbols[id].name = klp.symbolName
+                if !plan.klpSymbols.contains(klp) { plan.klpSymbols.append(klp) }
+            }
+            for function in patched.patch.functions where !function.isNew {
+                guard let id = object.symbols.firstIndex(where: { $0.name == function.symbol && $0.place != .undefined }) else {
+                    throw BuildError(.linkFailed, "internal: the patch of \(user) has no symbol \(function.symbol)")
+                }
+                var newName = "livepatch_" + String(function.originalName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
+                if usedNames.contains(newName) { newName += "_\(n)" }
+                usedNames.insert(newName)
+                object.symbols[id].name = newName
+                object.symbols[id].binding = SymbolBinding.global
+                object.symbols[id].other = SymbolVisibility.default
+                let sympos = try positions.position(of: function.originalName, in: module, local: function.isLocal,
+                                                    neighbours: neighbours, user: "the redirect of \(function.originalName) in \(user)")
+                plan.redirects.append(FunctionRedirect(target: patched.target, oldName: function.originalName,
+                                                       sympos: sympos, newSymbol: newName, object: patched.object))
+            }
+            plan.objects.append(("patch-\(n).o", object))
+        }
+        return plan
+    }
+
+    /// The registration code: one `klp_func` per redirect, one `klp_object`
+    /// per target, the `klp_patch`, and the module's metadata.
+    public static func registrationSource(_ plan: Plan, replace: Bool, modinfo: [(String, String)]) -> String {
+        var c = """
+        // SPDX-License-Identifier: GPL-2.0-only
+        // Generated by suture build. Registers the patched functions with the
+        // kernel's livepatch core.
+        #include <linux/module.h>
+        #include <linux/kernel.h>
+        #include <linux/livepatch.h>
+
+        """
+        for r in plan.redirects { c += "extern void \(r.newSymbol)(void);\n" }
+        let targets = orderedTargets(plan)
+        for (t, target) in targets.enumerated() {
+            c += "\nstatic struct klp_func funcs_\(t)[] = {\n"
+            for r in plan.redirects where r.target == target {
+                c += "\t{ .old_name = \(cString(r.oldName)), .new_func = \(r.newSymbol), .old_sympos = \(r.sympos) },\n"
+            }
+            c += "\t{ }\n};\n"
+        }
+        c += "\nstatic struct klp_object objs[] = {\n"
+        for (t, target) in targets.enumerated() {
+            let name = target == "vmlinux" ? "NULL" : cString(target)
+            c += "\t{ .name = \(name), .funcs = funcs_\(t) },\n"
+        }
+        c += "\t{ }\n};\n"
+        c += """
+
+        static struct klp_patch patch = {
+        \t.mod = THIS_MODULE,
+        \t.objs = objs,
+        \t.replace = \(replace ? "true" : "false"),
+        };
+
+        static int __init suture_patch_init(void)
+        {
+        \treturn klp_enable_patch(&patch);
+        }
+
+        static void __exit suture_patch_exit(void)
+        {
+        }
+
+        module_init(suture_patch_init);
+        module_exit(suture_patch_exit);
+        MODULE_LICENSE("GPL");
+        MODULE_INFO(livepatch, "Y");
+        MODULE_DESCRIPTION("Live patch built by suture");
+
+        """
+        for (i, (key, value)) in modinfo.enumerated() {
+            c += "static const char suture_modinfo_\(i)[] __used __section(\".modinfo\") __aligned(1) = \(cString("\(key)=\(value)"));\n"
+        }
+        return c
+    }
+
+    static func orderedTargets(_ plan: Plan) -> [String] {
+        var targets: [String] = []
+        for r in plan.redirects where !targets.contains(r.target) { targets.append(r.target) }
+        return targets
+    }
+
+    static func cString(_ s: String) -> String {
+        var out = "\""
+        for c in s.unicodeScalars {
+            switch c {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            default: out.unicodeScalars.append(c)
+            }
+        }
+        return out + "\""
+    }
+
+    /// Links the module with kbuild against the target's headers.
+    /// Unresolved klp symbols are expected, so modpost only warns.
+    public static func link(_ plan: Plan, moduleName: String, registration: String, headers: String,
+                            compiler: String, directory: String) throws(BuildError) -> String {
+        do {
+            try FileSystem.makeDirectories(directory)
+            var objects = ["\(moduleName)-main.o"]
+            for (file, object) in plan.objects {
+                var object = object
+                // Suture's own notes are not for the kernel (modpost refuses
+                // non-allocated sections it does not know).
+                if let manifest = object.section(named: ".suture.manifest") {
+                    try object.removeSections([manifest])
+                }
+                let path = Path.join(directory, file)
+                try ELFWriter.write(object, to: path)
+                // modpost reads every object's kbuild command record.
+                try FileSystem.write(Path.join(directory, ".\(file).cmd"),
+                                     "savedcmd_\(path) := suture build (prebuilt patch object)\n\nsource_\(path) := \(path)\n\ndeps_\(path) := \\\n\n\(path): $(deps_\(path))\n\n$(deps_\(path)):\n")
+                objects.append(file)
+            }
+            try FileSystem.write(Path.join(directory, "\(moduleName)-main.c"), registration)
+            try FileSystem.write(Path.join(directory, "Makefile"),
+                                 "obj-m := \(moduleName).o\n\(moduleName)-y := \(objects.joined(separator: " "))\n")
+        } catch let error as ELFError {
+            throw BuildError(.io, error.description)
+        } catch {
+            throw BuildError(.io, "writing the module sources in \(directory): \(error)")
+        }
+        let result: CommandResult
+        do {
+            result = try Command.run(["make", "-C", headers, "M=\(directory)", "CC=\(compiler)", "KBUILD_MODPOST_WARN=1",
+                                      "-j\(Kbuild.processors)", "modules"])
+        } catch {
+            throw BuildError(.linkFailed, "cannot run make: \(error.description)")
+        }
+        let ko = Path.join(directory, "\(moduleName).ko")
+        guard result.termination.succeeded, FileSystem.exists(ko) else {
+            throw BuildError(.linkFailed, "kbuild could not link the module (\(result.termination)):\n\(Command.tail(result.stdoutText + result.stderrText, lines: 25))")
+        }
+        return ko
+    }
+
+    /// Statistics of the post-link rewrite.
+    public struct Rewrite: Sendable {
+        public let klpSections: [String]
+        public let klpRelocations: Int
+    }
+
+    /// Moves every relocation against a `.klp.sym.*` symbol out of its
+    /// `.rela.X` section into `.klp.rela.OBJ.X` (SHF_ALLOC |
+    /// SHF_RELA_LIVEPATCH) and marks the symbols SHN_LIVEPATCH, as
+    /// Documentation/livepatch/module-elf-format.rst describes. Then checks
+    /// that nothing undefined remains that the kernel cannot resolve.
+    public static func writeKlpRelocations(module path: String, exports: ExportedSymbols) throws(BuildError) -> Rewrite {
+        let file: ELFFile
+        var object: RelocatableObject
+        do {
+            file = try ELFFile.open(path)
+            object = try RelocatableObject(file)
+        } catch {
+            throw BuildError(.linkFailed, "reading the linked module: \(error.description)")
+        }
+        var klpSymbols = Set<Int>()
+        for (i, s) in object.symbols.enumerated() where s.name.hasPrefix(".klp.sym.") {
+            guard s.place == .undefined else {
+                throw BuildError(.linkFailed, "\(path): \(s.name) is defined in the module; klp symbols must be undefined")
+            }
+            object.symbols[i].place = .reserved(SpecialSection.livepatch)
+            object.symbols[i].binding = SymbolBinding.global
+            klpSymbols.insert(i)
+        }
+        var added: [ObjectSection] = []
+        var names: [String] = []
+        var moved = 0
+        var emptied: [Int] = []
+        for (i, section) in object.sections.enumerated() {
+            guard case .relocations(let target, let entries) = section.content, let target else { continue }
+            var keep: [ObjectRelocation] = []
+            var byObject: [String: [ObjectRelocation]] = [:]
+            var order: [String] = []
+            for r in entries {
+                if let s = r.symbol, klpSymbols.contains(s.value) {
+                    let name = object.symbols[s.value].name.dropFirst(".klp.sym.".count)
+                    let objname = String(name.prefix { $0 != "." })
+                    if byObject[objname] == nil { order.append(objname) }
+                    byObject[objname, default: []].append(r)
+                } else {
+                    keep.append(r)
+                }
+            }
+            guard !order.isEmpty else { continue }
+            object.sections[i].content = .relocations(target: target, entries: keep)
+            if keep.isEmpty { emptied.append(i) }
+            let targetName = object.sections[target.value].name
+            for objname in order {
+                let name = ".klp.rela.\(objname).\(targetName)"
+                added.append(.rela(name, target: target,
+                                   flags: SectionFlags.alloc | SectionFlags.infoLink | SectionFlags.relaLivepatch,
+                                   byObject[objname]!))
+                names.append(name)
+                moved += byObject[objname]!.count
+            }
+        }
+        for section in added { object.add(section) }
+        // Emptied relocation sections are dropped.
+        do {
+            try object.removeSections(Set(emptied.map(SectionID.init)))
+        } catch {
+            throw BuildError(.linkFailed, "\(path): \(error.description)")
+        }
+        let unresolved = object.symbols.filter { $0.place == .undefined && !$0.name.isEmpty && exports[$0.name] == nil }
+        guard unresolved.isEmpty else {
+            throw BuildError(.unresolvedSymbol, "\(path): the module refers to symbols that neither module loading nor the livepatch core can resolve: \(unresolved.map(\.name).joined(separator: ", "))")
+        }
+        do {
+            try ELFWriter.write(object, to: path)
+        } catch {
+            throw BuildError(.io, error.description)
+        }
+        return Rewrite(klpSections: names, klpRelocations: moved)
+    }
+}

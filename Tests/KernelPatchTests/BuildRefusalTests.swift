@@ -1,0 +1,115 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Platform
+import TargetKernel
+import Testing
+
+/// `suture build` refuses what cannot be live-patched, with a reason, and
+/// leaves no module behind and the cached tree pristine. These run on the
+/// host: nothing is loaded.
+@Suite(.serialized) struct BuildRefusalTests {
+    static let fixtures = Path.join(Path.directory(of: #filePath), "../Fixtures/kernel")
+
+    static func binary() throws -> String {
+        if let path = FileSystem.environment("SUTURE_BINARY") { return path }
+        let exe = try FileSystem.readLink("/proc/self/exe")
+        let candidate = Path.join(Path.directory(of: exe), "suture")
+        try #require(FileSystem.exists(candidate), "no suture binary next to \(exe)")
+        return candidate
+    }
+
+    /// Runs `suture build` in an empty folder and checks the refusal.
+    @discardableResult
+    static func refuse(_ arguments: [String], code: String, mentions: [String],
+                       environment: [String: String]? = nil) throws -> String {
+        let dir = try TemporaryDirectory(prefix: "suture-refusal")
+        defer { dir.remove() }
+        let run = try Command.run([try binary(), "build", "--json", "-o", dir.path] + arguments,
+                                  environment: environment, timeout: 600)
+        #expect(run.termination == .exited(1), "expected a refusal: \(run.stderrText)")
+        let json = try JSON.parse(run.stdout)
+        #expect(json["error"]?["code"]?.stringValue == code, "\(run.stdoutText)")
+        let message = json["error"]?["message"]?.stringValue ?? ""
+        for text in mentions { #expect(message.contains(text), "'\(text)' not in: \(message)") }
+        #expect(try FileSystem.list(dir.path).isEmpty, "a refused build left files behind")
+        // The cached tree is still pristine.
+        let kernel = try KernelResolver().defaultTarget()
+        if let tree = try TreeCache().existing(for: kernel) {
+            #expect(try tree.verify().isEmpty, "the cached tree changed")
+        }
+        return message
+    }
+
+    @Test func initCodeIsRefused() throws {
+        try Self.refuse([Path.join(Self.fixtures, "init/patch.diff")], code: "build-refused",
+                        mentions: ["proc_cmdline_init", "__init"])
+    }
+
+    @Test func changedDataInitializerIsRefused() throws {
+        try Self.refuse([Path.join(Self.fixtures, "data-initializer/patch.diff")], code: "build-refused",
+                        mentions: ["panic_timeout", "initializer changed"])
+    }
+
+    @Test func noFunctionalChange() throws {
+        try Self.refuse([Path.join(Self.fixtures, "line-only/patch.diff")], code: "build-no-functional-change",
+                        mentions: ["no functional change", "fs/proc/proc_sysctl.o"])
+    }
+
+    @Test func diffThatDoesNotApplyNamesTheHunk() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let good = try FileSystem.readText(Path.join(Self.fixtures, "proc-string/patch.diff"))
+        let bad = Path.join(dir.path, "stale.diff")
+        // Context from another kernel version: the hunk no longer matches.
+        try FileSystem.write(bad, good.replacingFirst("get_avenrun(avnrun, FIXED_1/200, 0);", with: "get_avenrun(avnrun, FIXED_1/100, 0);"))
+        try Self.refuse([bad], code: "build-diff-does-not-apply", mentions: ["stale.diff", "Hunk #1 FAILED"])
+    }
+
+    @Test func headersAndNewFilesAreRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let header = Path.join(dir.path, "header.diff")
+        try FileSystem.write(header, "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,1 +1,1 @@\n-x\n+y\n")
+        try Self.refuse([header], code: "build-unsupported-change", mentions: ["include/linux/seq_file.h", "header"])
+        let new = Path.join(dir.path, "new.diff")
+        try FileSystem.write(new, "--- /dev/null\n+++ b/fs/proc/suture.c\n@@ -0,0 +1,1 @@\n+int x;\n")
+        try Self.refuse([new], code: "build-unsupported-change", mentions: ["creates fs/proc/suture.c"])
+    }
+
+    @Test func mismatchingSourceIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let tree = Path.join(dir.path, "linux-5.10.0")
+        try FileSystem.makeDirectories(tree)
+        try FileSystem.write(Path.join(tree, "Makefile"), "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\n")
+        let tarball = Path.join(dir.path, "linux-5.10.0.tar.xz")
+        _ = try Command.output(["tar", "-cJf", tarball, "-C", dir.path, "linux-5.10.0"])
+        try Self.refuse(["--source", tarball, Path.join(Self.fixtures, "proc-string/patch.diff")],
+                        code: "build-unsupported-change", mentions: ["5.10.0"])
+    }
+
+    @Test func mismatchingCompilerIsRefused() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let kernel = try KernelResolver().defaultTarget()
+        let program = String((kernel.compiler ?? "gcc").split(separator: " ")[0])
+        let real = try #require(Command.which(program))
+        let fake = Path.join(dir.path, program)
+        try FileSystem.write(fake, "#!/bin/sh\n[ \"$1\" = --version ] && { echo '\(program) (Debian 99.1.0-1) 99.1.0'; exit 0; }\nexec \(real) \"$@\"\n", mode: 0o755)
+        let path = dir.path + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
+        try Self.refuse([Path.join(Self.fixtures, "proc-string/patch.diff")], code: "build-unsupported-change",
+                        mentions: ["99.1.0", "--allow-compiler-mismatch"], environment: Command.environment(["PATH": path]))
+    }
+
+    @Test func missingDiffIsAnError() throws {
+        try Self.refuse(["/nonexistent/fix.diff"], code: "build-io", mentions: ["/nonexistent/fix.diff"])
+    }
+}
+
+extension String {
+    func replacingFirst(_ old: String, with new: String) -> String {
+        guard let range = firstRange(of: old) else { return self }
+        var copy = self
+        copy.replaceSubrange(range, with: new)
+        return copy
+    }
+}
