@@ -107,7 +107,6 @@ public struct Apply {
         // Attach and map the area (one short stop).
         let tracer = try Tracer(pid: options.pid)
         var areaMapped: PatchArea?
-        var committed = false
         do throws(ProcessError) {
             try tracer.stopAll()
             try DebugPause.point("attached")
@@ -131,51 +130,21 @@ public struct Apply {
             try DebugPause.point("loaded")
 
             // Attempts.
-            let deadline = started + options.timeout
-            let activeness = Activeness(planned.functions.flatMap(\.blocking))
-            var pauses: [Double] = []
-            var attempts = 0
-            var wait = 0.01
-            var blockers: [Activeness.Blocker] = []
-            var breakdown: (stop: Double, check: Double, commit: Double, resume: Double) = (0, 0, 0, 0)
-            while true {
-                try Interruption.check()
-                attempts += 1
-                try tracer.stopAll()
-                let stopped = Clock.monotonicNanoseconds()
-                blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)
-                let checked = Clock.monotonicNanoseconds()
-                if blockers.isEmpty {
-                    try Apply.commit(&area, memory: target.memory)
-                    committed = true
-                }
-                let written = Clock.monotonicNanoseconds()
-                try tracer.resumeAll()
-                let resumed = Clock.monotonicNanoseconds()
-                pauses.append(Double(resumed - tracer.stopStarted) / 1e9)
-                if committed {
-                    breakdown = (Double(stopped - tracer.stopStarted) / 1e9, Double(checked - stopped) / 1e9,
-                                 Double(written - checked) / 1e9, Double(resumed - written) / 1e9)
-                    break
-                }
-                if Clock.now() + wait > deadline { break }
-                try tracer.run(for: wait)
-                wait = min(wait * 1.5, 0.25)
-            }
-            if !committed {
-                _ = try Apply.settle(area, tracer: tracer, target: target)
+            let model = StopCheck(tracer: tracer, target: target, activeness: Activeness(planned.functions.flatMap(\.blocking)),
+                                  deadline: started + options.timeout)
+            let outcome = try model.run { () throws(ProcessError) in try AreaSwitch.on(&area, memory: target.memory) }
+            if !outcome.switched {
+                _ = try AreaSwitch.settle(area, tracer: tracer, target: target)
                 areaMapped = nil
                 try tracer.detach()
-                let names = Set(blockers.map(\.function)).sorted()
-                throw ProcessError(.busy, "process \(options.pid): gave up after \(attempts) attempts in \(String(format1: options.timeout)) s; threads stayed inside \(names.joined(separator: ", ")) (\(blockers.prefix(8).map(\.description).joined(separator: "; "))). The process is unchanged.")
+                throw StopCheck.busy(pid: options.pid, outcome, timeout: options.timeout, result: "The process is unchanged.")
             }
             try tracer.detach()
-            area.phase = .applied
-            return Report(pid: options.pid, area: area, attempts: attempts, pauses: pauses,
-                          seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: breakdown)
+            return Report(pid: options.pid, area: area, attempts: outcome.attempts, pauses: outcome.pauses,
+                          seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: outcome.breakdown)
         } catch {
             // Leave the process whole: undo a switch not yet made, finish one made.
-            if let area = areaMapped, let applied = try? Apply.settle(area, tracer: tracer, target: target), applied {
+            if let area = areaMapped, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied {
                 tracer.detachQuietly()
                 throw ProcessError(error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
             }
@@ -354,60 +323,5 @@ public struct Apply {
         for f in area.functions {
             try memory.write(f.address, try memory.read(f.address, count: X86Code.entryJumpLength))
         }
-    }
-
-    /// The commit, with the world stopped: dispatchers in, flag on, direct jumps.
-    static func commit(_ area: inout PatchArea, memory: ProcessMemory) throws(ProcessError) {
-        area.phase = .committing
-        try memory.write(area.start + 18, [area.phase.rawValue])
-        for (i, f) in area.functions.enumerated() {
-            try memory.write(f.address, f.viaDispatcher)
-            if i == 0 { try DebugPause.point("commit-started") }
-        }
-        try memory.write(area.flagAddress, [1])
-        area.flag = 1
-        try DebugPause.point("committed")
-        for (i, f) in area.functions.enumerated() {
-            try memory.write(f.address, f.direct)
-            if i == 0 { try DebugPause.point("direct") }
-        }
-        area.phase = .applied
-        try memory.write(area.start + 18, [area.phase.rawValue])
-    }
-
-    /// Brings a prepared area to a whole state after a failure or an
-    /// interruption, with the world stopped: if the dispatch flag is on, the
-    /// switch happened, so it is finished (direct jumps); otherwise every
-    /// entry gets its original bytes back and the area is unmapped. Entries
-    /// only change while the world is stopped, and the flag only turns on in
-    /// the same stop, so no thread can be inside an area being removed.
-    /// Returns whether the patch ended applied.
-    static func settle(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) -> Bool {
-        let memory = target.memory
-        try tracer.stopAll()
-        let length = X86Code.entryJumpLength
-        if try memory.read(area.flagAddress, count: 1)[0] == 1 {
-            for f in area.functions where memory.readPrefix(f.address, count: length) == f.viaDispatcher {
-                try memory.write(f.address, f.direct)
-            }
-            try memory.write(area.start + 18, [PatchArea.Phase.applied.rawValue])
-            try tracer.resumeAll()
-            return true
-        }
-        for f in area.functions {
-            let now = memory.readPrefix(f.address, count: length)
-            if now == f.viaDispatcher || now == f.direct { try memory.write(f.address, f.original) }
-        }
-        try Revert.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
-        try tracer.resumeAll()
-        return false
-    }
-}
-
-extension String {
-    /// A number with one decimal, e.g. `2.5`.
-    init(format1 value: Double) {
-        let tenths = Int((value * 10).rounded())
-        self = "\(tenths / 10).\(abs(tenths % 10))"
     }
 }

@@ -72,7 +72,7 @@ public struct Revert {
                 let tracer = try Tracer(pid: options.pid)
                 do throws(ProcessError) {
                     try tracer.stopAll()
-                    try Revert.unmap(start: i.start, size: i.size, tracer: tracer, target: target)
+                    try AreaSwitch.unmap(start: i.start, size: i.size, tracer: tracer, target: target)
                     try tracer.resumeAll()
                     try tracer.detach()
                 } catch {
@@ -108,106 +108,34 @@ public struct Revert {
         let tracer = try Tracer(pid: options.pid)
         var switching = false
         do throws(ProcessError) {
-            let deadline = started + options.timeout
-            var pauses: [Double] = []
-            var attempts = 0
-            var wait = 0.01
-            var blockers: [Activeness.Blocker] = []
-            var done = false
-            while true {
-                try Interruption.check()
-                attempts += 1
-                try tracer.stopAll()
-                blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)
-                if blockers.isEmpty {
-                    switching = true
-                    try Revert.commit(area, memory: target.memory)
-                    done = true
-                }
-                try tracer.resumeAll()
-                pauses.append(Double(Clock.monotonicNanoseconds() - tracer.stopStarted) / 1e9)
-                if done {
-                    // Nothing refers to the area any more: unmap it in a stop of its own.
-                    try tracer.stopAll()
-                    try Revert.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
-                    try tracer.resumeAll()
-                    break
-                }
-                if Clock.now() + wait > deadline { break }
-                try tracer.run(for: wait)
-                wait = min(wait * 1.5, 0.25)
+            let model = StopCheck(tracer: tracer, target: target, activeness: activeness, deadline: started + options.timeout)
+            let outcome = try model.run { () throws(ProcessError) in
+                switching = true
+                try AreaSwitch.off(area, memory: target.memory)
             }
-            if !done {
+            guard outcome.switched else {
                 try tracer.detach()
-                let names = Set(blockers.map(\.function)).sorted()
-                throw ProcessError(.busy, "process \(options.pid): gave up after \(attempts) attempts in \(String(format1: options.timeout)) s; threads stayed inside \(names.joined(separator: ", ")) (\(blockers.prefix(8).map(\.description).joined(separator: "; "))). Patch #\(area.sequence) stays applied.")
+                throw StopCheck.busy(pid: options.pid, outcome, timeout: options.timeout, result: "Patch #\(area.sequence) stays applied.")
             }
+            // Nothing refers to the area any more: unmap it in a stop of its own.
+            try tracer.stopAll()
+            try AreaSwitch.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
+            try tracer.resumeAll()
             try tracer.detach()
-            return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: attempts, pauses: pauses,
-                          seconds: Clock.now() - started)
+            return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.attempts,
+                          pauses: outcome.pauses, seconds: Clock.now() - started)
         } catch {
-            if switching, let reverted = try? Revert.settle(area, tracer: tracer, target: target) {
+            // Leave the process whole: finish a switch made, undo one not made.
+            if switching, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target) {
                 tracer.detachQuietly()
-                throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is \(reverted ? "reverted" : "still applied"))")
+                throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is \(applied ? "still applied" : "reverted"))")
             }
             tracer.detachQuietly()
             throw error
         }
     }
 
-    /// Brings a revert interrupted during its switch to a whole state: with
-    /// the flag already off, finish it (original entries, unmap); with the
-    /// flag still on, undo it (direct jumps again). Returns whether the patch
-    /// ended reverted.
-    static func settle(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) -> Bool {
-        let memory = target.memory
-        try tracer.stopAll()
-        let length = X86Code.entryJumpLength
-        if try memory.read(area.flagAddress, count: 1)[0] == 0 {
-            for f in area.functions {
-                let now = memory.readPrefix(f.address, count: length)
-                if now == f.viaDispatcher || now == f.direct { try memory.write(f.address, f.original) }
-            }
-            try unmap(start: area.start, size: area.size, tracer: tracer, target: target)
-            try tracer.resumeAll()
-            return true
-        }
-        for f in area.functions where memory.readPrefix(f.address, count: length) == f.viaDispatcher {
-            try memory.write(f.address, f.direct)
-        }
-        try memory.write(area.start + 18, [PatchArea.Phase.applied.rawValue])
-        try tracer.resumeAll()
-        return false
-    }
-
     static func sequence(of mappingName: String) -> Int {
         Int(mappingName.split(separator: ":").dropFirst().first ?? "") ?? 0
-    }
-
-    /// The reverse commit, with the world stopped.
-    static func commit(_ area: PatchArea, memory: ProcessMemory) throws(ProcessError) {
-        try memory.write(area.start + 18, [PatchArea.Phase.reverting.rawValue])
-        var first = true
-        for f in area.functions where memory.readPrefix(f.address, count: f.direct.count) == f.direct {
-            try memory.write(f.address, f.viaDispatcher)
-            if first { try DebugPause.point("revert-started"); first = false }
-        }
-        try memory.write(area.flagAddress, [0])
-        try DebugPause.point("reverted")
-        for f in area.functions {
-            let now = memory.readPrefix(f.address, count: f.direct.count)
-            if now == f.viaDispatcher || now == f.direct { try memory.write(f.address, f.original) }
-        }
-        try memory.write(area.start + 18, [PatchArea.Phase.reverted.rawValue])
-    }
-
-    /// munmap through a stopped thread.
-    static func unmap(start: UInt64, size: UInt64, tracer: Tracer, target: Target) throws(ProcessError) {
-        let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
-        guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code") }
-        let results = try injector.run(in: tid, Injector.unmap(address: start, size: size))
-        if let r = results.last, r.result < 0 {
-            throw ProcessError(.trace, "process \(tracer.pid): injected munmap failed: \(errnoText(-r.result))")
-        }
     }
 }
