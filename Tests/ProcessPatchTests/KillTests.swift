@@ -73,6 +73,17 @@ import Testing
         expectRunning(target, "after cleaning up the kill at \(point)")
     }
 
+    /// The loop fixture running with the patch applied.
+    func patchedTarget() throws -> TargetProgram {
+        let (fixture, patch) = try KillTests.shared.get()
+        let target = try TargetProgram([fixture.path("loop"), "2"])
+        try #require(target.waitForLine { $0 == KillTests.old } != nil)
+        let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+        try #require(apply.termination.succeeded, "\(apply.summary)")
+        try #require(target.waitForLine(from: target.lines.count) { $0 == KillTests.new } != nil)
+        return target
+    }
+
     @Test(arguments: ["attached", "inject-registers", "injecting", "loaded", "commit-started", "committed", "direct"])
     func killedDuringApply(_ point: String) throws {
         let (fixture, patch) = try KillTests.shared.get()
@@ -100,12 +111,7 @@ import Testing
 
     @Test(arguments: ["revert-started", "reverted"])
     func killedDuringRevert(_ point: String) throws {
-        let (fixture, patch) = try KillTests.shared.get()
-        let target = try TargetProgram([fixture.path("loop"), "2"])
-        try #require(target.waitForLine { $0 == KillTests.old } != nil)
-        let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
-        try #require(apply.termination.succeeded, "\(apply.summary)")
-        try #require(target.waitForLine(from: target.lines.count) { $0 == KillTests.new } != nil)
+        let target = try patchedTarget()
         try kill(at: point, ["process", "revert", "--pid", "\(target.pid)", "--timeout", "60"])
 
         let reverted = point == "reverted"
@@ -136,12 +142,7 @@ import Testing
 
     @Test(arguments: ["revert-started", "reverted"])
     func terminatedDuringRevert(_ point: String) throws {
-        let (fixture, patch) = try KillTests.shared.get()
-        let target = try TargetProgram([fixture.path("loop"), "2"])
-        try #require(target.waitForLine { $0 == KillTests.old } != nil)
-        let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
-        try #require(apply.termination.succeeded, "\(apply.summary)")
-        try #require(target.waitForLine(from: target.lines.count) { $0 == KillTests.new } != nil)
+        let target = try patchedTarget()
         try kill(at: point, ["process", "revert", "--pid", "\(target.pid)", "--timeout", "60"], signal: SIGTERM)
 
         let reverted = point == "reverted"

@@ -68,6 +68,17 @@ import Testing
         }
     }
 
+    /// A patch with new data (zeroed and initialized), a new function, new
+    /// strings, a libc call the program does not import, and references to
+    /// the program's global, static function and static local.
+    @Test func newDataAndCode() throws {
+        let fixture = try Fixture("features")
+        let patch = try fixture.patch(binary: "features")
+        let target = try TargetProgram([fixture.path("features")])
+        try #require(target.waitForLine { $0 == "label old 107" } != nil)
+        try applyAndRevert(target, patch: patch, old: "label old 107", new: "label new 147 7 counted")
+    }
+
     /// A second patch of the same functions stacks on the first; revert takes
     /// the newest off first and refuses the older one while it is covered.
     @Test func patchesStack() throws {
