@@ -91,7 +91,6 @@ struct Injector {
         if !program.data.isEmpty { try memory.write(dataAddress, program.data) }
         try memory.write(saveArea, frame)
         try memory.write(scratch, program.code)
-        defer { try? memory.write(scratch, previous) }
         var regs = saved
         regs.rip = scratch
         regs.rsp = saveArea
@@ -99,14 +98,12 @@ struct Injector {
         try DebugPause.point("inject-registers")
         try tracer.setRegisters(tid, regs)
         try DebugPause.point("injecting")
-        let results: [(number: Int64, result: Int64)]
-        do {
-            results = try tracer.runSyscalls(tid, code: scratch..<scratch + UInt64(program.code.count), isLast: program.isLast)
-        } catch {
-            // The thread finishes the code and restores itself if it can run on.
-            throw error
-        }
+        // On failure from here on, the code stays where it is: the thread may
+        // still run it, and it restores the thread by itself.
+        let results = try tracer.runSyscalls(tid, code: scratch..<scratch + UInt64(program.code.count), isLast: program.isLast)
         try tracer.setRegisters(tid, saved)
+        // The thread is out of the scratch spot: put its bytes back.
+        try memory.write(scratch, previous)
         return results
     }
 

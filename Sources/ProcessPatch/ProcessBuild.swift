@@ -133,7 +133,8 @@ public struct ProcessBuild {
             }
             let savedOriginal = Path.join(scratch.path, "original-\(pairs.count).o")
             do { try FileSystem.copyFile(object, savedOriginal) } catch { throw error.process(.build, "copy \(object)") }
-            let patchedObject = try recompile(r, sourceRoot: source, patchedRoot: patchedRoot)
+            let patchedObject = Path.join(scratch.path, "patched-\(pairs.count).o")
+            try recompile(r, sourceRoot: source, patchedRoot: patchedRoot, output: patchedObject)
             pairs.append((savedOriginal, patchedObject, String(src.dropFirst(source.count + 1))))
         }
 
@@ -282,21 +283,25 @@ public struct ProcessBuild {
         return touched
     }
 
-    /// Recompiles one recorded object in the patched copy; returns its path.
-    func recompile(_ record: CompileRecord, sourceRoot: String, patchedRoot: String) throws(ProcessError) -> String {
-        func move(_ path: String) -> String {
-            if path == sourceRoot { return patchedRoot }
-            if path.hasPrefix(sourceRoot + "/") { return patchedRoot + path.dropFirst(sourceRoot.count) }
-            return path
+    /// Recompiles one recorded object in the patched copy, with its recorded
+    /// command line, into `output`. Paths into the source tree point into the
+    /// copy instead, the object goes to `output` (never over a file of the
+    /// original build), and dependency-file options are dropped.
+    func recompile(_ record: CompileRecord, sourceRoot: String, patchedRoot: String, output: String) throws(ProcessError) {
+        let directory = record.directory.normalizedPath.replacingPathPrefix(sourceRoot, with: patchedRoot)
+        var arguments: [String] = []
+        var skip = false
+        for a in record.arguments {
+            if skip { skip = false; continue }
+            if a == "-o" || a == "-MF" || a == "-MT" || a == "-MQ" { skip = true; continue }
+            if a.hasPrefix("-o") || a == "-MD" || a == "-MMD" || a == "-MP" || a.hasPrefix("-MF") || a.hasPrefix("-MT") || a.hasPrefix("-MQ") { continue }
+            // Absolute paths into the tree, alone or inside an option (-I/src/include).
+            arguments.append(a.replacingPathPrefix(sourceRoot, with: patchedRoot))
         }
-        let directory = move(record.directory.normalizedPath)
-        // Absolute paths into the tree, alone or inside an option (-I/src/include).
-        var arguments = record.arguments.map { $0.replacingPathPrefix(sourceRoot, with: patchedRoot) }
         // Same file names in strings and debug info as the original build.
-        arguments.append("-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)")
-        let moved = CompileRecord(compiler: record.compiler, directory: directory, arguments: arguments)
-        guard let object = moved.object, let src = record.source else {
-            throw ProcessError(.build, "cannot tell which object \(record.arguments.joined(separator: " ")) writes")
+        arguments += ["-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)", "-o", output]
+        guard let src = record.source else {
+            throw ProcessError(.build, "cannot tell which source \(record.arguments.joined(separator: " ")) compiles")
         }
         Progress.say("suture: recompiling \(src.dropFirst(sourceRoot.count + 1))")
         do {
@@ -309,7 +314,6 @@ public struct ProcessBuild {
         } catch {
             throw ProcessError(.build, "recompile \(src): \(error)")
         }
-        return object
     }
 
     /// The manifest entry of a replaced function: its original bytes, with
