@@ -179,15 +179,34 @@ extension Kernel {
         _ = try syscallResult("prctl(PR_SET_TIMERSLACK)") { suture_prctl_set_timerslack(nanoseconds) }
     }
 
+    /// Switches the calling thread to `SCHED_FIFO` at the lowest real-time
+    /// priority (`pthread_setschedparam(3)`), or back to `SCHED_OTHER`.
+    /// Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); returns whether it worked.
+    @discardableResult
+    public static func setRealTime(_ on: Bool) -> Bool {
+        var param = sched_param()
+        param.sched_priority = on ? 1 : 0
+        return pthread_setschedparam(pthread_self(), on ? SCHED_FIFO : SCHED_OTHER, &param) == 0
+    }
+
+    /// Blocks `signal` in the calling thread, and so in the threads it starts
+    /// later (`pthread_sigmask(2)`).
+    public static func blockSignal(_ signal: Int32) {
+        var set = sigset_t()
+        sigemptyset(&set)
+        sigaddset(&set, signal)
+        pthread_sigmask(SIG_BLOCK, &set, nil)
+    }
+
     /// Blocks `signal` in the calling thread and waits up to `timeout`
     /// seconds for it (`sigtimedwait(2)`). Returns whether it came. A tracer
     /// uses it with SIGCHLD, which the kernel sends when a tracee stops.
     @discardableResult
     public static func waitForSignal(_ signal: Int32, timeout: Double) -> Bool {
+        blockSignal(signal)
         var set = sigset_t()
         sigemptyset(&set)
         sigaddset(&set, signal)
-        pthread_sigmask(SIG_BLOCK, &set, nil)
         var ts = timespec(tv_sec: Int(timeout), tv_nsec: Int((timeout - Double(Int(timeout))) * 1e9))
         return sigtimedwait(&set, nil, &ts) == signal
     }
@@ -200,6 +219,35 @@ extension Kernel {
         let options: Int32 = 0x4000_0000 | (blocking ? 0 : WNOHANG)  // __WALL
         let r = try retryingOnEINTR("waitpid \(tid)") { waitpid(tid, &status, options) }
         return r == 0 ? nil : WaitStatus(raw: status)
+    }
+
+    /// `process_vm_readv(2)`: reads several ranges of another process's
+    /// memory in one call. Returns the bytes of each range, shorter (or
+    /// empty) from the first range that could not be read completely.
+    public static func readProcessMemory(_ pid: pid_t, _ ranges: [(address: UInt64, count: Int)]) throws(PlatformError) -> [[UInt8]] {
+        var result: [[UInt8]] = []
+        var start = 0
+        while start < ranges.count {
+            let batch = Array(ranges[start..<min(start + 1024, ranges.count)])
+            // Safety: each buffer holds its range's byte count and lives until
+            // the copies below are made.
+            let buffers: [UnsafeMutableRawPointer?] = batch.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.count, 1), alignment: 8) }
+            defer { for b in buffers { b?.deallocate() } }
+            let addresses = batch.map(\.address)
+            let lengths = batch.map { $0.count }
+            let n = suture_process_vm_readv(pid, buffers, addresses, lengths, Int32(batch.count))
+            if n < 0 { throw PlatformError(.systemCall, errno: currentErrno(), "process_vm_readv \(pid)") }
+            var left = n
+            for (i, r) in batch.enumerated() {
+                let got = min(left, r.count)
+                result.append(got > 0 ? Array(UnsafeRawBufferPointer(start: buffers[i], count: got)) : [])
+                left -= got
+            }
+            if n < lengths.reduce(0, +) { break }
+            start += batch.count
+        }
+        while result.count < ranges.count { result.append([]) }
+        return result
     }
 
     /// `pread(2)` of exactly `count` bytes at `offset`, or fewer at the end

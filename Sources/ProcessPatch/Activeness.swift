@@ -47,10 +47,12 @@ struct Activeness {
     }
 
     /// Checks every (stopped) thread; returns those inside, at most one
-    /// entry per thread.
+    /// entry per thread. Registers come one thread at a time, the stacks in
+    /// one `process_vm_readv`.
     func check(tracer: Tracer, memory: ProcessMemory, map: inout MemoryMap) throws(ProcessError) -> [Blocker] {
         var blockers: [Blocker] = []
         var reread = false
+        var stacks: [(tid: Int32, address: UInt64, count: Int)] = []
         for tid in tracer.threads {
             let regs = try tracer.registers(tid)
             if let f = find(regs.rip) {
@@ -67,17 +69,24 @@ struct Activeness {
             guard let stack else {
                 throw ProcessError(.trace, "process \(tracer.pid): thread \(tid)'s stack pointer 0x\(hex(regs.rsp)) is in no mapping")
             }
-            let words = memory.readPrefix(sp, count: Int(stack.end - sp))
-            let found: String? = words.withUnsafeBytes { raw -> String? in
-                let count = raw.count / 8
-                for i in 0..<count {
-                    let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: i * 8, as: UInt64.self))
+            stacks.append((tid, sp, Int(stack.end - sp)))
+        }
+        var contents = (try? Kernel.readProcessMemory(tracer.pid, stacks.map { ($0.address, $0.count) })) ?? []
+        for (i, s) in stacks.enumerated() where i >= contents.count || contents[i].count < s.count {
+            // Not readable in one go: the slow way, as much as is readable.
+            if i >= contents.count { contents.append([]) }
+            contents[i] = memory.readPrefix(s.address, count: s.count)
+        }
+        for (i, s) in stacks.enumerated() {
+            let found: String? = contents[i].withUnsafeBytes { raw -> String? in
+                for k in 0..<raw.count / 8 {
+                    let w = UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: k * 8, as: UInt64.self))
                     if let f = find(w &- 1) { return f }
                 }
                 return nil
             }
             if let found {
-                blockers.append(Blocker(tid: tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: tid), function: found, executing: false))
+                blockers.append(Blocker(tid: s.tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: s.tid), function: found, executing: false))
             }
         }
         return blockers

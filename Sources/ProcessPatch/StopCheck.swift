@@ -33,6 +33,11 @@ struct StopCheck {
         while true {
             try Interruption.check()
             outcome.attempts += 1
+            // While the world is stopped, no thread of the process may run
+            // before the tracer: a resumed thread would otherwise preempt it
+            // between two PTRACE_CONTs. (Without the privilege, it is slower.)
+            let boosted = Kernel.setRealTime(true)
+            defer { if boosted { Kernel.setRealTime(false) } }
             try tracer.stopAll()
             let stopped = Clock.monotonicNanoseconds()
             let blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
+import Glibc
 import Platform
 import ProcessPatch
 
@@ -33,6 +34,9 @@ struct ProcessApplyCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: json.json) {
+            // SIGCHLD tells the tracer that a thread stopped; blocked before
+            // any other thread exists, no other thread can swallow it.
+            Kernel.blockSignal(SIGCHLD)
             Cleanup.installSignalHandling()
             let report = try Apply(.init(pid: process.pid, patch: patch, model: model, timeout: timeout)).run()
             if json.json {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
+import Glibc
 import Platform
 import ProcessPatch
 
@@ -25,6 +26,9 @@ struct ProcessRevertCommand: ParsableCommand {
 
     func run() throws {
         try reportingErrors(json: json.json) {
+            // SIGCHLD tells the tracer that a thread stopped; blocked before
+            // any other thread exists, no other thread can swallow it.
+            Kernel.blockSignal(SIGCHLD)
             Cleanup.installSignalHandling()
             let report = try Revert(.init(pid: process.pid, patch: patch, timeout: timeout)).run()
             if json.json {
