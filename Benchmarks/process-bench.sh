@@ -8,8 +8,9 @@
 #   - the extra cost of calling a patched function through its entry jump,
 #     against the same code never patched, timed by the program itself in the
 #     same run (goal ≤ 2 ns); the same difference unpatched is the noise floor;
-#   - the total apply time, and the one-off preparation stop (mapping the
-#     patch area through an injected mmap).
+#   - the total apply time, and how long the one thread borrowed to map the
+#     patch area (an injected memfd_create + mmap) was stopped; the other
+#     threads run on meanwhile.
 # Two kinds of threads: "server" threads rest 1 ms after every 1000 calls;
 # "busy" threads never rest (they compute outside the patched functions), so
 # on a small machine most of them wait for a CPU, and a stop must wait for
@@ -69,7 +70,7 @@ bench() {
     printf '  pause of the committing attempt  %8.0f µs   (stop %.0f, check %.0f, commit %.0f, resume %.0f)\n' \
         "$(printf '%s\n' "${commits[@]}" | median)" "$(printf '%s\n' "${stops[@]}" | median)" \
         "$(printf '%s\n' "${checks[@]}" | median)" "$(printf '%s\n' "${writes[@]}" | median)" "$(printf '%s\n' "${resumes[@]}" | median)"
-    printf '  preparation stop (mmap)          %8.0f µs\n' "$(printf '%s\n' "${preparations[@]}" | median)"
+    printf '  one thread stopped for the mmap  %8.0f µs\n' "$(printf '%s\n' "${preparations[@]}" | median)"
     printf '  total apply time                 %8.1f ms\n' "$(printf '%s\n' "${applies[@]}" | median)"
     printf '  call overhead, patched − plain   %8.3f ns   (%d samples)\n' "$(printf '%s\n' "${patched[@]}" | median)" "${#patched[@]}"
     printf '  same difference, unpatched       %8.3f ns   (noise floor, %d samples)\n' "$(printf '%s\n' "${unpatched[@]}" | median)" "${#unpatched[@]}"

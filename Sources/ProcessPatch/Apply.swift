@@ -5,8 +5,9 @@ import Platform
 /// `suture process apply`: loads a patch into a running process and switches
 /// its functions over under the stop-and-check consistency model.
 ///
-/// Everything is prepared while the program runs: the patch area is mapped
-/// (one short stop to borrow a thread for the `mmap`), linked and written,
+/// Everything is prepared while the program runs: the patch area is placed,
+/// linked, mapped (one thread is stopped and borrowed for the `mmap`, the
+/// others run on) and written,
 /// with one dispatcher per replaced function that runs the old code while
 /// the area's dispatch flag is 0 and the new code once it is 1. Then, in
 /// attempts of one short stop each:
@@ -47,7 +48,8 @@ public struct Apply {
         public let pauses: [Double]
         /// Seconds from start to detach.
         public let seconds: Double
-        /// Seconds of the preparation stop (the `mmap` injection).
+        /// Seconds the one thread borrowed to map the patch area was stopped
+        /// (the other threads ran on).
         public let preparationPause: Double
         /// The committing attempt's pause in parts: stopping every thread,
         /// checking them, writing the commit, resuming them (seconds).
@@ -104,23 +106,35 @@ public struct Apply {
         let planned = try Apply.locate(patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
         let linker = try Linker(patch: patch)
 
-        // Attach and map the area (one short stop).
+        // Place and link the area while the program runs.
+        var base = try Apply.chooseAddress(size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
+        var (area, image) = try Apply.link(linker, at: base, planned: planned, patch: patch, object: object, target: target,
+                                           sequence: target.scan.nextSequence, model: options.model)
+
+        // Attach, and map the area through one thread; the others run on.
+        // MAP_FIXED_NOREPLACE fails rather than map over something the
+        // program mapped meanwhile; then the next hole is tried.
         let tracer = try Tracer(pid: options.pid)
         var areaMapped: PatchArea?
         do throws(ProcessError) {
-            try tracer.stopAll()
+            let tid = try tracer.stopOne()
             try DebugPause.point("attached")
             let prepareStart = tracer.stopStarted
-            try target.rescan()
-            let base = try Apply.chooseAddress(size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
-            var (area, image) = try Apply.link(linker, at: base, planned: planned, patch: patch, object: object, target: target,
-                                               sequence: target.scan.nextSequence, model: options.model)
-            let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
-            guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(options.pid): no thread to run injected code") }
-            let data = linker.layout.dataSize > 0 ? (base + linker.layout.dataStart)..<(base + linker.layout.size) : nil
-            let results = try injector.run(in: tid, Injector.createArea(name: area.mappingName, address: base,
-                                                                        size: linker.layout.size, writable: data))
-            try Apply.checkCreated(results, base: base, pid: options.pid)
+            for round in 1...4 {
+                let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
+                let data = linker.layout.dataSize > 0 ? (base + linker.layout.dataStart)..<(base + linker.layout.size) : nil
+                let results = try injector.run(in: tid, Injector.createArea(name: area.mappingName, address: base,
+                                                                            size: linker.layout.size, writable: data))
+                if round < 4, let mmap = results.first(where: { $0.number == Injector.Number.mmap }), mmap.result == -17 {  // EEXIST
+                    try target.rescan()
+                    base = try Apply.chooseAddress(size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
+                    (area, image) = try Apply.link(linker, at: base, planned: planned, patch: patch, object: object, target: target,
+                                                   sequence: target.scan.nextSequence, model: options.model)
+                    continue
+                }
+                try Apply.checkCreated(results, base: base, pid: options.pid)
+                break
+            }
             areaMapped = area
             try tracer.resumeAll()
             let preparationPause = Double(Clock.monotonicNanoseconds() - prepareStart) / 1e9

@@ -81,7 +81,8 @@ enum AreaSwitch {
         return false
     }
 
-    /// munmap through a stopped thread (the world stopped).
+    /// munmap through a thread stopped by our interrupt (the world stopped,
+    /// or that thread alone).
     static func unmap(start: UInt64, size: UInt64, tracer: Tracer, target: Target) throws(ProcessError) {
         let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
         guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code") }

@@ -71,7 +71,7 @@ public struct Revert {
                 // A leftover of an interrupted apply: nothing refers to it.
                 let tracer = try Tracer(pid: options.pid)
                 do throws(ProcessError) {
-                    try tracer.stopAll()
+                    _ = try tracer.stopOne()
                     try AreaSwitch.unmap(start: i.start, size: i.size, tracer: tracer, target: target)
                     try tracer.resumeAll()
                     try tracer.detach()
@@ -117,8 +117,8 @@ public struct Revert {
                 try tracer.detach()
                 throw StopCheck.busy(pid: options.pid, outcome, timeout: options.timeout, result: "Patch #\(area.sequence) stays applied.")
             }
-            // Nothing refers to the area any more: unmap it in a stop of its own.
-            try tracer.stopAll()
+            // Nothing refers to the area any more: unmap it through one thread.
+            _ = try tracer.stopOne()
             try AreaSwitch.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
             try tracer.resumeAll()
             try tracer.detach()

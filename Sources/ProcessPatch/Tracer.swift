@@ -100,6 +100,29 @@ public final class Tracer {
         if states.isEmpty { throw ProcessError(.noSuchProcess, "process \(pid) exited") }
     }
 
+    /// Stops one thread only, for injected code, while the others run on;
+    /// returns it. Prefers the main thread.
+    public func stopOne() throws(ProcessError) -> Int32 {
+        guard let tid = states[pid] != nil ? pid : threads.first else {
+            throw ProcessError(.noSuchProcess, "process \(pid) exited")
+        }
+        stopStarted = Clock.monotonicNanoseconds()
+        if states[tid] == .running && !awaitingFirstStop.contains(tid) {
+            do { try Ptrace.interrupt(tid) } catch { throw error.process(.trace, "process \(pid)") }
+        }
+        let deadline = Clock.now() + stopTimeout
+        while states[tid] == .running {
+            guard let status = try waitBounded(tid, deadline: deadline) else {
+                throw ProcessError(.trace, "process \(pid): thread \(tid) did not stop within \(Int(stopTimeout)) s")
+            }
+            try handle(tid, status, stopping: true)
+        }
+        guard states[tid] == .stopped else {
+            throw ProcessError(.trace, "process \(pid): thread \(tid) is \(states[tid] == nil ? "gone" : "in a group stop (the process is stopped)")")
+        }
+        return tid
+    }
+
     /// Resumes every stopped thread.
     public func resumeAll() throws(ProcessError) {
         for (tid, state) in states.sorted(by: { $0.key < $1.key }) where state != .running {
