@@ -79,6 +79,15 @@ import Testing
         try applyAndRevert(target, patch: patch, old: "label old 107", new: "label new 147 7 counted")
     }
 
+    /// The patch is for a shared library the program loads, found by its build-id.
+    @Test func sharedLibrary() throws {
+        let fixture = try Fixture("library")
+        let patch = try fixture.patch(binary: "libcalc.so")
+        let target = try TargetProgram([fixture.path("app")])
+        try #require(target.waitForLine { $0 == "describe v1 6" } != nil)
+        try applyAndRevert(target, patch: patch, old: "describe v1 6", new: "describe v2 15")
+    }
+
     /// A second patch of the same functions stacks on the first; revert takes
     /// the newest off first and refuses the older one while it is covered.
     @Test func patchesStack() throws {
