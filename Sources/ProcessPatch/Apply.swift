@@ -7,10 +7,10 @@ import Platform
 ///
 /// Everything is prepared while the program runs: the patch area is placed,
 /// linked, mapped (one thread is stopped and borrowed for the `mmap`, the
-/// others run on) and written,
-/// with one dispatcher per replaced function that runs the old code while
-/// the area's dispatch flag is 0 and the new code once it is 1. Then, in
-/// attempts of one short stop each:
+/// others run on) and written, with one dispatcher per replaced function
+/// that runs the old code while the area's dispatch flag is 0 and the new
+/// code once it is 1. Then, in attempts of one short stop each
+/// (`StopCheck`, `AreaSwitch`):
 ///
 /// 1. stop every thread; if any is inside an old function (instruction
 ///    pointer or a stack word), resume them all, wait and try again;
@@ -132,12 +132,15 @@ public struct Apply {
                                                    sequence: target.scan.nextSequence, model: options.model)
                     continue
                 }
+                if let mmap = results.first(where: { $0.number == Injector.Number.mmap }), UInt64(bitPattern: mmap.result) == base {
+                    areaMapped = area  // from here on, a failure unmaps it again
+                }
                 try Apply.checkCreated(results, base: base, pid: options.pid)
                 break
             }
-            areaMapped = area
             try tracer.resumeAll()
             let preparationPause = Double(Clock.monotonicNanoseconds() - prepareStart) / 1e9
+            try tracer.service()  // signals that stopped other threads meanwhile
 
             // Write the area while the program runs; nothing refers to it yet.
             try Apply.write(area, image: image, linker: linker, target: target)
