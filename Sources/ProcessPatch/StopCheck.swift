@@ -33,12 +33,18 @@ struct StopCheck {
         while true {
             try Interruption.check()
             outcome.attempts += 1
-            // While the world is stopped, no thread of the process may run
-            // before the tracer: a resumed thread would otherwise preempt it
-            // between two PTRACE_CONTs. (Without the privilege, it is slower.)
+            // The tracer runs at real-time priority while it sends the
+            // interrupts and from the moment all threads are stopped until
+            // they are resumed, so that no woken thread preempts it between
+            // two requests; while waiting for the stops it gives the CPUs to
+            // the threads that must run to stop. (Without the privilege for
+            // SCHED_FIFO it is only slower.)
             let boosted = Kernel.setRealTime(true)
             defer { if boosted { Kernel.setRealTime(false) } }
-            try tracer.stopAll()
+            try tracer.interruptAll()
+            if boosted { Kernel.setRealTime(false) }
+            try tracer.waitForStops()
+            if boosted { Kernel.setRealTime(true) }
             let stopped = Clock.monotonicNanoseconds()
             let blockers = try activeness.check(tracer: tracer, memory: target.memory, map: &target.map)
             let checked = Clock.monotonicNanoseconds()

@@ -86,10 +86,20 @@ public final class Tracer {
     /// Stops every thread (including threads created meanwhile). Returns when
     /// all are in a ptrace-stop.
     public func stopAll() throws(ProcessError) {
+        try interruptAll()
+        try waitForStops()
+    }
+
+    /// Sends PTRACE_INTERRUPT to every running thread (the first half of `stopAll`).
+    public func interruptAll() throws(ProcessError) {
         stopStarted = Clock.monotonicNanoseconds()
         for (tid, state) in states where state == .running && !awaitingFirstStop.contains(tid) {
             do { try Ptrace.interrupt(tid) } catch { if error.errno != .noSuchProcess { throw error.process(.trace, "process \(pid)") } }
         }
+    }
+
+    /// Waits until every thread is in a ptrace-stop (the second half of `stopAll`).
+    public func waitForStops() throws(ProcessError) {
         let deadline = Clock.now() + stopTimeout
         while let tid = states.first(where: { $0.value == .running })?.key {
             guard let status = try waitBounded(tid, deadline: deadline) else {
