@@ -28,6 +28,8 @@ let package = Package(
         .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
         // Running processes: ptrace, code injection, the stop-and-check model.
         .target(name: "ProcessPatch", dependencies: ["PatchCore", "ELF", "Platform"]),
+        // The running kernel: load, unload and inspect live patches through sysfs and /proc.
+        .target(name: "Livepatch", dependencies: ["Platform", "ELF"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
         .target(name: "TargetKernel", dependencies: ["Platform", "ELF"]),
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
@@ -39,13 +41,17 @@ let package = Package(
             name: "suture",
             dependencies: [
                 "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "KernelPatch", "ProcessPatch",
+                "Livepatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
             // for the VM guest. ArgumentParser pulls in FoundationEssentials,
             // whose two support libraries must then be named explicitly.
+            // Not position-independent: a PIE applies some 41,000 relocations
+            // at every start, which doubles start-up under TCG (130 → 60 ms
+            // for `suture list` in the guest; see Benchmarks/manager-bench.sh).
             linkerSettings: [
-                .unsafeFlags(["-static-stdlib"]),
+                .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie"]),
                 .linkedLibrary("_FoundationCollections"),
                 .linkedLibrary("_FoundationCShims"),
             ]
@@ -58,12 +64,13 @@ let package = Package(
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
         .testTarget(name: "KernelPatchTests", dependencies: ["KernelPatch", "TargetKernel", "Platform"]),
         .testTarget(name: "ProcessPatchTests", dependencies: ["ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built
         // `suture` binary and the VM library). Guests run one at a time.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["VM", "TargetKernel", "Platform"],
+            dependencies: ["VM", "TargetKernel", "Platform", "ELF"],
             exclude: ["Fixtures"]
         ),
     ]

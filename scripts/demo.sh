@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
-# The README's main command: set up what is missing, build, run the demo.
+# The README's main command: set up what is missing, build Suture, and run
+# `suture demo`: a live patch built from a diff for the Debian kernel, tried
+# in a throwaway VM of that kernel.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-module=$(ls -d /lib/modules/*/kernel | sort -V | tail -1)/fs/binfmt_misc.ko
-exec .build/release/suture elf "$module"
+exec .build/release/suture demo "$@"

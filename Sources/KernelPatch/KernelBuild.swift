@@ -126,6 +126,15 @@ public enum KernelBuild {
         }
         timer.lap("compile")
 
+        // Only code this configuration builds can be patched.
+        let config: KernelConfig
+        do { config = try tree.config() } catch { throw BuildError(.io, error.description) }
+        for pair in pairs {
+            if case .notBuilt(let option) = KbuildMembership.of(pair.object, tree: tree.sourceDirectory, config: config) {
+                throw BuildError(.unsupportedChange, "\(pair.object) is not built in \(options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch")
+            }
+        }
+
         // Diff each pair under the kernel rules, with the special sections'
         // entry sizes of this kernel.
         let entrySizes = SpecialSectionProbe.entrySizes(
@@ -158,9 +167,6 @@ public enum KernelBuild {
             guard patches.contains(where: { $0.result.hasFunctionalChange }) else {
                 throw BuildError(.noFunctionalChange, "no functional change: the diffs change no function of \(pairs.map(\.object).joined(separator: ", ")) (only formatting, comments or line numbers)")
             }
-            if let module = patches.first(where: { $0.target != "vmlinux" }) {
-                throw BuildError(.unsupportedChange, "\(module.object) belongs to the module \(module.target); patches to module code are not supported yet, only vmlinux")
-            }
             return patches
         }
         timer.lap("diff")
@@ -177,7 +183,22 @@ public enum KernelBuild {
         // The module.
         progress("linking \(moduleFile).ko")
         let plan = try timed { () throws(BuildError) in
-            try LivepatchModule.plan(patches, exports: exports, positions: SymbolPositions(table: table))
+            var installed: InstalledModules?
+            var loadedTables: [String: ModuleSymbols] = [:]
+            return try LivepatchModule.plan(patches, exports: exports, positions: SymbolPositions(
+                table: table, image: RunningImage.load(options.kernel, cacheRoot: options.cacheRoot, table: table))
+            ) { (module: String) throws(BuildError) -> ModuleSymbols in
+                if let cached = loadedTables[module] { return cached }
+                if installed == nil {
+                    do throws(KernelError) { installed = try InstalledModules(options.kernel) } catch { throw BuildError(.io, error.description) }
+                }
+                guard let path = installed?.path(of: module) else {
+                    throw BuildError(.unsupportedChange, "the module \(module) is not installed for \(options.kernel.release) (no file in \(installed?.directory ?? "/lib/modules")); is it built in this kernel's configuration?")
+                }
+                let table = try ModuleSymbols(module: module, path: path)
+                loadedTables[module] = table
+                return table
+            }
         }
         var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
                                            ("suture.release", options.kernel.release)]
@@ -347,7 +368,3 @@ public enum KernelBuild {
     }
 }
 
-extension String {
-    /// The kernel's module name for a file name: `-` becomes `_`.
-    func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
-}

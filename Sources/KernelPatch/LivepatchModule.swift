@@ -44,33 +44,73 @@ public enum LivepatchModule {
         public var objects: [(file: String, object: RelocatableObject)] = []
         public var redirects: [FunctionRedirect] = []
         public var klpSymbols: [KlpSymbol] = []
-        /// Per object: how many references stayed ordinary (exported).
+        /// How many references stayed ordinary (exported).
         public var exportedReferences = 0
+        /// Symbol namespaces of exported symbols the patch uses.
+        public var namespaces = Set<String>()
     }
 
-    /// Decides, for every reference of every patch object, whether module
-    /// loading can resolve it (an exported symbol) or the livepatch core
-    /// must (everything else, through kallsyms), and renames accordingly.
-    public static func plan(_ patches: [PatchedObject], exports: ExportedSymbols,
-                            positions: SymbolPositions) throws(BuildError) -> Plan {
+    /// Special sections whose entries the kernel applies when the patch
+    /// module loads, before module-specific klp relocations are resolved.
+    static let appliedAtLoad: [String: String] = [
+        "__jump_table": "a jump label (static branch)",
+        ".static_call_sites": "a static call",
+        ".altinstructions": "an alternative instruction",
+        ".parainstructions": "a paravirt call site",
+    ]
+
+    /// Decides, for every reference of every patch object, who resolves it:
+    /// - the patched module's own symbols, exported or not: the livepatch
+    ///   core, when that module is there (`.klp.sym.MODULE.NAME,POS`), so
+    ///   the patch never depends on the module and can load before it;
+    /// - other exported symbols: module loading (ordinary references);
+    /// - everything else in vmlinux: the livepatch core, through kallsyms.
+    /// Renames references accordingly and gives changed functions global
+    /// names for the registration code.
+    public static func plan(_ patches: [PatchedObject], exports: ExportedSymbols, positions: SymbolPositions,
+                            modules: (String) throws(BuildError) -> ModuleSymbols) throws(BuildError) -> Plan {
         var plan = Plan()
         var usedNames = Set<String>()
+        var refusals: [String] = []
         for (n, patched) in patches.enumerated() {
             var object = patched.patch.object
-            let neighbours = SymbolPositions.names(definedBy: patched.result.original)
-            let module: String? = patched.target == "vmlinux" ? nil : patched.target
+            let original = patched.result.original
+            let neighbours = SymbolPositions.names(definedBy: original)
+            let moduleTable: ModuleSymbols? = patched.target == "vmlinux" ? nil : try modules(patched.target)
             let user = "\(patched.object)"
+            var moduleKlp = Set<String>()
             for reference in patched.patch.references {
                 guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined }) else { continue }
-                if reference.origin != .local, exports[reference.name] != nil {
+                let klp: KlpSymbol
+                if let moduleTable, moduleTable.defines(reference.name) {
+                    let sympos = try moduleTable.position(of: reference.name, local: reference.origin == .local,
+                                                          sourceFile: original.sourceFile, user: "the patched code of \(user)")
+                    klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
+                    moduleKlp.insert(klp.symbolName)
+                } else if reference.origin != .local, let export = exports[reference.name] {
                     plan.exportedReferences += 1
+                    if let namespace = export.namespace { plan.namespaces.insert(namespace) }
                     continue
+                } else {
+                    let sympos = try positions.position(of: reference.name, in: nil, local: reference.origin == .local,
+                                                        neighbours: neighbours,
+                                                        peers: SymbolPositions.peers(of: reference.name, in: original),
+                                                        original: patched.target == "vmlinux" ? original : nil,
+                                                        user: "the patched code of \(user)")
+                    klp = KlpSymbol(target: "vmlinux", name: reference.name, sympos: sympos)
                 }
-                let sympos = try positions.position(of: reference.name, in: module, local: reference.origin == .local,
-                                                    neighbours: neighbours, user: "the patched code of \(user)")
-                let klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
                 object.symbols[id].name = klp.symbolName
                 if !plan.klpSymbols.contains(klp) { plan.klpSymbols.append(klp) }
+            }
+            // Entries the kernel applies at load cannot wait for the module.
+            for section in object.sections {
+                guard case .relocations(let target?, let entries) = section.content,
+                      let what = appliedAtLoad[object.sections[target.value].name] else { continue }
+                for r in entries {
+                    guard let s = r.symbol, moduleKlp.contains(object.symbols[s.value].name) else { continue }
+                    let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target).".count).prefix { $0 != "," }
+                    refusals.append("\(user): \(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                }
             }
             for function in patched.patch.functions where !function.isNew {
                 guard let id = object.symbols.firstIndex(where: { $0.name == function.symbol && $0.place != .undefined }) else {
@@ -82,12 +122,27 @@ public enum LivepatchModule {
                 object.symbols[id].name = newName
                 object.symbols[id].binding = SymbolBinding.global
                 object.symbols[id].other = SymbolVisibility.default
-                let sympos = try positions.position(of: function.originalName, in: module, local: function.isLocal,
-                                                    neighbours: neighbours, user: "the redirect of \(function.originalName) in \(user)")
+                let sympos: Int
+                if let moduleTable {
+                    sympos = try moduleTable.position(of: function.originalName, local: function.isLocal,
+                                                      sourceFile: original.sourceFile, user: "the redirect of \(function.originalName) in \(user)")
+                } else {
+                    sympos = try positions.position(of: function.originalName, in: nil, local: function.isLocal,
+                                                    neighbours: neighbours,
+                                                    peers: SymbolPositions.peers(of: function.originalName, in: original),
+                                                    original: original,
+                                                    user: "the redirect of \(function.originalName) in \(user)")
+                }
                 plan.redirects.append(FunctionRedirect(target: patched.target, oldName: function.originalName,
                                                        sympos: sympos, newSymbol: newName, object: patched.object))
             }
             plan.objects.append(("patch-\(n).o", object))
+        }
+        var seen = Set<String>()
+        refusals = refusals.filter { seen.insert($0).inserted }
+        if !refusals.isEmpty {
+            throw BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
+                + refusals.map { "  " + $0 }.joined(separator: "\n"))
         }
         return plan
     }
@@ -143,6 +198,7 @@ public enum LivepatchModule {
         MODULE_DESCRIPTION("Live patch built by suture");
 
         """
+        for namespace in plan.namespaces.sorted() { c += "MODULE_IMPORT_NS(\(namespace));\n" }
         for (i, (key, value)) in modinfo.enumerated() {
             c += "static const char suture_modinfo_\(i)[] __used __section(\".modinfo\") __aligned(1) = \(cString("\(key)=\(value)"));\n"
         }

@@ -24,7 +24,7 @@ public struct Element: Sendable {
 
 /// Where a relocation points, resolved from "symbol + addend" (often a
 /// section symbol with an offset) to the element or datum it means.
-enum Target: Equatable {
+public enum Target: Equatable, Sendable {
     /// An element, with the relocation's addend relative to the element's start.
     case element(Int, addend: Int64)
     /// A symbol this object does not define.
@@ -38,13 +38,14 @@ enum Target: Equatable {
 }
 
 /// One relocation within an element or special entry, with its resolved target.
-struct ResolvedRelocation {
-    let offset: UInt64        // within the section
-    let type: UInt32
-    let target: Target
+public struct ResolvedRelocation: Sendable {
+    /// Offset within the section.
+    public let offset: UInt64
+    public let type: UInt32
+    public let target: Target
     /// False for branches between functions of one section that the
     /// assembler resolved without a relocation; the diff adds them.
-    let explicit: Bool
+    public let explicit: Bool
 }
 
 /// An immutable index of one object for diffing: its elements, their
@@ -162,7 +163,7 @@ public struct ObjectIndex: Sendable {
     }
 
     /// The relocations inside `[start, end)` of a section.
-    func relocations(in section: Int, from start: UInt64, to end: UInt64) -> ArraySlice<ResolvedRelocation> {
+    public func relocations(in section: Int, from start: UInt64, to end: UInt64) -> ArraySlice<ResolvedRelocation> {
         guard let all = relocationsBySection[section] else { return [] }
         var lo = 0, hi = all.count
         while lo < hi {

@@ -21,6 +21,11 @@ struct Suture: ParsableCommand {
             VMCommand.self,
             VMAgentCommand.self,
             ProcessCommand.self,
+            LoadCommand.self,
+            UnloadCommand.self,
+            ListCommand.self,
+            StatusCommand.self,
+            ForceCommand.self,
         ]
     )
 }

@@ -36,7 +36,7 @@ struct BuildScenarioTests {
     static func unload(_ guest: TestGuest, _ module: String) throws {
         try guest.check("suture unload livepatch_\(module)")
         #expect(try guest.check("ls /sys/kernel/livepatch").isEmpty, "a patch is still registered")
-        let errors = try guest.run("dmesg | grep -iE 'livepatch.*(error|fail|invalid)|Oops|BUG:|WARNING:'")
+        let errors = try guest.run("dmesg | grep -E 'livepatch: .*([Ee]rror|fail|invalid)|Oops|BUG:|WARNING:|Call Trace'")
         #expect(errors.stdoutText.isEmpty, "kernel log after \(module):\n\(errors.stdoutText)")
     }
 
@@ -122,7 +122,7 @@ struct BuildScenarioTests {
 
     @Test func copyFromUser() throws {
         try Self.scenario(["copy-from-user"], module: "copy_from_user",
-                          command: "sh -c 'echo xyz > /proc/$$/comm; cat /proc/$$/comm'",
+                          command: "sh -c 'echo xyz > /proc/$$/comm; read name < /proc/$$/comm; echo $name'",
                           before: { $0 == "xyz\n" }, after: { $0 == "Xyz\n" })
     }
 

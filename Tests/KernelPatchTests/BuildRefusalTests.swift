@@ -113,3 +113,29 @@ extension String {
         return copy
     }
 }
+
+/// Refusals specific to module code.
+@Suite(.serialized) struct ModuleRefusalTests {
+    @Test func jumpLabelOnTheModulesOwnKeyIsRefused() throws {
+        try BuildRefusalTests.refuse([Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
+                                     code: "build-refused",
+                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"])
+    }
+
+    @Test func moduleNotInTheConfigurationIsAnError() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let kernel = try KernelResolver().defaultTarget()
+        let tree = try TreeCache().prepare(kernel).tree
+        let original = try FileSystem.readText(Path.join(tree.sourceDirectory, "fs/cramfs/inode.c"))
+        let patched = original.replacingFirst("static int cramfs_statfs(", with: "static noinline int cramfs_statfs(")
+        try #require(patched != original)
+        let a = Path.join(dir.path, "a"), b = Path.join(dir.path, "b")
+        try FileSystem.write(a, original)
+        try FileSystem.write(b, patched)
+        let diff = try Command.run(["diff", "-u", "--label", "a/fs/cramfs/inode.c", "--label", "b/fs/cramfs/inode.c", a, b])
+        let path = Path.join(dir.path, "cramfs.diff")
+        try FileSystem.write(path, diff.stdout)
+        try BuildRefusalTests.refuse([path], code: "build-unsupported-change", mentions: ["fs/cramfs/inode.o", "CONFIG_CRAMFS"])
+    }
+}
