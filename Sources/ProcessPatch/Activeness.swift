@@ -49,11 +49,12 @@ struct Activeness {
     /// Checks every (stopped) thread; returns those inside, at most one
     /// entry per thread. Registers come one thread at a time, the stacks in
     /// one `process_vm_readv`.
-    func check(tracer: Tracer, memory: ProcessMemory, map: inout MemoryMap) throws(ProcessError) -> [Blocker] {
+    func check(tracer: Tracer, memory: ProcessMemory, map: inout MemoryMap,
+               only: [Int32]? = nil) throws(ProcessError) -> [Blocker] {
         var blockers: [Blocker] = []
         var reread = false
         var stacks: [(tid: Int32, address: UInt64, count: Int)] = []
-        for tid in tracer.threads {
+        for tid in only ?? tracer.threads {
             let regs = try tracer.registers(tid)
             if let f = find(regs.rip) {
                 blockers.append(Blocker(tid: tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: tid), function: f, executing: true))

@@ -54,6 +54,8 @@ public struct Apply {
         /// The committing attempt's pause in parts: stopping every thread,
         /// checking them, writing the commit, resuming them (seconds).
         public let commitBreakdown: (stop: Double, check: Double, commit: Double, resume: Double)
+        /// Under the per-thread and hybrid models: how the threads moved.
+        var transition: Transition.Outcome? = nil
 
         public var json: JSON {
             let sorted = pauses.sorted()
@@ -75,6 +77,8 @@ public struct Apply {
                     ("resume", .int(Int64((commitBreakdown.resume * 1e6).rounded()))),
                 ])),
                 ("applySeconds", .double((seconds * 1000).rounded() / 1000)),
+                ("threadsMoved", transition.map { .object([("atOnce", .int(Int64($0.movedAtOnce))), ("oneByOne", .int(Int64($0.movedLater))),
+                                                           ("rounds", .int(Int64($0.rounds)))]) } ?? .null),
                 ("area", .object([("start", .integer(area.start)), ("size", .integer(area.size))])),
                 ("functions", .array(area.functions.map { f in
                     .object([("name", .string(f.name)), ("address", .integer(f.address)), ("newAddress", .integer(f.newAddress))])
@@ -93,9 +97,6 @@ public struct Apply {
         let token = Interruption.begin()
         defer { Interruption.finish(token) }
         let started = Clock.now()
-        guard options.model == .stopCheck else {
-            throw ProcessError(.state, "the \(options.model.name) model is not available yet; use --model stop-check")
-        }
         let target = try Target(pid: options.pid, writable: true)
         let patch = try PatchFile(path: options.patch)
         let object = try target.object(buildID: patch.manifest.buildID, patch: options.patch)
@@ -122,7 +123,7 @@ public struct Apply {
             let prepareStart = tracer.stopStarted
             for round in 1...4 {
                 let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
-                let data = linker.layout.dataSize > 0 ? (base + linker.layout.dataStart)..<(base + linker.layout.size) : nil
+                let data = (base + linker.layout.dataStart)..<(base + linker.layout.size)
                 let results = try injector.run(in: tid, Injector.createArea(name: area.mappingName, address: base,
                                                                             size: linker.layout.size, writable: data))
                 if round < 4, let mmap = results.first(where: { $0.number == Injector.Number.mmap }), mmap.result == -17 {  // EEXIST
@@ -146,6 +147,21 @@ public struct Apply {
             try Apply.write(area, image: image, linker: linker, target: target)
             try DebugPause.point("loaded")
 
+            if options.model != .stopCheck {
+                var leaving = planned.functions.flatMap(\.blocking)
+                for f in area.functions {
+                    leaving.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
+                }
+                let outcome = try Apply.transition(&area, tracer: tracer, target: target, model: options.model,
+                                                   leaving: Activeness(leaving), deadline: started + options.timeout,
+                                                   timeout: options.timeout)
+                areaMapped = nil
+                try tracer.detach()
+                return Report(pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses,
+                              seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: (0, 0, 0, 0),
+                              transition: outcome)
+            }
+
             // Attempts.
             let model = StopCheck(tracer: tracer, target: target, activeness: Activeness(planned.functions.flatMap(\.blocking)),
                                   deadline: started + options.timeout)
@@ -168,6 +184,30 @@ public struct Apply {
             tracer.detachQuietly()
             throw error
         }
+    }
+
+    /// Runs a transition toward the new code; on timeout, takes every
+    /// thread back to the old code and removes the patch, then throws.
+    static func transition(_ area: inout PatchArea, tracer: Tracer, target: Target, model: PatchArea.Model,
+                           leaving: Activeness, deadline: Double, timeout: Double) throws(ProcessError) -> Transition.Outcome {
+        let forward = Transition(tracer: tracer, target: target, direction: .toNew, model: model, leaving: leaving, deadline: deadline)
+        let outcome = try forward.run(&area)
+        if outcome.completed { return outcome }
+        let names = Set(outcome.held.map(\.function)).sorted().joined(separator: ", ")
+        let why = "process \(tracer.pid): gave up after \(outcome.rounds) rounds in \(String(format1: timeout)) s; threads stayed inside \(names) (\(Transition.describe(outcome.held)))."
+        let back = Transition(tracer: tracer, target: target, direction: .toOld, model: model,
+                              leaving: Transition.patchCode(area), deadline: Clock.now() + timeout)
+        let reverse = try back.run(&area)
+        guard reverse.completed else {
+            try tracer.detach()
+            throw ProcessError(.busy, "\(why) Taking the threads back to the old code timed out as well (\(Transition.describe(reverse.held))): the transition back is left in progress; `suture process revert` finishes it.")
+        }
+        let removed = try Transition.remove(area, tracer: tracer, target: target, deadline: Clock.now() + timeout)
+        try tracer.detach()
+        guard removed.switched else {
+            throw ProcessError(.busy, "\(why) Every thread runs the old code again, but the patch's memory stays mapped (threads inside it); `suture process revert` removes it.")
+        }
+        throw ProcessError(.busy, "\(why) Every thread is back on the old code and the patch is removed.")
     }
 
     // MARK: - Steps
@@ -283,7 +323,8 @@ public struct Apply {
                 throw ProcessError(.badPatch, "\(patch.path): no new code \(f.manifest.symbol) for \(f.manifest.name)")
             }
             let dispatcher = base + layout.dispatchers + UInt64(i) * Linker.dispatcherSize
-            guard let head = X86Code.flagDispatch(at: dispatcher, flag: base + PatchArea.flagOffset, new: newAddress) else {
+            guard let head = X86Code.threadDispatch(at: dispatcher, flag: base + PatchArea.flagOffset, table: base + layout.tableStart,
+                                                    entries: UInt32(layout.tableEntries), tidOffset: 0, new: newAddress) else {
                 throw ProcessError(.trace, "internal: dispatcher for \(f.manifest.name) out of reach")
             }
             let moved: X86Code.MovedEntry
@@ -315,6 +356,9 @@ public struct Apply {
             appliedAt: Clock.isoTimestamp(), patchPath: Path.absolute(patch.path))
         area.flag = 0
         area.phase = .prepared
+        area.tableOffset = layout.tableStart
+        area.tableEntries = UInt32(layout.tableEntries)
+        area.holdersOffset = layout.holdersStart
         return (area, image)
     }
 

@@ -67,7 +67,14 @@ enum AreaSwitch {
     static func settle(_ area: PatchArea, tracer: Tracer, target: Target) throws(ProcessError) -> Bool {
         let memory = target.memory
         try tracer.stopAll()
-        if try memory.read(area.flagAddress, count: 1)[0] == 1 {
+        let flag = try memory.read(area.flagAddress, count: 1)[0]
+        if flag >= 2 {
+            // A per-thread transition: every thread runs one whole side;
+            // it stays in progress for `apply` or `revert` to finish.
+            try tracer.resumeAll()
+            return true
+        }
+        if flag == 1 {
             for f in area.functions where memory.readPrefix(f.address, count: length) == f.viaDispatcher {
                 try memory.write(f.address, f.direct)
             }

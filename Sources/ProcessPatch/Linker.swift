@@ -16,7 +16,13 @@ struct Linker {
         var textSize: UInt64
         var dataStart: UInt64
         var dataSize: UInt64
-        var size: UInt64 { dataStart + dataSize }
+        /// The per-thread models' record of held threads (one page) and
+        /// their thread table (one byte per possible thread ID), both
+        /// written by Suture only and zero until a transition.
+        var holdersStart: UInt64
+        var tableStart: UInt64
+        var tableEntries: UInt64
+        var size: UInt64 { tableStart + (tableEntries + Linker.page - 1) / Linker.page * Linker.page }
         /// Section index → offset from the area start.
         var sections: [Int: UInt64]
         var dispatchers: UInt64
@@ -24,14 +30,14 @@ struct Linker {
         var got: [String: UInt64]     // symbol name → slot offset
     }
 
-    static let dispatcherSize: UInt64 = 64
+    static let dispatcherSize: UInt64 = 128
     static let page: UInt64 = 4096
 
     let patch: PatchFile
     let layout: Layout
 
     /// Plans the layout; sizes do not depend on where the area goes.
-    init(patch: PatchFile) throws(ProcessError) {
+    init(patch: PatchFile, tableEntries: UInt64 = Linker.threadTableEntries()) throws(ProcessError) {
         self.patch = patch
         let object = patch.object
         let functions = UInt64(patch.manifest.functions.count)
@@ -87,7 +93,15 @@ struct Linker {
         }
         let dataSize = align(cursor, Linker.page) - dataStart
         layout = Layout(headerSize: headerSize, textStart: headerSize, textSize: textSize, dataStart: dataStart,
-                        dataSize: dataSize, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got)
+                        dataSize: dataSize, holdersStart: dataStart + dataSize, tableStart: dataStart + dataSize + Linker.page,
+                        tableEntries: tableEntries, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got)
+    }
+
+    /// One table byte per thread ID the kernel can hand out
+    /// (`/proc/sys/kernel/pid_max`, at most 4 Mi); untouched pages cost nothing.
+    static func threadTableEntries() -> UInt64 {
+        let text = FileSystem.readTextIfPresent("/proc/sys/kernel/pid_max")?.trimmingWhitespace() ?? ""
+        return min(max(UInt64(text) ?? 4_194_304, 32768), 4_194_304)
     }
 
     /// Whether the 32-bit field at `offset` belongs to `call`, `jmp` or `jcc`.

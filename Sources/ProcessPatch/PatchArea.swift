@@ -12,16 +12,23 @@ import Platform
 /// header (read-only to the program, written by Suture only)
 ///   0  "SUTUREPA"            magic, written last when preparing
 ///   8  u32 format (1)       12 u32 header size
-///  16  u8  dispatch flag: 0 old code, 1 new code (read by the dispatchers)
-///  17  u8  model (0 stop-check; 1 per-thread and 2 hybrid are reserved)
-///  18  u8  phase (informational; the entry bytes and the flag are the truth)
+///  16  u8  dispatch mode (read by the dispatchers): 0 old code, 1 new
+///          code, 2 per-thread transition toward new, 3 toward old
+///  17  u8  model (0 stop-check, 1 per-thread, 2 hybrid)
+///  18  u8  phase (informational; the entry bytes and the mode are the truth)
 ///  20  u32 sequence         24 u32 JSON offset   28 u32 JSON length
-///  32  u64 area size        40 u64 thread table offset (0: none; per-thread models)
+///  32  u64 area size        40 u64 thread table offset
+///  48  u32 thread table entries (thread IDs below it have a byte)
+///  52  u32 offset of the thread ID in the thread control block (0: not known yet)
+///  56  u64 held-threads record offset
 ///  64  JSON: the patch, the object, and per function its old address,
 ///      original entry bytes, dispatcher and new code
 /// text (read, execute): dispatchers, new code, read-only data,
 ///      far-call stubs, GOT slots
 /// data (read, write): the patch's .data and .bss
+/// held-threads record (one page): u32 count, then per thread u32 TID,
+///      u16 index of the old function holding it + 1 (0: none seen), u16 0
+/// thread table: one byte per thread ID: 0 unmarked, 1 old, 2 new
 /// ```
 public struct PatchArea: Sendable {
     public static let magic: [UInt8] = Array("SUTUREPA".utf8)
@@ -42,9 +49,11 @@ public struct PatchArea: Sendable {
     }
 
     public enum Phase: UInt8, Sendable {
-        case prepared = 0, committing = 1, applied = 2, reverting = 3, reverted = 4
+        case prepared = 0, committing = 1, applied = 2, reverting = 3, reverted = 4, transition = 5, reverseTransition = 6
         public var name: String {
             switch self {
+            case .transition: return "transition"
+            case .reverseTransition: return "reverse-transition"
             case .prepared: return "prepared"
             case .committing: return "committing"
             case .applied: return "applied"
@@ -133,7 +142,17 @@ public struct PatchArea: Sendable {
     public var flag: UInt8 = 0
     public var phase: Phase = .prepared
 
+    /// Per-thread state (see the layout above).
+    public var tableOffset: UInt64 = 0
+    public var tableEntries: UInt32 = 0
+    public var tidOffset: UInt32 = 0
+    public var holdersOffset: UInt64 = 0
+
     public var flagAddress: UInt64 { start + PatchArea.flagOffset }
+    public var tableAddress: UInt64 { start + tableOffset }
+    public var holdersAddress: UInt64 { start + holdersOffset }
+    /// A per-thread transition is in progress (mode 2 or 3).
+    public var inTransition: Bool { flag >= 2 }
     public var end: UInt64 { start + size }
     public var range: Range<UInt64> { start..<end }
 
@@ -175,6 +194,10 @@ public struct PatchArea: Sendable {
         h.storeLE(UInt32(PatchArea.fixedHeaderSize), at: 24)
         h.storeLE(UInt32(text.count), at: 28)
         h.storeLE(size, at: 32)
+        h.storeLE(tableOffset, at: 40)
+        h.storeLE(tableEntries, at: 48)
+        h.storeLE(tidOffset, at: 52)
+        h.storeLE(holdersOffset, at: 56)
         return h + text
     }
 
@@ -220,6 +243,13 @@ public struct PatchArea: Sendable {
                              appliedAt: json["appliedAt"]?.stringValue ?? "", patchPath: json["patch"]?.stringValue ?? "")
         area.flag = fixed[16]
         area.phase = Phase(rawValue: fixed[18]) ?? .prepared
+        area.tableOffset = fixed.loadLE(UInt64.self, at: 40)
+        area.tableEntries = fixed.loadLE(UInt32.self, at: 48)
+        area.tidOffset = fixed.loadLE(UInt32.self, at: 52)
+        area.holdersOffset = fixed.loadLE(UInt64.self, at: 56)
+        guard area.tableOffset + UInt64(area.tableEntries) <= size, area.holdersOffset + Linker.page <= size else {
+            throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has a corrupt header (thread table)")
+        }
         return area
     }
 }

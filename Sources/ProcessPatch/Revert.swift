@@ -13,11 +13,15 @@ public struct Revert {
         /// A patch file naming the patch to remove; nil for the newest.
         public var patch: String?
         public var timeout: Double
+        /// The consistency model; nil for the one the patch was applied with
+        /// (a patch in a per-thread transition is always reversed per thread).
+        public var model: PatchArea.Model?
 
-        public init(pid: Int32, patch: String? = nil, timeout: Double = 10) {
+        public init(pid: Int32, patch: String? = nil, timeout: Double = 10, model: PatchArea.Model? = nil) {
             self.pid = pid
             self.patch = patch
             self.timeout = timeout
+            self.model = model
         }
     }
 
@@ -96,6 +100,12 @@ public struct Revert {
             throw ProcessError(.state, "the entry of \(odd.function.name) holds bytes suture did not write; refusing to overwrite them")
         }
 
+        var model = options.model ?? area.model
+        if area.inTransition && model == .stopCheck { model = area.model == .stopCheck ? .perThread : area.model }
+        if model != .stopCheck {
+            return try perThread(area, target: target, model: model, started: started)
+        }
+
         // Code that must not be running: all of the patch's area.
         var ranges: [Activeness.Range] = []
         for f in area.functions {
@@ -130,6 +140,47 @@ public struct Revert {
                 tracer.detachQuietly()
                 throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is \(applied ? "still applied" : "reverted"))")
             }
+            tracer.detachQuietly()
+            throw error
+        }
+    }
+
+    /// Under the per-thread or hybrid model: each thread moves back to the
+    /// old code once seen outside the patch's code; then the area goes. On
+    /// timeout the threads go forward to the new code again and the patch
+    /// stays applied.
+    func perThread(_ area: PatchArea, target: Target, model: PatchArea.Model, started: Double) throws(ProcessError) -> Report {
+        var area = area
+        let tracer = try Tracer(pid: options.pid)
+        do throws(ProcessError) {
+            let back = Transition(tracer: tracer, target: target, direction: .toOld, model: model,
+                                  leaving: Transition.patchCode(area), deadline: started + options.timeout)
+            let outcome = try back.run(&area)
+            guard outcome.completed else {
+                let why = "process \(options.pid): gave up after \(outcome.rounds) rounds in \(String(format1: options.timeout)) s; threads stayed inside \(Set(outcome.held.map(\.function)).sorted().joined(separator: ", ")) (\(Transition.describe(outcome.held)))."
+                var old: [Activeness.Range] = []
+                for f in area.functions {
+                    old.append(Activeness.Range(range: f.address..<f.address + max(f.size, 1), function: f.name))
+                    old.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
+                }
+                let forward = Transition(tracer: tracer, target: target, direction: .toNew, model: model,
+                                         leaving: Activeness(old), deadline: Clock.now() + options.timeout)
+                let again = try forward.run(&area)
+                try tracer.detach()
+                throw ProcessError(.busy, again.completed
+                    ? "\(why) Every thread runs the new code again: patch #\(area.sequence) stays applied."
+                    : "\(why) Going forward again timed out too: patch #\(area.sequence) is left in a transition (see `suture process status`).")
+            }
+            let removed = try Transition.remove(area, tracer: tracer, target: target, deadline: Clock.now() + options.timeout)
+            try tracer.detach()
+            guard removed.switched else {
+                throw StopCheck.busy(pid: options.pid, removed, timeout: options.timeout,
+                                     result: "Every thread runs the old code; the patch's memory stays mapped until `revert` runs again.")
+            }
+            return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.rounds,
+                          pauses: outcome.pauses + removed.pauses, seconds: Clock.now() - started)
+        } catch {
+            if error.kind != .busy { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
             throw error
         }

@@ -15,6 +15,8 @@ public struct Status: Sendable {
         case replaced(by: Int)
         /// The entry holds bytes no known patch wrote.
         case unknown
+        /// A per-thread transition: each thread runs the side it is on.
+        case transition
 
         public var name: String {
             switch self {
@@ -22,18 +24,33 @@ public struct Status: Sendable {
             case .old: return "old"
             case .replaced(let n): return "replaced by #\(n)"
             case .unknown: return "unknown"
+            case .transition: return "per-thread"
             }
         }
+    }
+
+    /// One thread during a per-thread transition.
+    public struct ThreadState: Sendable {
+        public let tid: Int32
+        public let name: String
+        /// Runs the new code.
+        public let isNew: Bool
+        /// For a thread on the old code: the old function Suture last saw holding it.
+        public let heldBy: String?
     }
 
     public struct Patch: Sendable {
         public let area: PatchArea
         public let functions: [(function: PatchArea.Function, state: FunctionState)]
+        /// During a transition: every thread's side.
+        public var threads: [ThreadState] = []
 
         /// `applied` (every function new or replaced), `inactive` (every
         /// function old: an interrupted apply or revert; `revert` removes
         /// it), or `inconsistent`.
         public var state: String {
+            if area.flag == 2 && functions.allSatisfy({ $0.state == .transition }) { return "transition" }
+            if area.flag == 3 && functions.allSatisfy({ $0.state == .transition }) { return "reverse-transition" }
             if functions.allSatisfy({ $0.state != .old && $0.state != .unknown }) { return "applied" }
             if functions.allSatisfy({ $0.state == .old }) { return "inactive" }
             return "inconsistent"
@@ -58,14 +75,33 @@ public struct Status: Sendable {
                 let bytes = target.memory.readPrefix(f.address, count: f.original.count)
                 states.append((f, state(of: f, bytes: bytes, area: area, all: target.scan.areas)))
             }
-            patches.append(Patch(area: area, functions: states))
+            var patch = Patch(area: area, functions: states)
+            if area.inTransition { patch.threads = threadStates(area, target: target) }
+            patches.append(patch)
         }
         return Status(pid: target.pid, name: target.process.name, patches: patches, incomplete: target.scan.incomplete)
     }
 
+    /// Each live thread's side, read from the area's thread table, and the
+    /// function holding it from the held-threads record.
+    static func threadStates(_ area: PatchArea, target: Target) -> [ThreadState] {
+        let holders = Transition.holders(area, memory: target.memory)
+        var result: [ThreadState] = []
+        for tid in TargetProcess.threads(of: target.pid) {
+            var byte: UInt8 = 0
+            if tid >= 0 && UInt32(tid) < area.tableEntries {
+                byte = target.memory.readPrefix(area.tableAddress + UInt64(tid), count: 1).first ?? 0
+            }
+            let isNew = byte == 2 || (byte == 0 && area.flag == 2)
+            let held = isNew ? nil : holders.first { $0.tid == tid }?.function
+            result.append(ThreadState(tid: tid, name: TargetProcess.threadName(pid: target.pid, tid: tid), isNew: isNew, heldBy: held))
+        }
+        return result
+    }
+
     static func state(of f: PatchArea.Function, bytes: [UInt8], area: PatchArea, all: [PatchArea]) -> FunctionState {
         if bytes == f.direct { return .new }
-        if bytes == f.viaDispatcher { return area.flag == 1 ? .new : .old }
+        if bytes == f.viaDispatcher { return area.flag == 1 ? .new : area.flag >= 2 ? .transition : .old }
         if bytes == f.original { return .old }
         for other in all where other.sequence > area.sequence {
             if other.functions.contains(where: { $0.address == f.address && ($0.direct == bytes || $0.viaDispatcher == bytes) }) {
@@ -96,6 +132,10 @@ public struct Status: Sendable {
                         .object([("name", .string(f.name)), ("file", .optional(f.file)), ("state", .string(s.name)),
                                  ("address", .integer(f.address)), ("newAddress", .integer(f.newAddress))])
                     })),
+                    ("threads", .array(p.threads.map { t in
+                        .object([("tid", .int(Int64(t.tid))), ("name", .string(t.name)), ("code", .string(t.isNew ? "new" : "old")),
+                                 ("heldBy", .optional(t.heldBy))])
+                    })),
                 ])
             })),
             ("incomplete", .array(incomplete.map {
@@ -113,6 +153,14 @@ public struct Status: Sendable {
             for (f, s) in p.functions {
                 let name = f.name + (f.file.map { " (\($0))" } ?? "")
                 out += "     \(s.name.padded(14)) \(name)  0x\(hex(f.address)) → 0x\(hex(f.newAddress))\n"
+            }
+            if !p.threads.isEmpty {
+                let moving = p.area.flag == 2 ? "toward the new code" : "back toward the old code"
+                out += "     threads (\(moving)):\n"
+                for t in p.threads {
+                    let held = t.heldBy.map { ", held by \($0)" } ?? ""
+                    out += "       \(String(t.tid).padded(8)) \(t.name.padded(16)) \(t.isNew ? "new" : "old")\(held)\n"
+                }
             }
         }
         for i in incomplete {

@@ -116,9 +116,20 @@ public final class Tracer {
         guard let tid = states[pid] != nil ? pid : threads.first else {
             throw ProcessError(.noSuchProcess, "process \(pid) exited")
         }
+        guard try stop(tid) else { throw ProcessError(.trace, "process \(pid): thread \(tid) is gone") }
+        return tid
+    }
+
+    /// Stops thread `tid` alone while the others run on. Returns false when
+    /// it ended meanwhile; throws when it is in a group stop.
+    public func stop(_ tid: Int32) throws(ProcessError) -> Bool {
+        guard states[tid] != nil else { return false }
         stopStarted = Clock.monotonicNanoseconds()
         if states[tid] == .running && !awaitingFirstStop.contains(tid) {
-            do { try Ptrace.interrupt(tid) } catch { throw error.process(.trace, "process \(pid)") }
+            do { try Ptrace.interrupt(tid) } catch {
+                if error.errno == .noSuchProcess { forget(tid); return false }
+                throw error.process(.trace, "process \(pid)")
+            }
         }
         let deadline = Clock.now() + stopTimeout
         while states[tid] == .running {
@@ -127,10 +138,11 @@ public final class Tracer {
             }
             try handle(tid, status, stopping: true)
         }
+        if states[tid] == nil { return false }
         guard states[tid] == .stopped else {
-            throw ProcessError(.trace, "process \(pid): thread \(tid) is \(states[tid] == nil ? "gone" : "in a group stop (the process is stopped)")")
+            throw ProcessError(.trace, "process \(pid): thread \(tid) is in a group stop (the process is stopped)")
         }
-        return tid
+        return true
     }
 
     /// Resumes every stopped thread.

@@ -38,20 +38,62 @@ public enum X86Code {
         return b
     }
 
-    /// The global-flag dispatcher placed in front of an old function's moved
-    /// entry instructions: `cmpb $0, flag(%rip); jne new`. It clobbers only
-    /// EFLAGS, which no calling convention passes into a function.
-    public static func flagDispatch(at address: UInt64, flag: UInt64, new: UInt64) -> [UInt8]? {
-        guard let flagRel = rel32(from: address &+ 7, to: flag),
-              let newRel = rel32(from: address &+ 13, to: new) else { return nil }
-        var b: [UInt8] = [0x80, 0x3d]
-        b.appendLE(UInt32(bitPattern: flagRel))
-        b.append(0x00)
-        b += [0x0f, 0x85]
-        b.appendLE(UInt32(bitPattern: newRel))
+    /// The dispatcher placed in front of an old function's moved entry
+    /// instructions. It reads the area's mode byte at `flag`: 0 runs the old
+    /// code, 1 the new code, and 2 or 3 (a per-thread transition toward new
+    /// or toward old) look up the calling thread's byte in `table`, indexed
+    /// by its thread ID, read from its thread control block at
+    /// `%fs:tidOffset`: 1 old, 2 new, 0 (a thread Suture has not marked, such
+    /// as one created during the transition) new under mode 2 and old under
+    /// mode 3. It clobbers only R11 and EFLAGS, which no calling convention
+    /// passes into a function, and uses one stack slot below the stack
+    /// pointer (free at a function's entry) to keep RAX.
+    ///
+    /// ```
+    ///  0  cmpb $1, flag(%rip)        48  cmp $1, %r11b
+    ///  7  je new                     52  je old
+    /// 13  jb old                     58  cmp $2, %r11b
+    /// 19  push %rax                  62  je new
+    /// 20  mov %fs:tidOffset, %eax    68  jmp default
+    /// 28  cmp $entries, %eax         70  pop %rax
+    /// 33  jae 70                     71  default: cmpb $2, flag(%rip)
+    /// 35  lea table(%rip), %r11      78  je new
+    /// 42  movzbl (%r11,%rax), %r11d  84  old: the moved entry
+    /// 47  pop %rax
+    /// ```
+    public static func threadDispatch(at address: UInt64, flag: UInt64, table: UInt64, entries: UInt32,
+                                      tidOffset: UInt32, new: UInt64) -> [UInt8]? {
+        var b: [UInt8] = []
+        func rel(_ end: Int, _ target: UInt64) -> Bool {
+            guard let r = rel32(from: address &+ UInt64(end), to: target) else { return false }
+            b.appendLE(UInt32(bitPattern: r))
+            return true
+        }
+        let old = address &+ UInt64(threadDispatchLength)
+        b += [0x80, 0x3d]; guard rel(7, flag) else { return nil }; b.append(0x01)
+        b += [0x0f, 0x84]; guard rel(13, new) else { return nil }
+        b += [0x0f, 0x82]; guard rel(19, old) else { return nil }
+        b.append(0x50)
+        b += [0x64, 0x8b, 0x04, 0x25]; b.appendLE(tidOffset)
+        b.append(0x3d); b.appendLE(entries)
+        b += [0x73, 70 - 35]
+        b += [0x4c, 0x8d, 0x1d]; guard rel(42, table) else { return nil }
+        b += [0x45, 0x0f, 0xb6, 0x1c, 0x03]
+        b.append(0x58)
+        b += [0x41, 0x80, 0xfb, 0x01]
+        b += [0x0f, 0x84]; guard rel(58, old) else { return nil }
+        b += [0x41, 0x80, 0xfb, 0x02]
+        b += [0x0f, 0x84]; guard rel(68, new) else { return nil }
+        b += [0xeb, 71 - 70]
+        b.append(0x58)
+        b += [0x80, 0x3d]; guard rel(78, flag) else { return nil }; b.append(0x02)
+        b += [0x0f, 0x84]; guard rel(84, new) else { return nil }
         return b
     }
-    public static let flagDispatchLength = 13
+    public static let threadDispatchLength = 84
+    /// Where the dispatcher holds the thread ID's offset in the thread
+    /// control block (a 32-bit field), filled in once it is known.
+    public static let threadDispatchTIDOffsetField = 24
 
     /// Why instructions cannot be moved.
     public struct MoveError: Error, CustomStringConvertible {

@@ -12,11 +12,25 @@ struct ProcessApplyCommand: ParsableCommand {
         Checks first that the process is yours (or that you are root), that one of its mapped
         objects has the patch's build-id, and that every old function's bytes in memory are
         the ones the patch was built against. Then attaches to every thread with ptrace, maps
-        the patch next to the program, and switches the functions over with the stop-and-check
-        model: all threads stop; if none is inside a function being replaced, every function
-        switches at once, else they resume and suture tries again until --timeout. On timeout
-        the process is left as it was and suture exits 1 naming the threads and functions in
-        the way. If suture dies at any point, the process runs on, fully old or fully new.
+        the patch next to the program, and switches the functions over under a model:
+
+        stop-check (default): all threads stop; if none is inside a function being replaced,
+        every function switches at once, else they resume and suture tries again until
+        --timeout. On timeout the process is left as it was and suture exits 1 naming the
+        threads and functions in the way.
+
+        per-thread: every old function enters a dispatcher that sends each thread to the old
+        or the new code by its own state; a thread moves to the new code when suture sees it
+        outside every old function (instruction pointer and stack); new threads start on the
+        new code. When all have moved, the dispatchers become direct jumps. On timeout every
+        thread goes back to the old code, the patch is removed, and suture exits 1.
+
+        hybrid: as per-thread, but every thread's stack is checked once at the start and all
+        threads outside the old functions move at once.
+
+        If suture dies at any point, the process runs on, each thread wholly old or wholly new;
+        `suture process status` shows a transition in progress, `apply` again finishes it and
+        `revert` reverses it.
         """)
 
     @OptionGroup var process: PIDOption
@@ -24,7 +38,7 @@ struct ProcessApplyCommand: ParsableCommand {
     @Argument(help: "The patch file from `suture process build`.")
     var patch: String
 
-    @Option(help: ArgumentHelp("Consistency model (only stop-check so far).", valueName: "MODEL"))
+    @Option(help: ArgumentHelp("Consistency model: stop-check, per-thread or hybrid.", valueName: "MODEL"))
     var model: PatchArea.Model = .stopCheck
 
     @Option(help: ArgumentHelp("Give up after this many seconds.", valueName: "SECONDS"))

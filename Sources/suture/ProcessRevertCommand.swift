@@ -9,15 +9,21 @@ struct ProcessRevertCommand: ParsableCommand {
         commandName: "revert",
         abstract: "Remove the newest patch, or the one named, from a running process.",
         discussion: """
-        Uses the stop-and-check model in reverse: no thread may be in the patch's code. The
-        original entry bytes come back and the patch's memory is unmapped. A patch that a newer
-        patch replaces again must wait until the newer one is reverted.
+        Uses the patch's model (or --model) in reverse. stop-check: no thread may be in the
+        patch's code, then all switch back at once. per-thread and hybrid: each thread moves back
+        to the old code once seen outside the patch's code (on timeout, all go forward again and
+        the patch stays). A patch in a per-thread transition is reversed per thread. The original
+        entry bytes come back and the patch's memory is unmapped. A patch that a newer patch
+        replaces again must wait until the newer one is reverted.
         """)
 
     @OptionGroup var process: PIDOption
 
     @Argument(help: "The patch file of the patch to remove (default: the newest).")
     var patch: String?
+
+    @Option(help: ArgumentHelp("Consistency model (default: the one the patch was applied with).", valueName: "MODEL"))
+    var model: PatchArea.Model?
 
     @Option(help: ArgumentHelp("Give up after this many seconds.", valueName: "SECONDS"))
     var timeout: Double = 10
@@ -30,7 +36,7 @@ struct ProcessRevertCommand: ParsableCommand {
             // any other thread exists, no other thread can swallow it.
             Kernel.blockSignal(SIGCHLD)
             Cleanup.installSignalHandling()
-            let report = try Revert(.init(pid: process.pid, patch: patch, timeout: timeout)).run()
+            let report = try Revert(.init(pid: process.pid, patch: patch, timeout: timeout, model: model)).run()
             if json.json {
                 printJSON(report.json)
             } else {
