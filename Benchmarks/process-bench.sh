@@ -15,6 +15,12 @@
 # "busy" threads never rest (they compute outside the patched functions), so
 # on a small machine most of them wait for a CPU, and a stop must wait for
 # the scheduler to run each of them once.
+# Then, for the per-thread and hybrid models (server threads, same program):
+#   - the total time from apply to the end of the transition, per model;
+#   - the call overhead through the dispatcher during a per-thread transition
+#     (a thread not yet moved: table lookup, then the old code; goal ≤ 20 ns),
+#     printed next to the direct-jump figure of the same run. Suture is held
+#     in the transition with SUTURE_DEBUG_PAUSE=transition-running.
 # Usage: Benchmarks/process-bench.sh [RUNS]   (after `swift build -c release`; as root
 # or as the program's owner)
 set -euo pipefail
@@ -38,7 +44,7 @@ cp -r Benchmarks/process-bench "$work/src"
 overheads() { tail -n +"$(($2 + 1))" "$1" | awk '/^probe/ { printf "%.3f\n", $2 - $4 }'; }
 
 bench() {
-    local mode=$1 out="$work/$1.out"
+    local mode=$1 model=${2:-stop-check} out="$work/$1.out"
     local pauses=() commits=() applies=() preparations=() patched=() unpatched=() stops=() checks=() writes=() resumes=()
     "$work/src/bench" "$threads" "$mode" >"$out" &
     target=$!
@@ -48,7 +54,7 @@ bench() {
         local mark; mark=$(wc -l <"$out")
         sleep 1.5
         while read -r v; do unpatched+=("$v"); done < <(overheads "$out" "$mark" | tail -n +2)
-        local json; json=$("$suture" process apply --pid "$target" "$work/bench.patch.o" --timeout 120 --json) || {
+        local json; json=$("$suture" process apply --pid "$target" "$work/bench.patch.o" --model "$model" --timeout 120 --json) || {
             echo "apply failed: $json" >&2; continue; }
         while read -r v; do pauses+=("$v"); done < <(jq -r '.pausesMicroseconds[]' <<<"$json")
         commits+=("$(jq -r '.pausesMicroseconds[-1]' <<<"$json")")
@@ -65,7 +71,7 @@ bench() {
         "$suture" process revert --pid "$target" --timeout 120 >/dev/null || { echo "revert failed" >&2; break; }
     done
     kill "$target"; wait "$target" 2>/dev/null || true; target=""
-    printf '%s threads (%d, "%s"):\n' "$mode" "$threads" "$mode"
+    printf '%s threads (%d, "%s"), model %s:\n' "$mode" "$threads" "$mode" "$model"
     printf '  pause per attempt, median        %8.0f µs   (%d attempts)\n' "$(printf '%s\n' "${pauses[@]}" | median)" "${#pauses[@]}"
     printf '  pause of the committing attempt  %8.0f µs   (stop %.0f, check %.0f, commit %.0f, resume %.0f)\n' \
         "$(printf '%s\n' "${commits[@]}" | median)" "$(printf '%s\n' "${stops[@]}" | median)" \
@@ -76,6 +82,38 @@ bench() {
     printf '  same difference, unpatched       %8.3f ns   (noise floor, %d samples)\n' "$(printf '%s\n' "${unpatched[@]}" | median)" "${#unpatched[@]}"
 }
 
+# The dispatcher during a transition: apply per-thread, held right after the
+# transition began (every thread marked old), then interrupted (the
+# transition stays in the target) and reverted.
+dispatcher() {
+    local out="$work/dispatcher.out" err="$work/dispatcher.err" through=() direct=()
+    "$work/src/bench" "$threads" server >"$out" &
+    target=$!
+    until grep -q '^ready' "$out"; do sleep 0.05; done
+    sleep 1
+    for _ in $(seq "$runs"); do
+        "$suture" process apply --pid "$target" "$work/bench.patch.o" --model stop-check --timeout 120 >/dev/null
+        local mark; mark=$(wc -l <"$out"); sleep 1.5
+        while read -r v; do direct+=("$v"); done < <(overheads "$out" "$mark" | tail -n +2)
+        "$suture" process revert --pid "$target" --timeout 120 >/dev/null
+        SUTURE_DEBUG_PAUSE=transition-running "$suture" process apply --pid "$target" "$work/bench.patch.o" \
+            --model per-thread --timeout 120 >/dev/null 2>"$err" &
+        local applier=$!
+        until grep -q 'debug pause at transition-running' "$err"; do sleep 0.02; done
+        mark=$(wc -l <"$out"); sleep 1.5
+        while read -r v; do through+=("$v"); done < <(overheads "$out" "$mark" | tail -n +2)
+        kill -TERM "$applier"; wait "$applier" 2>/dev/null || true
+        "$suture" process revert --pid "$target" --timeout 120 >/dev/null || { echo "revert failed" >&2; break; }
+    done
+    kill "$target"; wait "$target" 2>/dev/null || true; target=""
+    printf 'call overhead, patched − plain (server threads, same run):\n'
+    printf '  through the entry jump (applied)       %8.3f ns   (%d samples)\n' "$(printf '%s\n' "${direct[@]}" | median)" "${#direct[@]}"
+    printf '  through the dispatcher (in transition) %8.3f ns   (%d samples)\n' "$(printf '%s\n' "${through[@]}" | median)" "${#through[@]}"
+}
+
 echo "suture process benchmark: medians of $runs apply/revert rounds, 10 functions, $(nproc) cores, load $(cut -d' ' -f1 /proc/loadavg)"
-bench server
-bench busy
+case "${BENCH:-all}" in
+    stop-check) bench server; bench busy ;;
+    models) bench server per-thread; bench server hybrid; dispatcher ;;
+    *) bench server; bench busy; bench server per-thread; bench server hybrid; dispatcher ;;
+esac

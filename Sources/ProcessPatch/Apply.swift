@@ -100,10 +100,13 @@ public struct Apply {
         let target = try Target(pid: options.pid, writable: true)
         let patch = try PatchFile(path: options.patch)
         let object = try target.object(buildID: patch.manifest.buildID, patch: options.patch)
-        if let same = target.scan.areas.first(where: { $0.digest == patch.digest }) {
-            throw ProcessError(.state, "\(options.patch) is already applied to process \(options.pid) as patch #\(same.sequence)")
-        }
         let symbols = try target.symbols(object)
+        if let same = target.scan.areas.first(where: { $0.digest == patch.digest }) {
+            guard same.inTransition else {
+                throw ProcessError(.state, "\(options.patch) is already applied to process \(options.pid) as patch #\(same.sequence)")
+            }
+            return try finish(same, patch: patch, object: object, symbols: symbols, target: target, started: started)
+        }
         let planned = try Apply.locate(patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
         let linker = try Linker(patch: patch)
 
@@ -177,10 +180,32 @@ public struct Apply {
                           seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: outcome.breakdown)
         } catch {
             // Leave the process whole: undo a switch not yet made, finish one made.
-            if let area = areaMapped, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied {
+            if !tracer.threads.isEmpty, let area = areaMapped, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied {
                 tracer.detachQuietly()
                 throw ProcessError(error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
             }
+            tracer.detachQuietly()
+            throw error
+        }
+    }
+
+    /// Finishes a per-thread transition that an earlier Suture left in
+    /// progress (it died or was interrupted), toward the new code.
+    func finish(_ area: PatchArea, patch: PatchFile, object: LoadedObject, symbols: SymbolTable, target: Target,
+                started: Double) throws(ProcessError) -> Report {
+        let planned = try Apply.locate(patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
+        let model = options.model == .stopCheck ? area.model : options.model
+        var area = area
+        let tracer = try Tracer(pid: options.pid)
+        do throws(ProcessError) {
+            let outcome = try Apply.transition(&area, tracer: tracer, target: target, model: model == .stopCheck ? .perThread : model,
+                                               leaving: Activeness(planned.functions.flatMap(\.blocking)),
+                                               deadline: started + options.timeout, timeout: options.timeout)
+            try tracer.detach()
+            return Report(pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses, seconds: Clock.now() - started,
+                          preparationPause: 0, commitBreakdown: (0, 0, 0, 0), transition: outcome)
+        } catch {
+            if !tracer.threads.isEmpty { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
             throw error
         }

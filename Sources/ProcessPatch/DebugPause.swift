@@ -14,6 +14,8 @@ public enum DebugPause {
         "commit-started",    // world stopped, first entry jump written
         "committed",         // dispatch flag flipped to the new code
         "direct",            // first entry turned into a direct jump
+        "transition-started", // per-thread: threads marked, entries on the dispatchers, mode set, world stopped
+        "transition-running", // per-thread: the same, world running, before any thread moved
         "revert-started",    // revert: first entry back on the dispatcher
         "reverted",          // revert: dispatch flag back to the old code
     ]

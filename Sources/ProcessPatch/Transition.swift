@@ -62,6 +62,7 @@ struct Transition {
     func run(_ area: inout PatchArea) throws(ProcessError) -> Outcome {
         var outcome = Outcome()
         try begin(&area, &outcome)
+        try DebugPause.point("transition-running")
         var wait = 0.005
         while true {
             try Interruption.check()

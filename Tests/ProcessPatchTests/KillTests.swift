@@ -109,6 +109,24 @@ import Testing
         try cleanUp(target, point)
     }
 
+    /// Per-thread: killed (or terminated) once the transition began, with
+    /// every thread marked old and none moved yet: the program runs the old
+    /// code through the dispatchers, a new suture reports the transition,
+    /// and `revert` reverses it.
+    @Test(arguments: [("transition-started", SIGKILL), ("transition-running", SIGKILL), ("transition-running", SIGTERM)])
+    func stoppedDuringTransition(_ point: String, _ signal: Int32) throws {
+        let (fixture, patch) = try KillTests.shared.get()
+        let target = try TargetProgram([fixture.path("loop"), "2"])
+        try #require(target.waitForLine { $0 == KillTests.old } != nil)
+        try kill(at: point, ["process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "60"], signal: signal)
+        expectBehaviour(target, KillTests.old, point)
+        let status = try statusJSON(target.pid)
+        #expect(status["patches"]?[0]?["state"]?.stringValue == "transition", "\(point): \(status.serialized())")
+        let threads = status["patches"]?[0]?["threads"]?.arrayValue ?? []
+        #expect(threads.count == 3 && threads.allSatisfy { $0["code"]?.stringValue == "old" }, "\(point): \(status.serialized())")
+        try cleanUp(target, point)
+    }
+
     @Test(arguments: ["revert-started", "reverted"])
     func killedDuringRevert(_ point: String) throws {
         let target = try patchedTarget()

@@ -6,18 +6,21 @@ import Testing
 
 /// Real programs, real ptrace: each fixture is built with `suture process
 /// build`, run, patched, observed, reverted and observed again, and must
-/// never be left stopped or traced. Serialized: the programs keep the two
-/// cores busy enough as it is.
+/// never be left stopped or traced, under every consistency model.
+/// Serialized: the programs keep the two cores busy enough as it is.
 @Suite(.serialized) struct ScenarioTests {
+    static let models = ["stop-check", "per-thread", "hybrid"]
+
     /// apply → the new behaviour, status; revert → the old one; clean maps.
     /// Lines are compared among those that start like `new` (the program may
     /// print others in between).
-    func applyAndRevert(_ target: TargetProgram, patch: String, old: String, new: String,
+    func applyAndRevert(_ target: TargetProgram, patch: String, old: String, new: String, model: String,
                         applyTimeout: Double = 60, check: (JSON) -> Void = { _ in }) throws {
         let kind = String(new.split(separator: " ").first ?? "")
         func same(_ lines: [String]) -> [String] { lines.filter { $0.hasPrefix(kind + " ") } }
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "\(applyTimeout)"])
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "\(applyTimeout)"])
         try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
+        #expect(apply.json["model"]?.stringValue == model)
         check(apply.json)
         expectRunning(target, "after apply")
         let start = target.lines.count
@@ -45,12 +48,12 @@ import Testing
         #expect(target.sutureMappings.isEmpty, "left behind: \(target.sutureMappings)")
     }
 
-    @Test func tightMultithreadedLoop() throws {
+    @Test(arguments: ScenarioTests.models) func tightMultithreadedLoop(_ model: String) throws {
         let fixture = try Fixture("loop")
         let patch = try fixture.patch(binary: "loop")
         let target = try TargetProgram([fixture.path("loop"), "4"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
-        try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4") { json in
+        try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4", model: model) { json in
             #expect(json["functions"]?.arrayValue?.count == 2, "compute and scale: \(json.serialized())")
         }
         #expect(!target.lines.contains { $0.hasPrefix("value") && $0 != "value 3 2" && $0 != "value 5 4" },
@@ -58,46 +61,46 @@ import Testing
     }
 
     /// Threads are created and end all the time (PTRACE_O_TRACECLONE follows them).
-    @Test func threadsComingAndGoing() throws {
+    @Test(arguments: ScenarioTests.models) func threadsComingAndGoing(_ model: String) throws {
         let fixture = try Fixture("loop")
         let patch = try fixture.patch(binary: "loop")
         let target = try TargetProgram([fixture.path("loop"), "1", "churn"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
         for _ in 0..<3 {
-            try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4")
+            try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4", model: model)
         }
     }
 
     /// A patch with new data (zeroed and initialized), a new function, new
     /// strings, a libc call the program does not import, and references to
     /// the program's global, static function and static local.
-    @Test func newDataAndCode() throws {
+    @Test(arguments: ScenarioTests.models) func newDataAndCode(_ model: String) throws {
         let fixture = try Fixture("features")
         let patch = try fixture.patch(binary: "features")
         let target = try TargetProgram([fixture.path("features")])
         try #require(target.waitForLine { $0 == "label old 107" } != nil)
-        try applyAndRevert(target, patch: patch, old: "label old 107", new: "label new 147 7 counted")
+        try applyAndRevert(target, patch: patch, old: "label old 107", new: "label new 147 7 counted", model: model)
     }
 
     /// The patch is for a shared library the program loads, found by its build-id.
-    @Test func sharedLibrary() throws {
+    @Test(arguments: ScenarioTests.models) func sharedLibrary(_ model: String) throws {
         let fixture = try Fixture("library")
         let patch = try fixture.patch(binary: "libcalc.so")
         let target = try TargetProgram([fixture.path("app")])
         try #require(target.waitForLine { $0 == "describe v1 6" } != nil)
-        try applyAndRevert(target, patch: patch, old: "describe v1 6", new: "describe v2 15")
+        try applyAndRevert(target, patch: patch, old: "describe v1 6", new: "describe v2 15", model: model)
     }
 
     /// A second patch of the same functions stacks on the first; revert takes
     /// the newest off first and refuses the older one while it is covered.
-    @Test func patchesStack() throws {
+    @Test(arguments: ScenarioTests.models) func patchesStack(_ model: String) throws {
         let fixture = try Fixture("loop")
         let first = try fixture.patch(binary: "loop")
         let second = try fixture.patch(diff: "patch2.diff", binary: "loop")
         let target = try TargetProgram([fixture.path("loop"), "2"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
         for (patch, expected) in [(first, "value 5 4"), (second, "value 9 8")] {
-            let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+            let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
             try #require(apply.termination.succeeded, "\(apply.summary)")
             #expect(target.waitForLine(from: target.lines.count) { $0 == expected } != nil, "\(target.lines.suffix(3))")
         }
@@ -121,7 +124,7 @@ import Testing
         #expect(target.sutureMappings.isEmpty)
     }
 
-    @Test func threadAsleepInsideWaits() throws {
+    @Test(arguments: ScenarioTests.models) func threadAsleepInsideWaits(_ model: String) throws {
         let fixture = try Fixture("sleeper")
         let patch = try fixture.patch(binary: "sleeper")
         let target = try TargetProgram([fixture.path("sleeper")])
@@ -129,20 +132,30 @@ import Testing
         // Apply right after the napper went to sleep inside nap().
         let enter = target.waitForLine(from: target.lines.count) { $0 == "nap enter" }
         try #require(enter != nil)
-        try applyAndRevert(target, patch: patch, old: "tick 1", new: "tick 2") { json in
+        try applyAndRevert(target, patch: patch, old: "tick 1", new: "tick 2", model: model) { json in
             #expect((json["attempts"]?.intValue ?? 0) >= 2, "stop-check should have waited: \(json.serialized())")
         }
-        #expect(target.lines.contains("nap 2"), "the napper ran the new nap()")
+        if model == "stop-check" {
+            // The switch came while the napper was outside nap(); its next nap was new.
+            #expect(target.lines.contains("nap 2"), "the napper ran the new nap()")
+        } else {
+            // The napper stayed on the old code until its nap ended, while the
+            // main thread already ran the new one.
+            let lines = target.lines[enter!.index...]
+            let tick2 = lines.firstIndex(of: "tick 2"), nap1 = lines.firstIndex(of: "nap 1")
+            #expect(tick2 != nil && nap1 != nil && tick2! < nap1!, "tick 2 before the napper's old nap ended: \(lines.prefix(60))")
+            #expect(!lines.contains("nap 2"), "the napper's nap in progress was not switched: \(lines.prefix(60))")
+        }
     }
 
-    @Test func threadAsleepForeverTimesOutCleanly() throws {
+    @Test(arguments: ScenarioTests.models) func threadAsleepForeverTimesOutCleanly(_ model: String) throws {
         let fixture = try Fixture("sleeper")
         let patch = try fixture.patch(binary: "sleeper")
         let target = try TargetProgram([fixture.path("sleeper"), "forever"])
         try #require(target.waitForLine { $0 == "nap enter" } != nil)
         Clock.sleep(seconds: 0.2)
         let started = Clock.now()
-        let (result, json) = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "3"])
+        let (result, json) = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "3"])
         #expect(result.termination == .exited(1), "\(result.summary)")
         #expect(json["error"]?["code"]?.stringValue == "process-busy", "\(result.summary)")
         let message = json["error"]?["message"]?.stringValue ?? ""
@@ -151,21 +164,29 @@ import Testing
         expectRunning(target, "after the timeout")
         #expect(target.sutureMappings.isEmpty, "left behind: \(target.sutureMappings)")
         #expect(try statusJSON(target.pid)["patches"]?.arrayValue?.isEmpty == true)
+        if model != "stop-check" {
+            #expect(message.contains("back on the old code and the patch is removed"), "\(message)")
+        }
+        // Lines printed before the apply ended are in the pipe already: read them first.
+        target.poll()
+        if model != "stop-check" {
+            #expect(target.lines.contains("tick 2"), "the main thread ran the new code during the transition")
+        }
         let mark = target.lines.count
-        let ticks = target.lines(after: mark, count: 5).filter { $0.hasPrefix("tick") }
-        #expect(!ticks.isEmpty && ticks.allSatisfy { $0 == "tick 1" }, "still the old code: \(ticks)")
+        let ticks = target.lines(after: mark, count: 6).filter { $0.hasPrefix("tick") }.dropFirst()
+        #expect(!ticks.isEmpty && ticks.allSatisfy { $0 == "tick 1" }, "the old code again: \(ticks)")
     }
 
-    @Test func deepRecursion() throws {
+    @Test(arguments: ScenarioTests.models) func deepRecursion(_ model: String) throws {
         let fixture = try Fixture("recursion")
         let patch = try fixture.patch(binary: "recursion")
         let target = try TargetProgram([fixture.path("recursion")])
         try #require(target.waitForLine { $0 == "depth 100" } != nil)
-        try applyAndRevert(target, patch: patch, old: "depth 100", new: "depth 1100")
+        try applyAndRevert(target, patch: patch, old: "depth 100", new: "depth 1100", model: model)
         #expect(!target.lines.contains { $0.hasPrefix("bad") }, "a deep recursion mixed old and new: \(target.lines.filter { $0.hasPrefix("bad") })")
     }
 
-    @Test func threadBlockedInRead() throws {
+    @Test(arguments: ScenarioTests.models) func threadBlockedInRead(_ model: String) throws {
         let fixture = try Fixture("reader")
         let patch = try fixture.patch(binary: "reader")
         let target = try TargetProgram([fixture.path("reader")], input: true)
@@ -176,7 +197,7 @@ import Testing
         let blocked = waitForThread(target.pid, named: "reader", inSyscall: 0)
         #expect(blocked, "the reader thread should be blocked in read")
 
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
         try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
         expectRunning(target, "after apply")
         try target.send("Hello Again\n")
@@ -205,7 +226,7 @@ import Testing
         return false
     }
 
-    @Test func tcpServerUnderLoad() throws {
+    @Test(arguments: ScenarioTests.models) func tcpServerUnderLoad(_ model: String) throws {
         let fixture = try Fixture("server")
         let patch = try fixture.patch(binary: "server")
         let target = try TargetProgram([fixture.path("server")])
@@ -219,7 +240,7 @@ import Testing
         try #require(sawFirst, "no responses before the patch: \(load.summary)")
 
         let applyStart = Clock.now()
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "60"])
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
         let applyEnd = Clock.now()
         try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
         expectRunning(target, "after apply")
