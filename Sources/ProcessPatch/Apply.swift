@@ -57,6 +57,12 @@ public struct Apply {
         /// Under the per-thread and hybrid models: how the threads moved.
         var transition: Transition.Outcome? = nil
 
+        /// Under the per-thread and hybrid models, e.g. "2 thread(s) moved
+        /// (1 at once) in 26 rounds"; nil under stop-check.
+        public var transitionSummary: String? {
+            transition.map { "\($0.movedAtOnce + $0.movedLater) thread(s) moved (\($0.movedAtOnce) at once) in \($0.rounds) round(s)" }
+        }
+
         public var json: JSON {
             let sorted = pauses.sorted()
             let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
@@ -181,7 +187,11 @@ public struct Apply {
         } catch {
             // Leave the process whole: undo a switch not yet made, finish one made.
             if !tracer.threads.isEmpty, let area = areaMapped, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied {
+                let flag = target.memory.readPrefix(area.flagAddress, count: 1).first ?? 0
                 tracer.detachQuietly()
+                if flag >= 2 {
+                    throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is left in a per-thread transition, every thread wholly on one side: `suture process apply` with the same patch finishes it, `revert` reverses it)")
+                }
                 throw ProcessError(error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
             }
             tracer.detachQuietly()
@@ -207,7 +217,8 @@ public struct Apply {
         } catch {
             if !tracer.threads.isEmpty { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
-            throw error
+            if error.kind == .busy { throw error }
+            throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)")
         }
     }
 

@@ -180,9 +180,10 @@ public struct Revert {
             return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.rounds,
                           pauses: outcome.pauses + removed.pauses, seconds: Clock.now() - started)
         } catch {
-            if error.kind != .busy { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
+            if !tracer.threads.isEmpty { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
-            throw error
+            if error.kind == .busy { throw error }
+            throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)")
         }
     }
 

@@ -56,6 +56,12 @@ struct ProcessApplyCommand: ParsableCommand {
             if json.json {
                 printJSON(report.json)
             } else {
+                if let summary = report.transitionSummary {
+                    writeStandardOutput("applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
+                        + "(\(report.area.functions.count) function(s), \(report.area.model.name): \(summary), "
+                        + "\(Int((report.seconds * 1000).rounded())) ms in all)\n")
+                    return
+                }
                 let sorted = report.pauses.sorted()
                 let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
                 writeStandardOutput("applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
