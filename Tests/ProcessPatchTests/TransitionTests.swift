@@ -163,6 +163,31 @@ import Testing
     }
 }
 
+/// `revert --model` other than the one the patch was applied with: a
+/// stop-and-check patch reverted per thread (the thread-ID offset is found
+/// only then), and a per-thread patch reverted with stop-and-check.
+@Suite(.serialized) struct ModelChangeTests {
+    @Test(arguments: [("stop-check", "per-thread"), ("per-thread", "stop-check"), ("hybrid", "per-thread")])
+    func revertWithAnotherModel(_ applied: String, _ reverted: String) throws {
+        let fixture = try Fixture("loop")
+        let patch = try fixture.patch(binary: "loop")
+        let target = try TargetProgram([fixture.path("loop"), "3"])
+        try #require(target.waitForLine { $0 == "value 3 2" } != nil)
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", applied, "--timeout", "60"])
+        try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
+        #expect(target.waitForLine(from: target.lines.count) { $0 == "value 5 4" } != nil)
+        #expect(try statusJSON(target.pid)["patches"]?[0]?["model"]?.stringValue == applied)
+        let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)", "--model", reverted, "--timeout", "60"])
+        try #require(revert.result.termination.succeeded, "\(revert.result.summary)")
+        let back = target.waitForLine(from: target.lines.count) { $0 == "value 3 2" }
+        #expect(back != nil)
+        let later = target.lines(after: back?.index ?? 0, count: 5).filter { $0.hasPrefix("value") }
+        #expect(later.allSatisfy { $0 == "value 3 2" }, "\(later)")
+        #expect(target.sutureMappings.isEmpty, "\(target.sutureMappings)")
+        expectRunning(target, "after the revert")
+    }
+}
+
 /// `suture … --json` running in the background, its output in a file.
 final class BackgroundSuture {
     let child: ChildProcess
