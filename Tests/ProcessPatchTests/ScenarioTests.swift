@@ -144,7 +144,8 @@ import Testing
             let lines = target.lines[enter!.index...]
             let tick2 = lines.firstIndex(of: "tick 2"), nap1 = lines.firstIndex(of: "nap 1")
             #expect(tick2 != nil && nap1 != nil && tick2! < nap1!, "tick 2 before the napper's old nap ended: \(lines.prefix(60))")
-            #expect(!lines.contains("nap 2"), "the napper's nap in progress was not switched: \(lines.prefix(60))")
+            let ended = lines.first { $0.hasPrefix("nap ") && $0 != "nap enter" }
+            #expect(ended == "nap 1", "the napper's nap in progress stayed old: \(lines.prefix(60))")
         }
     }
 
