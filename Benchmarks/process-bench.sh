@@ -72,12 +72,18 @@ bench() {
     done
     kill "$target"; wait "$target" 2>/dev/null || true; target=""
     printf '%s threads (%d, "%s"), model %s:\n' "$mode" "$threads" "$mode" "$model"
-    printf '  pause per attempt, median        %8.0f µs   (%d attempts)\n' "$(printf '%s\n' "${pauses[@]}" | median)" "${#pauses[@]}"
-    printf '  pause of the committing attempt  %8.0f µs   (stop %.0f, check %.0f, commit %.0f, resume %.0f)\n' \
-        "$(printf '%s\n' "${commits[@]}" | median)" "$(printf '%s\n' "${stops[@]}" | median)" \
-        "$(printf '%s\n' "${checks[@]}" | median)" "$(printf '%s\n' "${writes[@]}" | median)" "$(printf '%s\n' "${resumes[@]}" | median)"
+    if [ "$model" = stop-check ]; then
+        printf '  pause per attempt, median        %8.0f µs   (%d attempts)\n' "$(printf '%s\n' "${pauses[@]}" | median)" "${#pauses[@]}"
+        printf '  pause of the committing attempt  %8.0f µs   (stop %.0f, check %.0f, commit %.0f, resume %.0f)\n' \
+            "$(printf '%s\n' "${commits[@]}" | median)" "$(printf '%s\n' "${stops[@]}" | median)" \
+            "$(printf '%s\n' "${checks[@]}" | median)" "$(printf '%s\n' "${writes[@]}" | median)" "$(printf '%s\n' "${resumes[@]}" | median)"
+    else
+        # Two world stops per transition: the beginning and the end; threads
+        # move one by one in between, each stopped alone.
+        printf '  world stop (begin, end), median  %8.0f µs   (%d stops)\n' "$(printf '%s\n' "${pauses[@]}" | median)" "${#pauses[@]}"
+    fi
     printf '  one thread stopped for the mmap  %8.0f µs\n' "$(printf '%s\n' "${preparations[@]}" | median)"
-    printf '  total apply time                 %8.1f ms\n' "$(printf '%s\n' "${applies[@]}" | median)"
+    printf '  total apply time (to completion) %8.1f ms\n' "$(printf '%s\n' "${applies[@]}" | median)"
     printf '  call overhead, patched − plain   %8.3f ns   (%d samples)\n' "$(printf '%s\n' "${patched[@]}" | median)" "${#patched[@]}"
     printf '  same difference, unpatched       %8.3f ns   (noise floor, %d samples)\n' "$(printf '%s\n' "${unpatched[@]}" | median)" "${#unpatched[@]}"
 }
