@@ -26,6 +26,8 @@ let package = Package(
         .target(name: "ELF", dependencies: ["Platform"]),
         // Correlate → compare → select → emit on two objects. Shared by both patchers.
         .target(name: "PatchCore", dependencies: ["ELF", "Platform"]),
+        // Running processes: ptrace, code injection, the stop-and-check model.
+        .target(name: "ProcessPatch", dependencies: ["PatchCore", "ELF", "Platform"]),
         // The running kernel: load, unload and inspect live patches through sysfs and /proc.
         .target(name: "Livepatch", dependencies: ["Platform", "ELF"]),
         // Target kernels: the resolver, the pristine source-tree cache, scratch workspaces.
@@ -38,7 +40,8 @@ let package = Package(
         .executableTarget(
             name: "suture",
             dependencies: [
-                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "KernelPatch", "Livepatch",
+                "Platform", "ELF", "TargetKernel", "PatchCore", "VM", "KernelPatch", "ProcessPatch",
+                "Livepatch",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // A static Swift standard library keeps the binary self-contained
@@ -60,6 +63,7 @@ let package = Package(
         .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
         .testTarget(name: "KernelPatchTests", dependencies: ["KernelPatch", "TargetKernel", "Platform"]),
+        .testTarget(name: "ProcessPatchTests", dependencies: ["ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built

@@ -11,6 +11,7 @@
 #include <sys/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -35,6 +36,25 @@ int suture_memfd_create(const char *name, unsigned int flags) {
 
 int suture_prctl_set_pdeathsig(int signal) {
     return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0);
+}
+
+int suture_prctl_set_timerslack(unsigned long nanoseconds) {
+    return prctl(PR_SET_TIMERSLACK, nanoseconds, 0, 0, 0);
+}
+
+long suture_process_vm_readv(pid_t pid, void *const *buffers, const uint64_t *addresses, const size_t *lengths, int count) {
+    struct iovec local[1024], remote[1024];
+    if (count < 0 || count > 1024) {
+        errno = EINVAL;
+        return -1;
+    }
+    for (int i = 0; i < count; i++) {
+        local[i].iov_base = buffers[i];
+        local[i].iov_len = lengths[i];
+        remote[i].iov_base = (void *)(uintptr_t)addresses[i];
+        remote[i].iov_len = lengths[i];
+    }
+    return (long)process_vm_readv(pid, local, (unsigned long)count, remote, (unsigned long)count, 0);
 }
 
 int suture_pipe2(int fds[2], int flags) { return pipe2(fds, flags); }

@@ -20,6 +20,7 @@ struct Suture: ParsableCommand {
             KernelCommand.self,
             VMCommand.self,
             VMAgentCommand.self,
+            ProcessCommand.self,
             LoadCommand.self,
             UnloadCommand.self,
             ListCommand.self,

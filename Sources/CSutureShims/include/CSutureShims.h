@@ -47,6 +47,9 @@ int suture_prctl_set_pdeathsig(int signal);
 pid_t suture_gettid(void);
 int suture_pipe2(int fds[2], int flags);
 int suture_tgkill(pid_t tgid, pid_t tid, int sig);
+int suture_prctl_set_timerslack(unsigned long nanoseconds);
+/// process_vm_readv(2) with `count` ranges, each read into its own buffer.
+long suture_process_vm_readv(pid_t pid, void *const *buffers, const uint64_t *addresses, const size_t *lengths, int count);
 
 /// libFuzzer's driver, present only in `-sanitize=fuzzer` builds of the
 /// ELFFuzz target (see Benchmarks/fuzz-elf.sh); declared here so Swift can call it.

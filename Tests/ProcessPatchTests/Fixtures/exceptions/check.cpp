@@ -1,0 +1,12 @@
+// SPDX-License-Identifier: GPL-2.0-only
+// The function being replaced throws a C++ exception for every third value.
+#include <stdexcept>
+#include <string>
+#include "check.h"
+
+int check(int value)
+{
+	if (value % 3 == 0)
+		throw std::runtime_error("old " + std::to_string(value % 2));
+	return value;
+}

@@ -1,0 +1,3 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+int compute(int x);
+int scale(int x);
