@@ -51,8 +51,10 @@ extension LivepatchManager {
         let identity = try insert(module, parameters: parameterString)
         let started = Clock.now()
         if let size = sysfs.modules().first(where: { $0.name == name })?.size {
-            let record = LoadRecord(name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
+            var record = LoadRecord(name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
                                     loadedAt: Clock.isoTimestamp(), moduleSize: size)
+            record.builtFor = module.modinfo.first { $0.key == "suture.release" }?.value
+            record.diffs = module.modinfo.filter { $0.key == "suture.diff" }.map(\.value)
             try? record.write(tree)
         }
         guard sysfs.transitionState(name) != nil else {

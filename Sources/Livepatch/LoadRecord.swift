@@ -23,6 +23,10 @@ public struct LoadRecord: Sendable, Equatable {
     public var loadedAt: String
     /// The module's size in `/proc/modules` right after the load.
     public var moduleSize: Int
+    /// What `suture build` recorded in modinfo: the kernel release the
+    /// patch was built for, and each input diff (`NAME:sha256:DIGEST`).
+    public var builtFor: String?
+    public var diffs: [String] = []
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -44,6 +48,8 @@ public struct LoadRecord: Sendable, Equatable {
             ("replace", replace.map(JSON.bool) ?? .null),
             ("loadedAt", .string(loadedAt)),
             ("moduleSize", .integer(moduleSize)),
+            ("builtFor", .optional(builtFor)),
+            ("diffs", .strings(diffs)),
         ])
     }
 
@@ -55,6 +61,8 @@ public struct LoadRecord: Sendable, Equatable {
         self.init(name: name, file: file,
                   identity: FileIdentity(size: fileSize, modified: modified, device: UInt64(device), inode: UInt64(inode)),
                   replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
+        builtFor = json["builtFor"]?.stringValue
+        diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

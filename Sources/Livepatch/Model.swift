@@ -137,6 +137,10 @@ public struct PatchStatus: Sendable, Equatable {
     public var replace: Bool?
     /// The file Suture loaded it from, when Suture loaded it.
     public var file: String?
+    /// The kernel release and diffs the patch was built from (modinfo
+    /// `suture.release`, `suture.diff`), when Suture loaded it.
+    public var builtFor: String?
+    public var diffs: [String] = []
     public var objects: [PatchObject]
     /// Tasks not yet migrated, during a transition.
     public var pendingTasks: [PendingTask]

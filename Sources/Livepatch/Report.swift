@@ -41,6 +41,8 @@ extension PatchStatus {
             ("direction", .optional(direction?.rawValue)),
             ("replace", replace.map(JSON.bool) ?? .null),
             ("file", .optional(file)),
+            ("builtFor", .optional(builtFor)),
+            ("diffs", .strings(diffs)),
             ("objects", .array(objects.map(\.json))),
             ("pendingTasks", .array(pendingTasks.map(\.json))),
             ("hiddenTasksPending", .bool(hiddenTasksPending)),
@@ -82,6 +84,8 @@ public enum LivepatchText {
         header += ", replace: " + (patch.replace.map { $0 ? "yes" : "no" } ?? "unknown")
         var lines = [header]
         if detailed, let file = patch.file { lines.append("  file: \(file)") }
+        if let release = patch.builtFor { lines.append("  built for: \(release)") }
+        for diff in patch.diffs { lines.append("  diff: \(diff)") }
         for object in patch.objects {
             let state: String
             switch object.patched {

@@ -106,13 +106,18 @@ public struct LivepatchSysfs: Sendable {
         return order.map { name in
             let module = loaded.first { $0.name == name }
             let record = module.flatMap { LoadRecord.read(tree, for: $0) }
-            guard let folder = byName[name] else {
-                return PatchStatus(name: name, module: name, present: false, enabled: false, transition: false,
-                                   replace: record?.replace, file: record?.file, objects: [])
+            var status: PatchStatus
+            if let folder = byName[name] {
+                status = PatchStatus(name: name, module: name, present: true, enabled: folder.enabled,
+                                     transition: folder.transition, replace: folder.replace ?? record?.replace,
+                                     file: record?.file, objects: folder.objects)
+            } else {
+                status = PatchStatus(name: name, module: name, present: false, enabled: false, transition: false,
+                                     replace: record?.replace, file: record?.file, objects: [])
             }
-            return PatchStatus(name: name, module: name, present: true, enabled: folder.enabled,
-                               transition: folder.transition, replace: folder.replace ?? record?.replace,
-                               file: record?.file, objects: folder.objects)
+            status.builtFor = record?.builtFor
+            status.diffs = record?.diffs ?? []
+            return status
         }
     }
 }

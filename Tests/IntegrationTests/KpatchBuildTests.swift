@@ -85,6 +85,13 @@ struct KpatchBuildTests {
         #expect(try guest.check("uname -s") == "Linux\n")
         try Scenarios.load(guest, path, "syscall")
         #expect(try guest.check("uname -s") == "Sutured\n")
+        // The build's metadata shows in `suture list`.
+        let list = try JSON.parse(try guest.check("suture list --json"))
+        let patch = list["patches"]?.arrayValue?.first { $0["name"]?.stringValue == "livepatch_syscall" }
+        #expect(patch?["builtFor"]?.stringValue == report["release"]?.stringValue)
+        let digest = report["diffs"]?[0]?["sha256"]?.stringValue ?? "?"
+        #expect(patch?["diffs"]?.arrayValue?.compactMap(\.stringValue) == ["patch.diff:sha256:\(digest)"], "\(list)")
+        #expect(try guest.check("suture list").contains("diff: patch.diff:sha256:\(digest)"))
         try Scenarios.unload(guest, "syscall")
         #expect(try guest.check("uname -s") == "Linux\n")
     }
