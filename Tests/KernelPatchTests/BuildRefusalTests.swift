@@ -69,7 +69,7 @@ import Testing
         defer { dir.remove() }
         let header = Path.join(dir.path, "header.diff")
         let source = try KernelResolver().defaultTarget()
-        let tree = try #require(try TreeCache().existing(for: source), "no prepared tree")
+        let tree = try TreeCache().prepare(source).tree
         let lines = try FileSystem.readText(Path.join(tree.sourceDirectory, "include/linux/seq_file.h")).split(separator: "\n", omittingEmptySubsequences: false)
         // A comment added after the first line: it applies, and hundreds of objects include the header.
         try FileSystem.write(header, "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,3 +1,4 @@\n \(lines[0])\n+/* suture */\n \(lines[1])\n \(lines[2])\n")
