@@ -170,7 +170,12 @@ public enum KernelBuild {
                 } catch {
                     throw BuildError(.io, "\(pair.object): \(error)")
                 }
-                refusals += result.refusals.map { (pair.object, $0) }
+                refusals += result.refusals.map { refusal in
+                    // The body of a system call is a notrace inline that gcc may keep out of line.
+                    guard refusal.symbol.hasPrefix("__do_sys_"), refusal.reason.contains("__fentry__") else { return (pair.object, refusal) }
+                    return (pair.object, Refusal(symbol: refusal.symbol, reason: refusal.reason
+                        + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn"))
+                }
                 if let patch = result.patch {
                     patches.append(PatchedObject(object: pair.object, target: pair.target, result: result, patch: patch))
                 }

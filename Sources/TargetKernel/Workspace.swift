@@ -236,9 +236,9 @@ public final class Workspace: @unchecked Sendable {
     /// preprocessed in one parallel kbuild run. Keys are tree paths.
     ///
     /// A header (`.h`) is followed through every `.c` and `.h` file that
-    /// includes it. `keep` drops candidates before they are preprocessed
-    /// (objects this configuration does not build); `limit` stops before
-    /// preprocessing more candidates than that.
+    /// includes it. For headers, `keep` drops candidates before they are
+    /// preprocessed (objects this configuration does not build), and
+    /// `limit` stops before preprocessing more candidates than that.
     public func objects(compiling files: [String], keep: (String) -> Bool = { _ in true },
                         limit: Int? = nil) throws(KernelError) -> [String: [String]] {
         var candidatesOf: [String: [String]] = [:]
@@ -263,7 +263,9 @@ public final class Workspace: @unchecked Sendable {
                 var direct: String?
                 if source.hasSuffix(".c"), let object = directObject(source) {
                     direct = object
-                    if !candidates.contains(object), keep(object) { candidates.append(object) }
+                    // A changed .c file names its object even when it is not
+                    // built, so that the caller can say so.
+                    if !candidates.contains(object), !isHeader || keep(object) { candidates.append(object) }
                 }
                 // Under a header, a .c file that kbuild compiles directly is
                 // an end point; one it does not is #included somewhere.

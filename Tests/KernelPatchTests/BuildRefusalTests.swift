@@ -76,6 +76,18 @@ import Testing
         try Self.refuse([header], code: "build-refused", mentions: ["include/linux/seq_file.h", "objects", "--yes"])
     }
 
+    @Test func plainSyscallDefineGetsAHint() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        // The kpatch-syscall fixture without its macros: __do_sys_newuname is notrace.
+        let kpatch = try FileSystem.readText(Path.join(Self.fixtures, "kpatch-syscall/patch.diff"))
+        let start = try #require(kpatch.range(of: "\n \tdown_read(&uts_sem);"))
+        let hunk = "--- a/kernel/sys.c\n+++ b/kernel/sys.c\n@@ -1303,6 +1303,7 @@" + String(kpatch[start.lowerBound...])
+        let diff = Path.join(dir.path, "plain.diff")
+        try FileSystem.write(diff, hunk)
+        try Self.refuse([diff], code: "build-refused", mentions: ["__do_sys_newuname", "__fentry__", "KPATCH_SYSCALL_DEFINEn"])
+    }
+
     @Test func forceUnsafeIsRefused() throws {
         try Self.refuse([Path.join(Self.fixtures, "kpatch-force/patch.diff")], code: "build-refused",
                         mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"])
