@@ -16,6 +16,7 @@ import Platform
 ///          code, 2 per-thread transition toward new, 3 toward old
 ///  17  u8  model (0 stop-check, 1 per-thread, 2 hybrid)
 ///  18  u8  phase (informational; the entry bytes and the mode are the truth)
+///  19  u8  1 while the unwind tables are registered with libgcc
 ///  20  u32 sequence         24 u32 JSON offset   28 u32 JSON length
 ///  32  u64 area size        40 u64 thread table offset
 ///  48  u32 thread table entries (thread IDs below it have a byte)
@@ -35,6 +36,7 @@ public struct PatchArea: Sendable {
     public static let formatVersion: UInt32 = 1
     public static let fixedHeaderSize = 64
     public static let flagOffset: UInt64 = 16
+    public static let unwindRegisteredOffset: UInt64 = 19
     public static let namePrefix = "suture:"
 
     public enum Model: UInt8, Sendable {
@@ -137,6 +139,8 @@ public struct PatchArea: Sendable {
     public var functions: [Function]
     public var appliedAt: String
     public var patchPath: String
+    /// The patch's `.eh_frame` copies and libgcc's storage for each.
+    public var unwind: [(frame: UInt64, object: UInt64)] = []
 
     /// Read from the process: the flag and phase bytes.
     public var flag: UInt8 = 0
@@ -173,6 +177,7 @@ public struct PatchArea: Sendable {
             ("text", .array([.integer(text.lowerBound), .integer(text.upperBound)])),
             ("data", .array([.integer(data.lowerBound), .integer(data.upperBound)])),
             ("functions", .array(functions.map(\.json))),
+            ("unwind", .array(unwind.map { .array([.integer($0.frame), .integer($0.object)]) })),
         ])
     }
 
@@ -241,6 +246,10 @@ public struct PatchArea: Sendable {
                              buildID: json["buildID"]?.stringValue.flatMap(bytes(fromHex:)) ?? [],
                              text: text, data: data, functions: functions,
                              appliedAt: json["appliedAt"]?.stringValue ?? "", patchPath: json["patch"]?.stringValue ?? "")
+        for pair in json["unwind"]?.arrayValue ?? [] {
+            guard let f = pair[0]?.intValue, let o = pair[1]?.intValue else { continue }
+            area.unwind.append((UInt64(bitPattern: f), UInt64(bitPattern: o)))
+        }
         area.flag = fixed[16]
         area.phase = Phase(rawValue: fixed[18]) ?? .prepared
         area.tableOffset = fixed.loadLE(UInt64.self, at: 40)

@@ -27,12 +27,13 @@ public final class Tracer {
     /// New threads whose first stop has not been seen yet.
     private var awaitingFirstStop = Set<Int32>()
     /// When the current world stop began (monotonic ns), for pause figures.
-    private(set) var stopStarted: UInt64 = 0
+    var stopStarted: UInt64 = 0
 
     /// Seconds to wait for a thread to stop before giving up.
     public var stopTimeout: Double = 10
 
     public var threads: [Int32] { states.keys.sorted() }
+    func isStopped(_ tid: Int32) -> Bool { states[tid] == .stopped || states[tid] == .syscallStop }
 
     /// Attaches to every thread of `pid`, without stopping them.
     public init(pid: Int32) throws(ProcessError) {
@@ -315,6 +316,39 @@ public final class Tracer {
                     awaitingFirstStop.insert(Int32(child))
                 }
             } else if status.event == 0 {
+                signal = status.stopSignal
+            }
+        }
+    }
+
+    /// Runs a stopped thread until it traps on the `int3` at `trap`,
+    /// passing signals on. The caller restores its registers.
+    func runUntilTrap(_ tid: Int32, trap: UInt64) throws(ProcessError) {
+        var signal: Int32 = 0
+        let deadline = Clock.now() + stopTimeout
+        while true {
+            do { try Ptrace.resume(tid, signal: signal) } catch {
+                throw error.process(.trace, "process \(pid): run injected call in thread \(tid)")
+            }
+            states[tid] = .running
+            signal = 0
+            guard let status = try waitBounded(tid, deadline: deadline) else {
+                throw ProcessError(.trace, "process \(pid): injected call in thread \(tid) did not return within \(Int(stopTimeout)) s")
+            }
+            guard status.stopped else {
+                forget(tid)
+                throw ProcessError(.noSuchProcess, "process \(pid): thread \(tid) ended while running an injected call (\(status))")
+            }
+            states[tid] = .stopped
+            if status.event == 0 && status.stopSignal == SIGTRAP {
+                if try registers(tid).rip == trap &+ 1 { return }
+                signal = SIGTRAP
+            } else if status.event == Ptrace.eventClone {
+                if let child = try? Ptrace.eventMessage(tid), child > 0, states[Int32(child)] == nil {
+                    states[Int32(child)] = .running
+                    awaitingFirstStop.insert(Int32(child))
+                }
+            } else if status.event == 0 && status.stopSignal != Ptrace.syscallStopSignal {
                 signal = status.stopSignal
             }
         }

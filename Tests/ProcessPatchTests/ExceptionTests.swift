@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Foundation
+import Glibc
+import Platform
+import Testing
+
+/// Unwinding through patched code: the C++ fixture's check() throws for
+/// every third value and its callers catch. The patch's new check() throws
+/// too ("new" instead of "old"), so each caught exception unwound through
+/// the new code, entered through the entry jump or, during a per-thread
+/// transition, the dispatcher. Without the patch's unwind tables registered
+/// in the process, the first throw there would end the program
+/// (std::terminate).
+@Suite(.serialized) struct ExceptionTests {
+    static let shared: Result<(Fixture, String), TestError> = {
+        do {
+            let fixture = try Fixture("exceptions")
+            return .success((fixture, try fixture.patch(binary: "exceptions")))
+        } catch {
+            return .failure(TestError("\(error)"))
+        }
+    }()
+
+    /// `count` "caught …" lines from `index` on, or fewer if the program ended.
+    func caught(_ target: TargetProgram, from index: Int, count: Int) -> [String] {
+        var found: [String] = []
+        var next = index
+        while found.count < count, let line = target.waitForLine(from: next, timeout: 10, { $0.hasPrefix("caught ") }) {
+            found.append(line.line)
+            next = line.index + 1
+        }
+        return found
+    }
+
+    @Test(arguments: ["stop-check", "per-thread", "hybrid"])
+    func exceptionsUnwindThroughPatchedCode(_ model: String) throws {
+        let (fixture, patch) = try ExceptionTests.shared.get()
+        let target = try TargetProgram([fixture.path("exceptions")])
+        try #require(target.waitForLine { $0 == "ready" } != nil)
+        #expect(caught(target, from: 0, count: 3) == Array(repeating: "caught old 0", count: 3))
+
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
+        #expect(apply.json["model"]?.stringValue == model)
+        #expect(apply.json["state"]?.stringValue == "applied", "\(apply.json.serialized())")
+        let applied = target.lines.count
+        let first = target.waitForLine(from: applied, timeout: 10) { $0 == "caught new 0" }
+        try #require(first != nil, "no exception from the new code was caught: \(target.lines.suffix(5)), alive: \(target.isAlive)")
+        // Many more throws from the new code, in both threads, all caught.
+        Clock.sleep(seconds: 0.5)
+        let after = caught(target, from: first!.index, count: 5)
+        #expect(after == Array(repeating: "caught new 0", count: 5), "\(after)")
+        expectRunning(target, "after apply")
+
+        let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)", "--model", model, "--timeout", "30"])
+        try #require(revert.result.termination.succeeded, "revert: \(revert.result.summary)")
+        let reverted = target.lines.count
+        let old = target.waitForLine(from: reverted, timeout: 10) { $0 == "caught old 0" }
+        try #require(old != nil, "the old code did not come back: \(target.lines.suffix(5)), alive: \(target.isAlive)")
+        let later = caught(target, from: old!.index, count: 5)
+        #expect(later == Array(repeating: "caught old 0", count: 5), "\(later)")
+        #expect(target.sutureMappings.isEmpty, "\(target.sutureMappings)")
+        expectRunning(target, "after revert")
+    }
+}
