@@ -92,9 +92,9 @@ enum AreaSwitch {
     /// or that thread alone).
     static func unmap(start: UInt64, size: UInt64, unwind: [(frame: UInt64, object: UInt64)] = [], tracer: Tracer,
                       target: Target) throws(ProcessError) {
-        try UnwindRegistration.deregister(start: start, unwind: unwind, tracer: tracer, target: target)
         let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
         guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code") }
+        try UnwindRegistration.deregister(unwind: unwind, in: tid, tracer: tracer, target: target)
         let results = try injector.run(in: tid, Injector.unmap(address: start, size: size))
         if let r = results.last, r.result < 0 {
             throw ProcessError(.trace, "process \(tracer.pid): injected munmap failed: \(errnoText(-r.result))")

@@ -34,7 +34,8 @@ struct Linker {
         var unwind: [(frame: UInt64, object: UInt64)] = []
     }
 
-    /// Room for libgcc's `struct object` (7 words in GCC 12; kept generous).
+    /// Room for libgcc's `struct object` (7 words in GCC 12; kept generous),
+    /// Suture's "registered" mark in the last word.
     static let unwindObjectSize: UInt64 = 256
 
     static let dispatcherSize: UInt64 = 128

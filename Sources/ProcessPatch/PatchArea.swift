@@ -16,7 +16,6 @@ import Platform
 ///          code, 2 per-thread transition toward new, 3 toward old
 ///  17  u8  model (0 stop-check, 1 per-thread, 2 hybrid)
 ///  18  u8  phase (informational; the entry bytes and the mode are the truth)
-///  19  u8  1 while the unwind tables are registered with libgcc
 ///  20  u32 sequence         24 u32 JSON offset   28 u32 JSON length
 ///  32  u64 area size        40 u64 thread table offset
 ///  48  u32 thread table entries (thread IDs below it have a byte)
@@ -36,7 +35,6 @@ public struct PatchArea: Sendable {
     public static let formatVersion: UInt32 = 1
     public static let fixedHeaderSize = 64
     public static let flagOffset: UInt64 = 16
-    public static let unwindRegisteredOffset: UInt64 = 19
     public static let namePrefix = "suture:"
 
     public enum Model: UInt8, Sendable {

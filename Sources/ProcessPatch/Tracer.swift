@@ -321,39 +321,6 @@ public final class Tracer {
         }
     }
 
-    /// Runs a stopped thread until it traps on the `int3` at `trap`,
-    /// passing signals on. The caller restores its registers.
-    func runUntilTrap(_ tid: Int32, trap: UInt64) throws(ProcessError) {
-        var signal: Int32 = 0
-        let deadline = Clock.now() + stopTimeout
-        while true {
-            do { try Ptrace.resume(tid, signal: signal) } catch {
-                throw error.process(.trace, "process \(pid): run injected call in thread \(tid)")
-            }
-            states[tid] = .running
-            signal = 0
-            guard let status = try waitBounded(tid, deadline: deadline) else {
-                throw ProcessError(.trace, "process \(pid): injected call in thread \(tid) did not return within \(Int(stopTimeout)) s")
-            }
-            guard status.stopped else {
-                forget(tid)
-                throw ProcessError(.noSuchProcess, "process \(pid): thread \(tid) ended while running an injected call (\(status))")
-            }
-            states[tid] = .stopped
-            if status.event == 0 && status.stopSignal == SIGTRAP {
-                if try registers(tid).rip == trap &+ 1 { return }
-                signal = SIGTRAP
-            } else if status.event == Ptrace.eventClone {
-                if let child = try? Ptrace.eventMessage(tid), child > 0, states[Int32(child)] == nil {
-                    states[Int32(child)] = .running
-                    awaitingFirstStop.insert(Int32(child))
-                }
-            } else if status.event == 0 && status.stopSignal != Ptrace.syscallStopSignal {
-                signal = status.stopSignal
-            }
-        }
-    }
-
     // MARK: - Detaching
 
     /// Stops everything and detaches, so every thread runs on untraced.

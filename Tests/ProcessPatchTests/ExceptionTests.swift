@@ -63,3 +63,46 @@ import Testing
         expectRunning(target, "after revert")
     }
 }
+
+/// Suture killed while a thread runs its injected libgcc call (registering
+/// the unwind tables during an apply, deregistering them during a revert):
+/// the call returns to a stub that restores the thread by itself, so the
+/// program runs on, still catching what it throws, and a later `revert`
+/// cleans up.
+@Suite(.serialized) struct ExceptionKillTests {
+    @Test(arguments: ["apply", "revert"])
+    func killedDuringUnwindCall(_ command: String) throws {
+        let (fixture, patch) = try ExceptionTests.shared.get()
+        let target = try TargetProgram([fixture.path("exceptions")])
+        try #require(target.waitForLine { $0 == "ready" } != nil)
+        try #require(target.waitForLine { $0 == "caught old 0" } != nil)
+        let arguments: [String]
+        if command == "apply" {
+            arguments = ["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "30"]
+        } else {
+            let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "30"])
+            try #require(apply.termination.succeeded, "\(apply.summary)")
+            try #require(target.waitForLine(from: target.lines.count) { $0 == "caught new 0" } != nil)
+            arguments = ["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"]
+        }
+        try KillTests().kill(at: "unwind-call", arguments)
+        expectRunning(target, "after the kill during \(command)")
+        // Old code either way: the apply never switched; the revert had switched back.
+        target.poll()
+        let after = target.waitForLine(from: target.lines.count, timeout: 10) { $0.hasPrefix("caught ") }
+        #expect(after?.line == "caught old 0", "after the kill during \(command): \(target.lines.suffix(3))")
+
+        let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
+        #expect(revert.termination.succeeded, "revert after the kill during \(command): \(revert.summary)")
+        #expect(target.sutureMappings.isEmpty, "\(target.sutureMappings)")
+        // Healthy afterwards: a full apply and revert still unwind.
+        let again = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "30"])
+        try #require(again.termination.succeeded, "\(again.summary)")
+        #expect(target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught new 0" } != nil,
+                "\(target.lines.suffix(3)), alive: \(target.isAlive)")
+        let last = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
+        #expect(last.termination.succeeded, "\(last.summary)")
+        #expect(target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught old 0" } != nil)
+        expectRunning(target, "at the end")
+    }
+}
