@@ -64,6 +64,41 @@ import Testing
     }
 }
 
+extension ExceptionTests {
+    /// During a per-thread or hybrid transition, held open by the holder
+    /// asleep inside the old check(), the other threads enter the new
+    /// check() through the dispatcher and its exceptions are caught; the
+    /// transition ends when the holder leaves.
+    @Test(arguments: ["per-thread", "hybrid"])
+    func exceptionsUnwindDuringTransition(_ model: String) throws {
+        let (fixture, patch) = try ExceptionTests.shared.get()
+        let target = try TargetProgram([fixture.path("exceptions"), "hold"])
+        try #require(target.waitForLine { $0 == "ready" } != nil)
+        try #require(target.waitForLine { $0 == "caught old 0" } != nil)
+        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let start = target.lines.count
+        let new = target.waitForLine(from: start, timeout: 10) { $0 == "caught new 0" || $0 == "hold done" }
+        try #require(new != nil, "\(target.lines.suffix(5)), alive: \(target.isAlive)")
+        #expect(new?.line == "caught new 0", "the new code ran only after the holder left: \(target.lines[start...].prefix(10))")
+        let status = try statusJSON(target.pid)
+        let holder = status["patches"]?[0]?["threads"]?.arrayValue?.first { $0["name"]?.stringValue == "holder" }
+        #expect(status["patches"]?[0]?["state"]?.stringValue == "transition", "\(status.serialized())")
+        #expect(holder?["code"]?.stringValue == "old", "\(status.serialized())")
+        let (result, json) = apply.finish()
+        try #require(result.succeeded, "apply: \(result) \(json.serialized())")
+        #expect(json["state"]?.stringValue == "applied")
+        #expect(target.waitForLine(from: start) { $0 == "hold done" } != nil)
+        let after = caught(target, from: target.lines.count, count: 3)
+        #expect(after == Array(repeating: "caught new 0", count: 3), "\(after)")
+
+        let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
+        #expect(revert.termination.succeeded, "\(revert.summary)")
+        #expect(target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught old 0" } != nil)
+        #expect(target.sutureMappings.isEmpty, "\(target.sutureMappings)")
+        expectRunning(target, "after revert")
+    }
+}
+
 /// Suture killed while a thread runs its injected libgcc call (registering
 /// the unwind tables during an apply, deregistering them during a revert):
 /// the call returns to a stub that restores the thread by itself, so the
