@@ -4,8 +4,8 @@ import Platform
 /// Makes the patch's unwind tables known to the target's unwinder, so that
 /// C++ exceptions unwind through the new code.
 ///
-/// The patch area is an anonymous mapping that `dl_iterate_phdr` does not
-/// list, so libgcc's unwinder would find no FDE for the new code and end
+/// The patch area is no loaded object (`dl_iterate_phdr` does not list
+/// it), so libgcc's unwinder would find no FDE for the new code and end
 /// the program. libgcc (libgcc_s.so.1, loaded by every C++ program) keeps a
 /// second list for frames registered at run time: Suture calls
 /// `__register_frame_info(frame, object)` once the area is written and
