@@ -148,13 +148,12 @@ struct Emitter {
             return id
         }
 
-        // Relocations, rewritten.
         var relocationsByOutput: [SectionID: [ObjectRelocation]] = [:]
-        for pending in pendingRelocations {
-            for r in patched.relocations(in: pending.source, from: pending.from, to: pending.to) {
+        // Relocations, rewritten.
+        func mapTarget(_ target: Target) throws(PatchCoreError) -> (SymbolID?, Int64) {
                 let symbol: SymbolID?
                 var addend: Int64
-                switch r.target {
+                switch target {
                 case .element(let t, let a):
                     addend = a
                     if let included = elementSymbols[t] {
@@ -189,6 +188,22 @@ struct Emitter {
                     addend = a
                     symbol = name.isEmpty ? nil : reference(name, origin: .external, kind: nil, section: nil)
                 }
+                return (symbol, addend)
+        }
+        // Unwind tables of the included functions (user space: C++
+        // exceptions must unwind through the new code).
+        if patched.rules.carriesUnwindTables {
+            var unwind: [(section: SectionID, offset: UInt64, type: UInt32, target: Target)] = []
+            try carryUnwindTables(into: &out, elementSymbols: &elementSymbols, sectionSymbols: &sectionSymbols,
+                                  pendingRelocations: &pendingRelocations, relocations: &unwind)
+            for u in unwind {
+                let (symbol, addend) = try mapTarget(u.target)
+                relocationsByOutput[u.section, default: []].append(ObjectRelocation(offset: u.offset, type: u.type, symbol: symbol, addend: addend))
+            }
+        }
+        for pending in pendingRelocations {
+            for r in patched.relocations(in: pending.source, from: pending.from, to: pending.to) {
+                let (symbol, addend) = try mapTarget(r.target)
                 relocationsByOutput[pending.section, default: []].append(
                     ObjectRelocation(offset: UInt64(Int64(r.offset) + pending.shift), type: r.type, symbol: symbol, addend: addend))
             }

@@ -33,6 +33,10 @@ public struct TargetRules: Sendable {
     /// Read kpatch-style directives (`.kpatch.*` sections) from the patched
     /// object: ignored functions and sections, callbacks, forced functions.
     public var readsDirectives: Bool = false
+    /// Carry the `.eh_frame` entries (and the `.gcc_except_table` data they
+    /// point to) of the included functions into the patch object, so that
+    /// exceptions unwind through the new code (user space).
+    public var carriesUnwindTables: Bool = false
 
     public init(architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
                 ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
@@ -116,6 +120,7 @@ public struct TargetRules: Sendable {
             lineNumberFunctions: ["__assert_fail"])
         rules.refuseThreadLocal = true
         rules.refuseIndirectFunctions = true
+        rules.carriesUnwindTables = true
         return rules
     }
 }

@@ -154,6 +154,7 @@ public struct Apply {
 
             // Write the area while the program runs; nothing refers to it yet.
             try Apply.write(area, image: image, linker: linker, target: target)
+            try UnwindRegistration.register(area, tracer: tracer, target: target)
             try DebugPause.point("loaded")
 
             if options.model != .stopCheck {
@@ -395,6 +396,7 @@ public struct Apply {
         area.tableOffset = layout.tableStart
         area.tableEntries = UInt32(layout.tableEntries)
         area.holdersOffset = layout.holdersStart
+        area.unwind = layout.unwind.map { (base + $0.frame, base + $0.object) }
         return (area, image)
     }
 

@@ -83,16 +83,18 @@ enum AreaSwitch {
             return true
         }
         try restoreEntries(area, memory: memory)
-        try unmap(start: area.start, size: area.size, tracer: tracer, target: target)
+        try unmap(start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
         try tracer.resumeAll()
         return false
     }
 
     /// munmap through a thread stopped by our interrupt (the world stopped,
     /// or that thread alone).
-    static func unmap(start: UInt64, size: UInt64, tracer: Tracer, target: Target) throws(ProcessError) {
+    static func unmap(start: UInt64, size: UInt64, unwind: [(frame: UInt64, object: UInt64)] = [], tracer: Tracer,
+                      target: Target) throws(ProcessError) {
         let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
         guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code") }
+        try UnwindRegistration.deregister(unwind: unwind, in: tid, tracer: tracer, target: target)
         let results = try injector.run(in: tid, Injector.unmap(address: start, size: size))
         if let r = results.last, r.result < 0 {
             throw ProcessError(.trace, "process \(tracer.pid): injected munmap failed: \(errnoText(-r.result))")

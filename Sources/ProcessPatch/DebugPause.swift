@@ -10,6 +10,7 @@ public enum DebugPause {
         "attached",          // all threads seized and stopped, nothing written
         "inject-registers",  // injected code written, registers not yet redirected
         "injecting",         // a thread's registers point at the injected code
+        "unwind-call",       // a thread runs an injected libgcc call (unwind tables, C++ only)
         "loaded",            // patch area written and described, world running
         "commit-started",    // world stopped, first entry jump written
         "committed",         // dispatch flag flipped to the new code

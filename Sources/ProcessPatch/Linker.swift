@@ -28,7 +28,15 @@ struct Linker {
         var dispatchers: UInt64
         var stubs: [String: UInt64]   // symbol name → stub offset (slot at +8)
         var got: [String: UInt64]     // symbol name → slot offset
+        /// Per `.eh_frame` section: its offset and the offset of the
+        /// zeroed storage libgcc's `__register_frame_info` keeps its
+        /// `struct object` in (data part).
+        var unwind: [(frame: UInt64, object: UInt64)] = []
     }
+
+    /// Room for libgcc's `struct object` (7 words in GCC 12; kept generous),
+    /// Suture's "registered" mark in the last word.
+    static let unwindObjectSize: UInt64 = 256
 
     static let dispatcherSize: UInt64 = 128
     static let page: UInt64 = 4096
@@ -91,10 +99,18 @@ struct Linker {
             sections[s.index] = cursor
             cursor += s.size
         }
+        var unwind: [(frame: UInt64, object: UInt64)] = []
+        for s in loadable where s.name == ".eh_frame" && s.size > 4 {
+            guard let frame = sections[s.index] else { continue }
+            cursor = align(cursor, 16)
+            unwind.append((frame, cursor))
+            cursor += Linker.unwindObjectSize
+        }
         let dataSize = align(cursor, Linker.page) - dataStart
         layout = Layout(headerSize: headerSize, textStart: headerSize, textSize: textSize, dataStart: dataStart,
                         dataSize: dataSize, holdersStart: dataStart + dataSize, tableStart: dataStart + dataSize + Linker.page,
-                        tableEntries: tableEntries, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got)
+                        tableEntries: tableEntries, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got,
+                        unwind: unwind)
     }
 
     /// One table byte per thread ID the kernel can hand out

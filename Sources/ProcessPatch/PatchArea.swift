@@ -137,6 +137,8 @@ public struct PatchArea: Sendable {
     public var functions: [Function]
     public var appliedAt: String
     public var patchPath: String
+    /// The patch's `.eh_frame` copies and libgcc's storage for each.
+    public var unwind: [(frame: UInt64, object: UInt64)] = []
 
     /// Read from the process: the flag and phase bytes.
     public var flag: UInt8 = 0
@@ -173,6 +175,7 @@ public struct PatchArea: Sendable {
             ("text", .array([.integer(text.lowerBound), .integer(text.upperBound)])),
             ("data", .array([.integer(data.lowerBound), .integer(data.upperBound)])),
             ("functions", .array(functions.map(\.json))),
+            ("unwind", .array(unwind.map { .array([.integer($0.frame), .integer($0.object)]) })),
         ])
     }
 
@@ -241,6 +244,10 @@ public struct PatchArea: Sendable {
                              buildID: json["buildID"]?.stringValue.flatMap(bytes(fromHex:)) ?? [],
                              text: text, data: data, functions: functions,
                              appliedAt: json["appliedAt"]?.stringValue ?? "", patchPath: json["patch"]?.stringValue ?? "")
+        for pair in json["unwind"]?.arrayValue ?? [] {
+            guard let f = pair[0]?.intValue, let o = pair[1]?.intValue else { continue }
+            area.unwind.append((UInt64(bitPattern: f), UInt64(bitPattern: o)))
+        }
         area.flag = fixed[16]
         area.phase = Phase(rawValue: fixed[18]) ?? .prepared
         area.tableOffset = fixed.loadLE(UInt64.self, at: 40)

@@ -155,15 +155,6 @@ public struct ProcessBuild {
             }
             refusals += result.refusals.map { Refusal(symbol: "\(pair.source): \($0.symbol)", reason: $0.reason) }
             guard let patch = result.patch else { continue }
-            if ProcessBuild.cxxExtensions.contains(String(pair.source.split(separator: ".").last ?? "")) {
-                // The new code's unwind tables are not registered in the
-                // target, so a C++ exception thrown in or through it would
-                // find no frame description and end the program.
-                for f in patch.functions {
-                    refusals.append(Refusal(symbol: "\(pair.source): \(f.originalName)", reason: "C++ code: exceptions cannot unwind through patched code yet (its unwind tables are not registered in the process), so a throw would end the program"))
-                }
-                continue
-            }
             let file = patch.sourceFile ?? Path.base(of: pair.source)
             parts.append(PatchMerge.Part(patch: patch, file: file))
             originals.append(result.original)
@@ -206,9 +197,6 @@ public struct ProcessBuild {
         }
         return Result(output: options.output, manifest: manifest, objects: summaries, binary: binaryPath)
     }
-
-    /// Source extensions compiled as C++.
-    static let cxxExtensions: Set<String> = ["cc", "cpp", "cxx", "c++", "C", "ii"]
 
     // MARK: - Steps
 

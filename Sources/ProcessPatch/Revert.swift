@@ -129,7 +129,7 @@ public struct Revert {
             }
             // Nothing refers to the area any more: unmap it through one thread.
             _ = try tracer.stopOne()
-            try AreaSwitch.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
+            try AreaSwitch.unmap(start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
             try tracer.resumeAll()
             try tracer.detach()
             return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.attempts,

@@ -27,12 +27,13 @@ public final class Tracer {
     /// New threads whose first stop has not been seen yet.
     private var awaitingFirstStop = Set<Int32>()
     /// When the current world stop began (monotonic ns), for pause figures.
-    private(set) var stopStarted: UInt64 = 0
+    var stopStarted: UInt64 = 0
 
     /// Seconds to wait for a thread to stop before giving up.
     public var stopTimeout: Double = 10
 
     public var threads: [Int32] { states.keys.sorted() }
+    func isStopped(_ tid: Int32) -> Bool { states[tid] == .stopped || states[tid] == .syscallStop }
 
     /// Attaches to every thread of `pid`, without stopping them.
     public init(pid: Int32) throws(ProcessError) {

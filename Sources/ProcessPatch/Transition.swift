@@ -301,7 +301,7 @@ extension Transition {
     static func remove(_ area: PatchArea, tracer: Tracer, target: Target, deadline: Double) throws(ProcessError) -> StopCheck.Outcome {
         let check = StopCheck(tracer: tracer, target: target, activeness: patchCode(area), deadline: deadline)
         return try check.run { () throws(ProcessError) in
-            try AreaSwitch.unmap(start: area.start, size: area.size, tracer: tracer, target: target)
+            try AreaSwitch.unmap(start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
         }
     }
 

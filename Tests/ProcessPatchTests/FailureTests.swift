@@ -69,19 +69,6 @@ import Testing
         #expect(!FileSystem.exists(patch), "no patch file may be written")
     }
 
-    /// New code's unwind tables are not registered in the process yet, so a
-    /// C++ exception thrown in or through it would end the program: a C++
-    /// patch is refused (the fixture's check() throws).
-    @Test func cxxPatchIsRefusedAtBuildTime() throws {
-        let fixture = try Fixture("exceptions")
-        let (result, json, patch) = try fixture.build(binary: "exceptions")
-        #expect(result.termination == .exited(1), "\(result.summary)")
-        #expect(json["error"]?["code"]?.stringValue == "process-refused", "\(result.summary)")
-        let message = json["error"]?["message"]?.stringValue ?? ""
-        #expect(message.contains("check.cpp") && message.contains("C++") && message.contains("unwind"), "\(message)")
-        #expect(!FileSystem.exists(patch), "no patch file may be written")
-    }
-
     @Test func anotherUsersProcessIsRefused() throws {
         let fixture = try Fixture("loop")
         let patch = try fixture.patch(binary: "loop")

@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: GPL-2.0-only
 // Two threads call check() in a loop and catch what it throws: every third
 // value throws std::runtime_error("old N") before the patch and "new N" after
-// (check.cpp). The main thread prints "caught MESSAGE" for each exception and
-// "count K" once per 100 calls: K counts the values returned normally. A
-// failed unwind would end the program (std::terminate).
+// (check.cpp). The main thread prints "caught MESSAGE" for every 30th value.
+// A failed unwind would end the program (std::terminate). With the argument
+// "hold", a third thread ("holder") calls check(-5) once: it sleeps 5 s inside
+// check(), prints "hold done" and then waits outside it for ever.
 #include <cstdio>
+#include <cstring>
+#include <pthread.h>
 #include <stdexcept>
 #include <thread>
 #include <unistd.h>
@@ -23,10 +26,21 @@ static void loop(bool print)
 	}
 }
 
-int main()
+static void hold()
+{
+	pthread_setname_np(pthread_self(), "holder");
+	check(-5);
+	std::printf("hold done\n");
+	for (;;)
+		pause();
+}
+
+int main(int argc, char **argv)
 {
 	setvbuf(stdout, nullptr, _IOLBF, 0);
 	std::thread other(loop, false);
+	if (argc > 1 && std::strcmp(argv[1], "hold") == 0)
+		std::thread(hold).detach();
 	std::printf("ready\n");
 	loop(true);
 }
