@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
+import Synchronization
 import Platform
 import Testing
 import VM
@@ -12,14 +13,22 @@ import VM
 struct KpatchBuildTests {
     typealias Scenarios = BuildScenarioTests
 
-    /// The `suture-callback:` lines logged since `mark` (a dmesg line count).
+    /// The `suture-callback:` lines logged since `mark` (a marker line
+    /// written to the kernel log, so a full log buffer cannot shift it).
     static func callbackLines(_ guest: TestGuest, after mark: Int) throws -> [String] {
-        let log = try guest.check("dmesg | tail -n +\(mark + 1) | sed -n 's/.*suture-callback: //p'")
+        let log = try guest.check("dmesg | sed -n '/suture-test-mark-\(mark)$/,$p' | sed -n 's/.*suture-callback: //p'")
         return log.split(separator: "\n").map(String.init)
     }
 
+    static let marks = Mutex(0)
+
     static func mark(_ guest: TestGuest) throws -> Int {
-        Int(try guest.check("dmesg | wc -l").trimmingWhitespace()) ?? 0
+        let n = marks.withLock { value in
+            value += 1
+            return value
+        }
+        try guest.check("echo suture-test-mark-\(n) > /dev/kmsg")
+        return n
     }
 
     @Test func callbacksRunInOrderForVmlinuxAndALateModule() throws {
@@ -52,8 +61,9 @@ struct KpatchBuildTests {
         try ModuleBuildTests.mountBinfmt(guest)
         mark = try Self.mark(guest)
         try Scenarios.unload(guest, "callbacks")
-        #expect(try Self.callbackLines(guest, after: mark)
-                == ["binfmt_misc pre_unpatch", "vmlinux pre_unpatch", "binfmt_misc post_unpatch", "vmlinux post_unpatch"])
+        let unloadLines = try Self.callbackLines(guest, after: mark)
+        #expect(unloadLines == ["binfmt_misc pre_unpatch", "vmlinux pre_unpatch", "binfmt_misc post_unpatch", "vmlinux post_unpatch"],
+                "\(unloadLines)")
         #expect(try guest.check(ModuleBuildTests.binfmtStatus) == "enabled\n")
         try ModuleBuildTests.removeBinfmt(guest)
     }
@@ -72,7 +82,7 @@ struct KpatchBuildTests {
         let mark = try Self.mark(guest)
         try Scenarios.unload(guest, "shadow")
         #expect(try guest.check("grep -c Suture_serial /proc/$(cat /tmp/new.pid)/status || true") == "0\n")
-        let freed = try guest.check("dmesg | tail -n +\(mark + 1) | sed -n 's/.*suture-shadow: freed \\([0-9]*\\).*/\\1/p'")
+        let freed = try guest.check("dmesg | sed -n '/suture-test-mark-\(mark)$/,$p' | sed -n 's/.*suture-shadow: freed \\([0-9]*\\).*/\\1/p'")
         #expect((Int(freed.trimmingWhitespace()) ?? 0) >= 1, "the unpatch callback freed no shadow variable: '\(freed)'")
         try guest.check("kill $(cat /tmp/old.pid) $(cat /tmp/new.pid)")
     }
