@@ -340,42 +340,51 @@ public final class Workspace: @unchecked Sendable {
         return false
     }
 
-    /// The `.c` files (and with `headers`, also `.h` files) whose `#include`
-    /// lines resolve to `cFile`.
-    private func includers(of cFile: String, headers: Bool = false) throws(KernelError) -> [String] {
+    /// The `.c` files whose `#include` lines resolve to `cFile`.
+    private func includers(of cFile: String) throws(KernelError) -> [String] {
         let base = Path.base(of: cFile)
-        let tops = ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
-            ![Kbuild.objectFolder, "Documentation", "tools", "LICENSES"].contains($0)
-                && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
-        }
-        let arguments = ["grep", "-RlF", "--include=*.c"] + (headers ? ["--include=*.h"] : [])
-            + ["-e", "\(base)\"", "-e", "\(base)>"] + tops
-        let result: CommandResult
-        do {
-            result = try Command.run(arguments, workingDirectory: sourceDirectory)
-        } catch {
-            throw KernelError(.compileFailed, "cannot search the tree for #include of \(base): \(error.description)")
-        }
-        // grep exits 1 when nothing matches.
-        guard result.termination == .exited(0) || result.termination == .exited(1) else {
-            throw KernelError(.compileFailed, "grep for #include of \(base) failed: \(Command.tail(result.stderrText, lines: 3))")
-        }
+        let output = try grep(["-RlF", "--include=*.c", "-e", "\(base)\"", "-e", "\(base)>"]
+                              + searchFolders(skipping: []), what: "#include of \(base)")
         var found: [String] = []
-        for hit in result.stdoutText.split(separator: "\n").map(String.init) where hit != cFile {
+        for hit in output.split(separator: "\n").map(String.init) where hit != cFile {
             guard let text = FileSystem.readTextIfPresent(Path.join(sourceDirectory, hit)) else { continue }
-            for name in Workspace.includedNames(text) where name.hasSuffix(base) {
-                let candidates = [Workspace.normalize(Path.join(Path.directory(of: hit), name)),
-                                  Workspace.normalize(Path.join("include", name)),
-                                  Workspace.normalize(Path.join("include/uapi", name)),
-                                  Workspace.normalize(Path.join("arch/x86/include", name)),
-                                  Workspace.normalize(Path.join("arch/x86/include/uapi", name))]
-                if candidates.contains(cFile) {
-                    found.append(hit)
-                    break
-                }
+            if Workspace.includedNames(text).contains(where: { Workspace.include($0, in: hit, resolvesTo: cFile) }) {
+                found.append(hit)
             }
         }
         return found
+    }
+
+    /// Whether `#include` of `name` in `hit` can mean `file`: relative to
+    /// `hit`'s folder or to one of the kernel's include folders.
+    static func include(_ name: String, in hit: String, resolvesTo file: String) -> Bool {
+        guard name.hasSuffix(Path.base(of: file)) else { return false }
+        return [Path.directory(of: hit), "include", "include/uapi", "arch/x86/include", "arch/x86/include/uapi"]
+            .contains { Workspace.normalize(Path.join($0, name)) == file }
+    }
+
+    /// The tree's top folders that hold sources, without the build folder,
+    /// documentation, tools and licences, and without `skipping`.
+    private func searchFolders(skipping: [String]) -> [String] {
+        let skipped = [Kbuild.objectFolder, "Documentation", "tools", "LICENSES"] + skipping
+        return ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
+            !skipped.contains($0) && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
+        }
+    }
+
+    /// Runs grep in the source folder; no match is an empty result.
+    private func grep(_ arguments: [String], what: String) throws(KernelError) -> String {
+        let result: CommandResult
+        do {
+            result = try Command.run(["grep"] + arguments, workingDirectory: sourceDirectory)
+        } catch {
+            throw KernelError(.compileFailed, "cannot search the tree for \(what): \(error.description)")
+        }
+        // grep exits 1 when nothing matches.
+        guard result.termination == .exited(0) || result.termination == .exited(1) else {
+            throw KernelError(.compileFailed, "grep for \(what) failed: \(Command.tail(result.stderrText, lines: 3))")
+        }
+        return result.stdoutText
     }
 
     /// Every `#include` line of the tree's `.c` and `.h` files, by the base
@@ -387,34 +396,17 @@ public final class Workspace: @unchecked Sendable {
         func includers(of file: String) -> [String] {
             var found: [String] = []
             for (hit, name) in byBase[Path.base(of: file)] ?? [] where hit != file {
-                let candidates = [Workspace.normalize(Path.join(Path.directory(of: hit), name)),
-                                  Workspace.normalize(Path.join("include", name)),
-                                  Workspace.normalize(Path.join("include/uapi", name)),
-                                  Workspace.normalize(Path.join("arch/x86/include", name)),
-                                  Workspace.normalize(Path.join("arch/x86/include/uapi", name))]
-                if candidates.contains(file) && !found.contains(hit) { found.append(hit) }
+                if Workspace.include(name, in: hit, resolvesTo: file) && !found.contains(hit) { found.append(hit) }
             }
             return found
         }
     }
 
     private func includeIndex() throws(KernelError) -> IncludeIndex {
-        let tops = ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
-            ![Kbuild.objectFolder, "Documentation", "tools", "LICENSES", "samples", "scripts"].contains($0)
-                && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
-        }
-        let result: CommandResult
-        do {
-            result = try Command.run(["grep", "-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"] + tops,
-                                     workingDirectory: sourceDirectory)
-        } catch {
-            throw KernelError(.compileFailed, "cannot search the tree for #include lines: \(error.description)")
-        }
-        guard result.termination == .exited(0) || result.termination == .exited(1) else {
-            throw KernelError(.compileFailed, "grep for #include lines failed: \(Command.tail(result.stderrText, lines: 3))")
-        }
+        let output = try grep(["-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"]
+                              + searchFolders(skipping: ["samples", "scripts"]), what: "#include lines")
         var index = IncludeIndex()
-        for line in result.stdoutText.split(separator: "\n") {
+        for line in output.split(separator: "\n") {
             guard let colon = line.firstIndex(of: ":") else { continue }
             let file = String(line[..<colon])
             for name in Workspace.includedNames(String(line[line.index(after: colon)...])) {
