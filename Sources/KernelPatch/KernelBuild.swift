@@ -299,11 +299,11 @@ public enum KernelBuild {
         }
 
         // Which objects compile the files (cached per pristine tree).
-        var objects: [String] = []
+        var objectsOf: [String: [String]] = [:]
         var unmapped: [String] = []
         for file in files {
             if let known = cache.objects(compiling: file) {
-                for o in known where !objects.contains(o) { objects.append(o) }
+                objectsOf[file] = known
             } else {
                 unmapped.append(file)
             }
@@ -323,10 +323,16 @@ public enum KernelBuild {
             } catch where error.kind == .tooMany {
                 throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it")
             }
-            for (file, list) in mapped.sorted(by: { $0.key < $1.key }) {
+            for (file, list) in mapped {
                 cache.store(objects: list, compiling: file)
-                for o in list where !objects.contains(o) { objects.append(o) }
+                objectsOf[file] = list
             }
+        }
+        // In the diffs' file order whatever was cached, so that the patch's
+        // klp objects (and their callbacks) come in the same order every time.
+        var objects: [String] = []
+        for file in files {
+            for o in objectsOf[file] ?? [] where !objects.contains(o) { objects.append(o) }
         }
 
         let headers = files.filter { $0.hasSuffix(".h") }
