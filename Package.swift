@@ -14,6 +14,9 @@ let package = Package(
     targets: [
         // C shims for system calls Swift cannot call directly.
         .target(name: "CSutureShims"),
+        // The C templates of the livepatch module (templates/*.c), embedded
+        // in the binary with #embed.
+        .target(name: "CSutureTemplates", exclude: ["templates"]),
         // System calls, processes, files, JSON: the base every other target stands on.
         .target(
             name: "Platform",
@@ -35,7 +38,7 @@ let package = Package(
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
         .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
         // Distro kernel patches: diffs to livepatch modules (klp relocations, kbuild).
-        .target(name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "VM"]),
+        .target(name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "CSutureTemplates"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",

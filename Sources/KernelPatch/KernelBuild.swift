@@ -3,266 +3,38 @@ import ELF
 import PatchCore
 import Platform
 import TargetKernel
-import VM
 
-/// What `suture build` is asked to do.
-public struct BuildOptions: Sendable {
-    public var diffs: [String]
-    public var kernel: KernelRelease
-    public var source: String?
-    public var kallsyms: String?
-    public var name: String?
-    public var replace = true
-    public var outputDirectory = "."
-    public var cacheRoot: String?
-    public var allowCompilerMismatch = false
-    /// Build even when a header change affects more than
-    /// `KernelBuild.confirmationThreshold` objects.
-    public var assumeYes = false
-
-    public init(diffs: [String], kernel: KernelRelease) {
-        self.diffs = diffs
-        self.kernel = kernel
-    }
-}
-
-/// What `suture build` made.
-public struct BuildOutcome: Sendable {
-    public struct ObjectSummary: Sendable {
-        public let object: String
-        public let target: String
-        public let changed: [String]
-        public let new: [String]
-        /// Changed functions the author excluded (KPATCH_IGNORE_*).
-        public let ignored: [String]
-        /// Callbacks: `stage=function`.
-        public let callbacks: [String]
-        public let klpSymbols: [String]
-    }
-
-    public let modulePath: String
-    public let moduleName: String
-    public let release: String
-    public let replace: Bool
-    public let diffs: [SourceDiff]
-    public let objects: [ObjectSummary]
-    public let redirects: [FunctionRedirect]
-    public let klpSections: [String]
-    public let klpRelocations: Int
-    public let phases: [(name: String, seconds: Double)]
-    /// Seconds spent in Suture's own processing, outside gcc and kbuild.
-    public let ownSeconds: Double
-
-    public var json: JSON {
-        .object([
-            ("module", .string(modulePath)),
-            ("name", .string(moduleName)),
-            ("release", .string(release)),
-            ("replace", .bool(replace)),
-            ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
-            ("objects", .array(objects.map {
-                .object([("object", .string($0.object)), ("target", .string($0.target)),
-                         ("changed", .strings($0.changed)), ("new", .strings($0.new)),
-                         ("ignored", .strings($0.ignored)), ("callbacks", .strings($0.callbacks)),
-                         ("klpSymbols", .strings($0.klpSymbols))])
-            })),
-            ("functions", .array(redirects.map {
-                .object([("target", .string($0.target)), ("name", .string($0.oldName)), ("sympos", .integer($0.sympos)),
-                         ("object", .string($0.object))])
-            })),
-            ("klpSections", .strings(klpSections)),
-            ("klpRelocations", .integer(klpRelocations)),
-            ("phases", .object(phases.map { ($0.name, .double(($0.seconds * 1000).rounded() / 1000)) })),
-            ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
-        ])
-    }
-}
-
-/// `suture build`: apply → compile twice → diff → klp relocations → link.
+/// `suture build`, as a list of named phases on one `BuildContext`:
+/// apply diffs → compile pairs → diff pairs → plan module → link → write
+/// klp relocations → copy out. Each phase takes the previous one's output
+/// and translates its own errors.
 public enum KernelBuild {
     public static func run(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError) -> BuildOutcome {
-        var timer = PhaseTimer()
-        var own = 0.0
-        func timed<T>(_ body: () throws(BuildError) -> T) throws(BuildError) -> T {
-            let start = Clock.now()
-            defer { own += Clock.now() - start }
-            return try body()
+        let context = try BuildContext(options, progress: progress)
+        defer { context.scratch.remove() }
+        let applied = try context.phase("apply", own: true) { () throws(BuildError) in try applyDiffs(context) }
+        let compiled = try context.phase("compile") { () throws(BuildError) in try compilePairs(context, applied) }
+        let patches = try context.phase("diff", own: true) { () throws(BuildError) in try diffPairs(context, compiled) }
+        let symbols = try context.phase("kallsyms", own: true) { () throws(BuildError) in try readSymbols(context) }
+        let (plan, ko) = try context.phase("link") { () throws(BuildError) in
+            let plan = try context.timed { () throws(BuildError) in try planModule(context, patches, symbols) }
+            return (plan, try link(context, plan))
         }
-        guard !options.diffs.isEmpty else { throw BuildError(.usage, "no diff given") }
-        let diffs = try timed { () throws(BuildError) in try options.diffs.map { (d) throws(BuildError) in try SourceDiff(path: d) } }
-        let name = try moduleName(options.name ?? diffs[0].baseName)
-        let moduleFile = "livepatch-\(name)"
-        guard FileSystem.isDirectory(options.outputDirectory),
-              let outputDirectory = try? FileSystem.realPath(options.outputDirectory) else {
-            throw BuildError(.usage, "output folder \(options.outputDirectory) does not exist")
-        }
-        let outputPath = Path.join(outputDirectory, "\(moduleFile).ko")
-        guard let headers = options.kernel.headers else {
-            throw BuildError(.unsupportedChange, "the headers of \(options.kernel.release) are not installed (linux-headers-\(options.kernel.release))")
-        }
-
-        // The pristine tree.
-        progress("preparing the \(options.kernel.release) source tree")
-        let tree: PreparedTree
-        do {
-            tree = try TreeCache(root: options.cacheRoot)
-                .prepare(options.kernel, source: options.source, allowCompilerMismatch: options.allowCompilerMismatch).tree
-        } catch {
-            throw BuildError(error.kind == .compilerMismatch || error.kind == .sourceMismatch ? .unsupportedChange : .io, error.description)
-        }
-        timer.lap("prepare")
-
-        let scratch: TemporaryDirectory
-        do { scratch = try TemporaryDirectory(prefix: "suture-build") } catch {
-            throw BuildError(.io, error.description)
-        }
-        defer { scratch.remove() }
-
-        // Apply the diffs.
-        progress("applying \(diffs.map(\.path).joined(separator: ", "))")
-        let applied = try timed { () throws(BuildError) in
-            try DiffApplier.apply(diffs, tree: tree, scratch: Path.join(scratch.path, "sources"))
-        }
-        timer.lap("apply")
-
-        // Compile every touched object, before and after.
-        let pairs: [(object: String, target: String, original: String, patched: String)]
-        let kpatchFlag = try KpatchHeaders.install(in: Path.join(scratch.path, "include"))
-        let config: KernelConfig
-        do { config = try tree.config() } catch { throw BuildError(.io, error.description) }
-        do {
-            pairs = try compileBoth(applied, tree: tree, scratch: scratch.path, cacheRoot: options.cacheRoot,
-                                    patchedFlags: [kpatchFlag], config: config, assumeYes: options.assumeYes,
-                                    progress: progress)
-        } catch {
-            switch error.kind {
-            case .compileFailed: throw BuildError(.unsupportedChange, error.description)
-            case .tooMany: throw BuildError(.refused, error.description)
-            default: throw BuildError(.io, error.description)
+        let rewrite = try context.phase("klp") { () throws(BuildError) in
+            let rewrite = try context.timed { () throws(BuildError) in
+                try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
             }
+            try copyOut(context, ko)
+            return rewrite
         }
-        timer.lap("compile")
-
-        // Only code this configuration builds can be patched.
-        for pair in pairs {
-            if case .notBuilt(let option) = KbuildMembership.of(pair.object, tree: tree.sourceDirectory, config: config) {
-                throw BuildError(.unsupportedChange, "\(pair.object) is not built in \(options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch")
-            }
+        do { try context.tree.requirePristine(after: "suture build") } catch {
+            throw BuildError(.io, error.description, cause: error)
         }
-
-        // Diff each pair under the kernel rules, with the special sections'
-        // entry sizes of this kernel.
-        let entrySizes = SpecialSectionProbe.entrySizes(
-            headers: headers, compiler: tree.kbuild.compiler,
-            cacheDirectory: OriginalObjectCache(tree: tree, cacheRoot: options.cacheRoot).directory)
-        let rules = TargetRules.kernel(entrySizes: entrySizes)
-        progress("comparing \(pairs.count) object(s)")
-        let patches: [PatchedObject] = try timed { () throws(BuildError) in
-            var refusals: [(String, Refusal)] = []
-            var patches: [PatchedObject] = []
-            for pair in pairs {
-                let result: ObjectDiff.Result
-                do {
-                    result = try ObjectDiff.run(original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
-                                                rules: rules)
-                } catch let error as PatchCoreError {
-                    throw BuildError(.unsupportedChange, "\(pair.object): \(error.description)")
-                } catch {
-                    throw BuildError(.io, "\(pair.object): \(error)")
-                }
-                refusals += result.refusals.map { refusal in
-                    // The body of a system call is a notrace inline that gcc may keep out of line.
-                    guard refusal.symbol.hasPrefix("__do_sys_"), refusal.reason.contains("__fentry__") else { return (pair.object, refusal) }
-                    return (pair.object, Refusal(symbol: refusal.symbol, reason: refusal.reason
-                        + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn"))
-                }
-                if let patch = result.patch {
-                    patches.append(PatchedObject(object: pair.object, target: pair.target, result: result, patch: patch))
-                }
-            }
-            guard refusals.isEmpty else {
-                throw BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
-                    + refusals.map { "  \($0.0): \($0.1.symbol): \($0.1.reason)" }.joined(separator: "\n"))
-            }
-            guard patches.contains(where: { $0.result.hasFunctionalChange }) else {
-                throw BuildError(.noFunctionalChange, "no functional change: the diffs change no function of \(pairs.map(\.object).joined(separator: ", ")) (only formatting, comments or line numbers)")
-            }
-            return patches
-        }
-        timer.lap("diff")
-
-        // Symbol positions from the target's kallsyms.
-        let table = try timed { () throws(BuildError) in try kallsyms(options, progress: progress) }
-        let exports = try timed { () throws(BuildError) in
-            do throws(KernelError) { return try ExportedSymbols(symvers: Path.join(headers, "Module.symvers")) } catch {
-                throw BuildError(.io, error.description)
-            }
-        }
-        timer.lap("kallsyms")
-
-        // The module.
-        progress("linking \(moduleFile).ko")
-        let plan = try timed { () throws(BuildError) in
-            var installed: InstalledModules?
-            var loadedTables: [String: ModuleSymbols] = [:]
-            return try LivepatchModule.plan(patches, exports: exports, positions: SymbolPositions(
-                table: table, image: RunningImage.load(options.kernel, cacheRoot: options.cacheRoot, table: table))
-            ) { (module: String) throws(BuildError) -> ModuleSymbols in
-                if let cached = loadedTables[module] { return cached }
-                if installed == nil {
-                    do throws(KernelError) { installed = try InstalledModules(options.kernel) } catch { throw BuildError(.io, error.description) }
-                }
-                guard let path = installed?.path(of: module) else {
-                    throw BuildError(.unsupportedChange, "the module \(module) is not installed for \(options.kernel.release) (no file in \(installed?.directory ?? "/lib/modules")); is it built in this kernel's configuration?")
-                }
-                let table = try ModuleSymbols(module: module, path: path)
-                loadedTables[module] = table
-                return table
-            }
-        }
-        var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
-                                           ("suture.release", options.kernel.release)]
-        for d in diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
-        let clearing = LivepatchModule.RelocationClearing.of(source: tree.sourceDirectory)
-        if clearing == .unavailable, plan.redirects.contains(where: { $0.target != "vmlinux" }) {
-            progress("warning: this kernel neither clears klp relocations when a module goes away nor has text_poke_set; a patched module removed while the patch is loaded cannot be loaded again until the patch is unloaded")
-        }
-        let registration = LivepatchModule.registrationSource(plan, replace: options.replace, modinfo: modinfo,
-                                                              clearing: clearing)
-        let linkDirectory = Path.join(scratch.path, "module")
-        let compiler = tree.kbuild.compiler
-        let ko = try LivepatchModule.link(plan, moduleName: moduleFile, registration: registration, headers: headers,
-                                          compiler: compiler, directory: linkDirectory)
-        timer.lap("link")
-        let rewrite = try timed { () throws(BuildError) in try LivepatchModule.writeKlpRelocations(module: ko, exports: exports) }
-        do {
-            try FileSystem.copyFile(ko, outputPath + ".tmp")
-            try FileSystem.rename(outputPath + ".tmp", outputPath)
-        } catch {
-            try? FileSystem.removeFile(outputPath + ".tmp")
-            throw BuildError(.io, "cannot write \(outputPath): \(error.description)")
-        }
-        timer.lap("klp")
-        do { try tree.requirePristine(after: "suture build") } catch { throw BuildError(.io, error.description) }
-
-        let summaries = patches.map { p -> BuildOutcome.ObjectSummary in
-            let verdicts = p.result.comparison.verdicts.filter { $0.kind == .function }
-            let klp = plan.klpSymbols.filter { k in p.patch.references.contains { $0.name == k.name } }.map(\.symbolName)
-            return BuildOutcome.ObjectSummary(object: p.object, target: p.target,
-                                              changed: verdicts.filter { $0.status == .changed }.map(\.name).sorted(),
-                                              new: verdicts.filter { $0.status == .new }.map(\.name).sorted(),
-                                              ignored: verdicts.filter { $0.status == .ignored }.map(\.name).sorted(),
-                                              callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
-                                              klpSymbols: klp)
-        }
-        return BuildOutcome(modulePath: outputPath, moduleName: moduleFile.replacingDashes(), release: options.kernel.release,
-                            replace: options.replace, diffs: diffs, objects: summaries, redirects: plan.redirects,
-                            klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
-                            phases: timer.phases, ownSeconds: own)
+        return outcome(context, patches: patches, plan: plan, rewrite: rewrite)
     }
 
     /// `[a-z0-9_]`, at most 40 characters.
-    static func moduleName(_ raw: String) throws(BuildError) -> String {
+    public static func moduleName(_ raw: String) throws(BuildError) -> String {
         var name = ""
         for c in raw.lowercased() {
             name.append(c.isASCII && (c.isLetter || c.isNumber) ? c : "_")
@@ -274,8 +46,6 @@ public enum KernelBuild {
         return name
     }
 
-    // MARK: - Compiling
-
     /// How many objects a header change may affect before `suture build`
     /// asks for `--yes`.
     public static let confirmationThreshold = 20
@@ -283,150 +53,173 @@ public enum KernelBuild {
     /// before asking for `--yes`.
     static let candidateThreshold = 100
 
-    static func compileBoth(_ applied: DiffApplier.Result, tree: PreparedTree, scratch: String, cacheRoot: String?,
-                            patchedFlags: [String] = [], config: KernelConfig? = nil, assumeYes: Bool = false,
-                            progress: (String) -> Void) throws(KernelError)
-        -> [(object: String, target: String, original: String, patched: String)] {
-        let files = applied.files.map(\.path)
-        let cache = OriginalObjectCache(tree: tree, cacheRoot: cacheRoot)
-        var pristine: Workspace?
-        defer { try? pristine?.remove() }
-        func pristineWorkspace() throws(KernelError) -> Workspace {
-            if let pristine { return pristine }
-            let w = try Workspace(tree: tree)
-            pristine = w
-            return w
-        }
+    // MARK: - Phases
 
-        // Which objects compile the files (cached per pristine tree).
-        var objectsOf: [String: [String]] = [:]
-        var unmapped: [String] = []
-        for file in files {
-            if let known = cache.objects(compiling: file) {
-                objectsOf[file] = known
-            } else {
-                unmapped.append(file)
+    /// The diffs applied to copies of the files they touch.
+    static func applyDiffs(_ context: BuildContext) throws(BuildError) -> DiffApplier.Result {
+        context.progress("applying \(context.diffs.map(\.path).joined(separator: ", "))")
+        return try DiffApplier.apply(context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"))
+    }
+
+    /// Every touched object, compiled before and after, and its klp object.
+    /// Only code this configuration builds can be patched: that is checked
+    /// before anything is compiled.
+    static func compilePairs(_ context: BuildContext, _ applied: DiffApplier.Result)
+        throws(BuildError) -> (pairs: [ObjectPair], targets: [String: KlpObject]) {
+        func translated(_ error: KernelError) -> BuildError {
+            switch error.kind {
+            case .compileFailed: BuildError(.unsupportedChange, error.description, cause: error)
+            case .tooMany: BuildError(.refused, error.description, cause: error)
+            default: BuildError(.io, error.description, cause: error)
             }
         }
-        if !unmapped.isEmpty {
-            progress("finding the objects that compile \(unmapped.joined(separator: ", "))")
-            // Objects this configuration does not build have no running code.
-            let keep: (String) -> Bool = { object in
-                guard let config else { return true }
+        let tree = context.tree
+        let config = context.config
+        let compiler = PairCompiler(tree: tree, cacheRoot: context.options.cacheRoot, progress: context.progress)
+        defer { compiler.finish() }
+        let objects: [String]
+        do {
+            objects = try compiler.objects(compiling: applied.files.map(\.path), keep: { object in
                 if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) { return false }
                 return true
-            }
-            let limit = assumeYes || !unmapped.contains(where: { $0.hasSuffix(".h") }) ? nil : candidateThreshold
-            let mapped: [String: [String]]
-            do {
-                mapped = try pristineWorkspace().objects(compiling: unmapped, keep: keep, limit: limit)
-            } catch where error.kind == .tooMany {
-                throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it")
-            }
-            for (file, list) in mapped {
-                cache.store(objects: list, compiling: file)
-                objectsOf[file] = list
-            }
-        }
-        // In the diffs' file order whatever was cached, so that the patch's
-        // klp objects (and their callbacks) come in the same order every time.
-        var objects: [String] = []
-        for file in files {
-            for o in objectsOf[file] ?? [] where !objects.contains(o) { objects.append(o) }
-        }
-
-        let headers = files.filter { $0.hasSuffix(".h") }
-        if !headers.isEmpty {
-            progress("\(headers.joined(separator: ", ")) \(headers.count == 1 ? "is" : "are") included by \(objects.count) object(s): \(objects.joined(separator: ", "))")
-            if objects.count > confirmationThreshold && !assumeYes {
-                throw KernelError(.tooMany, "the change to \(headers.joined(separator: ", ")) affects \(objects.count) objects of \(tree.release), more than \(confirmationThreshold); each would be compiled twice and diffed. Pass --yes to build them all")
-            }
-        }
-
-        // The original objects (cached: the pristine tree never changes).
-        var originals: [String: String] = [:]
-        var targets: [String: String] = [:]
-        let missing = objects.filter { cache.object($0) == nil }
-        if !missing.isEmpty {
-            progress("compiling \(missing.joined(separator: ", ")) from the pristine source")
-            let workspace = try pristineWorkspace()
-            let built = try workspace.compile(missing)
-            for object in missing {
-                try cache.store(object: object, from: built[object]!, command: try workspace.compileCommand(for: object))
-            }
+            }, assumeYes: context.options.assumeYes)
+        } catch {
+            throw translated(error)
         }
         for object in objects {
-            guard let cached = cache.object(object) else {
-                throw KernelError(.compileFailed, "the original \(object) is missing from \(cache.directory)")
+            if case .notBuilt(let option) = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) {
+                throw BuildError(.unsupportedChange, "\(object) is not built in \(context.options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch")
             }
-            originals[object] = cached.path
-            targets[object] = try target(of: object, command: cached.command)
         }
-
-        // The patched objects.
-        progress("compiling \(objects.joined(separator: ", ")) with the change")
-        let workspace = try Workspace(tree: tree, replacing: applied.files)
-        defer { try? workspace.remove() }
-        let patched = try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
-        var result: [(String, String, String, String)] = []
-        for object in objects {
-            let copy = Path.join(scratch, "patched", object)
-            try copyObject(patched[object]!, to: copy)
-            result.append((object, targets[object]!, originals[object]!, copy))
-        }
-        return result
-    }
-
-    static func copyObject(_ from: String, to: String) throws(KernelError) {
+        let kpatchFlag = try KpatchHeaders.install(in: Path.join(context.scratch.path, "include"))
         do {
-            try FileSystem.makeDirectories(Path.directory(of: to))
-            try FileSystem.copyFile(from, to)
+            return try compiler.pairs(objects, applied: applied, scratch: context.scratch.path, patchedFlags: [kpatchFlag])
         } catch {
-            throw KernelError(.compileFailed, "cannot copy \(from): \(error.description)")
+            throw translated(error)
         }
     }
 
-    /// `vmlinux`, or the module an object is built into: kbuild compiles
-    /// module code with `-DMODULE` and names the module in KBUILD_MODNAME.
-    static func target(of object: String, command: String) throws(KernelError) -> String {
-        let words = command.split(separator: " ")
-        guard words.contains("-DMODULE") else { return "vmlinux" }
-        for w in words where w.hasPrefix("-DKBUILD_MODNAME=") {
-            var name = w.dropFirst("-DKBUILD_MODNAME=".count)
-            name = name.drop { $0 == "'" || $0 == "\"" || $0 == "\\" }
-            while let last = name.last, last == "'" || last == "\"" || last == "\\" { name = name.dropLast() }
-            return String(name).replacingDashes()
-        }
-        throw KernelError(.compileFailed, "\(object) is module code, but its compile command names no KBUILD_MODNAME")
-    }
-
-    // MARK: - kallsyms
-
-    /// `--kallsyms`, else the running target's /proc/kallsyms, else the
-    /// guest's (`suture vm --kallsyms`, cached per release).
-    static func kallsyms(_ options: BuildOptions, progress: (String) -> Void) throws(BuildError) -> KallsymsTable {
+    /// Each pair diffed under the kernel rules, with the special sections'
+    /// entry sizes of this kernel; every refusal of every pair at once.
+    static func diffPairs(_ context: BuildContext, _ compiled: (pairs: [ObjectPair], targets: [String: KlpObject]))
+        throws(BuildError) -> [PatchedObject] {
+        let entrySizes = SpecialSectionProbe.entrySizes(
+            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            cacheDirectory: OriginalObjectCache(tree: context.tree, cacheRoot: context.options.cacheRoot).directory)
+        context.progress("comparing \(compiled.pairs.count) object(s)")
+        let diffs: ObjectDiff.PairResults
         do {
-            if let path = options.kallsyms {
-                return try KallsymsTable(text: try FileSystem.read(path), source: path)
-            }
-            if options.kernel.isRunning, let text = try? FileSystem.read("/proc/kallsyms") {
-                let table = try KallsymsTable(text: text, source: "/proc/kallsyms")
-                if table.hasAddresses { return table }
-            }
-            var configuration = VMConfiguration(kernel: options.kernel)
-            if let root = options.cacheRoot { configuration.cacheRoot = root }
-            if !FileSystem.exists(Kallsyms.cachePath(release: options.kernel.release, cacheRoot: configuration.cacheRoot)) {
-                progress("reading the symbols of \(options.kernel.release) from a guest (cached afterwards)")
-            }
-            let (text, _) = try Kallsyms.load(configuration)
-            return try KallsymsTable(text: text, source: "the guest's /proc/kallsyms")
-        } catch let error as BuildError {
-            throw error
-        } catch let error as any SutureError {
-            throw BuildError(.io, "reading kallsyms: \(error.description)")
+            diffs = try ObjectDiff.run(compiled.pairs, rules: TargetRules.kernel(entrySizes: entrySizes))
         } catch {
-            throw BuildError(.io, "reading kallsyms: \(error)")
+            throw BuildError(error.kind == .unreadable ? .io : .unsupportedChange, error.description, cause: error)
         }
+        let refusals = diffs.refusals.map { refusal in
+            // The body of a system call is a notrace inline that gcc may keep out of line.
+            guard refusal.function.hasPrefix("__do_sys_"), refusal.reason.contains("__fentry__") else { return refusal }
+            return RefusedChange(object: refusal.object, function: refusal.function, reason: refusal.reason
+                + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn")
+        }
+        guard refusals.isEmpty else { throw BuildError.refused(refusals) }
+        var patches: [PatchedObject] = []
+        for (pair, result) in diffs.results {
+            guard let patch = result.patch, let target = compiled.targets[pair.object] else { continue }
+            patches.append(PatchedObject(object: pair.object, target: target, result: result, patch: patch))
+        }
+        guard patches.contains(where: { $0.result.hasFunctionalChange }) else {
+            throw BuildError(.noFunctionalChange, "no functional change: the diffs change no function of \(compiled.pairs.map(\.object).joined(separator: ", ")) (only formatting, comments or line numbers)")
+        }
+        return patches
+    }
+
+    /// What the module plan resolves symbols against.
+    struct Symbols {
+        /// Symbol positions from the target's kallsyms.
+        let table: KallsymsTable
+        let exports: ExportedSymbols
+    }
+
+    static func readSymbols(_ context: BuildContext) throws(BuildError) -> Symbols {
+        let table = try kallsyms(context.options, progress: context.progress)
+        do throws(KernelError) {
+            return Symbols(table: table, exports: try ExportedSymbols(symvers: Path.join(context.headers, "Module.symvers")))
+        } catch {
+            throw BuildError(.io, error.description, cause: error)
+        }
+    }
+
+    /// Who resolves each reference, with the symbols of patched modules
+    /// read from their installed files when first needed.
+    static func planModule(_ context: BuildContext, _ patches: [PatchedObject], _ symbols: Symbols)
+        throws(BuildError) -> LivepatchModule.Plan {
+        let kernel = context.options.kernel
+        var installed: InstalledModules?
+        var loadedTables: [String: ModuleSymbols] = [:]
+        let image = RunningImage.load(kernel, cacheRoot: context.options.cacheRoot, table: symbols.table)
+        return try LivepatchModule.plan(patches, exports: symbols.exports,
+                                        positions: SymbolPositions(table: symbols.table, image: image)
+        ) { (module: String) throws(BuildError) -> ModuleSymbols in
+            if let cached = loadedTables[module] { return cached }
+            if installed == nil {
+                do throws(KernelError) { installed = try InstalledModules(kernel) } catch {
+                    throw BuildError(.io, error.description, cause: error)
+                }
+            }
+            guard let path = installed?.path(of: module) else {
+                throw BuildError(.unsupportedChange, "the module \(module) is not installed for \(kernel.release) (no file in \(installed?.directory ?? "/lib/modules")); is it built in this kernel's configuration?")
+            }
+            let table = try ModuleSymbols(module: module, path: path)
+            loadedTables[module] = table
+            return table
+        }
+    }
+
+    /// The registration code, linked by kbuild with the patch objects.
+    static func link(_ context: BuildContext, _ plan: LivepatchModule.Plan) throws(BuildError) -> String {
+        let options = context.options
+        context.progress("linking \(context.moduleFile).ko")
+        var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
+                                           ("suture.release", options.kernel.release)]
+        for d in context.diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
+        let clearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory)
+        if clearing == .unavailable, plan.redirects.contains(where: { $0.target.isModule }) {
+            context.progress("warning: this kernel neither clears klp relocations when a module goes away nor has text_poke_set; a patched module removed while the patch is loaded cannot be loaded again until the patch is unloaded")
+        }
+        let registration = LivepatchModule.registrationSource(plan, replace: options.replace, modinfo: modinfo,
+                                                              clearing: clearing)
+        return try LivepatchModule.link(plan, moduleName: context.moduleFile, registration: registration,
+                                        headers: context.headers, compiler: context.tree.kbuild.compiler,
+                                        directory: Path.join(context.scratch.path, "module"))
+    }
+
+    /// The module into the output folder, whole or not at all.
+    static func copyOut(_ context: BuildContext, _ ko: String) throws(BuildError) {
+        let outputPath = context.outputPath
+        do {
+            try FileSystem.copyFile(ko, outputPath + ".tmp")
+            try FileSystem.rename(outputPath + ".tmp", outputPath)
+        } catch {
+            try? FileSystem.removeFile(outputPath + ".tmp")
+            throw BuildError(.io, "cannot write \(outputPath): \(error.description)", cause: error)
+        }
+    }
+
+    static func outcome(_ context: BuildContext, patches: [PatchedObject], plan: LivepatchModule.Plan,
+                        rewrite: LivepatchModule.Rewrite) -> BuildOutcome {
+        let summaries = patches.map { p -> BuildOutcome.ObjectSummary in
+            let verdicts = p.result.comparison.verdicts.filter { $0.kind == .function }
+            let klp = plan.klpSymbols.filter { k in p.patch.references.contains { $0.name == k.name } }.map(\.symbolName)
+            return BuildOutcome.ObjectSummary(object: p.object, target: p.target.name,
+                                              changed: verdicts.filter { $0.status == .changed }.map(\.name).sorted(),
+                                              new: verdicts.filter { $0.status == .new }.map(\.name).sorted(),
+                                              ignored: verdicts.filter { $0.status == .ignored }.map(\.name).sorted(),
+                                              callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
+                                              klpSymbols: klp)
+        }
+        let options = context.options
+        return BuildOutcome(modulePath: context.outputPath, moduleName: context.moduleFile.replacingDashes(),
+                            release: options.kernel.release, replace: options.replace, diffs: context.diffs,
+                            objects: summaries, redirects: plan.redirects,
+                            klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
+                            phases: context.timer.phases, ownSeconds: context.own)
     }
 }
-

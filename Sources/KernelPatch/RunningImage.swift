@@ -3,7 +3,6 @@ import ELF
 import PatchCore
 import Platform
 import TargetKernel
-import VM
 
 /// The target's own kernel image (the vmlinux inside its bzImage), used to
 /// tell apart local symbols that share a name, the way Ksplice matched its
@@ -16,14 +15,14 @@ public struct RunningImage: Sendable {
     /// kallsyms address minus image address (the KASLR offset, 0 without).
     public let slide: Int64
 
-    /// The image of `kernel`, from the VM's cache of extracted kernels or
-    /// extracted now; nil when it cannot be had.
+    /// The image of `kernel`, from the cache of extracted kernels (shared
+    /// with the guest's PVH boot) or extracted now; nil when it cannot be had.
     public static func load(_ kernel: KernelRelease, cacheRoot: String?, table: KallsymsTable) -> RunningImage? {
-        let boot = BootKernel.prepare(kernel, cacheDirectory: CacheLocation.vm(CacheLocation.root(cacheRoot)))
         let file: ELFFile?
-        if boot.isPVH {
-            file = try? ELFFile.open(boot.path)
-        } else if let bytes = try? BootKernel.extractVmlinux(from: kernel.image) {
+        if KernelImage.supportsPVH(kernel),
+           let cached = KernelImage.cachedVmlinux(kernel, cacheDirectory: CacheLocation.vm(CacheLocation.root(cacheRoot))) {
+            file = try? ELFFile.open(cached)
+        } else if let bytes = try? KernelImage.extractVmlinux(from: kernel.image) {
             file = try? ELFFile.parse(bytes, path: "vmlinux of \(kernel.release)")
         } else {
             file = nil

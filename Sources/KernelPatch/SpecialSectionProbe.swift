@@ -34,8 +34,8 @@ enum SpecialSectionProbe {
         defer { dir.remove() }
         for probe in probes { try? FileSystem.write(Path.join(dir.path, "\(probe.file).c"), probe.source) }
         try? FileSystem.write(Path.join(dir.path, "Makefile"), "obj-m := \(probes.map { "\($0.file).o" }.joined(separator: " "))\n")
-        _ = try? Command.run(["make", "-C", headers, "M=\(dir.path)", "CC=\(compiler)", "-k", "-j\(Kbuild.processors)"]
-                             + probes.map { "\($0.file).o" })
+        _ = try? ExternalModule(headers: headers, directory: dir.path, compiler: compiler)
+            .make(probes.map { "\($0.file).o" }, keepGoing: true)
         var sizes: [String: Int] = [:]
         for probe in probes {
             guard let file = try? ELFFile.open(Path.join(dir.path, "\(probe.file).o")),

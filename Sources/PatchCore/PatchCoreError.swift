@@ -8,23 +8,37 @@ public struct PatchCoreError: SutureError {
         case unsupportedInput = "diff-unsupported-input"
         case refused = "diff-refused"
         case noChange = "diff-no-change"
+        /// An object that cannot be read as ELF.
+        case unreadable = "diff-unreadable"
     }
 
     public var kind: Code
     public var message: String
-    public var refusals: [Refusal]
+    /// The refusals of one object, by symbol.
+    public var refused: [Refusal]
+    /// The object the refusals are in.
+    public var object: String
+    public var cause: (any SutureError)?
 
-    public init(_ kind: Code, _ message: String, refusals: [Refusal] = []) {
+    public init(_ kind: Code, _ message: String, object: String = "", refusals: [Refusal] = [],
+                cause: (any SutureError)? = nil) {
         self.kind = kind
         self.message = message
-        self.refusals = refusals
+        self.object = object
+        self.refused = refusals
+        self.cause = cause
+    }
+
+    /// `refused`, for `--json`.
+    public var refusals: [RefusedChange] {
+        refused.map { RefusedChange(object: object, function: $0.symbol, reason: $0.reason) }
     }
 
     public var code: String { kind.rawValue }
 
     public var description: String {
-        guard !refusals.isEmpty else { return message }
-        return message + "\n" + refusals.map { "  \($0.symbol): \($0.reason)" }.joined(separator: "\n")
+        guard !refused.isEmpty else { return message }
+        return message + "\n" + refused.map { "  \($0.symbol): \($0.reason)" }.joined(separator: "\n")
     }
 }
 

@@ -11,10 +11,51 @@ public protocol SutureError: Error, CustomStringConvertible {
     var code: String { get }
     /// The process exit status: 1 for failure or refusal, 64 for misuse.
     var exitStatus: Int32 { get }
+    /// The system error behind this one, when there is one.
+    var errno: Errno? { get }
+    /// The error this one wraps, kept with its own code and errno (an
+    /// error rewrapped as text alone would lose them).
+    var cause: (any SutureError)? { get }
+    /// The changes refused, each with its object, function and reason, for
+    /// `--json` (the message lists them as text too).
+    var refusals: [RefusedChange] { get }
 }
 
 extension SutureError {
     public var exitStatus: Int32 { 1 }
+    public var errno: Errno? { nil }
+    public var cause: (any SutureError)? { nil }
+    public var refusals: [RefusedChange] { [] }
+
+    /// The error as `--json` prints it: code, message, the refusals when
+    /// there are any, the errno and the chain of causes.
+    public var json: JSON {
+        var fields: [(String, JSON)] = [("code", .string(code)), ("message", .string(description))]
+        if let errno { fields.append(("errno", .integer(Int(errno.rawValue)))) }
+        if !refusals.isEmpty {
+            fields.append(("refusals", .array(refusals.map(\.json))))
+        }
+        if let cause { fields.append(("cause", cause.json)) }
+        return .object(fields)
+    }
+}
+
+/// A change that cannot be live-patched: the object it is in, the
+/// function (or other symbol), and why.
+public struct RefusedChange: Sendable, Equatable {
+    public let object: String
+    public let function: String
+    public let reason: String
+
+    public init(object: String, function: String, reason: String) {
+        self.object = object
+        self.function = function
+        self.reason = reason
+    }
+
+    public var json: JSON {
+        .object([("object", .string(object)), ("function", .string(function)), ("reason", .string(reason))])
+    }
 }
 
 /// Failures of the platform layer: system calls and child processes.

@@ -139,31 +139,28 @@ public struct ProcessBuild {
         }
 
         // 4. Diff each pair.
-        var refusals: [Refusal] = []
+        let diffs: ObjectDiff.PairResults
+        do {
+            diffs = try ObjectDiff.run(pairs.map { ObjectPair(object: $0.source, original: $0.original, patched: $0.patched) },
+                                       rules: .userSpace())
+        } catch {
+            throw ProcessError(.build, error.description, cause: error)
+        }
+        if !diffs.refusals.isEmpty {
+            throw ProcessError(.refused, "\(diffs.refusals.count) change(s) cannot be live-patched; no patch written\n"
+                               + diffs.refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"),
+                               refusals: diffs.refusals)
+        }
         var parts: [PatchMerge.Part] = []
         var summaries: [(object: String, source: String, changed: [String], new: [String])] = []
         var originals: [ObjectIndex] = []
-        for pair in pairs {
-            let result: ObjectDiff.Result
-            do {
-                result = try ObjectDiff.run(original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
-                                            rules: .userSpace())
-            } catch let error as PatchCoreError {
-                throw ProcessError(.build, "\(pair.source): \(error.description)")
-            } catch {
-                throw ProcessError(.build, "\(pair.source): \(error)")
-            }
-            refusals += result.refusals.map { Refusal(symbol: "\(pair.source): \($0.symbol)", reason: $0.reason) }
+        for (pair, result) in diffs.results {
             guard let patch = result.patch else { continue }
-            let file = patch.sourceFile ?? Path.base(of: pair.source)
+            let file = patch.sourceFile ?? Path.base(of: pair.object)
             parts.append(PatchMerge.Part(patch: patch, file: file))
             originals.append(result.original)
-            summaries.append((pair.source, pair.source, patch.functions.filter { !$0.isNew }.map(\.originalName),
+            summaries.append((pair.object, pair.object, patch.functions.filter { !$0.isNew }.map(\.originalName),
                               patch.functions.filter(\.isNew).map(\.originalName)))
-        }
-        if !refusals.isEmpty {
-            throw ProcessError(.refused, "\(refusals.count) change(s) cannot be live-patched; no patch written\n"
-                               + refusals.map { "  \($0.symbol): \($0.reason)" }.joined(separator: "\n"))
         }
         guard !parts.isEmpty else { throw ProcessError(.nothing, "\(options.diff): no functional change to patch") }
 

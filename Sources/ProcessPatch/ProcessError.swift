@@ -35,10 +35,14 @@ public struct ProcessError: SutureError {
 
     public var kind: Code
     public var message: String
+    public var cause: (any SutureError)?
+    public var refusals: [RefusedChange]
 
-    public init(_ kind: Code, _ message: String) {
+    public init(_ kind: Code, _ message: String, cause: (any SutureError)? = nil, refusals: [RefusedChange] = []) {
         self.kind = kind
         self.message = message
+        self.cause = cause
+        self.refusals = refusals
     }
 
     public var code: String { kind.rawValue }

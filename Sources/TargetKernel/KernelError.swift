@@ -20,10 +20,12 @@ public struct KernelError: SutureError {
 
     public var kind: Code
     public var message: String
+    public var cause: (any SutureError)?
 
-    public init(_ kind: Code, _ message: String) {
+    public init(_ kind: Code, _ message: String, cause: (any SutureError)? = nil) {
         self.kind = kind
         self.message = message
+        self.cause = cause
     }
 
     public var code: String { kind.rawValue }

@@ -57,6 +57,7 @@ struct BuildCommand: ParsableCommand {
             var options = BuildOptions(diffs: diffs, kernel: target)
             options.source = source
             options.kallsyms = kallsyms
+            options.kallsymsSource = GuestKallsyms()
             options.name = name
             options.replace = !noReplace
             options.outputDirectory = output

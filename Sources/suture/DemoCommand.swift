@@ -41,6 +41,7 @@ struct DemoCommand: ParsableCommand {
             writeStandardOutput(try DemoPatch.write(tree: tree, to: diffPath))
             var options = BuildOptions(diffs: [diffPath], kernel: target)
             options.name = "suture_demo"
+            options.kallsymsSource = GuestKallsyms()
             options.outputDirectory = folder
             let outcome = try KernelBuild.run(options) { Progress.say("   \($0)") }
             writeStandardOutput("   built \(outcome.modulePath): redirects \(outcome.redirects.map(\.oldName).joined(separator: ", ")), "

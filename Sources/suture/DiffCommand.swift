@@ -35,26 +35,36 @@ struct DiffCommand: ParsableCommand {
         try reportingErrors(json: json.json) {
             let rules: TargetRules = userSpace ? .userSpace() : .kernel()
             let result = try ObjectDiff.run(original: ELFFile.open(original), patched: ELFFile.open(patched), rules: rules)
+            let refused = result.refusals.isEmpty ? nil : PatchCoreError(
+                .refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written",
+                object: patched, refusals: result.refusals)
             if json.json {
-                printJSON(result.report.json)
+                // One object: the report, and on refusal the error with the refusals.
+                var report = result.report.json
+                if let refused, case .object(var fields) = report {
+                    fields.append(("error", refused.json))
+                    report = .object(fields)
+                }
+                printJSON(report)
             } else {
                 printText(result.report)
             }
-            guard result.refusals.isEmpty else {
-                let error = PatchCoreError(.refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written", refusals: result.refusals)
-                // Under --json the report above already lists the refusals:
-                // one object on stdout, the message on stderr.
-                Progress.warn("suture: \(error.description)")
+            if let refused {
+                Progress.warn("suture: \(refused.description)")
                 throw ExitCode(1)
             }
-            if let output {
-                guard let patch = result.patch else {
-                    Progress.warn("suture: no functional change; \(output) not written")
-                    return
-                }
-                try ELFWriter.write(patch.object, to: output)
-                Progress.say("suture: wrote \(output)")
+            try write(result)
+        }
+    }
+
+    func write(_ result: ObjectDiff.Result) throws {
+        if let output {
+            guard let patch = result.patch else {
+                Progress.warn("suture: no functional change; \(output) not written")
+                return
             }
+            try ELFWriter.write(patch.object, to: output)
+            Progress.say("suture: wrote \(output)")
         }
     }
 

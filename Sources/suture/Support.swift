@@ -27,10 +27,7 @@ func reportingErrors(json: Bool, _ body: () throws -> Void) throws {
         try body()
     } catch let error as any SutureError {
         if json {
-            let object: JSON = .object([("error", .object([
-                ("code", .string(error.code)),
-                ("message", .string(error.description)),
-            ]))])
+            let object: JSON = .object([("error", error.json)])
             writeStandardOutput(object.serialized() + "\n")
         } else {
             Progress.warn("suture: \(error.description)")

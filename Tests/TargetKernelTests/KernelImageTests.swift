@@ -2,9 +2,8 @@
 import Platform
 import TargetKernel
 import Testing
-import VM
 
-@Suite struct BootKernelTests {
+@Suite struct KernelImageTests {
     /// A minimal bzImage: boot header with the payload fields, and a gzip
     /// payload followed by the 4-byte size the kernel build appends.
     func fakeBzImage(payload: [UInt8]) throws -> [UInt8] {
@@ -29,23 +28,23 @@ import VM
         let directory = try TemporaryDirectory(prefix: "bzimage")
         let path = Path.join(directory.path, "vmlinuz-test")
         try FileSystem.write(path, try fakeBzImage(payload: elf))
-        #expect(try BootKernel.extractVmlinux(from: path) == elf)
+        #expect(try KernelImage.extractVmlinux(from: path) == elf)
     }
 
     @Test func refusesWhatIsNotAKernel() throws {
         let directory = try TemporaryDirectory(prefix: "bzimage")
         let notElf = Path.join(directory.path, "not-elf")
         try FileSystem.write(notElf, try fakeBzImage(payload: Array("plain text".utf8)))
-        #expect(throws: VMError.self) { try BootKernel.extractVmlinux(from: notElf) }
+        #expect(throws: KernelError.self) { try KernelImage.extractVmlinux(from: notElf) }
         let noHeader = Path.join(directory.path, "no-header")
         try FileSystem.write(noHeader, [UInt8](repeating: 0, count: 4096))
-        #expect(throws: VMError.self) { try BootKernel.extractVmlinux(from: noHeader) }
+        #expect(throws: KernelError.self) { try KernelImage.extractVmlinux(from: noHeader) }
     }
 
     /// The installed target kernel's image yields its ELF vmlinux.
     @Test func extractsTheInstalledKernel() throws {
         let release = try KernelResolver().resolve(nil)
-        let vmlinux = try BootKernel.extractVmlinux(from: release.image)
+        let vmlinux = try KernelImage.extractVmlinux(from: release.image)
         #expect(vmlinux.starts(with: [0x7f, 0x45, 0x4c, 0x46]))
         #expect(vmlinux.count > (try FileSystem.status(release.image)).st_size)
     }

@@ -1,0 +1,78 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import Platform
+import TargetKernel
+
+/// What `suture build` is asked to do.
+public struct BuildOptions: Sendable {
+    public var diffs: [String]
+    public var kernel: KernelRelease
+    public var source: String?
+    public var kallsyms: String?
+    /// Kallsyms when neither `kallsyms` nor the running kernel gives them.
+    public var kallsymsSource: (any KallsymsSource)?
+    public var name: String?
+    public var replace = true
+    public var outputDirectory = "."
+    public var cacheRoot: String?
+    public var allowCompilerMismatch = false
+    /// Build even when a header change affects more than
+    /// `KernelBuild.confirmationThreshold` objects.
+    public var assumeYes = false
+
+    public init(diffs: [String], kernel: KernelRelease) {
+        self.diffs = diffs
+        self.kernel = kernel
+    }
+}
+
+/// What `suture build` made.
+public struct BuildOutcome: Sendable {
+    public struct ObjectSummary: Sendable {
+        public let object: String
+        public let target: String
+        public let changed: [String]
+        public let new: [String]
+        /// Changed functions the author excluded (KPATCH_IGNORE_*).
+        public let ignored: [String]
+        /// Callbacks: `stage=function`.
+        public let callbacks: [String]
+        public let klpSymbols: [String]
+    }
+
+    public let modulePath: String
+    public let moduleName: String
+    public let release: String
+    public let replace: Bool
+    public let diffs: [SourceDiff]
+    public let objects: [ObjectSummary]
+    public let redirects: [FunctionRedirect]
+    public let klpSections: [String]
+    public let klpRelocations: Int
+    public let phases: [(name: String, seconds: Double)]
+    /// Seconds spent in Suture's own processing, outside gcc and kbuild.
+    public let ownSeconds: Double
+
+    public var json: JSON {
+        .object([
+            ("module", .string(modulePath)),
+            ("name", .string(moduleName)),
+            ("release", .string(release)),
+            ("replace", .bool(replace)),
+            ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
+            ("objects", .array(objects.map {
+                .object([("object", .string($0.object)), ("target", .string($0.target)),
+                         ("changed", .strings($0.changed)), ("new", .strings($0.new)),
+                         ("ignored", .strings($0.ignored)), ("callbacks", .strings($0.callbacks)),
+                         ("klpSymbols", .strings($0.klpSymbols))])
+            })),
+            ("functions", .array(redirects.map {
+                .object([("target", .string($0.target.name)), ("name", .string($0.oldName)), ("sympos", .integer($0.sympos)),
+                         ("object", .string($0.object))])
+            })),
+            ("klpSections", .strings(klpSections)),
+            ("klpRelocations", .integer(klpRelocations)),
+            ("phases", .object(phases.map { ($0.name, .double(($0.seconds * 1000).rounded() / 1000)) })),
+            ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
+        ])
+    }
+}
