@@ -93,15 +93,4 @@ struct ByteReader {
         let length = UnsafeRawPointer(end) - base
         return String(decoding: UnsafeRawBufferPointer(start: base, count: length), as: UTF8.self)
     }
-
-    /// The raw bytes of the NUL-terminated string at `index` (unchecked
-    /// variant of `string`, for tables whose strings were validated).
-    func stringBytes(in table: Range<Int>, at index: UInt32) -> UnsafeRawBufferPointer {
-        let start = table.lowerBound + Int(index)
-        guard Int(index) < table.count else { return UnsafeRawBufferPointer(start: nil, count: 0) }
-        let base = bytes.baseAddress! + start
-        let end = memchr(base, 0, table.upperBound - start)
-        let length: Int = end.map { UnsafeRawPointer($0) - base } ?? (table.upperBound - start)
-        return UnsafeRawBufferPointer(start: base, count: length)
-    }
 }

@@ -41,3 +41,11 @@ public enum KlpObject: Sendable, Hashable, CustomStringConvertible {
         throw KernelError(.compileFailed, "\(object) is module code, but its compile command names no KBUILD_MODNAME")
     }
 }
+
+/// `"vmlinux"` or a module's name where a klp object is expected; kept so
+/// that code written against the former `String` targets still reads.
+extension KlpObject: ExpressibleByStringLiteral {
+    public init(stringLiteral name: String) {
+        self.init(name: name)
+    }
+}

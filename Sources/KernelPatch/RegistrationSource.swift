@@ -40,7 +40,7 @@ extension LivepatchModule {
             c += "\t{ .name = \(name), .funcs = funcs_\(t)\(callbacks) },\n"
         }
         c += "\t{ }\n};\n"
-        c += "\n" + template(suture_template_patch()).replacing("@REPLACE@", with: replace ? "true" : "false")
+        c += template(suture_template_patch()).replacing("@REPLACE@", with: replace ? "true" : "false")
         for namespace in plan.namespaces.sorted() { c += "MODULE_IMPORT_NS(\(namespace));\n" }
         for (i, (key, value)) in modinfo.enumerated() {
             c += "static const char suture_modinfo_\(i)[] __used __section(\".modinfo\") __aligned(1) = \(cString("\(key)=\(value)"));\n"

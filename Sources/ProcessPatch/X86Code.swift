@@ -22,13 +22,6 @@ public enum X86Code {
         return b
     }
 
-    /// The target of a `jmp rel32` at `address`, if `bytes` start with one.
-    public static func jumpTarget(_ bytes: [UInt8], at address: UInt64) -> UInt64? {
-        guard bytes.count >= 5, bytes[0] == 0xe9 else { return nil }
-        let rel = Int32(bitPattern: bytes.loadLE(UInt32.self, at: 1))
-        return address &+ 5 &+ UInt64(bitPattern: Int64(rel))
-    }
-
     /// `jmp *slot(%rip)` at `address`: the far-call stub for a function more
     /// than 2 GiB away, whose address is in the 8-byte `slot`.
     public static func indirectJump(at address: UInt64, slot: UInt64) -> [UInt8]? {

@@ -4,6 +4,9 @@ import Platform
 /// A throwaway copy of a prepared tree in which source files can be
 /// replaced and objects compiled, without ever writing to the tree.
 ///
+/// This file holds the overlay; `Workspace+Compile.swift` the compile and
+/// `ObjectLookup.swift` the search for the objects that compile a file.
+///
 /// Layout, in a private temporary folder:
 /// - `src/` is the kbuild source folder: a symlink per entry of the
 ///   pristine `source/`. A folder that holds a replaced file becomes a real
@@ -21,7 +24,8 @@ public final class Workspace: @unchecked Sendable {
     public let kbuild: Kbuild
     private let directory: TemporaryDirectory
     private let lock: FileLock
-    private var needsCheck = false
+    /// Whether the tree must be checked before the workspace goes away.
+    var needsCheck = false
     private var removed = false
     /// Files written with `write`, relative to the source folder.
     public private(set) var replacedFiles: [String] = []
@@ -107,17 +111,6 @@ public final class Workspace: @unchecked Sendable {
         if !replacedFiles.contains(relative) { replacedFiles.append(relative) }
     }
 
-    /// Removes a source file from the workspace (a patch that deletes it).
-    public func delete(_ file: String) throws(KernelError) {
-        let relative = try Workspace.treePath(file)
-        try materialize(Path.directory(of: relative))
-        do {
-            try FileSystem.removeFile(Path.join(sourceDirectory, relative))
-        } catch {
-            throw KernelError(.prepareFailed, "cannot delete \(relative) in the workspace: \(error.description)")
-        }
-    }
-
     /// A source file as this workspace sees it: replaced, or pristine.
     public func read(_ file: String) throws(KernelError) -> [UInt8] {
         let relative = try Workspace.treePath(file)
@@ -171,282 +164,9 @@ public final class Workspace: @unchecked Sendable {
         return parts.joined(separator: "/")
     }
 
-    // MARK: - Compiling
-
-    /// Compiles kbuild targets (`fs/proc/meminfo.o`, also `.i` or `.s`) with
-    /// `cflags` as `KCFLAGS`, in parallel, and returns each target's path.
-    /// The pristine tree is verified afterwards, also when make fails.
-    public func compile(
-        _ targets: [String], cflags: [String] = Kbuild.defaultCFlags, jobs: Int = Kbuild.processors
-    ) throws(KernelError) -> [String: String] {
-        guard !targets.isEmpty else { return [:] }
-        var relative: [String] = []
-        for target in targets {
-            let r = try Workspace.treePath(target)
-            guard r.hasSuffix(".o") || r.hasSuffix(".i") || r.hasSuffix(".s") else {
-                throw KernelError(.usage, "\(target): only objects (.o), preprocessed (.i) and assembly (.s) targets can be compiled")
-            }
-            relative.append(r)
-        }
-        needsCheck = true
-        var failure: KernelError?
-        do {
-            try kbuild.make(relative, cflags: cflags, jobs: jobs, phase: "compile", failure: .compileFailed)
-        } catch {
-            failure = error
-        }
-        try checkPristine(after: "compiling \(relative.joined(separator: " "))")
-        if let failure { throw failure }
-        var result: [String: String] = [:]
-        for r in relative {
-            let output = Path.join(buildDirectory, r)
-            guard FileSystem.exists(output) else {
-                throw KernelError(.compileFailed, "make succeeded but left no \(output); is \(r) a target of this tree?")
-            }
-            result[r] = output
-        }
-        return result
-    }
-
-    /// What kbuild recorded for a target compiled in this workspace: its
-    /// command line and dependencies.
-    public func commandFile(for target: String) throws(KernelError) -> KbuildCommandFile {
-        try KbuildCommandFile(target: try Workspace.treePath(target), buildDirectory: buildDirectory)
-    }
-
-    /// The exact compiler command kbuild used for an object compiled here.
-    public func compileCommand(for object: String) throws(KernelError) -> String {
-        try commandFile(for: object).command
-    }
-
-    // MARK: - Which object compiles a file
-
-    /// The objects whose compilation reads `file`: `fs/proc/meminfo.c` →
-    /// `fs/proc/meminfo.o`; `kernel/sched/rt.c` → `kernel/sched/build_policy.o`.
-    ///
-    /// Candidates come from the folder's Makefile (`name.o`) and from `.c`
-    /// files that `#include` the file (followed a few levels up). Each
-    /// candidate is then preprocessed through kbuild, and kept only if the
-    /// compiler's own dependency list for it names `file`.
-    public func objects(compiling file: String) throws(KernelError) -> [String] {
-        try objects(compiling: [file])[try Workspace.treePath(file)] ?? []
-    }
-
-    /// `objects(compiling:)` for several files at once: all candidates are
-    /// preprocessed in one parallel kbuild run. Keys are tree paths.
-    ///
-    /// A header (`.h`) is followed through every `.c` and `.h` file that
-    /// includes it. For headers, `keep` drops candidates before they are
-    /// preprocessed (objects this configuration does not build), and
-    /// `limit` stops before preprocessing more candidates than that.
-    public func objects(compiling files: [String], keep: (String) -> Bool = { _ in true },
-                        limit: Int? = nil) throws(KernelError) -> [String: [String]] {
-        var candidatesOf: [String: [String]] = [:]
-        var allCandidates: [String] = []
-        for file in files {
-            let target = try Workspace.treePath(file)
-            let isHeader = target.hasSuffix(".h")
-            guard target.hasSuffix(".c") || isHeader else {
-                throw KernelError(.usage, "\(file): expected a .c or .h file")
-            }
-            guard FileSystem.exists(Path.join(sourceDirectory, target)) else {
-                throw KernelError(.missingPiece, "\(target): no such file in the tree of \(tree.release)")
-            }
-            var candidates: [String] = []
-            var visited = Set<String>()
-            var pending = [(target, 0)]
-            // Under a header, one pass over the tree's #include lines.
-            let index = isHeader ? try includeIndex() : nil
-            while let (source, depth) = pending.popLast() {
-                if let limit, candidates.count > limit { break }
-                guard visited.insert(source).inserted else { continue }
-                var direct: String?
-                if source.hasSuffix(".c"), let object = directObject(source) {
-                    direct = object
-                    // A changed .c file names its object even when it is not
-                    // built, so that the caller can say so.
-                    if !candidates.contains(object), !isHeader || keep(object) { candidates.append(object) }
-                }
-                // Under a header, a .c file that kbuild compiles directly is
-                // an end point; one it does not is #included somewhere.
-                if isHeader && source.hasSuffix(".c") && direct != nil { continue }
-                if depth < (isHeader ? 6 : 3) {
-                    let found: [String]
-                    if let index { found = index.includers(of: source) } else { found = try includers(of: source) }
-                    for includer in found { pending.append((includer, depth + 1)) }
-                }
-            }
-            guard !candidates.isEmpty else {
-                throw KernelError(.missingPiece, isHeader
-                    ? "no object that \(tree.release) builds includes \(target)"
-                    : "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
-            }
-            candidatesOf[target] = candidates
-            for c in candidates where !allCandidates.contains(c) { allCandidates.append(c) }
-        }
-        if let limit, allCandidates.count > limit {
-            throw KernelError(.tooMany, "at least \(allCandidates.count) objects of \(tree.release) include \(files.joined(separator: ", ")) (by #include search), more than \(limit)")
-        }
-        let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
-        _ = try compile(preprocessed)
-        var records: [String: KbuildCommandFile] = [:]
-        for (object, i) in zip(allCandidates, preprocessed) {
-            records[object] = try commandFile(for: i)
-            try? FileSystem.removeFile(Path.join(buildDirectory, i))
-        }
-        var result: [String: [String]] = [:]
-        for (target, candidates) in candidatesOf {
-            let confirmed = candidates.filter { object in
-                guard let record = records[object] else { return false }
-                return record.source == target || record.dependencies.contains(target)
-            }
-            guard !confirmed.isEmpty else {
-                throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): the compiler's dependencies of \(candidates.joined(separator: ", ")) do not name it")
-            }
-            result[target] = confirmed.sorted()
-        }
-        return result
-    }
-
-    /// `dir/name.o` when `dir`'s Makefile or Kbuild file names `name.o`.
-    private func directObject(_ cFile: String) -> String? {
-        let dir = Path.directory(of: cFile)
-        let stem = String(Path.base(of: cFile).dropLast(2))
-        let word = Array("\(stem).o".utf8)
-        for makefile in ["Kbuild", "Makefile"] {
-            let path = dir == "." ? Path.join(sourceDirectory, makefile) : Path.join(sourceDirectory, dir, makefile)
-            guard let bytes = try? FileSystem.read(path) else { continue }
-            if Workspace.containsWord(bytes, word) {
-                return dir == "." ? "\(stem).o" : "\(dir)/\(stem).o"
-            }
-        }
-        return nil
-    }
-
-    static func containsWord(_ text: [UInt8], _ word: [UInt8]) -> Bool {
-        func isNameByte(_ b: UInt8) -> Bool {
-            (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 45
-        }
-        guard text.count >= word.count else { return false }
-        var i = 0
-        while i + word.count <= text.count {
-            if text[i] == word[0] && text[i..<i + word.count].elementsEqual(word)
-                && (i == 0 || !isNameByte(text[i - 1]))
-                && (i + word.count == text.count || !isNameByte(text[i + word.count])) {
-                return true
-            }
-            i += 1
-        }
-        return false
-    }
-
-    /// The `.c` files whose `#include` lines resolve to `cFile`.
-    private func includers(of cFile: String) throws(KernelError) -> [String] {
-        let base = Path.base(of: cFile)
-        let output = try grep(["-RlF", "--include=*.c", "-e", "\(base)\"", "-e", "\(base)>"]
-                              + searchFolders(skipping: []), what: "#include of \(base)")
-        var found: [String] = []
-        for hit in output.split(separator: "\n").map(String.init) where hit != cFile {
-            guard let text = FileSystem.readTextIfPresent(Path.join(sourceDirectory, hit)) else { continue }
-            if Workspace.includedNames(text).contains(where: { Workspace.include($0, in: hit, resolvesTo: cFile) }) {
-                found.append(hit)
-            }
-        }
-        return found
-    }
-
-    /// Whether `#include` of `name` in `hit` can mean `file`: relative to
-    /// `hit`'s folder or to one of the kernel's include folders.
-    static func include(_ name: String, in hit: String, resolvesTo file: String) -> Bool {
-        guard name.hasSuffix(Path.base(of: file)) else { return false }
-        return [Path.directory(of: hit), "include", "include/uapi", "arch/x86/include", "arch/x86/include/uapi"]
-            .contains { Workspace.normalize(Path.join($0, name)) == file }
-    }
-
-    /// The tree's top folders that hold sources, without the build folder,
-    /// documentation, tools and licences, and without `skipping`.
-    private func searchFolders(skipping: [String]) -> [String] {
-        let skipped = [Kbuild.objectFolder, "Documentation", "tools", "LICENSES"] + skipping
-        return ((try? FileSystem.list(sourceDirectory)) ?? []).filter {
-            !skipped.contains($0) && FileSystem.isDirectory(Path.join(sourceDirectory, $0))
-        }
-    }
-
-    /// Runs grep in the source folder; no match is an empty result.
-    private func grep(_ arguments: [String], what: String) throws(KernelError) -> String {
-        let result: CommandResult
-        do {
-            result = try Command.run(["grep"] + arguments, workingDirectory: sourceDirectory)
-        } catch {
-            throw KernelError(.compileFailed, "cannot search the tree for \(what): \(error.description)")
-        }
-        // grep exits 1 when nothing matches.
-        guard result.termination == .exited(0) || result.termination == .exited(1) else {
-            throw KernelError(.compileFailed, "grep for \(what) failed: \(Command.tail(result.stderrText, lines: 3))")
-        }
-        return result.stdoutText
-    }
-
-    /// Every `#include` line of the tree's `.c` and `.h` files, by the base
-    /// name it includes, read with one grep.
-    struct IncludeIndex {
-        /// Base name → (including file, included name as written).
-        var byBase: [String: [(file: String, name: String)]] = [:]
-
-        func includers(of file: String) -> [String] {
-            var found: [String] = []
-            for (hit, name) in byBase[Path.base(of: file)] ?? [] where hit != file {
-                if Workspace.include(name, in: hit, resolvesTo: file) && !found.contains(hit) { found.append(hit) }
-            }
-            return found
-        }
-    }
-
-    private func includeIndex() throws(KernelError) -> IncludeIndex {
-        let output = try grep(["-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"]
-                              + searchFolders(skipping: ["samples", "scripts"]), what: "#include lines")
-        var index = IncludeIndex()
-        for line in output.split(separator: "\n") {
-            guard let colon = line.firstIndex(of: ":") else { continue }
-            let file = String(line[..<colon])
-            for name in Workspace.includedNames(String(line[line.index(after: colon)...])) {
-                index.byBase[Path.base(of: name), default: []].append((file, name))
-            }
-        }
-        return index
-    }
-
-    /// The names in `#include "…"` and `#include <…>` lines.
-    static func includedNames(_ text: String) -> [String] {
-        var names: [String] = []
-        for line in text.split(separator: "\n") {
-            var rest = line.drop { $0 == " " || $0 == "\t" }
-            guard rest.first == "#" else { continue }
-            rest = rest.dropFirst().drop { $0 == " " || $0 == "\t" }
-            guard rest.hasPrefix("include") else { continue }
-            rest = rest.dropFirst(7).drop { $0 == " " || $0 == "\t" }
-            guard let open = rest.first, open == "\"" || open == "<" else { continue }
-            let close: Character = open == "\"" ? "\"" : ">"
-            let body = rest.dropFirst()
-            if let end = body.firstIndex(of: close) { names.append(String(body[..<end])) }
-        }
-        return names
-    }
-
-    /// Resolves `.` and `..` in a relative path.
-    static func normalize(_ path: String) -> String {
-        var parts: [Substring] = []
-        for part in path.split(separator: "/") {
-            if part == "." { continue }
-            if part == "..", let last = parts.last, last != ".." { parts.removeLast(); continue }
-            parts.append(part)
-        }
-        return parts.joined(separator: "/")
-    }
-
     // MARK: - Ending
 
-    private func checkPristine(after what: String) throws(KernelError) {
+    func checkPristine(after what: String) throws(KernelError) {
         needsCheck = false
         try tree.requirePristine(after: what)
     }
@@ -460,39 +180,5 @@ public final class Workspace: @unchecked Sendable {
         directory.remove()
         defer { lock.unlock() }
         if needsCheck { try checkPristine(after: "using a workspace") }
-    }
-}
-
-extension PreparedTree {
-    /// Compiles `objects` in a throwaway workspace with `files` replaced,
-    /// copies them into `destination` (keeping their relative paths) and
-    /// returns object → copied path.
-    public func compile(
-        _ objects: [String], replacing files: [(path: String, contents: [UInt8])] = [],
-        into destination: String, cflags: [String] = Kbuild.defaultCFlags
-    ) throws(KernelError) -> [String: String] {
-        let workspace = try Workspace(tree: self, replacing: files)
-        let built = try workspace.compile(objects, cflags: cflags)
-        var copied: [String: String] = [:]
-        do {
-            for (object, path) in built {
-                let target = Path.join(destination, object)
-                try FileSystem.makeDirectories(Path.directory(of: target))
-                try FileSystem.copyFile(path, target)
-                copied[object] = target
-            }
-        } catch {
-            throw KernelError(.compileFailed, "cannot copy objects to \(destination): \(error.description)")
-        }
-        try workspace.remove()
-        return copied
-    }
-
-    /// The objects that compile `file`, found in a throwaway workspace.
-    public func objects(compiling file: String) throws(KernelError) -> [String] {
-        let workspace = try Workspace(tree: self)
-        let objects = try workspace.objects(compiling: file)
-        try workspace.remove()
-        return objects
     }
 }

@@ -29,10 +29,10 @@ import Testing
 
     @Test func onlyModuleObjectsGetTheCallback() {
         var plan = LivepatchModule.Plan()
-        plan.redirects = [FunctionRedirect(target: "vmlinux", oldName: "loadavg_proc_show", sympos: 0, newSymbol: "livepatch_a", object: "fs/proc/loadavg.o")]
+        plan.redirects = [FunctionRedirect(target: .vmlinux, oldName: "loadavg_proc_show", sympos: 0, newSymbol: "livepatch_a", object: "fs/proc/loadavg.o")]
         let vmlinuxOnly = LivepatchModule.registrationSource(plan, replace: true, modinfo: [], clearing: .byPatch)
         #expect(!vmlinuxOnly.contains("suture_clear_relocations"))
-        plan.redirects.append(FunctionRedirect(target: "binfmt_misc", oldName: "bm_status_read", sympos: 0, newSymbol: "livepatch_b", object: "fs/binfmt_misc.o"))
+        plan.redirects.append(FunctionRedirect(target: .module("binfmt_misc"), oldName: "bm_status_read", sympos: 0, newSymbol: "livepatch_b", object: "fs/binfmt_misc.o"))
         let mixed = LivepatchModule.registrationSource(plan, replace: true, modinfo: [], clearing: .byPatch)
         #expect(mixed.contains(#"{ .name = "binfmt_misc", .funcs = funcs_1, .callbacks = { .post_unpatch = suture_post_unpatch_object_1 } }"#))
         #expect(mixed.contains("static void suture_post_unpatch_object_1(struct klp_object *obj)\n{\n\tsuture_clear_relocations(obj);\n}"))

@@ -49,4 +49,3 @@ static void suture_clear_relocations(struct klp_object *obj)
 		}
 	}
 }
-

@@ -22,4 +22,3 @@ module_exit(suture_patch_exit);
 MODULE_LICENSE("GPL");
 MODULE_INFO(livepatch, "Y");
 MODULE_DESCRIPTION("Live patch built by suture");
-
