@@ -61,19 +61,21 @@ let package = Package(
         ),
         // libFuzzer target for the ELF reader (see Benchmarks/fuzz-elf.sh).
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
+        // What the tests share: the suture binary under test, scratch folders, setup errors.
+        .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
-        .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
-        .testTarget(name: "TargetKernelTests", dependencies: ["TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
-        .testTarget(name: "KernelPatchTests", dependencies: ["KernelPatch", "TargetKernel", "Platform"]),
-        .testTarget(name: "ProcessPatchTests", dependencies: ["ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "ELFTests", dependencies: ["TestSupport", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(name: "PatchCoreTests", dependencies: ["TestSupport", "PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
+        .testTarget(name: "TargetKernelTests", dependencies: ["TestSupport", "TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
+        .testTarget(name: "KernelPatchTests", dependencies: ["TestSupport", "KernelPatch", "PatchCore", "ELF", "TargetKernel", "Platform"]),
+        .testTarget(name: "ProcessPatchTests", dependencies: ["TestSupport", "ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built
         // `suture` binary and the VM library). Guests run one at a time.
         .testTarget(
             name: "IntegrationTests",
-            dependencies: ["VM", "TargetKernel", "Platform", "ELF"],
+            dependencies: ["VM", "TargetKernel", "Platform", "ELF", "TestSupport"],
             exclude: ["Fixtures"]
         ),
     ]

@@ -12,6 +12,13 @@ public struct PatchedObject: Sendable {
     public let target: KlpObject
     public let result: ObjectDiff.Result
     public let patch: PatchObject
+
+    public init(object: String, target: KlpObject, result: ObjectDiff.Result, patch: PatchObject) {
+        self.object = object
+        self.target = target
+        self.result = result
+        self.patch = patch
+    }
 }
 
 /// How the module redirects one function.
@@ -85,7 +92,7 @@ public enum LivepatchModule {
                             modules: (String) throws(BuildError) -> ModuleSymbols) throws(BuildError) -> Plan {
         var plan = Plan()
         var usedNames = Set<String>()
-        var refusals: [String] = []
+        var refusals: [RefusedChange] = []
         for (n, patched) in patches.enumerated() {
             var object = patched.patch.object
             let original = patched.result.original
@@ -124,7 +131,8 @@ public enum LivepatchModule {
                 for r in entries {
                     guard let s = r.symbol, moduleKlp.contains(object.symbols[s.value].name) else { continue }
                     let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target.name).".count).prefix { $0 != "," }
-                    refusals.append("\(user): \(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    let refusal = RefusedChange(object: user, function: String(name), reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    if !refusals.contains(refusal) { refusals.append(refusal) }
                 }
             }
             for function in patched.patch.functions where !function.isNew {
@@ -164,11 +172,9 @@ public enum LivepatchModule {
             }
             plan.objects.append(("patch-\(n).o", object))
         }
-        var seen = Set<String>()
-        refusals = refusals.filter { seen.insert($0).inserted }
         if !refusals.isEmpty {
             throw BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
-                + refusals.map { "  " + $0 }.joined(separator: "\n"))
+                + refusals.map { "  \($0.object): \($0.reason)" }.joined(separator: "\n"), refusals: refusals)
         }
         return plan
     }

@@ -76,6 +76,12 @@ public struct ExportedSymbols: Sendable {
         public let owner: String
         public let namespace: String?
         public let gplOnly: Bool
+
+        public init(owner: String, namespace: String? = nil, gplOnly: Bool = false) {
+            self.owner = owner
+            self.namespace = namespace
+            self.gplOnly = gplOnly
+        }
     }
 
     public let symbols: [String: Export]

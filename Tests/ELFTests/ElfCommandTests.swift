@@ -1,23 +1,14 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ELF
 import Platform
+import TestSupport
 import Testing
 
 /// `suture elf` as users run it: the built binary, its output and exit codes.
 @Suite struct ElfCommandTests {
-    /// The `suture` binary of this build: `SUTURE_BINARY`, else the one
-    /// beside the test bundle in the same build folder.
-    static func binary() throws -> String {
-        if let path = FileSystem.environment("SUTURE_BINARY") { return path }
-        let exe = try FileSystem.readLink("/proc/self/exe")
-        let candidate = Path.join(Path.directory(of: exe), "suture")
-        try #require(FileSystem.exists(candidate), "no suture binary next to \(exe); run swift build first")
-        return candidate
-    }
-
     @Test func jsonOfAModuleMatchesTheLibrary() throws {
         let module = Samples.moduleSample(count: 5)[0]
-        let result = try Command.run([try Self.binary(), "elf", "--json", module])
+        let result = try Command.run([try SutureBinary.checked(), "elf", "--json", module])
         #expect(result.termination == .exited(0))
         let printed = try JSON.parse(result.stdout)
         var out = ByteWriter()
@@ -29,7 +20,7 @@ import Testing
 
     @Test func textListsSectionsSymbolsAndRelocations() throws {
         let module = Samples.moduleSample(count: 5)[0]
-        let result = try Command.run([try Self.binary(), "elf", module])
+        let result = try Command.run([try SutureBinary.checked(), "elf", module])
         #expect(result.termination == .exited(0))
         #expect(result.stdoutText.contains("Sections:"))
         #expect(result.stdoutText.contains("Relocation section '.rela"))
@@ -41,12 +32,12 @@ import Testing
         defer { dir.remove() }
         let garbage = Path.join(dir.path, "garbage.ko")
         try FileSystem.write(garbage, Array("this is not an object file at all".utf8))
-        let text = try Command.run([try Self.binary(), "elf", garbage])
+        let text = try Command.run([try SutureBinary.checked(), "elf", garbage])
         #expect(text.termination == .exited(1))
         #expect(text.stdout.isEmpty)
         #expect(text.stderrText.contains("\(garbage): byte 0x0 (0): not an ELF file"), "\(text.stderrText)")
 
-        let json = try Command.run([try Self.binary(), "elf", "--json", garbage])
+        let json = try Command.run([try SutureBinary.checked(), "elf", "--json", garbage])
         #expect(json.termination == .exited(1))
         let error = try JSON.parse(json.stdout)
         #expect(error["error"]?["code"]?.stringValue == "elf-not-elf")
@@ -55,24 +46,24 @@ import Testing
         let truncated = Path.join(dir.path, "truncated.ko")
         let module = try FileSystem.read(Samples.moduleSample(count: 5)[0])
         try FileSystem.write(truncated, Array(module[0..<(module.count / 2)]))
-        let cut = try Command.run([try Self.binary(), "elf", truncated])
+        let cut = try Command.run([try SutureBinary.checked(), "elf", truncated])
         #expect(cut.termination == .exited(1))
         #expect(cut.stderrText.contains("extends past the end of the file"), "\(cut.stderrText)")
 
-        let missing = try Command.run([try Self.binary(), "elf", Path.join(dir.path, "missing.ko")])
+        let missing = try Command.run([try SutureBinary.checked(), "elf", Path.join(dir.path, "missing.ko")])
         #expect(missing.termination == .exited(1))
         #expect(missing.stderrText.contains("missing.ko: cannot read: No such file or directory"), "\(missing.stderrText)")
 
-        let usage = try Command.run([try Self.binary(), "elf"])
+        let usage = try Command.run([try SutureBinary.checked(), "elf"])
         #expect(usage.termination == .exited(64))
     }
 
     /// The binary runs inside small VM guests: no full Foundation, no ICU.
     @Test func binaryStaysLean() throws {
-        let symbols = try Command.output(["nm", "--defined-only", try Self.binary()])
+        let symbols = try Command.output(["nm", "--defined-only", try SutureBinary.checked()])
         #expect(!symbols.contains("FoundationInternationalization"), "FoundationInternationalization is linked in")
         #expect(!symbols.contains("ucol_open"), "ICU is linked in")
-        let libraries = try Command.output(["ldd", try Self.binary()])
+        let libraries = try Command.output(["ldd", try SutureBinary.checked()])
         #expect(!libraries.contains("libswiftCore"), "the Swift runtime must be linked statically")
         #expect(!libraries.contains("Foundation"))
     }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
 import Platform
+import TestSupport
 import Testing
 import VM
 

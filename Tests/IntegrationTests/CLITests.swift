@@ -2,6 +2,7 @@
 import Foundation
 import Platform
 import TargetKernel
+import TestSupport
 import Testing
 import VM
 
@@ -176,7 +177,7 @@ final class InputPipe {
 
     init() throws {
         var fds: [Int32] = [-1, -1]
-        guard pipe(&fds) == 0 else { throw IntegrationError("pipe: \(errno)") }
+        guard pipe(&fds) == 0 else { throw TestError("pipe: \(errno)") }
         readEnd = fds[0]
         writeEnd = fds[1]
         _ = fcntl(writeEnd, F_SETFD, FD_CLOEXEC)

@@ -2,6 +2,7 @@
 import ELF
 import Foundation
 import Platform
+import TestSupport
 import Testing
 
 /// `suture load/unload/list/status/force` in one guest of the target
@@ -45,7 +46,7 @@ struct ManagerGuestTests {
         let file = try ELFFile.parse(module, path: "module")
         var object = try RelocatableObject(file)
         guard let index = object.sections.firstIndex(where: { $0.name == ".modinfo" }) else {
-            throw IntegrationError("module has no .modinfo")
+            throw TestError("module has no .modinfo")
         }
         var info: [UInt8] = []
         for (key, value) in file.modinfo() {

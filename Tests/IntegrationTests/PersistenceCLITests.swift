@@ -2,6 +2,7 @@
 import Foundation
 import Platform
 import TargetKernel
+import TestSupport
 import Testing
 
 /// The persistence commands on the host, which never loads a module: the

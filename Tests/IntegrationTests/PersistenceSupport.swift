@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
 import Platform
+import TestSupport
 import Testing
 import VM
 
@@ -55,11 +56,11 @@ actor PersistenceModules {
         let run = try Command.run([try SutureBinary.checked(), "build", "--json", "--no-replace", "--name", name,
                                    "-o", directory, diff], timeout: 900)
         guard run.termination == .exited(0) else {
-            throw IntegrationError("suture build \(fixture) failed: \(run.stdoutText)\(run.stderrText)")
+            throw TestError("suture build \(fixture) failed: \(run.stdoutText)\(run.stderrText)")
         }
         let report = try JSON.parse(run.stdout)
         guard let module = report["module"]?.stringValue else {
-            throw IntegrationError("suture build \(fixture) named no module: \(run.stdoutText)")
+            throw TestError("suture build \(fixture) named no module: \(run.stdoutText)")
         }
         return PersistencePatch(path: module, name: "livepatch_\(name)", sha256: try SHA256.hex(file: module))
     }
@@ -82,7 +83,7 @@ final class PersistenceGuest: @unchecked Sendable {
     }
 
     static func current() throws -> PersistenceGuest {
-        guard let shared else { throw IntegrationError("no guest: mark the suite with .persistenceGuest") }
+        guard let shared else { throw TestError("no guest: mark the suite with .persistenceGuest") }
         return shared
     }
 

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
 import Platform
+import TestSupport
 import Testing
 import VM
 
@@ -118,7 +119,7 @@ struct PersistenceGuestTests {
     static func withUnresolvableSymbol(_ module: [UInt8]) throws -> [UInt8] {
         let needle = Array(".klp.sym.vmlinux.nr_threads,".utf8)
         guard let start = (0...(module.count - needle.count)).first(where: { module[$0..<($0 + needle.count)].elementsEqual(needle) }) else {
-            throw IntegrationError("the proc-string module has no klp symbol nr_threads")
+            throw TestError("the proc-string module has no klp symbol nr_threads")
         }
         var bytes = module
         bytes[start + needle.count - 2] = UInt8(ascii: "z")

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Platform
 import TargetKernel
+import TestSupport
 import Testing
 
 /// `suture build` refuses what cannot be live-patched, with a reason, and
@@ -9,27 +10,31 @@ import Testing
 @Suite(.serialized) struct BuildRefusalTests {
     static let fixtures = Path.join(Path.directory(of: #filePath), "../Fixtures/kernel")
 
-    static func binary() throws -> String {
-        if let path = FileSystem.environment("SUTURE_BINARY") { return path }
-        let exe = try FileSystem.readLink("/proc/self/exe")
-        let candidate = Path.join(Path.directory(of: exe), "suture")
-        try #require(FileSystem.exists(candidate), "no suture binary next to \(exe)")
-        return candidate
-    }
 
     /// Runs `suture build` in an empty folder and checks the refusal.
     @discardableResult
     static func refuse(_ arguments: [String], code: String, mentions: [String],
+                       refusals: [(object: String, function: String, reason: String)]? = nil,
                        environment: [String: String]? = nil) throws -> String {
         let dir = try TemporaryDirectory(prefix: "suture-refusal")
         defer { dir.remove() }
-        let run = try Command.run([try binary(), "build", "--json", "-o", dir.path] + arguments,
+        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "-o", dir.path] + arguments,
                                   environment: environment, timeout: 600)
         #expect(run.termination == .exited(1), "expected a refusal: \(run.stderrText)")
         let json = try JSON.parse(run.stdout)
         #expect(json["error"]?["code"]?.stringValue == code, "\(run.stdoutText)")
         let message = json["error"]?["message"]?.stringValue ?? ""
         for text in mentions { #expect(message.contains(text), "'\(text)' not in: \(message)") }
+        // Refusals come as a list too: object, function, reason (a part of it).
+        let listed = json["error"]?["refusals"]?.arrayValue ?? []
+        if let refusals {
+            #expect(listed.count == refusals.count, "\(run.stdoutText)")
+            for (entry, expected) in zip(listed, refusals) {
+                #expect(entry["object"]?.stringValue == expected.object, "\(entry)")
+                #expect(entry["function"]?.stringValue == expected.function, "\(entry)")
+                #expect(entry["reason"]?.stringValue?.contains(expected.reason) == true, "\(entry)")
+            }
+        }
         #expect(try FileSystem.list(dir.path).isEmpty, "a refused build left files behind")
         // The cached tree is still pristine.
         let kernel = try KernelResolver().defaultTarget()
@@ -46,7 +51,8 @@ import Testing
 
     @Test func changedDataInitializerIsRefused() throws {
         try Self.refuse([Path.join(Self.fixtures, "data-initializer/patch.diff")], code: "build-refused",
-                        mentions: ["panic_timeout", "initializer changed"])
+                        mentions: ["panic_timeout", "initializer changed"],
+                        refusals: [("kernel/panic.o", "panic_timeout", "initializer changed")])
     }
 
     @Test func noFunctionalChange() throws {
@@ -85,12 +91,14 @@ import Testing
         let hunk = "--- a/kernel/sys.c\n+++ b/kernel/sys.c\n@@ -1303,6 +1303,7 @@" + String(kpatch[start.lowerBound...])
         let diff = Path.join(dir.path, "plain.diff")
         try FileSystem.write(diff, hunk)
-        try Self.refuse([diff], code: "build-refused", mentions: ["__do_sys_newuname", "__fentry__", "KPATCH_SYSCALL_DEFINEn"])
+        try Self.refuse([diff], code: "build-refused", mentions: ["__do_sys_newuname", "__fentry__", "KPATCH_SYSCALL_DEFINEn"],
+                        refusals: [("kernel/sys.o", "__do_sys_newuname", "KPATCH_SYSCALL_DEFINEn")])
     }
 
     @Test func forceUnsafeIsRefused() throws {
         try Self.refuse([Path.join(Self.fixtures, "kpatch-force/patch.diff")], code: "build-refused",
-                        mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"])
+                        mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"],
+                        refusals: [("fs/proc/loadavg.o", "loadavg_proc_show", "KPATCH_FORCE_UNSAFE")])
     }
 
     @Test func newFilesAreRefused() throws {
@@ -145,7 +153,9 @@ extension String {
     @Test func jumpLabelOnTheModulesOwnKeyIsRefused() throws {
         try BuildRefusalTests.refuse([Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
                                      code: "build-refused",
-                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"])
+                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"],
+                                     refusals: [("net/netfilter/nf_tables_core.o", "nft_trace_enabled", "static_key_enabled"),
+                                                ("net/netfilter/nf_tables_core.o", "nft_counters_enabled", "__jump_table")])
     }
 
     @Test func moduleNotInTheConfigurationIsAnError() throws {

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 import Testing
 
 /// Unwinding through patched code: the C++ fixture's check() throws for

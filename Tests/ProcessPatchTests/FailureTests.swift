@@ -66,6 +66,11 @@ import Testing
         #expect(json["error"]?["code"]?.stringValue == "process-refused", "\(result.summary)")
         let message = json["error"]?["message"]?.stringValue ?? ""
         #expect(message.contains("limit") && message.contains("initializer"), "\(message)")
+        let refusals = json["error"]?["refusals"]?.arrayValue ?? []
+        #expect(refusals.count == 1, "\(result.summary)")
+        #expect(refusals.first?["object"]?.stringValue?.hasSuffix(".c") == true, "\(result.summary)")
+        #expect(refusals.first?["function"]?.stringValue == "limit", "\(result.summary)")
+        #expect(refusals.first?["reason"]?.stringValue?.contains("initializer") == true, "\(result.summary)")
         #expect(!FileSystem.exists(patch), "no patch file may be written")
     }
 

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 import Testing
 
 /// Suture killed with SIGKILL at named points of an apply or a revert

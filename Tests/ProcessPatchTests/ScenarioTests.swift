@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 import Testing
 
 /// Real programs, real ptrace: each fixture is built with `suture process

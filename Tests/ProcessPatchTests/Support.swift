@@ -2,23 +2,15 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 import Testing
 
 /// The `suture` binary the tests drive (next to the test bundle, or
 /// `SUTURE_BINARY`).
 enum Suture {
-    static let path: String = {
-        if let given = ProcessInfo.processInfo.environment["SUTURE_BINARY"], !given.isEmpty { return given }
-        let bundle = (try? FileSystem.readLink("/proc/self/exe")) ?? CommandLine.arguments[0]
-        return Path.join(Path.directory(of: bundle), "suture")
-    }()
+    static var path: String { SutureBinary.path }
 
-    static func checked() throws -> String {
-        guard access(path, X_OK) == 0 else {
-            throw TestError("no suture binary at \(path): run `swift build -c release` first, or set SUTURE_BINARY")
-        }
-        return path
-    }
+    static func checked() throws -> String { try SutureBinary.checked() }
 
     /// Runs suture to completion.
     static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double = 300) throws -> CommandResult {
@@ -31,11 +23,6 @@ enum Suture {
         let json = (try? JSON.parse(result.stdoutText)) ?? .null
         return (result, json)
     }
-}
-
-struct TestError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// A fixture (C sources, Makefile, diffs) copied into a scratch folder.

@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 import Testing
 
 /// The per-thread and hybrid models on the sleeper fixture, whose napper

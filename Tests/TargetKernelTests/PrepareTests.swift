@@ -2,6 +2,7 @@
 import Glibc
 import Platform
 import TargetKernel
+import TestSupport
 import Testing
 
 /// `prepare` with stand-in trees in private caches: the source checks, the
@@ -130,7 +131,7 @@ import Testing
 
         for signal in [SIGKILL, SIGTERM] {
             let child = try ChildProcess(
-                [try sutureBinary(), "kernel", "prepare", "--kernel", kernel.release, "--source", tarball, "--cache", cacheRoot],
+                [try SutureBinary.checked(), "kernel", "prepare", "--kernel", kernel.release, "--source", tarball, "--cache", cacheRoot],
                 environment: Command.environment(["SUTURE_TEST_STALL": "1"]),
                 stdout: .null, stderr: .null, newProcessGroup: true)
             // Wait until the stand-in's modules_prepare is running.

@@ -2,6 +2,7 @@
 import ELF
 import Platform
 import TargetKernel
+import TestSupport
 import Testing
 
 /// The default target kernel's prepared tree, shared by every test that
@@ -58,15 +59,6 @@ enum StandIn {
     }
 }
 
-/// The `suture` binary of this build: `SUTURE_BINARY`, else the one beside
-/// the test bundle in the same build folder.
-func sutureBinary() throws -> String {
-    if let path = FileSystem.environment("SUTURE_BINARY") { return path }
-    let exe = try FileSystem.readLink("/proc/self/exe")
-    let candidate = Path.join(Path.directory(of: exe), "suture")
-    try #require(FileSystem.exists(candidate), "no suture binary next to \(exe); run swift build first")
-    return candidate
-}
 
 /// Names in `dir`, or none when it does not exist.
 func entries(_ dir: String) -> [String] { (try? FileSystem.list(dir)) ?? [] }

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
 import Glibc
+import TestSupport
 
 /// Lets only one guest run at a time in the whole test process, and
 /// across test processes: two TCG guests on two cores slow each other
@@ -15,7 +16,7 @@ enum GuestLock {
 
     static func withLock<T>(_ body: () async throws -> T) async throws -> T {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
-        guard fd >= 0 else { throw IntegrationError("open \(path): \(String(cString: strerror(errno)))") }
+        guard fd >= 0 else { throw TestError("open \(path): \(String(cString: strerror(errno)))") }
         defer { close(fd) } // releases the lock
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             try await Task.sleep(nanoseconds: 50_000_000)

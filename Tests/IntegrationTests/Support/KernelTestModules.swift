@@ -3,6 +3,7 @@ import Foundation
 import Platform
 import Synchronization
 import TargetKernel
+import TestSupport
 
 /// The kernel's own livepatch test modules, `lib/livepatch/test_klp_*.c`
 /// of the target's Debian source tarball: `test_klp_livepatch`,
@@ -28,7 +29,7 @@ enum KernelTestModules {
 
     static func bytes(_ name: String, for release: KernelRelease? = nil) throws -> [UInt8] {
         guard let bytes = try all(for: release)[name] else {
-            throw IntegrationError("\(name) is not among the kernel's livepatch test modules")
+            throw TestError("\(name) is not among the kernel's livepatch test modules")
         }
         return bytes
     }
@@ -36,13 +37,13 @@ enum KernelTestModules {
     /// File name → source of every `lib/livepatch/test_klp_*.c` in the tarball.
     static func sources(of release: KernelRelease) throws -> [String: [UInt8]] {
         guard let tarball = release.matchingSourceTarball ?? release.sourceTarball else {
-            throw IntegrationError("no \(release.sourcePackage) tarball for \(release.release): install \(release.sourcePackage)")
+            throw TestError("no \(release.sourcePackage) tarball for \(release.release): install \(release.sourcePackage)")
         }
         let directory = try TemporaryDirectory(prefix: "suture-klp-sources")
         defer { directory.remove() }
         let tar = try Command.run(["tar", "-xJf", tarball, "-C", directory.path, "--wildcards", "*/lib/livepatch/test_klp_*.c"])
         guard tar.termination.succeeded else {
-            throw IntegrationError("extract lib/livepatch/test_klp_*.c from \(tarball): \(tar.stderrText)")
+            throw TestError("extract lib/livepatch/test_klp_*.c from \(tarball): \(tar.stderrText)")
         }
         var sources: [String: [UInt8]] = [:]
         for top in try FileSystem.list(directory.path) {
@@ -52,7 +53,7 @@ enum KernelTestModules {
             }
         }
         guard sources["test_klp_livepatch.c"] != nil else {
-            throw IntegrationError("\(tarball) has no lib/livepatch/test_klp_livepatch.c")
+            throw TestError("\(tarball) has no lib/livepatch/test_klp_livepatch.c")
         }
         return sources
     }

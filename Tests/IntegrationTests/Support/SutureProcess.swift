@@ -2,6 +2,7 @@
 import Foundation
 import Glibc
 import Platform
+import TestSupport
 
 /// Runs the `suture` binary as a user would, holding `GuestLock`.
 enum SutureCLI {

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Platform
+import TestSupport
 import Testing
 import TargetKernel
 import VM
@@ -29,7 +30,7 @@ final class TestGuest: @unchecked Sendable {
 
     /// The suite's guest; fails outside a `.guest(...)` suite.
     static func current() throws -> TestGuest {
-        guard let shared else { throw IntegrationError("no guest: mark the suite with .guest(...)") }
+        guard let shared else { throw TestError("no guest: mark the suite with .guest(...)") }
         return shared
     }
 

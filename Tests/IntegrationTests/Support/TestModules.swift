@@ -3,6 +3,7 @@ import Foundation
 import Platform
 import Synchronization
 import TargetKernel
+import TestSupport
 
 /// Builds out-of-tree kernel modules against a kernel's headers with
 /// kbuild (`make -C /lib/modules/RELEASE/build M=DIR`), one object per C
@@ -11,7 +12,7 @@ enum KernelModuleBuild {
     /// C file name → source; returns module name → `.ko` bytes.
     static func build(_ sources: [String: [UInt8]], for release: KernelRelease) throws -> [String: [UInt8]] {
         guard let headers = release.headers else {
-            throw IntegrationError("no headers for \(release.release): install linux-headers-\(release.release)")
+            throw TestError("no headers for \(release.release): install linux-headers-\(release.release)")
         }
         let directory = try TemporaryDirectory(prefix: "suture-test-modules")
         defer { directory.remove() }
@@ -23,7 +24,7 @@ enum KernelModuleBuild {
         try FileSystem.write(Path.join(directory.path, "Kbuild"), "obj-m := \(objects.joined(separator: " "))\n")
         let make = try Command.run(["make", "-C", headers, "M=\(directory.path)", "-j2", "modules"])
         guard make.termination.succeeded else {
-            throw IntegrationError("kbuild failed:\n\(Command.tail(make.stdoutText + make.stderrText, lines: 40))")
+            throw TestError("kbuild failed:\n\(Command.tail(make.stdoutText + make.stderrText, lines: 40))")
         }
         var modules: [String: [UInt8]] = [:]
         for object in objects {
@@ -38,12 +39,12 @@ enum KernelModuleBuild {
     /// name), e.g. `lib/livepatch/test_klp_livepatch.c`.
     static func kernelSource(_ path: String, of release: KernelRelease) throws -> [UInt8] {
         guard let tarball = release.matchingSourceTarball ?? release.sourceTarball else {
-            throw IntegrationError("no \(release.sourcePackage) tarball: install \(release.sourcePackage)")
+            throw TestError("no \(release.sourcePackage) tarball: install \(release.sourcePackage)")
         }
         let member = "\(release.sourcePackage)/\(path)"
         let source = try Command.run(["tar", "-xJf", tarball, "--occurrence=1", "-O", member])
         guard source.termination.succeeded, !source.stdout.isEmpty else {
-            throw IntegrationError("extract \(member) from \(tarball): \(source.stderrText)")
+            throw TestError("extract \(member) from \(tarball): \(source.stderrText)")
         }
         return source.stdout
     }
@@ -72,7 +73,7 @@ enum TestModules {
             cached = built
             return built
         }
-        guard let bytes = all[name] else { throw IntegrationError("module \(name) was not built") }
+        guard let bytes = all[name] else { throw TestError("module \(name) was not built") }
         return bytes
     }
 }
