@@ -67,7 +67,13 @@ let package = Package(
         .testTarget(name: "ELFTests", dependencies: ["TestSupport", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["TestSupport", "PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
         .testTarget(name: "TargetKernelTests", dependencies: ["TestSupport", "TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
-        .testTarget(name: "KernelPatchTests", dependencies: ["TestSupport", "KernelPatch", "PatchCore", "ELF", "TargetKernel", "Platform"]),
+        .testTarget(
+            name: "KernelPatchTests",
+            dependencies: [
+                "TestSupport", "KernelPatch", "PatchCore", "ELF", "TargetKernel", "Platform",
+                .product(name: "SystemPackage", package: "swift-system"),
+            ]
+        ),
         .testTarget(name: "ProcessPatchTests", dependencies: ["TestSupport", "ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),

@@ -18,7 +18,7 @@ public enum DemoPatch {
         do {
             original = try FileSystem.readText(Path.join(tree.sourceDirectory, file))
         } catch {
-            throw BuildError(.io, "reading \(file) of the \(tree.release) source: \(error.description)")
+            throw BuildError(.io, "reading \(file) of the \(tree.release) source: \(error.description)", cause: error)
         }
         guard let range = original.firstRange(of: anchor) else {
             throw BuildError(.unsupportedChange, "the demo's anchor is not in \(file) of \(tree.release); this kernel's version_proc_show looks different")
@@ -36,7 +36,7 @@ public enum DemoPatch {
             diff = result.stdoutText
             try FileSystem.write(path, diff)
         } catch {
-            throw BuildError(.io, "writing the demo diff: \(error.description)")
+            throw BuildError(.io, "writing the demo diff: \(error.description)", cause: error)
         }
         return diff
     }

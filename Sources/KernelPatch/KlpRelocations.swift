@@ -22,7 +22,7 @@ extension LivepatchModule {
             file = try ELFFile.open(path)
             object = try RelocatableObject(file)
         } catch {
-            throw BuildError(.linkFailed, "reading the linked module: \(error.description)")
+            throw BuildError(.linkFailed, "reading the linked module: \(error.description)", cause: error)
         }
         var klpSymbols = Set<Int>()
         for (i, s) in object.symbols.enumerated() where s.name.hasPrefix(".klp.sym.") {
@@ -70,7 +70,7 @@ extension LivepatchModule {
         do {
             try object.removeSections(Set(emptied.map(SectionID.init)))
         } catch {
-            throw BuildError(.linkFailed, "\(path): \(error.description)")
+            throw BuildError(.linkFailed, "\(path): \(error.description)", cause: error)
         }
         let unresolved = object.symbols.filter { $0.place == .undefined && !$0.name.isEmpty && exports[$0.name] == nil }
         guard unresolved.isEmpty else {
@@ -79,7 +79,7 @@ extension LivepatchModule {
         do {
             try ELFWriter.write(object, to: path)
         } catch {
-            throw BuildError(.io, error.description)
+            throw BuildError(.io, error.description, cause: error)
         }
         return Rewrite(klpSections: names, klpRelocations: moved)
     }

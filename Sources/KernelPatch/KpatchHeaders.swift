@@ -17,7 +17,7 @@ public enum KpatchHeaders {
             try FileSystem.makeDirectories(directory)
             for (name, text) in files { try FileSystem.write(Path.join(directory, name), text) }
         } catch {
-            throw BuildError(.io, "writing the kpatch headers in \(directory): \(error.description)")
+            throw BuildError(.io, "writing the kpatch headers in \(directory): \(error.description)", cause: error)
         }
         return "-I\(directory)"
     }

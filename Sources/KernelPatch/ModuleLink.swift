@@ -29,9 +29,9 @@ extension LivepatchModule {
             try FileSystem.write(Path.join(directory, "Makefile"),
                                  "obj-m := \(moduleName).o\n\(moduleName)-y := \(objects.joined(separator: " "))\n")
         } catch let error as ELFError {
-            throw BuildError(.io, error.description)
+            throw BuildError(.io, error.description, cause: error)
         } catch {
-            throw BuildError(.io, "writing the module sources in \(directory): \(error)")
+            throw BuildError(.io, "writing the module sources in \(directory): \(error)", cause: error as? any SutureError)
         }
         let result: CommandResult
         do {

@@ -23,7 +23,7 @@ public struct ModuleSymbols: Sendable {
     public init(module: String, path: String) throws(BuildError) {
         let file: ELFFile
         do { file = try ELFFile.open(path) } catch {
-            throw BuildError(.io, "reading the module \(module): \(error.description)")
+            throw BuildError(.io, "reading the module \(module): \(error.description)", cause: error)
         }
         var entries: [Entry] = []
         var byName: [String: [Int]] = [:]

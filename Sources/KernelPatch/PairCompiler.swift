@@ -57,7 +57,7 @@ final class PairCompiler {
             do {
                 mapped = try pristineWorkspace().objects(compiling: unmapped, keep: keep, limit: limit)
             } catch where error.kind == .tooMany {
-                throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it")
+                throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it", cause: error)
             }
             for (file, list) in mapped {
                 cache.store(objects: list, compiling: file)

@@ -98,7 +98,7 @@ public struct ProcessBuild {
         } catch let error as ProcessError {
             throw error
         } catch {
-            throw ProcessError(.build, "the build did not produce \(binaryPath): \(error)")
+            throw ProcessError(.build, "the build did not produce \(binaryPath): \(error)", cause: error as? any SutureError)
         }
 
         // 2. A patched copy of the source.
@@ -190,7 +190,7 @@ public struct ProcessBuild {
         do {
             try ELFWriter.write(merge.object, to: options.output)
         } catch {
-            throw ProcessError(.build, "write \(options.output): \(error.description)")
+            throw ProcessError(.build, "write \(options.output): \(error.description)", cause: error)
         }
         return Result(output: options.output, manifest: manifest, objects: summaries, binary: binaryPath)
     }
@@ -210,7 +210,7 @@ public struct ProcessBuild {
         } catch let error as ProcessError {
             throw error
         } catch {
-            throw ProcessError(.build, "compiler wrapper: \(error)")
+            throw ProcessError(.build, "compiler wrapper: \(error)", cause: error as? any SutureError)
         }
         Progress.say("suture: building in \(source): \(options.buildCommand)")
         let path = wrappers + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
@@ -309,7 +309,7 @@ public struct ProcessBuild {
         } catch let error as ProcessError {
             throw error
         } catch {
-            throw ProcessError(.build, "recompile \(src): \(error)")
+            throw ProcessError(.build, "recompile \(src): \(error)", cause: error as? any SutureError)
         }
     }
 

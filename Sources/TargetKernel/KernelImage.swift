@@ -15,7 +15,7 @@ public enum KernelImage {
     public static func extractVmlinux(from image: String) throws(KernelError) -> [UInt8] {
         let file: MappedFile
         do { file = try MappedFile(path: image) } catch {
-            throw KernelError(.missingPiece, "read \(image): \(error.description)")
+            throw KernelError(.missingPiece, "read \(image): \(error.description)", cause: error)
         }
         let payload = try compressedPayload(file.bytes, image: image)
         guard let tool = decompressor(for: payload) else {
@@ -25,7 +25,7 @@ public enum KernelImage {
         do {
             result = try Command.run(tool, input: payload)
         } catch {
-            throw KernelError(.missingPiece, "decompress \(image): \(error.description)")
+            throw KernelError(.missingPiece, "decompress \(image): \(error.description)", cause: error)
         }
         guard result.termination.succeeded, result.stdout.starts(with: [0x7f, 0x45, 0x4c, 0x46]) else {
             throw KernelError(.missingPiece, "\(image): \(tool[0]) did not produce an ELF kernel: \(Command.tail(result.stderrText))")

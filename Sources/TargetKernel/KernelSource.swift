@@ -118,7 +118,7 @@ enum KernelSource {
             result = try Command.run(["apt-get", "download", spec], environment: Command.environment(["LC_ALL": "C"]),
                                      workingDirectory: directory)
         } catch {
-            throw KernelError(.missingPiece, "cannot run apt-get to fetch \(spec): \(error.description)")
+            throw KernelError(.missingPiece, "cannot run apt-get to fetch \(spec): \(error.description)", cause: error)
         }
         guard result.termination.succeeded else {
             throw KernelError(.missingPiece, "kernel \(kernel.release) is package version \(version), but \(installedNote), and `apt-get download \(spec)` failed: \(Command.tail(result.stderrText, lines: 3)). Run `apt-get update`, or pass --source TARBALL|DIR")
@@ -131,7 +131,7 @@ enum KernelSource {
         do {
             _ = try Command.output(["dpkg-deb", "-x", Path.join(directory, deb), unpacked])
         } catch {
-            throw KernelError(.prepareFailed, "cannot unpack \(deb): \(error.description)")
+            throw KernelError(.prepareFailed, "cannot unpack \(deb): \(error.description)", cause: error)
         }
         try? FileSystem.removeFile(Path.join(directory, deb))
         let srcDir = Path.join(unpacked, "usr/src")
@@ -166,7 +166,7 @@ enum KernelSource {
         do {
             result = try Command.run(arguments)
         } catch {
-            throw KernelError(.prepareFailed, "cannot \(what): \(error.description)")
+            throw KernelError(.prepareFailed, "cannot \(what): \(error.description)", cause: error)
         }
         guard result.termination.succeeded else {
             throw KernelError(.prepareFailed, "cannot \(what): \(Command.tail(result.stderrText, lines: 5))")

@@ -167,7 +167,7 @@ extension Workspace {
         do {
             result = try Command.run(["grep"] + arguments, workingDirectory: sourceDirectory)
         } catch {
-            throw KernelError(.compileFailed, "cannot search the tree for \(what): \(error.description)")
+            throw KernelError(.compileFailed, "cannot search the tree for \(what): \(error.description)", cause: error)
         }
         // grep exits 1 when nothing matches.
         guard result.termination == .exited(0) || result.termination == .exited(1) else {

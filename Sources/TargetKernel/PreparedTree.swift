@@ -52,7 +52,7 @@ public struct PreparedTree: Sendable {
         do {
             json = try JSON.parse(text)
         } catch {
-            throw KernelError(.notPristine, "\(metadataPath): \(error.description)")
+            throw KernelError(.notPristine, "\(metadataPath): \(error.description)", cause: error)
         }
         return try decode(json, path: path, file: metadataPath)
     }
@@ -91,7 +91,7 @@ public struct PreparedTree: Sendable {
         do {
             bytes = try FileSystem.read(manifestPath)
         } catch {
-            throw KernelError(.notPristine, "cannot read the manifest of \(path): \(error.description)")
+            throw KernelError(.notPristine, "cannot read the manifest of \(path): \(error.description)", cause: error)
         }
         return try TreeManifest.parse(bytes, path: manifestPath)
     }

@@ -53,7 +53,7 @@ public struct TreeCache: Sendable {
         do {
             hash = try SHA256.hex(file: config)
         } catch {
-            throw KernelError(.missingPiece, "cannot read \(config): \(error.description)")
+            throw KernelError(.missingPiece, "cannot read \(config): \(error.description)", cause: error)
         }
         var key = "\(kernel.release)-\(hash.prefix(12))"
         if let source {
@@ -128,7 +128,7 @@ public struct TreeCache: Sendable {
                 Progress.say("suture: another suture process is preparing or using \(final); waiting …")
             }
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
         defer { lock.unlock() }
 
@@ -156,7 +156,7 @@ public struct TreeCache: Sendable {
             do {
                 try FileSystem.rename(partial, final)
             } catch {
-                throw KernelError(.prepareFailed, error.description)
+                throw KernelError(.prepareFailed, error.description, cause: error)
             }
             let total = Clock.now() - started
             Progress.say("suture: prepared \(final) in \(Int(total.rounded())) s")
@@ -190,7 +190,7 @@ public struct TreeCache: Sendable {
         do {
             try FileSystem.makeDirectories(partial)
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
 
         // 1. The source, unpacked as `partial/source`.
@@ -239,7 +239,7 @@ public struct TreeCache: Sendable {
         do {
             try FileSystem.copyFile(configPath, Path.join(kbuild.buildDirectory, ".config"))
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
         Progress.say("suture: make olddefconfig …")
         try kbuild.make(["olddefconfig"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "olddefconfig", failure: .prepareFailed)
@@ -284,13 +284,13 @@ public struct TreeCache: Sendable {
         do {
             try FileSystem.write(Path.join(partial, "tree.json"), metadata.serialized(pretty: true) + "\n")
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
         let manifest = try TreeManifest.record(sourceDirectory, makeReadOnly: true)
         do {
             try FileSystem.write(Path.join(partial, "manifest"), manifest.serialized(), mode: 0o444)
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
         timer.lap("manifest")
         Progress.say("suture: recorded \(manifest.entries.count) entries in the manifest")
@@ -302,7 +302,7 @@ public struct TreeCache: Sendable {
         do {
             try FileSystem.makeDirectories(path)
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
     }
 
@@ -310,7 +310,7 @@ public struct TreeCache: Sendable {
         do {
             try FileSystem.rename(top, destination)
         } catch {
-            throw KernelError(.prepareFailed, error.description)
+            throw KernelError(.prepareFailed, error.description, cause: error)
         }
     }
 
@@ -325,7 +325,7 @@ public struct TreeCache: Sendable {
             try FileSystem.rename(path, aside)
             try FileSystem.removeTree(aside)
         } catch {
-            throw KernelError(.prepareFailed, "cannot remove the damaged tree \(path): \(error.description)")
+            throw KernelError(.prepareFailed, "cannot remove the damaged tree \(path): \(error.description)", cause: error)
         }
     }
 
@@ -337,7 +337,7 @@ public struct TreeCache: Sendable {
             do {
                 try FileSystem.removeTree(Path.join(treesDirectory, name))
             } catch {
-                throw KernelError(.prepareFailed, "cannot remove \(name): \(error.description)")
+                throw KernelError(.prepareFailed, "cannot remove \(name): \(error.description)", cause: error)
             }
         }
     }

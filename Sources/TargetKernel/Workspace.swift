@@ -50,7 +50,7 @@ public final class Workspace: @unchecked Sendable {
             }
             directory = try TemporaryDirectory(prefix: "suture-workspace")
         } catch {
-            throw KernelError(.prepareFailed, "cannot create a workspace: \(error.description)")
+            throw KernelError(.prepareFailed, "cannot create a workspace: \(error.description)", cause: error)
         }
         let source = Path.join(directory.path, "src")
         kbuild = Kbuild(sourceDirectory: source, compiler: tree.kbuild.compiler,
@@ -83,7 +83,7 @@ public final class Workspace: @unchecked Sendable {
                 try FileSystem.symlink(target: Path.join(pristine, name), at: Path.join(sourceDirectory, name))
             }
         } catch {
-            throw KernelError(.prepareFailed, "cannot create the workspace \(path): \(error.description)")
+            throw KernelError(.prepareFailed, "cannot create the workspace \(path): \(error.description)", cause: error)
         }
         try KernelSource.runTool(["cp", "-a", "--reflink=auto", tree.buildDirectory, buildDirectory],
                                  doing: "copy \(tree.buildDirectory) into the workspace")
@@ -106,7 +106,7 @@ public final class Workspace: @unchecked Sendable {
             try FileSystem.removeFile(target)
             try FileSystem.write(target, contents, mode: 0o644)
         } catch {
-            throw KernelError(.prepareFailed, "cannot write \(relative) in the workspace: \(error.description)")
+            throw KernelError(.prepareFailed, "cannot write \(relative) in the workspace: \(error.description)", cause: error)
         }
         if !replacedFiles.contains(relative) { replacedFiles.append(relative) }
     }
@@ -117,7 +117,7 @@ public final class Workspace: @unchecked Sendable {
         do {
             return try FileSystem.read(Path.join(sourceDirectory, relative))
         } catch {
-            throw KernelError(.missingPiece, "\(relative): \(error.description)")
+            throw KernelError(.missingPiece, "\(relative): \(error.description)", cause: error)
         }
     }
 
@@ -148,7 +148,7 @@ public final class Workspace: @unchecked Sendable {
                     throw PlatformError(.invalidData, "\(current) is not a folder")
                 }
             } catch {
-                throw KernelError(.prepareFailed, "cannot prepare \(relativeDirectory) in the workspace: \(error.description)")
+                throw KernelError(.prepareFailed, "cannot prepare \(relativeDirectory) in the workspace: \(error.description)", cause: error)
             }
         }
     }
