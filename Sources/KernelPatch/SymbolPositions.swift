@@ -28,7 +28,7 @@ public struct SymbolPositions: Sendable {
                          peers: [(name: String, offset: Int64)] = [], original: ObjectIndex? = nil,
                          user: String) throws(BuildError) -> Int {
         let all = table.occurrences(of: name, in: module)
-        let objectName = module ?? "vmlinux"
+        let objectName = (module.map { KlpObject.module($0) } ?? .vmlinux).name
         guard !all.isEmpty else {
             throw BuildError(.unresolvedSymbol, "\(user) refers to \(name), which \(objectName) neither exports nor lists in kallsyms; is the source the one this kernel was built from?")
         }
