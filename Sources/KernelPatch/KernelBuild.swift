@@ -236,10 +236,8 @@ public enum KernelBuild {
         timer.lap("link")
         let rewrite = try timed { () throws(BuildError) in try LivepatchModule.writeKlpRelocations(module: ko, exports: exports) }
         do {
-            try FileSystem.copyFile(ko, outputPath + ".tmp")
-            try FileSystem.rename(outputPath + ".tmp", outputPath)
+            try AtomicFile.write(outputPath, try FileSystem.read(ko), mode: 0o644)
         } catch {
-            try? FileSystem.removeFile(outputPath + ".tmp")
             throw BuildError(.io, "cannot write \(outputPath): \(error.description)")
         }
         timer.lap("klp")
