@@ -35,6 +35,11 @@ struct DiffCommand: ParsableCommand {
         try reportingErrors(json: json.json) {
             let rules: TargetRules = userSpace ? .userSpace() : .kernel()
             let result = try ObjectDiff.run(original: ELFFile.open(original), patched: ELFFile.open(patched), rules: rules)
+            // The output first: should writing it fail, the error is all
+            // that is printed (under --json, one object).
+            if result.refusals.isEmpty, let output, let patch = result.patch {
+                try ELFWriter.write(patch.object, to: output)
+            }
             if json.json {
                 printJSON(result.report.json)
             } else {
@@ -48,11 +53,10 @@ struct DiffCommand: ParsableCommand {
                 throw ExitCode(1)
             }
             if let output {
-                guard let patch = result.patch else {
+                guard result.patch != nil else {
                     Progress.warn("suture: no functional change; \(output) not written")
                     return
                 }
-                try ELFWriter.write(patch.object, to: output)
                 Progress.say("suture: wrote \(output)")
             }
         }

@@ -10,7 +10,7 @@ import Testing
 /// tree. Each name is refused, naming the line, before anything is copied.
 @Suite(.serialized) struct HostileDiffTests {
     static let hostile: [(name: String, header: String, mentions: String)] = [
-        ("dot-dot", "--- a/../../x/y.h\n+++ b/../../x/y.h\n", "line 2"),
+        ("dot-dot", "--- a/../../x/y.h\n+++ b/../../x/y.h\n", "line 1"),
         ("dot-dot-old", "--- a/../../x/y.h\n+++ b/fs/proc/cmdline.c\n", "line 1"),
         ("absolute", "--- /etc/suture-x.h\n+++ /etc/suture-x.h\n", "absolute"),
         ("absolute-after-strip", "--- a//etc/suture-x.h\n+++ b//etc/suture-x.h\n", "empty"),
