@@ -69,6 +69,7 @@ public struct ObjectIndex: Sendable {
         guard file.symbolTableIndex != nil else {
             throw PatchCoreError(.unsupportedInput, "\(file.path): has no symbol table")
         }
+        try ObjectChecks.requireConsistent(file)
         self.file = file
         self.rules = rules
         sourceFile = file.symbols.first { $0.type == SymbolType.file && !$0.name.isEmpty }?.name
