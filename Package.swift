@@ -58,6 +58,8 @@ let package = Package(
         ),
         // libFuzzer target for the ELF reader (see Benchmarks/fuzz-elf.sh).
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
+        // libFuzzer target for the object diff (see Benchmarks/fuzz-diff.sh).
+        .executableTarget(name: "DiffFuzz", dependencies: ["PatchCore", "ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
