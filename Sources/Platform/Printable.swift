@@ -33,6 +33,17 @@ public enum Printable {
         return out
     }
 
+    /// Like `escaped`, but keeps line breaks and tabs: for messages whose
+    /// layout is Suture's own while parts of them are not.
+    public static func terminalSafe(_ text: String) -> String {
+        guard text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || $0.value == 0x7f
+                                                    || (0x80...0x9f).contains($0.value) || (0x2028...0x202e).contains($0.value)
+                                                    || (0x2066...0x2069).contains($0.value) }) else { return text }
+        return text.split(separator: "\n", omittingEmptySubsequences: false)
+            .map { $0.split(separator: "\t", omittingEmptySubsequences: false).map { escaped(String($0)) }.joined(separator: "\t") }
+            .joined(separator: "\n")
+    }
+
     /// Whether `escaped(text)` would change `text`.
     public static func needsEscaping(_ text: String) -> Bool {
         escaped(text) != text
