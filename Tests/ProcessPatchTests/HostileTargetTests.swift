@@ -47,7 +47,7 @@ import Testing
         #expect(run.termination == .exited(0), "\(run.stderrText)")
         let text = run.stdoutText
         #expect(!text.utf8.contains(0x1b) && !text.utf8.contains(0x07), "raw control characters in: \(text)")
-        #expect(text.contains("\\x1b]0;owned\\x07\\x1b[2J\\n  #2 forged"), text)
+        #expect(text.contains("\\x1b]0;owned\\x07\\x1b[2J\\n  #2 forged"), "\(text)")
         #expect(!text.split(separator: "\n").contains { $0.hasPrefix("  #2") }, "a forged line: \(text)")
         let revert = try Suture.run(["process", "revert", "--pid", String(target.pid)], timeout: 60)
         #expect(!revert.stdout.contains(0x1b) && !revert.stderr.contains(0x1b), "raw escape in revert output")
