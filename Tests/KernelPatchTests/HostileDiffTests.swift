@@ -92,3 +92,25 @@ import Testing
         #expect(!FileSystem.exists(escaped), "the build wrote outside its scratch folder")
     }
 }
+
+/// The cache of original objects keeps a SHA-256 of each: a copy changed
+/// behind Suture's back is not taken for the running code.
+@Suite struct OriginalObjectCacheTests {
+    @Test func anAlteredObjectIsNotUsed() throws {
+        let dir = try TemporaryDirectory(prefix: "suture-objects")
+        defer { dir.remove() }
+        let cache = OriginalObjectCache(directory: Path.join(dir.path, "cache"))
+        let built = Path.join(dir.path, "cmdline.o")
+        try FileSystem.write(built, "original object\n")
+        try cache.store(object: "fs/proc/cmdline.o", from: built, command: "gcc -c")
+        let entry = try #require(cache.object("fs/proc/cmdline.o"))
+        #expect(entry.command == "gcc -c")
+        #expect(try FileSystem.readText(entry.path) == "original object\n")
+
+        try FileSystem.write(entry.path, "altered object!\n")
+        #expect(cache.object("fs/proc/cmdline.o") == nil, "an altered cached object was used")
+        try cache.store(object: "fs/proc/cmdline.o", from: built, command: "gcc -c")
+        try FileSystem.removeFile(entry.path + ".sha256")
+        #expect(cache.object("fs/proc/cmdline.o") == nil, "a cached object without digest was used")
+    }
+}
