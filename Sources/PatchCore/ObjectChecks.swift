@@ -27,6 +27,11 @@ enum ObjectChecks {
             // The bytes the section really has: none when its type says it
             // has no file data (a mangled sh_type), zeros for SHT_NOBITS.
             let size = section.type == SectionType.nobits ? section.size : UInt64(file.data(section).count)
+            // Elements without a size reach to the section's end: its
+            // header must not claim more bytes than the file gives it.
+            guard size == section.size else {
+                throw refuse("section \(section.name) [\(index)] of \(name) has 0x\(hex(size)) bytes in the file but claims 0x\(hex(section.size)) (sh_type \(section.type))")
+            }
             let (end, overflow) = symbol.value.addingReportingOverflow(symbol.size)
             if overflow || symbol.value > size || end > size {
                 throw refuse("\(name) at 0x\(hex(symbol.value)) size 0x\(hex(symbol.size)) lies past the end of section \(section.name) [\(index)] (0x\(hex(size)) bytes)")

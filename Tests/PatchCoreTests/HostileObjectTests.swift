@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ELF
 import Glibc
+import PatchCore
 import Platform
 import Testing
 
@@ -152,5 +153,29 @@ struct SplitMix {
         z = (z ^ (z >> 30)) &* 0xbf58_476d_1ce4_e5b9
         z = (z ^ (z >> 27)) &* 0x94d0_49bb_1331_11eb
         return z ^ (z >> 31)
+    }
+}
+
+/// Inputs the diff fuzzer (Benchmarks/fuzz-diff.sh) once crashed on, in its
+/// format: `[rules][u32 length of the original][original][patched]`. Run in
+/// process: a trap ends the test run.
+@Suite struct DiffFuzzRegressionTests {
+    static let directory = Path.join(Path.directory(of: #filePath), "Fixtures/fuzz")
+
+    /// `addend-overflow.bin`: a relocation addend near Int64.max overflowed
+    /// resolving the relocation's target.
+    /// `nofiledata-section.bin`: a section whose type says it has no file data
+    /// but whose size is not 0 held a function without size.
+    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin"]) func replays(_ name: String) throws {
+        let bytes = try FileSystem.read(Path.join(Self.directory, name))
+        try #require(bytes.count > 5)
+        let length = Int(bytes[1]) | Int(bytes[2]) << 8 | Int(bytes[3]) << 16 | Int(bytes[4]) << 24
+        let rest = Array(bytes[5...])
+        let (a, b) = length <= rest.count ? (Array(rest[..<length]), Array(rest[length...])) : (rest, rest)
+        let original = try ELFFile.parse(a, path: "original")
+        let patched = try ELFFile.parse(b, path: "patched")
+        let rules: TargetRules = bytes[0] & 1 == 1 ? .userSpace() : .kernel()
+        // A result or a refusal; either is fine, a trap is not.
+        _ = try? ObjectDiff.run(original: original, patched: patched, rules: rules)
     }
 }
