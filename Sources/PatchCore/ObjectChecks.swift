@@ -40,6 +40,9 @@ enum ObjectChecks {
                 throw refuse("\(name) is in \(section.name) [\(index)], an SHT_NOBITS section of 0x\(hex(section.size)) bytes, more than the \(nobitsLimit >> 20) MiB the diff handles")
             }
         }
+        for section in file.sections.dropFirst() where section.type == SectionType.null && section.size != 0 {
+            throw refuse("section \(section.name) [\(section.index)] has type SHT_NULL but a size of 0x\(hex(section.size))")
+        }
         for rs in file.relocationSections where rs.target > 0 {
             guard rs.target < file.sections.count else {
                 throw refuse("relocation section [\(rs.section)] applies to section \(rs.target), which does not exist")

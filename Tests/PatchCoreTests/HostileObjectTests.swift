@@ -166,7 +166,9 @@ struct SplitMix {
     /// resolving the relocation's target.
     /// `nofiledata-section.bin`: a section whose type says it has no file data
     /// but whose size is not 0 held a function without size.
-    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin"]) func replays(_ name: String) throws {
+    /// `special-entries-past-data.bin`: a special section (entries kept per
+    /// function) whose bytes were not in the file.
+    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin"]) func replays(_ name: String) throws {
         let bytes = try FileSystem.read(Path.join(Self.directory, name))
         try #require(bytes.count > 5)
         let length = Int(bytes[1]) | Int(bytes[2]) << 8 | Int(bytes[3]) << 16 | Int(bytes[4]) << 24
