@@ -46,6 +46,7 @@ for v in 1 2; do
 done
 pack 0 "$work/kernel1.o" "$work/kernel2.o" "$corpus/kernel"
 log=$(mktemp)
+started=$SECONDS
 # shellcheck disable=SC2086
 SWIFT_BACKTRACE=enable=no "$scratch/release/DiffFuzz" "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} 2>"$log" || true
@@ -53,6 +54,6 @@ SWIFT_BACKTRACE=enable=no "$scratch/release/DiffFuzz" "$corpus" -max_total_time=
 for job in fuzz-*.log; do if [ -f "$job" ]; then cat "$job" >>"$log"; rm -f "$job"; fi; done
 runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
 crashes=$(find "$artifacts" -type f | wc -l)
-echo "fuzz-diff: ${seconds}s, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
+echo "fuzz-diff: ${seconds}s asked, $((SECONDS - started))s run, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
 tail -3 "$log" >&2
 [ "$crashes" -eq 0 ]

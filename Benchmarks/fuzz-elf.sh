@@ -18,6 +18,7 @@ mapfile -t seeds < <(find /lib/modules -name '*.ko' -size -24k 2>/dev/null | sor
 for f in "${seeds[@]}"; do cp "$f" "$corpus/"; done
 printf 'int f(int x){return x+1;}\nint g;\n' | gcc -c -x c -ffunction-sections -o "$corpus/seed.o" -
 log=$(mktemp)
+started=$SECONDS
 # shellcheck disable=SC2086
 SWIFT_BACKTRACE=enable=no "$scratch/release/ELFFuzz" "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} 2>"$log" || true
@@ -25,6 +26,6 @@ SWIFT_BACKTRACE=enable=no "$scratch/release/ELFFuzz" "$corpus" -max_total_time="
 for job in fuzz-*.log; do if [ -f "$job" ]; then cat "$job" >>"$log"; rm -f "$job"; fi; done
 runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
 crashes=$(find "$artifacts" -type f | wc -l)
-echo "fuzz-elf: ${seconds}s, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
+echo "fuzz-elf: ${seconds}s asked, $((SECONDS - started))s run, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
 tail -3 "$log" >&2
 [ "$crashes" -eq 0 ]

@@ -36,7 +36,7 @@ enum ObjectChecks {
             if overflow || symbol.value > size || end > size {
                 throw refuse("\(name) at 0x\(hex(symbol.value)) size 0x\(hex(symbol.size)) lies past the end of section \(section.name) [\(index)] (0x\(hex(size)) bytes)")
             }
-            if section.type == SectionType.nobits && section.size > nobitsLimit && symbol.size > 0 {
+            if section.type == SectionType.nobits && section.size > nobitsLimit {
                 throw refuse("\(name) is in \(section.name) [\(index)], an SHT_NOBITS section of 0x\(hex(section.size)) bytes, more than the \(nobitsLimit >> 20) MiB the diff handles")
             }
         }

@@ -168,7 +168,10 @@ struct SplitMix {
     /// but whose size is not 0 held a function without size.
     /// `special-entries-past-data.bin`: a special section (entries kept per
     /// function) whose bytes were not in the file.
-    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin"]) func replays(_ name: String) throws {
+    /// `huge-nobits.bin`: a symbol without size in an SHT_NOBITS section of
+    /// exabytes, whose zeros the diff tried to allocate.
+    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin", "huge-nobits.bin"])
+    func replays(_ name: String) throws {
         let bytes = try FileSystem.read(Path.join(Self.directory, name))
         try #require(bytes.count > 5)
         let length = Int(bytes[1]) | Int(bytes[2]) << 8 | Int(bytes[3]) << 16 | Int(bytes[4]) << 24
