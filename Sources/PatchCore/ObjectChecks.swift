@@ -48,6 +48,9 @@ enum ObjectChecks {
                 throw refuse("relocation section [\(rs.section)] applies to section \(rs.target), which does not exist")
             }
             let target = file.sections[rs.target]
+            if target.type == SectionType.nobits && !rs.relocations.isEmpty {
+                throw refuse("relocation section [\(rs.section)] applies to \(target.name) [\(rs.target)], which has no bytes (SHT_NOBITS)")
+            }
             for (i, r) in rs.relocations.enumerated() where r.offset >= target.size {
                 throw refuse("relocation \(i) of section [\(rs.section)] is at offset 0x\(hex(r.offset)), past the end of \(target.name) [\(rs.target)] (size 0x\(hex(target.size)))")
             }

@@ -170,7 +170,10 @@ struct SplitMix {
     /// function) whose bytes were not in the file.
     /// `huge-nobits.bin`: a symbol without size in an SHT_NOBITS section of
     /// exabytes, whose zeros the diff tried to allocate.
-    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin", "huge-nobits.bin"])
+    /// `huge-entry-size.bin`: a mergeable section with an `sh_entsize` past
+    /// Int.max.
+    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin", "huge-nobits.bin",
+                      "huge-entry-size.bin"])
     func replays(_ name: String) throws {
         let bytes = try FileSystem.read(Path.join(Self.directory, name))
         try #require(bytes.count > 5)
