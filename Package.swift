@@ -63,6 +63,8 @@ let package = Package(
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         // What the tests share: the suture binary under test, scratch folders, setup errors.
         .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
+        // libFuzzer target for the object diff (see Benchmarks/fuzz-diff.sh).
+        .executableTarget(name: "DiffFuzz", dependencies: ["PatchCore", "ELF", "Platform"]),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["TestSupport", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "PatchCoreTests", dependencies: ["TestSupport", "PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: GPL-2.0-only
 # Fuzzes the ELF reader with libFuzzer for a bounded time and prints the
-# number of executions and crashes.
+# number of executions and crashes. Extra libFuzzer flags come from FUZZ_ARGS
+# (e.g. "-jobs=1 -workers=1").
 #   Benchmarks/fuzz-elf.sh [SECONDS]   (default 600)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,10 +18,14 @@ mapfile -t seeds < <(find /lib/modules -name '*.ko' -size -24k 2>/dev/null | sor
 for f in "${seeds[@]}"; do cp "$f" "$corpus/"; done
 printf 'int f(int x){return x+1;}\nint g;\n' | gcc -c -x c -ffunction-sections -o "$corpus/seed.o" -
 log=$(mktemp)
+started=$SECONDS
+# shellcheck disable=SC2086
 SWIFT_BACKTRACE=enable=no "$scratch/release/ELFFuzz" "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
-    -artifact_prefix="$artifacts/" -print_final_stats=1 2>"$log" || true
-runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+    -artifact_prefix="$artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} 2>"$log" || true
+# With -jobs, libFuzzer's worker writes fuzz-JOB.log in the current folder.
+for job in fuzz-*.log; do if [ -f "$job" ]; then cat "$job" >>"$log"; rm -f "$job"; fi; done
+runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
 crashes=$(find "$artifacts" -type f | wc -l)
-echo "fuzz-elf: ${seconds}s, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
+echo "fuzz-elf: ${seconds}s asked, $((SECONDS - started))s run, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
 tail -3 "$log" >&2
 [ "$crashes" -eq 0 ]

@@ -34,6 +34,14 @@ int suture_memfd_create(const char *name, unsigned int flags) {
     return (int)syscall(SYS_memfd_create, name, flags);
 }
 
+int suture_pidfd_open(pid_t pid) {
+    return (int)syscall(434 /* SYS_pidfd_open */, pid, 0);
+}
+
+int suture_pidfd_alive(int pidfd) {
+    return (int)syscall(424 /* SYS_pidfd_send_signal */, pidfd, 0, NULL, 0);
+}
+
 int suture_prctl_set_pdeathsig(int signal) {
     return prctl(PR_SET_PDEATHSIG, signal, 0, 0, 0);
 }

@@ -3,7 +3,7 @@ import Platform
 
 /// Compressed kernel modules (`.ko.xz`, `.ko.zst`, `.ko.gz`), recognised by
 /// magic and decompressed with the system's own tools.
-enum Decompression {
+public enum Decompression {
     enum Format: String {
         case xz, zstd, gzip
 
@@ -24,11 +24,25 @@ enum Decompression {
         return nil
     }
 
-    static func decompress(path: String, format: Format) throws(ELFError) -> [UInt8] {
+    /// The most a compressed file may expand to: a module is a few MiB, and
+    /// a small hostile file must not be able to fill memory.
+    public static let outputLimit = 1 << 30
+
+    /// Decompresses bytes already read, fed on standard input: the file is
+    /// not opened again, and no path reaches the tool's command line.
+    public static func decompress(bytes: [UInt8], path: String) throws(ELFError) -> [UInt8]? {
+        guard let format = bytes.withUnsafeBytes({ Decompression.format(of: $0) }) else { return nil }
+        return try run(format.command, input: bytes, path: path, format: format)
+    }
+
+    private static func run(_ arguments: [String], input: [UInt8]?, path: String, format: Format) throws(ELFError) -> [UInt8] {
         let result: CommandResult
         do {
-            result = try Command.run(format.command + [path])
+            result = try Command.run(arguments, input: input, outputLimit: outputLimit)
         } catch {
+            if error.kind == .invalidData {
+                throw ELFError(.io, path: path, "\(format.rawValue) decompression stopped: the output exceeds \(outputLimit >> 20) MiB")
+            }
             throw ELFError(.io, path: path, "cannot run \(format.command[0]) to decompress: \(error.description)")
         }
         guard result.termination.succeeded else {

@@ -32,8 +32,9 @@ public struct ELFFile: Sendable {
         } catch {
             throw ELFError(.io, path: path, "cannot read: \(error.errno?.shortDescription ?? error.description)")
         }
-        if let format = Decompression.format(of: file.bytes) {
-            let bytes = try Decompression.decompress(path: path, format: format)
+        if Decompression.format(of: file.bytes) != nil,
+           let bytes = try Decompression.decompress(bytes: Array(file.bytes), path: path) {
+            // From the bytes already read, not the file opened again.
             return try ELFFile(storage: MappedFile(bytes: bytes, path: path))
         }
         return try ELFFile(storage: file)

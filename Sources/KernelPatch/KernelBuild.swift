@@ -195,10 +195,8 @@ public enum KernelBuild {
     static func copyOut(_ context: BuildContext, _ ko: String) throws(BuildError) {
         let outputPath = context.outputPath
         do {
-            try FileSystem.copyFile(ko, outputPath + ".tmp")
-            try FileSystem.rename(outputPath + ".tmp", outputPath)
+            try AtomicFile.write(outputPath, try FileSystem.read(ko), mode: 0o644)
         } catch {
-            try? FileSystem.removeFile(outputPath + ".tmp")
             throw BuildError(.io, "cannot write \(outputPath): \(error.description)", cause: error)
         }
     }

@@ -7,8 +7,12 @@ import TargetKernel
 /// pristine tree, which never changes once prepared (its key includes the
 /// release and the config hash), so a later build of the same file only
 /// compiles the patched side.
-struct OriginalObjectCache {
-    let directory: String
+public struct OriginalObjectCache {
+    public let directory: String
+
+    public init(directory: String) {
+        self.directory = directory
+    }
 
     init(tree: PreparedTree, cacheRoot: String?) {
         directory = Path.join(CacheLocation.root(cacheRoot), "objects", tree.key)
@@ -28,19 +32,27 @@ struct OriginalObjectCache {
         try? FileSystem.writeAtomically(path, Array((objects.joined(separator: "\n") + "\n").utf8))
     }
 
-    /// The cached original object and the command kbuild compiled it with.
-    func object(_ object: String) -> (path: String, command: String)? {
+    /// The cached original object and the command kbuild compiled it with,
+    /// when its SHA-256 still matches the one recorded beside it: a damaged
+    /// or altered copy is not used (it would be diffed as the running code),
+    /// and the object is compiled again.
+    public func object(_ object: String) -> (path: String, command: String)? {
         let path = Path.join(directory, "build", object)
-        guard FileSystem.exists(path), let command = FileSystem.readTextIfPresent(path + ".command") else { return nil }
+        guard FileSystem.exists(path), let command = FileSystem.readTextIfPresent(path + ".command"),
+              let recorded = FileSystem.readTextIfPresent(path + ".sha256")?.trimmingWhitespace(),
+              let digest = try? SHA256.hex(file: path), digest == recorded else { return nil }
         return (path, command)
     }
 
-    func store(object: String, from built: String, command: String) throws(KernelError) {
+    public func store(object: String, from built: String, command: String) throws(KernelError) {
         let path = Path.join(directory, "build", object)
         do {
             try FileSystem.makeDirectories(Path.directory(of: path))
-            try FileSystem.writeAtomically(path, try FileSystem.read(built))
+            let bytes = try FileSystem.read(built)
+            try FileSystem.writeAtomically(path, bytes)
             try FileSystem.writeAtomically(path + ".command", Array(command.utf8))
+            // Last: an entry without its digest is not used.
+            try FileSystem.writeAtomically(path + ".sha256", Array((SHA256.hex(bytes) + "\n").utf8))
         } catch {
             throw KernelError(.compileFailed, "caching the original \(object) in \(directory): \(error.description)", cause: error)
         }

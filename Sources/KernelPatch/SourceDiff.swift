@@ -13,11 +13,12 @@ public struct SourceDiff: Sendable {
     public init(path: String) throws(BuildError) {
         self.path = path
         do {
-            bytes = try FileSystem.read(path)
+            bytes = try RegularFile.read(path, limit: 64 << 20).bytes
         } catch {
             throw BuildError(.io, "cannot read the diff \(path): \(error.errno?.shortDescription ?? error.description)")
         }
         digest = SHA256.hex(bytes)
+        try DiffNames.validate(bytes, diff: path)
         var files: [String] = []
         var oldName: String?
         for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false) {
@@ -82,6 +83,7 @@ public enum DiffApplier {
         do {
             for file in paths {
                 let source = Path.join(tree.sourceDirectory, file)
+                try DiffNames.requireInside(root: tree.sourceDirectory, file: file, diff: diffs.first { $0.files.contains(file) }?.path ?? "")
                 guard FileSystem.exists(source) else {
                     throw BuildError(.diffDoesNotApply, "\(file) does not exist in the \(tree.release) source tree")
                 }

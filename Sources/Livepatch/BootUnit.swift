@@ -42,6 +42,9 @@ public enum BootUnit {
     [Service]
     Type=oneshot
     RemainAfterExit=yes
+    # A hostile or broken store must not stall the boot: each load has its own
+    # transition timeout, and the whole unit this one.
+    TimeoutStartSec=5min
     ExecStart=/usr/local/bin/suture load --all
 
     [Install]

@@ -66,12 +66,8 @@ extension LivepatchManager {
             try requireSupport()
             try requireRoot("installing a live patch for the running kernel")
         }
-        let bytes: [UInt8]
-        do {
-            bytes = try FileSystem.read(path)
-        } catch {
-            throw LivepatchError(.missingFile, errno: error.errno, "cannot read \(path)")
-        }
+        // The bytes that were checked, not the file read again.
+        let bytes = module.image.fileBytes
 
         let lock = try store.lock(system, action: "install \(name)", say: progress)
         defer { lock.release() }
@@ -84,6 +80,7 @@ extension LivepatchManager {
         }
         let previous = store.entry(name, release: target)?.patch
         let moduleFile = PatchStore.moduleName(name, from: path)
+        let sequence = try store.nextSequence(target)
         let staged = try store.stage(bytes, moduleFile: moduleFile, release: target)
         var replaced: [String] = []
         if isRunning && load != .alreadyLoaded {
@@ -96,7 +93,7 @@ extension LivepatchManager {
             load = .loaded
         }
         let record = InstalledPatch(
-            name: name, release: target, sequence: store.nextSequence(target), installedAt: Clock.isoTimestamp(),
+            name: name, release: target, sequence: sequence, installedAt: Clock.isoTimestamp(),
             source: Path.absolute(path), moduleFile: moduleFile, sha256: digest,
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
         let entry: StoreEntry

@@ -97,23 +97,9 @@ extension LivepatchManager {
     /// `finit_module`, with the kernel's reason when it refuses. Returns
     /// the identity of the file that was loaded.
     private func insert(_ module: ModuleFile, parameters: String) throws(LivepatchError) -> FileIdentity {
-        let fd: FileDescriptor
-        do {
-            if let image = module.decompressed {
-                fd = try Kernel.memfdCreate(name: module.name)
-                try FileSystem.writeAll(fd: fd.rawValue, image.bytes, context: "memfd for \(module.name)")
-            } else {
-                fd = FileDescriptor(rawValue: try retryingOnEINTR("open \(module.path)") {
-                    open(module.path, O_RDONLY | O_CLOEXEC)
-                })
-            }
-        } catch {
-            throw LivepatchError(.missingFile, errno: error.errno, "cannot open \(module.path) for loading")
-        }
-        defer { try? fd.close() }
-        var st = stat()
-        let identity = module.decompressed == nil && fstat(fd.rawValue, &st) == 0
-            ? FileIdentity(st) : FileIdentity(path: module.path) ?? FileIdentity(size: 0, modified: 0, device: 0, inode: 0)
+        // The sealed bytes that were checked, never the file again.
+        let fd = module.image.sealed.fd
+        let identity = module.image.identity
         let log = KernelLogCursor(path: tree.kmsg)
         do {
             try system.calls.load(fd, parameters: parameters)

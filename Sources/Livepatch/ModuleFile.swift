@@ -24,9 +24,8 @@ public struct ModuleFile: Sendable {
     public let parameterTypes: [(name: String, type: String)]
     /// Every modinfo entry, in order.
     public let modinfo: [(key: String, value: String)]
-    /// The module image as the kernel must receive it: nil when the file
-    /// can be passed as it is, else the decompressed bytes.
-    let decompressed: MappedFile?
+    /// The file, read once, and the image the kernel gets, sealed.
+    let image: ModuleImage
 
     /// Reads and checks that `path` is a kernel module. It need not be a
     /// livepatch module: see `requireLivepatch(runningRelease:)`.
@@ -39,15 +38,8 @@ public struct ModuleFile: Sendable {
         default:
             break
         }
-        let elf: ELFFile
-        do {
-            elf = try ELFFile.open(path)
-        } catch {
-            if error.kind == .io {
-                throw LivepatchError(.missingFile, "\(error.description)")
-            }
-            throw LivepatchError(.notModule, "\(path) is not a kernel module: \(error.description)")
-        }
+        let image = try ModuleImage.read(path)
+        let elf = image.elf
         guard elf.header.type == FileType.relocatable else {
             throw LivepatchError(.notModule,
                                  "\(path) is not a kernel module: it is an ELF file of type \(elf.header.type), not a relocatable object")
@@ -63,9 +55,6 @@ public struct ModuleFile: Sendable {
             guard let colon = entry.value.firstIndex(of: ":") else { return nil }
             return (String(entry.value[..<colon]), String(entry.value[entry.value.index(after: colon)...]))
         }
-        // ELFFile.open decompresses .ko.xz/.zst/.gz in memory; the kernel
-        // then needs those bytes rather than the file.
-        let compressed = !startsWithELFMagic(path)
         return ModuleFile(
             path: path,
             name: value("name") ?? fileName,
@@ -74,7 +63,7 @@ public struct ModuleFile: Sendable {
             replace: value(replaceKey).flatMap(Self.boolean),
             parameterTypes: declared,
             modinfo: modinfo,
-            decompressed: compressed ? elf.storage : nil)
+            image: image)
     }
 
     /// The kernel release the module was built for: vermagic's first word.
@@ -158,12 +147,6 @@ public struct ModuleFile: Sendable {
         default: return nil
         }
     }
-}
-
-/// Whether the file at `path` begins with `\x7fELF` (it is not compressed).
-private func startsWithELFMagic(_ path: String) -> Bool {
-    guard let bytes = try? KernelFiles.readPrefix(path, count: 4) else { return false }
-    return bytes == [0x7f, 0x45, 0x4c, 0x46]
 }
 
 /// Module names as the kernel spells them.

@@ -131,10 +131,14 @@ public struct PatchStore: Sendable, Equatable {
         entries(release, verify: false).first { $0.name == name }
     }
 
+    /// Records are a few hundred bytes.
+    static let recordLimit = 1 << 20
+
     static func readRecord(_ path: String) -> Result<InstalledPatch, StoreProblem> {
         let bytes: [UInt8]
         do {
-            bytes = try FileSystem.read(path)
+            // Not through a symlink to a FIFO or /dev/zero, and small.
+            bytes = try RegularFile.read(path, limit: Self.recordLimit, followLinks: false).bytes
         } catch {
             return .failure(StoreProblem("cannot read the record \(path): \(error.description)"))
         }
@@ -177,8 +181,15 @@ public struct PatchStore: Sendable, Equatable {
     }
 
     /// The next place in install order.
-    func nextSequence(_ release: String) -> Int {
-        (entries(release, verify: false).compactMap(\.patch?.sequence).max() ?? 0) + 1
+    /// Stored values are hostile input: a record whose `sequence` is at its
+    /// maximum is refused rather than overflowing.
+    func nextSequence(_ release: String) throws(LivepatchError) -> Int {
+        let last = entries(release, verify: false).compactMap(\.patch?.sequence).max() ?? 0
+        let (next, overflow) = last.addingReportingOverflow(1)
+        guard !overflow else {
+            throw LivepatchError(.store, "a record in \(directory(release)) has sequence \(last), the largest there is; uninstall that patch and install it again")
+        }
+        return next
     }
 
     // MARK: - Writing (under the lock)

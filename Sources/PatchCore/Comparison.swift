@@ -131,7 +131,9 @@ struct Comparer {
                 var i = Int(offset)
                 while i < data.count && data[i] != 0 { bytes.append(data[i]); i += 1 }
             } else {
-                let end = min(Int(offset) + Int(max(s.entrySize, 1)), data.count)
+                // sh_entsize is the file's to choose: at most the section.
+                let width = Int(min(max(s.entrySize, 1), UInt64(data.count)))
+                let end = min(Int(offset) + width, data.count)
                 bytes = data.slice(Int(offset)..<end).array
             }
             return .merged(bytes, addend)

@@ -75,7 +75,7 @@ public struct PatchDirectives: Sendable {
                         throw PatchCoreError(.unsupportedInput, "\(file.path): the entry at offset \(r.offset) of \(name) does not point to a section name")
                     }
                     let data = file.data(file.sections[section])
-                    var i = Int(Int64(offset) + addend)
+                    var i = Int(Int64(offset) &+ addend)
                     var bytes: [UInt8] = []
                     while i >= 0 && i < data.count && data[i] != 0 { bytes.append(data[i]); i += 1 }
                     directives.ignoredSections.append(String(decoding: bytes, as: UTF8.self))

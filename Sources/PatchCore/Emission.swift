@@ -174,7 +174,7 @@ struct Emitter {
                         throw PatchCoreError(.unsupportedInput, "internal: \(file.sections[section].name) was not selected")
                     }
                     symbol = s
-                    addend = Int64(offset) + a
+                    addend = Int64(offset) &+ a
                 case .anonymous(let section, let a):
                     addend = a
                     if let s = sectionSymbols[section] {

@@ -69,6 +69,7 @@ public struct ObjectIndex: Sendable {
         guard file.symbolTableIndex != nil else {
             throw PatchCoreError(.unsupportedInput, "\(file.path): has no symbol table")
         }
+        try ObjectChecks.requireConsistent(file)
         self.file = file
         self.rules = rules
         sourceFile = file.symbols.first { $0.type == SymbolType.file && !$0.name.isEmpty }?.name
@@ -200,11 +201,13 @@ public struct ObjectIndex: Sendable {
         if symbol.isUndefined { return .external(symbol.name, addend: r.addend) }
         guard let sectionIndex = symbol.definingSection else { return .absolute(symbol.name, addend: r.addend) }
         if !symbol.isSection, let e = bySymbol[symbol.index] {
-            return .element(e, addend: r.addend + Int64(bitPattern: symbol.value &- elements[e].start))
+            return .element(e, addend: r.addend &+ Int64(bitPattern: symbol.value &- elements[e].start))
         }
         let section = file.sections[sectionIndex]
         let kind = rules.architecture.kind(r.type)
-        let base = Int64(bitPattern: symbol.value) + r.addend
+        // Addends are any 64-bit value (hostile input too): wrapping
+        // arithmetic, and every candidate is range-checked before use.
+        let base = Int64(bitPattern: symbol.value) &+ r.addend
         // In code, a PC-relative field's datum lies past the end of the
         // instruction: addend + 4 + any immediate after the field. In data
         // (exception tables, ORC), the field itself is the place: addend + 0.
@@ -212,9 +215,9 @@ public struct ObjectIndex: Sendable {
         if let kind, kind.pcRelative, kind.size == 4, file.sections[relocatedSection].isExecutable {
             let code = file.data(file.sections[relocatedSection])
             if let after = InstructionQuirks.bytesAfterField(rules.architecture, code: code, offset: Int(r.offset)) {
-                candidates = [base + 4 + Int64(after)]
+                candidates = [base &+ 4 &+ Int64(after)]
             } else {
-                candidates = [base + 4, base + 5, base + 8, base + 6, base]
+                candidates = [base &+ 4, base &+ 5, base &+ 8, base &+ 6, base]
             }
         }
         if section.has(SectionFlags.merge) {
@@ -224,11 +227,11 @@ public struct ObjectIndex: Sendable {
                 // Prefer a string start; a pointer into a string's middle is
                 // that string's tail.
                 if let c = inRange.first(where: { $0 == 0 || data[Int($0) - 1] == 0 }) ?? inRange.first {
-                    return .merged(section: sectionIndex, offset: UInt64(c), addend: r.addend - (c - Int64(bitPattern: symbol.value)))
+                    return .merged(section: sectionIndex, offset: UInt64(c), addend: r.addend &- (c &- Int64(bitPattern: symbol.value)))
                 }
             } else if section.entrySize > 0, let c = candidates.first(where: { $0 >= 0 && $0 < Int64(data.count) }) {
                 let offset = UInt64(c) / section.entrySize * section.entrySize
-                return .merged(section: sectionIndex, offset: offset, addend: r.addend - (Int64(offset) - Int64(bitPattern: symbol.value)))
+                return .merged(section: sectionIndex, offset: offset, addend: r.addend &- (Int64(offset) &- Int64(bitPattern: symbol.value)))
             }
             return .anonymous(section: sectionIndex, addend: base)
         }
@@ -238,7 +241,7 @@ public struct ObjectIndex: Sendable {
                 for m in members {
                     let e = elements[m]
                     if UInt64(c) >= e.start && (UInt64(c) < e.end || (e.start == e.end && UInt64(c) == e.start)) {
-                        return .element(m, addend: base - Int64(e.start))
+                        return .element(m, addend: base &- Int64(bitPattern: e.start))
                     }
                 }
             }

@@ -25,6 +25,10 @@ extension ObjectIndex {
         var tables: [SpecialTable] = []
         for section in file.sections.dropFirst() {
             guard let rule = rules.special(section.name), rule.policy == .keepEntriesOfIncludedFunctions else { continue }
+            // Entries are read from the file: all of them must be there.
+            guard UInt64(file.data(section).count) == section.size else {
+                throw PatchCoreError(.unsupportedInput, "\(file.path): section \(section.name) claims \(section.size) bytes but has \(file.data(section).count) in the file")
+            }
             guard rule.entrySize > 0, section.size % UInt64(rule.entrySize) == 0 else {
                 throw PatchCoreError(.unsupportedInput,
                     "\(file.path): section \(section.name) is \(section.size) bytes, not a whole number of \(rule.entrySize)-byte entries; the entry layout of this kernel differs from the rules")
@@ -44,7 +48,7 @@ extension ObjectIndex {
             }
             var parallel: Int?
             if let p = rule.parallel, let ps = file.section(named: p.name) {
-                guard ps.size == UInt64(count * p.entrySize) else {
+                guard ps.size == UInt64(count * p.entrySize), UInt64(file.data(ps).count) == ps.size else {
                     throw PatchCoreError(.unsupportedInput,
                         "\(file.path): \(p.name) has \(ps.size) bytes, but \(section.name) has \(count) entries of \(p.entrySize) bytes each")
                 }

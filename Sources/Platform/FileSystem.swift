@@ -31,16 +31,9 @@ public enum FileSystem {
     }
 
     /// Writes `bytes` to `path` through a temporary file and `rename(2)`, so
-    /// readers never see a partial file.
+    /// readers never see a partial file (see `AtomicFile`).
     public static func writeAtomically(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644) throws(PlatformError) {
-        let temporary = "\(path).tmp.\(getpid())"
-        do {
-            try write(temporary, bytes, mode: mode)
-            _ = try syscallResult("rename \(temporary) to \(path)") { Glibc.rename(temporary, path) }
-        } catch {
-            unlink(temporary)
-            throw error
-        }
+        try AtomicFile.write(path, bytes, mode: mode)
     }
 
     /// Creates or truncates `path` and writes `bytes`.

@@ -16,16 +16,12 @@ public final class MappedFile: @unchecked Sendable {
     private let mapped: Bool
     public let path: String
 
-    /// Maps `path` read-only.
+    /// Maps `path`, a regular file, read-only.
     public init(path: String) throws(PlatformError) {
         self.path = path
-        let fd = try retryingOnEINTR("open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
+        // Regular files only: a FIFO or a device would hang or never end.
+        let (fd, st) = try RegularFile.open(path)
         defer { close(fd) }
-        var st = stat()
-        _ = try syscallResult("stat \(path)") { fstat(fd, &st) }
-        if (st.st_mode & S_IFMT) == S_IFDIR {
-            throw PlatformError(.systemCall, errno: .isDirectory, "open \(path)")
-        }
         let size = Int(st.st_size)
         count = size
         if size == 0 {

@@ -232,6 +232,8 @@ public enum Command {
     ///   - capture: collect stdout and stderr; otherwise they are inherited.
     ///   - timeout: seconds after which the process group is killed.
     ///   - onOutput: called with each chunk as it arrives, when capturing.
+    ///   - outputLimit: bytes of stdout past which the child is killed and
+    ///     `run` throws, for tools fed hostile input (a decompressor).
     public static func run(
         _ arguments: [String],
         environment: [String: String]? = nil,
@@ -239,14 +241,16 @@ public enum Command {
         input: [UInt8]? = nil,
         capture: Bool = true,
         timeout: Double? = nil,
-        onOutput: ((Stream, UnsafeRawBufferPointer) -> Void)? = nil
+        onOutput: ((Stream, UnsafeRawBufferPointer) -> Void)? = nil,
+        outputLimit: Int? = nil
     ) throws(PlatformError) -> CommandResult {
         let started = Clock.now()
         let child = try ChildProcess(
             arguments, environment: environment, workingDirectory: workingDirectory,
             stdin: input == nil ? .null : .pipe,
             stdout: capture ? .pipe : .inherit, stderr: capture ? .pipe : .inherit,
-            newProcessGroup: timeout != nil)
+            newProcessGroup: timeout != nil || outputLimit != nil)
+        var exceeded = false
         var out: [UInt8] = []
         var err: [UInt8] = []
         var pending = input ?? []
@@ -299,6 +303,11 @@ public enum Command {
                 }
             }
             open = stillOpen
+            if let outputLimit, out.count > outputLimit {
+                exceeded = true
+                child.signal(SIGKILL, group: true)
+                break
+            }
             if child.standardInput >= 0, let last = fds.last, last.revents != 0 {
                 if last.revents & Int16(POLLOUT) != 0 && written < pending.count {
                     let n = pending.withUnsafeBytes { raw in
@@ -323,6 +332,9 @@ public enum Command {
             }
         }
         let termination = child.wait()
+        if exceeded, let outputLimit {
+            throw PlatformError(.invalidData, "\(arguments.first ?? "command") wrote more than \(outputLimit) bytes; stopped")
+        }
         return CommandResult(termination: termination, stdout: out, stderr: err,
                              timedOut: timedOut, seconds: Clock.now() - started)
     }

@@ -214,7 +214,8 @@ public struct PatchArea: Sendable {
         }
         let headerSize = UInt64(fixed.loadLE(UInt32.self, at: 12))
         let jsonOffset = Int(fixed.loadLE(UInt32.self, at: 24)), jsonLength = Int(fixed.loadLE(UInt32.self, at: 28))
-        guard jsonOffset >= PatchArea.fixedHeaderSize, UInt64(jsonOffset + jsonLength) <= headerSize, headerSize <= size else {
+        guard jsonOffset >= PatchArea.fixedHeaderSize, UInt64(jsonOffset + jsonLength) <= headerSize, headerSize <= size,
+              jsonLength <= AreaChecks.descriptionLimit else {
             throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has a corrupt header")
         }
         let text = try memory.read(m.start + UInt64(jsonOffset), count: jsonLength)
@@ -223,7 +224,7 @@ public struct PatchArea: Sendable {
         }
         func u(_ k: String) -> UInt64? { json[k]?.intValue.map { UInt64(bitPattern: $0) } }
         func range(_ k: String) -> Range<UInt64>? {
-            guard let a = json[k]?[0]?.intValue, let b = json[k]?[1]?.intValue, a <= b else { return nil }
+            guard let a = json[k]?[0]?.intValue, let b = json[k]?[1]?.intValue, 0 <= a, a <= b else { return nil }
             return UInt64(a)..<UInt64(b)
         }
         guard let name = json["name"]?.stringValue, let sequence = json["sequence"]?.intValue,
@@ -254,7 +255,8 @@ public struct PatchArea: Sendable {
         area.tableEntries = fixed.loadLE(UInt32.self, at: 48)
         area.tidOffset = fixed.loadLE(UInt32.self, at: 52)
         area.holdersOffset = fixed.loadLE(UInt64.self, at: 56)
-        guard area.tableOffset + UInt64(area.tableEntries) <= size, area.holdersOffset + Linker.page <= size else {
+        guard let tableEnd = AreaChecks.sum(area.tableOffset, UInt64(area.tableEntries)), tableEnd <= size,
+              let holdersEnd = AreaChecks.sum(area.holdersOffset, Linker.page), holdersEnd <= size else {
             throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has a corrupt header (thread table)")
         }
         return area
@@ -286,6 +288,7 @@ public struct AreaScan: Sendable {
             var name = String(m.path.dropFirst("/memfd:".count))
             if name.hasSuffix(" (deleted)") { name = String(name.dropLast(" (deleted)".count)) }
             if let area = try PatchArea.read(at: m, size: size, memory: memory) {
+                try AreaChecks.validate(area, map: map)
                 areas.append(area)
             } else {
                 incomplete.append((m.start, size, name))
@@ -298,7 +301,9 @@ public struct AreaScan: Sendable {
     /// The next patch's sequence number.
     public var nextSequence: Int {
         let highest = areas.map(\.sequence).max() ?? 0
-        let incompleteHighest = incomplete.compactMap { Int($0.name.split(separator: ":").dropFirst().first ?? "") }.max() ?? 0
+        // Names are the target's to choose: only sequences a header can hold.
+        let incompleteHighest = incomplete.compactMap { Int($0.name.split(separator: ":").dropFirst().first ?? "") }
+            .filter { (0...AreaChecks.sequenceLimit).contains($0) }.max() ?? 0
         return max(highest, incompleteHighest) + 1
     }
 }

@@ -145,26 +145,29 @@ public struct Status: Sendable {
     }
 
     public var text: String {
-        var out = "process \(pid) (\(name)): "
+        // Names and paths come from the target: escaped, so that they cannot
+        // drive the terminal or fake lines.
+        func e(_ text: String) -> String { Printable.escaped(text) }
+        var out = "process \(pid) (\(e(name))): "
         out += patches.isEmpty ? "no patch applied\n" : "\(patches.count) patch\(patches.count == 1 ? "" : "es")\n"
         for p in patches {
-            out += "  #\(p.area.sequence) \(p.area.name)  \(p.state)  \(p.area.model.name)  \(p.area.appliedAt)\n"
-            out += "     \(p.area.objectPath) (build-id \(hexString(p.area.buildID).prefix(16))…), area 0x\(hex(p.area.start)) +\(p.area.size / 1024) KiB\n"
+            out += "  #\(p.area.sequence) \(e(p.area.name))  \(p.state)  \(p.area.model.name)  \(e(p.area.appliedAt))\n"
+            out += "     \(e(p.area.objectPath)) (build-id \(hexString(p.area.buildID).prefix(16))…), area 0x\(hex(p.area.start)) +\(p.area.size / 1024) KiB\n"
             for (f, s) in p.functions {
-                let name = f.name + (f.file.map { " (\($0))" } ?? "")
+                let name = e(f.name) + (f.file.map { " (\(e($0)))" } ?? "")
                 out += "     \(s.name.padded(14)) \(name)  0x\(hex(f.address)) → 0x\(hex(f.newAddress))\n"
             }
             if !p.threads.isEmpty {
                 let moving = p.area.flag == 2 ? "toward the new code" : "back toward the old code"
                 out += "     threads (\(moving)):\n"
                 for t in p.threads {
-                    let held = t.heldBy.map { ", held by \($0)" } ?? ""
-                    out += "       \(String(t.tid).padded(8)) \(t.name.padded(16)) \(t.isNew ? "new" : "old")\(held)\n"
+                    let held = t.heldBy.map { ", held by \(e($0))" } ?? ""
+                    out += "       \(String(t.tid).padded(8)) \(e(t.name).padded(16)) \(t.isNew ? "new" : "old")\(held)\n"
                 }
             }
         }
         for i in incomplete {
-            out += "  incomplete area \(i.name) at 0x\(hex(i.start)) (suture stopped while preparing it; `revert` removes it)\n"
+            out += "  incomplete area \(e(i.name)) at 0x\(hex(i.start)) (suture stopped while preparing it; `revert` removes it)\n"
         }
         return out
     }

@@ -15,6 +15,8 @@ final class Target {
     var pid: Int32 { process.pid }
 
     init(pid: Int32, writable: Bool) throws(ProcessError) {
+        // First of all: every later check must be of this very process.
+        ProcessIdentity.remember(pid)
         process = try TargetProcess(pid: pid)
         try process.checkOwner()
         memory = try ProcessMemory(pid: pid, writable: writable)

@@ -73,6 +73,14 @@ public final class Tracer {
             if rounds > 100 { break }
         }
         if states.isEmpty { throw ProcessError(.noSuchProcess, "process \(pid) has no threads left") }
+        // Seized: the PID cannot be reused now. Is it still the process
+        // that was checked? (See ProcessIdentity.)
+        do {
+            try ProcessIdentity.requireSame(pid)
+        } catch {
+            detachQuietly()
+            throw error
+        }
     }
 
     deinit { detachQuietly() }

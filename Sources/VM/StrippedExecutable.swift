@@ -19,7 +19,7 @@ enum StrippedExecutable {
         let name = "\(prefix)\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
         let cached = Path.join(directory, name)
         if FileSystem.exists(cached) { return cached }
-        let temporary = "\(cached).tmp.\(getpid())"
+        let temporary = Path.join(directory, AtomicFile.temporaryName(near: name))
         guard (try? FileSystem.makeDirectories(directory)) != nil,
               let result = try? Command.run([strip, "-o", temporary, executable]),
               result.termination.succeeded,

@@ -38,6 +38,9 @@ struct DiffCommand: ParsableCommand {
             let refused = result.refusals.isEmpty ? nil : PatchCoreError(
                 .refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written",
                 object: patched, refusals: result.refusals)
+            // The output first: should writing it fail, the error is all
+            // that is printed (under --json, one object).
+            if refused == nil { try write(result) }
             if json.json {
                 // One object: the report, and on refusal the error with the refusals.
                 var report = result.report.json
@@ -53,7 +56,7 @@ struct DiffCommand: ParsableCommand {
                 Progress.warn("suture: \(refused.description)")
                 throw ExitCode(1)
             }
-            try write(result)
+            if let output, result.patch != nil { Progress.say("suture: wrote \(output)") }
         }
     }
 
@@ -64,7 +67,6 @@ struct DiffCommand: ParsableCommand {
                 return
             }
             try ELFWriter.write(patch.object, to: output)
-            Progress.say("suture: wrote \(output)")
         }
     }
 

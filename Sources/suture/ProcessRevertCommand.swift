@@ -40,7 +40,7 @@ struct ProcessRevertCommand: ParsableCommand {
             if json.json {
                 printJSON(report.json)
             } else {
-                writeStandardOutput("reverted patch #\(report.sequence) (\(report.name)) from process \(report.pid) "
+                writeStandardOutput("reverted patch #\(report.sequence) (\(Printable.escaped(report.name))) from process \(report.pid) "
                     + "(\(report.attempts) attempt(s), \(Int((report.seconds * 1000).rounded())) ms)\n")
             }
         }

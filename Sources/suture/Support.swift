@@ -30,7 +30,8 @@ func reportingErrors(json: Bool, _ body: () throws -> Void) throws {
             let object: JSON = .object([("error", error.json)])
             writeStandardOutput(object.serialized() + "\n")
         } else {
-            Progress.warn("suture: \(error.description)")
+            // Messages quote hostile input (names from a diff, a module, a target).
+            Progress.warn("suture: \(Printable.terminalSafe(error.description))")
         }
         throw ExitCode(error.exitStatus)
     }

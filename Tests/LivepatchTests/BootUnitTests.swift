@@ -25,6 +25,16 @@ import Testing
         }
     }
 
+    /// A store that makes `load --all` hang (a FIFO, a stuck transition)
+    /// must not stall the boot: without `TimeoutStartSec`, a oneshot unit
+    /// waits forever.
+    @Test func theUnitHasAStartTimeout() {
+        let lines = BootUnit.template.split(separator: "\n").map(String.init)
+        let timeout = lines.first { $0.hasPrefix("TimeoutStartSec=") }
+        #expect(timeout != nil, "no TimeoutStartSec")
+        #expect(timeout != "TimeoutStartSec=infinity" && timeout != "TimeoutStartSec=0")
+    }
+
     @Test(arguments: [
         ("/usr/sbin/suture", "/usr/sbin/suture"),
         ("/opt/100%/suture", "/opt/100%%/suture"),

@@ -59,6 +59,9 @@ final class FakeKernel: @unchecked Sendable {
     var loadFailure: (Errno, [String])?
     private(set) var loads: [(name: String, parameters: String, image: [UInt8])] = []
     private(set) var removals: [String] = []
+    /// Runs at the start of every `finit_module`, before the image is read:
+    /// a test swaps the module file here.
+    var beforeLoad: (() -> Void)?
 
     init(release: String = SyntheticModule.release) throws {
         directory = try TemporaryDirectory(prefix: "suture-fake-kernel")
@@ -311,6 +314,7 @@ final class FakeKernel: @unchecked Sendable {
     }
 
     private func load(_ fd: FileDescriptor, parameters: String) throws(PlatformError) {
+        beforeLoad?()
         let image = try FileSystem.read("/proc/self/fd/\(fd.rawValue)")
         guard let elf = try? ELFFile.parse(image), let name = elf.modinfoValue("name") else {
             throw PlatformError(.systemCall, errno: .execFormatError, "finit_module")

@@ -43,6 +43,9 @@ long suture_ptrace(int request, pid_t pid, void *addr, void *data);
 int suture_finit_module(int fd, const char *params, int flags);
 int suture_delete_module(const char *name, int flags);
 int suture_memfd_create(const char *name, unsigned int flags);
+/* pidfd_open(2); and pidfd_send_signal(2) with signal 0: 0 while the process lives. */
+int suture_pidfd_open(pid_t pid);
+int suture_pidfd_alive(int pidfd);
 int suture_prctl_set_pdeathsig(int signal);
 pid_t suture_gettid(void);
 int suture_pipe2(int fds[2], int flags);
