@@ -3,6 +3,7 @@ import ELF
 import Glibc
 import PatchCore
 import Platform
+import TestSupport
 import Testing
 
 /// `suture diff` and `suture elf` on hostile objects and output paths.
@@ -46,7 +47,7 @@ import Testing
             try FileSystem.write(mutated, bytes)
             let swap = generator.next() % 2 == 0
             let args = ["diff"] + (pair.userSpace ? ["--user-space"] : []) + (swap ? [mutated, pair.original] : [pair.original, mutated])
-            let run = try Command.run([try DiffCommandTests.binary()] + args, environment: Command.environment(["SWIFT_BACKTRACE": "enable=no"]),
+            let run = try Command.run([try SutureBinary.checked()] + args, environment: Command.environment(["SWIFT_BACKTRACE": "enable=no"]),
                                       timeout: 60)
             guard case .exited(let status) = run.termination, status == 0 || status == 1 else {
                 let kept = Path.join(FileSystem.environment("TMPDIR") ?? "/tmp", "suture-mutation-crash-\(round).o")
@@ -73,7 +74,7 @@ import Testing
         for k in 0..<8 { bytes[entry + 8 + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
         let bad = Path.join(dir.path, "bad.o")
         try FileSystem.write(bad, bytes)
-        let run = try Command.run([try DiffCommandTests.binary(), "diff", "--user-space", "--json", original, bad])
+        let run = try Command.run([try SutureBinary.checked(), "diff", "--user-space", "--json", original, bad])
         #expect(run.termination == .exited(1), "\(run.termination)")
         let json = try JSON.parse(run.stdout)
         #expect(json["error"]?["code"]?.stringValue == "diff-unsupported-input")
@@ -93,7 +94,7 @@ import Testing
         let out = Path.join(dir.path, "patch.o")
         let last = Int((try FileSystem.readText("/proc/sys/kernel/ns_last_pid")).trimmingWhitespace()) ?? 0
         for pid in (last + 1)...(last + 400) { try FileSystem.symlink(target: victim, at: "\(out).tmp.\(pid)") }
-        let run = try Command.run([try DiffCommandTests.binary(), "diff", "--user-space", original, patched, "-o", out])
+        let run = try Command.run([try SutureBinary.checked(), "diff", "--user-space", original, patched, "-o", out])
         #expect(run.termination == .exited(0), "\(run.stderrText)")
         #expect(try FileSystem.readText(victim) == "precious\n", "suture diff -o wrote through a planted symlink")
         #expect(try ELFFile.open(out).section(named: ".suture.manifest") != nil)
@@ -105,7 +106,7 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "suture-unwritable")
         defer { dir.remove() }
         let (original, patched) = try UserSpaceFixtureTests.build("new-function", in: dir.path)
-        let run = try Command.run([try DiffCommandTests.binary(), "diff", "--user-space", "--json", original, patched,
+        let run = try Command.run([try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched,
                                    "-o", Path.join(dir.path, "missing/patch.o")])
         #expect(run.termination == .exited(1))
         let lines = run.stdoutText.split(separator: "\n")
@@ -118,7 +119,7 @@ import Testing
     @Test(arguments: [["diff", "--json", "--bogus", "a", "b"], ["diff", "--json", "only-one"],
                       ["elf", "--json"], ["list", "--json", "--nope"]])
     func usageErrorsUnderJSONAreOneObject(_ arguments: [String]) throws {
-        let run = try Command.run([try DiffCommandTests.binary()] + arguments)
+        let run = try Command.run([try SutureBinary.checked()] + arguments)
         #expect(run.termination == .exited(64), "\(arguments): \(run.termination)")
         let json = try JSON.parse(run.stdout)
         #expect(json["error"]?["code"]?.stringValue == "usage", "\(run.stdoutText)")
@@ -134,7 +135,7 @@ import Testing
         let fifo = Path.join(dir.path, "fifo.o")
         try #require(mkfifo(fifo, 0o600) == 0)
         for arguments in [["elf", fifo], ["diff", fifo, fifo]] {
-            let run = try Command.run([try DiffCommandTests.binary()] + arguments, timeout: 20)
+            let run = try Command.run([try SutureBinary.checked()] + arguments, timeout: 20)
             #expect(!run.timedOut, "\(arguments) hung on a FIFO")
             #expect(run.termination == .exited(1), "\(arguments): \(run.termination)")
             #expect(run.stderrText.contains("FIFO"), "\(run.stderrText)")
