@@ -19,6 +19,8 @@ public struct BuildOptions: Sendable {
     /// Build even when a header change affects more than
     /// `KernelBuild.confirmationThreshold` objects.
     public var assumeYes = false
+    /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
+    public var fuzz = 0
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -52,6 +54,10 @@ public struct BuildOutcome: Sendable {
     public let phases: [(name: String, seconds: Double)]
     /// Seconds spent in Suture's own processing, outside gcc and kbuild.
     public let ownSeconds: Double
+    /// Hunks that applied with fuzz or at an offset.
+    public var hunks: [AppliedHunk] = []
+    /// What was dropped or may need attention (added exports).
+    public var warnings: [String] = []
 
     public var json: JSON {
         .object([
@@ -74,6 +80,8 @@ public struct BuildOutcome: Sendable {
             ("klpRelocations", .integer(klpRelocations)),
             ("phases", .object(phases.map { ($0.name, .double(($0.seconds * 1000).rounded() / 1000)) })),
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
+            ("hunks", .array(hunks.map(\.json))),
+            ("warnings", .strings(warnings)),
         ])
     }
 }
@@ -121,8 +129,9 @@ public enum KernelBuild {
         // Apply the diffs.
         progress("applying \(diffs.map(\.path).joined(separator: ", "))")
         let applied = try timed { () throws(BuildError) in
-            try DiffApplier.apply(diffs, tree: tree, scratch: Path.join(scratch.path, "sources"))
+            try DiffApplier.apply(diffs, tree: tree, scratch: Path.join(scratch.path, "sources"), fuzz: options.fuzz)
         }
+        for hunk in applied.hunks { progress(hunk.description) }
         timer.lap("apply")
 
         // Compile every touched object, before and after.
@@ -157,6 +166,7 @@ public enum KernelBuild {
             cacheDirectory: OriginalObjectCache(tree: tree, cacheRoot: options.cacheRoot).directory)
         let rules = TargetRules.kernel(entrySizes: entrySizes)
         progress("comparing \(pairs.count) object(s)")
+        var warnings: [String] = []
         let patches: [PatchedObject] = try timed { () throws(BuildError) in
             var refusals: [(String, Refusal)] = []
             var patches: [PatchedObject] = []
@@ -164,7 +174,7 @@ public enum KernelBuild {
                 let result: ObjectDiff.Result
                 do {
                     result = try ObjectDiff.run(original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
-                                                rules: rules)
+                                                rules: pair.target == "vmlinux" ? rules : rules.forModule())
                 } catch let error as PatchCoreError {
                     throw BuildError(.unsupportedChange, "\(pair.object): \(error.description)")
                 } catch {
@@ -175,6 +185,10 @@ public enum KernelBuild {
                     guard refusal.symbol.hasPrefix("__do_sys_"), refusal.reason.contains("__fentry__") else { return (pair.object, refusal) }
                     return (pair.object, Refusal(symbol: refusal.symbol, reason: refusal.reason
                         + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn"))
+                }
+                for export in NewExports.added(original: result.original.file, patched: result.patched.file) {
+                    warnings.append(NewExports.warning(export, object: pair.object))
+                    progress("warning: " + warnings[warnings.count - 1])
                 }
                 if let patch = result.patch {
                     patches.append(PatchedObject(object: pair.object, target: pair.target, result: result, patch: patch))
@@ -255,10 +269,13 @@ public enum KernelBuild {
                                               callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
                                               klpSymbols: klp)
         }
-        return BuildOutcome(modulePath: outputPath, moduleName: moduleFile.replacingDashes(), release: options.kernel.release,
-                            replace: options.replace, diffs: diffs, objects: summaries, redirects: plan.redirects,
-                            klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
-                            phases: timer.phases, ownSeconds: own)
+        var outcome = BuildOutcome(modulePath: outputPath, moduleName: moduleFile.replacingDashes(), release: options.kernel.release,
+                                   replace: options.replace, diffs: diffs, objects: summaries, redirects: plan.redirects,
+                                   klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
+                                   phases: timer.phases, ownSeconds: own)
+        outcome.hunks = applied.hunks
+        outcome.warnings = warnings
+        return outcome
     }
 
     /// `[a-z0-9_]`, at most 40 characters.
@@ -367,7 +384,9 @@ public enum KernelBuild {
         progress("compiling \(objects.joined(separator: ", ")) with the change")
         let workspace = try Workspace(tree: tree, replacing: applied.files)
         defer { try? workspace.remove() }
-        let patched = try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
+        let patched = try PatchedCompileFailure.explaining(applied) { () throws(KernelError) in
+            try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
+        }
         var result: [(String, String, String, String)] = []
         for object in objects {
             let copy = Path.join(scratch, "patched", object)

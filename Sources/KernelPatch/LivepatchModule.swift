@@ -84,6 +84,7 @@ public enum LivepatchModule {
         var plan = Plan()
         var usedNames = Set<String>()
         var refusals: [String] = []
+        let insidePatch = PatchInternalSymbols(patches)
         for (n, patched) in patches.enumerated() {
             var object = patched.patch.object
             let original = patched.result.original
@@ -94,9 +95,11 @@ public enum LivepatchModule {
             for reference in patched.patch.references {
                 guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined }) else { continue }
                 let klp: KlpSymbol
+                if insidePatch.resolves(reference) { continue }
                 if let moduleTable, moduleTable.defines(reference.name) {
                     let sympos = try moduleTable.position(of: reference.name, local: reference.origin == .local,
-                                                          sourceFile: original.sourceFile, user: "the patched code of \(user)")
+                                                          sourceFile: original.sourceFile, original: original,
+                                                          user: "the patched code of \(user)")
                     klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
                     moduleKlp.insert(klp.symbolName)
                 } else if reference.origin != .local, let export = exports[reference.name] {
@@ -137,7 +140,8 @@ public enum LivepatchModule {
                 let sympos: Int
                 if let moduleTable {
                     sympos = try moduleTable.position(of: function.originalName, local: function.isLocal,
-                                                      sourceFile: original.sourceFile, user: "the redirect of \(function.originalName) in \(user)")
+                                                      sourceFile: original.sourceFile, original: original,
+                                                      user: "the redirect of \(function.originalName) in \(user)")
                 } else {
                     sympos = try positions.position(of: function.originalName, in: nil, local: function.isLocal,
                                                     neighbours: neighbours,

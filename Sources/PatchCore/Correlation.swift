@@ -15,6 +15,7 @@ public struct Correlation: Sendable {
     /// The name with every all-digit component replaced, so compiler
     /// renumbering does not matter: `foo.isra.3` → `foo.isra.#`.
     public static func normalize(_ name: String) -> String {
+        let name = CounterNames.normalize(name)
         guard name.contains(".") else { return name }
         var parts = name.split(separator: ".", omittingEmptySubsequences: false)
         for i in parts.indices where i > 0 && !parts[i].isEmpty && parts[i].allSatisfy({ $0.isASCII && $0.isNumber }) {
@@ -46,13 +47,15 @@ public struct Correlation: Sendable {
             }
             return result
         }
+        // Read-only compiler locals (`__func__.N`) by content.
+        CompilerLocals.correlateByContent(original, patched, link: link)
         // Exact names that are unique on both sides. Names with compiler
         // numbers are left out: `calls.2` may be another function's static
         // local after gcc renumbered them.
         let exactO = groups(original, normalized: false)
         let exactP = groups(patched, normalized: false)
-        for (key, os) in exactO where os.count == 1 && normalize(key.name) == key.name {
-            if let ps = exactP[key], ps.count == 1 { link(ps[0], os[0]) }
+        for (key, os) in exactO where os.count == 1 && normalize(key.name) == key.name && patchedOf[os[0]] == nil {
+            if let ps = exactP[key], ps.count == 1, originalOf[ps[0]] == nil { link(ps[0], os[0]) }
         }
         // Normalized names that are unique on both sides.
         let normO = groups(original, normalized: true)
