@@ -14,6 +14,15 @@ public struct AppliedHunk: Sendable, Equatable {
     /// Lines away from where the diff placed it.
     public let offset: Int
 
+    public init(diff: String, file: String, hunk: Int, line: Int, fuzz: Int, offset: Int) {
+        self.diff = diff
+        self.file = file
+        self.hunk = hunk
+        self.line = line
+        self.fuzz = fuzz
+        self.offset = offset
+    }
+
     public var description: String {
         var text = "\(Path.base(of: diff)): \(file) hunk #\(hunk) applied at line \(line)"
         var how: [String] = []
@@ -30,7 +39,7 @@ public struct AppliedHunk: Sendable, Equatable {
 
     /// The hunks of `patch`'s output that needed fuzz or an offset:
     /// `patching file F` then `Hunk #2 succeeded at 10 with fuzz 1 (offset -6 lines).`
-    static func parse(_ output: String, diff: String) -> [AppliedHunk] {
+    public static func parse(_ output: String, diff: String) -> [AppliedHunk] {
         var result: [AppliedHunk] = []
         var file = "?"
         for raw in output.split(separator: "\n") {

@@ -126,6 +126,21 @@ import Testing
                         mentions: ["99.1.0", "--allow-compiler-mismatch"], environment: Command.environment(["PATH": path]))
     }
 
+    @Test func failedPatchedCompileHintsAtTheHeaderChange() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        // A fix that uses a field its header change would add.
+        let diff = Path.join(dir.path, "needs-header.diff")
+        try FileSystem.write(diff, "--- a/fs/proc/version.c\n+++ b/fs/proc/version.c\n@@ -12,7 +12,7 @@\n {\n \tseq_printf(m, linux_proc_banner,\n \t\tutsname()->sysname,\n-\t\tutsname()->release,\n+\t\tutsname()->suture_release,\n \t\tutsname()->version);\n \treturn 0;\n }\n")
+        try Self.refuse([diff], code: "build-unsupported-change",
+                        mentions: ["version_proc_show", "suture_release", "Hint:", "header", "belongs in the diff"])
+    }
+
+    @Test func diffForANearbyKernelSuggestsFuzz() throws {
+        try Self.refuse([Path.join(Self.fixtures, "fuzz-context/patch.diff")], code: "build-diff-does-not-apply",
+                        mentions: ["fs/proc/version.c", "Hunk #1 FAILED", "--fuzz"])
+    }
+
     @Test func missingDiffIsAnError() throws {
         try Self.refuse(["/nonexistent/fix.diff"], code: "build-io", mentions: ["/nonexistent/fix.diff"])
     }
@@ -145,7 +160,7 @@ extension String {
     @Test func jumpLabelOnTheModulesOwnKeyIsRefused() throws {
         try BuildRefusalTests.refuse([Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
                                      code: "build-refused",
-                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"])
+                                     mentions: ["nft_do_chain: a jump label", "nft_trace_enabled", "nf_tables", "static_key_enabled"])
     }
 
     @Test func moduleNotInTheConfigurationIsAnError() throws {
