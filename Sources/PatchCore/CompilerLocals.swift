@@ -41,6 +41,14 @@ public enum CompilerLocals {
         element.kind == .data && index.file.sections[element.section].name == "__dyndbg"
     }
 
+    /// Sections whose name the loader looks for, so an element copied out of
+    /// them keeps it: the patch module's `__dyndbg` descriptors are then
+    /// registered with dynamic debug like any module's, and its `pr_debug`
+    /// sites can be turned on in `dynamic_debug/control`.
+    static func keepsSectionName(_ name: String) -> Bool {
+        name == "__dyndbg"
+    }
+
     /// Whether included code that refers to `element` gets its own copy of
     /// it in the patch, even when the element exists in the original.
     static func carriedByValue(_ element: Element, in index: ObjectIndex) -> Bool {

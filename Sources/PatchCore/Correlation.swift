@@ -15,7 +15,6 @@ public struct Correlation: Sendable {
     /// The name with every all-digit component replaced, so compiler
     /// renumbering does not matter: `foo.isra.3` → `foo.isra.#`.
     public static func normalize(_ name: String) -> String {
-        let name = CounterNames.normalize(name)
         guard name.contains(".") else { return name }
         var parts = name.split(separator: ".", omittingEmptySubsequences: false)
         for i in parts.indices where i > 0 && !parts[i].isEmpty && parts[i].allSatisfy({ $0.isASCII && $0.isNumber }) {
@@ -66,6 +65,23 @@ public struct Correlation: Sendable {
             let os = osAll.filter { patchedOf[$0] == nil }
             let ps = psAll.filter { originalOf[$0] == nil }
             if os.isEmpty || ps.isEmpty { continue }
+            if os.count == 1 && ps.count == 1 { link(ps[0], os[0]) } else { ambiguous.append((os, ps)) }
+        }
+        // Names renumbered by `__COUNTER__` (BTF IDs, dynamic-debug
+        // descriptors), for what is still open: the same names without
+        // their counters.
+        let open = Set(ambiguous.flatMap { $0.os + $0.ps.map { -1 - $0 } })
+        func counterGroups(_ index: ObjectIndex, _ isOpen: (Int) -> Bool) -> [Key: [Int]] {
+            var result: [Key: [Int]] = [:]
+            for e in index.elements where isOpen(e.index) {
+                let name = CounterNames.normalize(e.name)
+                if name != e.name { result[Key(kind: e.kind, name: normalize(name)), default: []].append(e.index) }
+            }
+            return result
+        }
+        let counterP = counterGroups(patched) { originalOf[$0] == nil && !open.contains(-1 - $0) }
+        for (key, os) in counterGroups(original, { patchedOf[$0] == nil && !open.contains($0) }) {
+            guard let ps = counterP[key] else { continue }
             if os.count == 1 && ps.count == 1 { link(ps[0], os[0]) } else { ambiguous.append((os, ps)) }
         }
         // The rest through their referrers: an original element matches the

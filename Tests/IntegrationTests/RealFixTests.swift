@@ -107,6 +107,28 @@ struct RealFixTests {
         try guest.check("umount \(root) && rmmod binfmt_misc")
     }
 
+    @Test func renumberedBtfIdsAndAControllablePrDebug() throws {
+        let guest = try TestGuest.current()
+        let (path, report) = try Self.built("btf-id-counter", as: "btf_id_counter")
+        #expect(report["objects"]?[0]?["changed"]?.arrayValue?.compactMap(\.stringValue) == ["s_show"],
+                "only s_show changed; the renumbered __BTF_ID__ symbol is the same")
+        try guest.check("grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
+        let message = "s_show: [a-z_0-9]* of module"
+        try guest.check("cat /proc/kallsyms > /dev/null")
+        #expect(try Self.count(guest, message) == 0)
+        try Scenarios.load(guest, path, "btf_id_counter")
+        let control = "/sys/kernel/debug/dynamic_debug/control"
+        #expect(try guest.check("grep -c 'livepatch_btf_id_counter' \(control) || true").trimmingWhitespace() != "0",
+                "the patch's pr_debug is not registered with dynamic debug")
+        try guest.check("echo 'module livepatch_btf_id_counter +p' > \(control) && cat /proc/kallsyms > /dev/null")
+        #expect(try Self.count(guest, message) > 0, "the patch's pr_debug, turned on, printed nothing")
+        try guest.check("echo 'module livepatch_btf_id_counter -p' > \(control)")
+        try Scenarios.unload(guest, "btf_id_counter")
+        // A fresh log: the lines above may fill busybox dmesg's window.
+        try guest.check("dmesg -c > /dev/null && cat /proc/kallsyms > /dev/null")
+        #expect(try Self.count(guest, message) == 0, "printed after unload")
+    }
+
     // MARK: - New globals, exports, fuzz
 
     @Test func helperAddedInOneFileCalledFromAnother() throws {
@@ -186,7 +208,7 @@ struct RealFixTests {
         let first = try guest.run(write)
         #expect(first.stdoutText == "pqrstuvwxyz\n", "the rest of a cut name comes as a second write: \(first.stdoutText)")
         #expect(first.kernelProblem == .warning, "the new WARN_ONCE did not fire")
-        #expect(first.kernelLog.contains("comm_write: comm truncated to 15 bytes"), first.kernelLog)
+        #expect(first.kernelLog.contains("comm_write: comm truncated to 15 bytes"), "\(first.kernelLog)")
         let second = try guest.run(write)
         #expect(second.kernelProblem == nil && !second.kernelLog.contains("comm truncated"), "WARN_ONCE fired twice:\n\(second.kernelLog)")
         // The expected warning is checked; the rest of the log must stay clean.
