@@ -163,6 +163,20 @@ extension String {
                                      mentions: ["nft_do_chain: a jump label", "nft_trace_enabled", "nf_tables", "static_key_enabled"])
     }
 
+    /// sunrpc.ko has `__already_done.11` twice and no STT_FILE symbols. The
+    /// shipped module's own relocation in svc_xprt_received (`.data.once+5`
+    /// of a `cmpb $0`, so `.data.once+10`) names the second, which is at
+    /// `.data.once+10` (checked with readelf -rs).
+    @Test func existingOnceFlagThatItsModuleHasTwice() throws {
+        let dir = try TemporaryDirectory(prefix: "suture-once")
+        defer { dir.remove() }
+        let run = try Command.run([try BuildRefusalTests.binary(), "build", "--json", "-o", dir.path,
+                                   Path.join(BuildRefusalTests.fixtures, "module-duplicate-once/patch.diff")], timeout: 600)
+        try #require(run.termination == .exited(0), "\(run.stdoutText)\(run.stderrText)")
+        let klp = try JSON.parse(run.stdout)["objects"]?[0]?["klpSymbols"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(klp.contains(".klp.sym.sunrpc.__already_done.11,2"), "\(klp)")
+    }
+
     @Test func moduleNotInTheConfigurationIsAnError() throws {
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
