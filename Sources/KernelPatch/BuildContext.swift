@@ -21,6 +21,8 @@ final class BuildContext {
     private(set) var timer = PhaseTimer()
     /// Seconds spent in Suture's own processing, outside gcc and kbuild.
     private(set) var own = 0.0
+    /// What was dropped or may need attention (added exports).
+    var warnings: [String] = []
 
     /// Checks the options and prepares the pristine tree.
     init(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError) {

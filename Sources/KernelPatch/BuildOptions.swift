@@ -18,6 +18,8 @@ public struct BuildOptions: Sendable {
     /// Build even when a header change affects more than
     /// `KernelBuild.confirmationThreshold` objects.
     public var assumeYes = false
+    /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
+    public var fuzz = 0
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -51,6 +53,10 @@ public struct BuildOutcome: Sendable {
     public let phases: [(name: String, seconds: Double)]
     /// Seconds spent in Suture's own processing, outside gcc and kbuild.
     public let ownSeconds: Double
+    /// Hunks that applied with fuzz or at an offset.
+    public var hunks: [AppliedHunk] = []
+    /// What was dropped or may need attention (added exports).
+    public var warnings: [String] = []
 
     public var json: JSON {
         .object([
@@ -73,6 +79,8 @@ public struct BuildOutcome: Sendable {
             ("klpRelocations", .integer(klpRelocations)),
             ("phases", .object(phases.map { ($0.name, .double(($0.seconds * 1000).rounded() / 1000)) })),
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
+            ("hunks", .array(hunks.map(\.json))),
+            ("warnings", .strings(warnings)),
         ])
     }
 }

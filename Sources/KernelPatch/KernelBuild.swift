@@ -30,7 +30,7 @@ public enum KernelBuild {
         do { try context.tree.requirePristine(after: "suture build") } catch {
             throw BuildError(.io, error.description, cause: error)
         }
-        return outcome(context, patches: patches, plan: plan, rewrite: rewrite)
+        return outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
     }
 
     /// `[a-z0-9_]`, at most 40 characters.
@@ -58,7 +58,10 @@ public enum KernelBuild {
     /// The diffs applied to copies of the files they touch.
     static func applyDiffs(_ context: BuildContext) throws(BuildError) -> DiffApplier.Result {
         context.progress("applying \(context.diffs.map(\.path).joined(separator: ", "))")
-        return try DiffApplier.apply(context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"))
+        let applied = try DiffApplier.apply(context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"),
+                                            fuzz: context.options.fuzz)
+        for hunk in applied.hunks { context.progress(hunk.description) }
+        return applied
     }
 
     /// Every touched object, compiled before and after, and its klp object.
@@ -109,7 +112,10 @@ public enum KernelBuild {
         context.progress("comparing \(compiled.pairs.count) object(s)")
         let diffs: ObjectDiff.PairResults
         do {
-            diffs = try ObjectDiff.run(compiled.pairs, rules: TargetRules.kernel(entrySizes: entrySizes))
+            let rules = TargetRules.kernel(entrySizes: entrySizes)
+            diffs = try ObjectDiff.run(compiled.pairs) { pair in
+                compiled.targets[pair.object]?.isModule == true ? rules.forModule() : rules
+            }
         } catch {
             throw BuildError(error.kind == .unreadable ? .io : .unsupportedChange, error.description, cause: error)
         }
@@ -122,6 +128,11 @@ public enum KernelBuild {
         guard refusals.isEmpty else { throw BuildError.refused(refusals) }
         var patches: [PatchedObject] = []
         for (pair, result) in diffs.results {
+            for export in NewExports.added(original: result.original.file, patched: result.patched.file) {
+                let warning = NewExports.warning(export, object: pair.object)
+                context.warnings.append(warning)
+                context.progress("warning: " + warning)
+            }
             guard let patch = result.patch, let target = compiled.targets[pair.object] else { continue }
             patches.append(PatchedObject(object: pair.object, target: target, result: result, patch: patch))
         }
@@ -201,8 +212,8 @@ public enum KernelBuild {
         }
     }
 
-    static func outcome(_ context: BuildContext, patches: [PatchedObject], plan: LivepatchModule.Plan,
-                        rewrite: LivepatchModule.Rewrite) -> BuildOutcome {
+    static func outcome(_ context: BuildContext, applied: DiffApplier.Result, patches: [PatchedObject],
+                        plan: LivepatchModule.Plan, rewrite: LivepatchModule.Rewrite) -> BuildOutcome {
         let summaries = patches.map { p -> BuildOutcome.ObjectSummary in
             let verdicts = p.result.comparison.verdicts.filter { $0.kind == .function }
             let klp = plan.klpSymbols.filter { k in p.patch.references.contains { $0.name == k.name } }.map(\.symbolName)
@@ -214,10 +225,13 @@ public enum KernelBuild {
                                               klpSymbols: klp)
         }
         let options = context.options
-        return BuildOutcome(modulePath: context.outputPath, moduleName: context.moduleFile.replacingDashes(),
+        var outcome = BuildOutcome(modulePath: context.outputPath, moduleName: context.moduleFile.replacingDashes(),
                             release: options.kernel.release, replace: options.replace, diffs: context.diffs,
                             objects: summaries, redirects: plan.redirects,
                             klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
                             phases: context.timer.phases, ownSeconds: context.own)
+        outcome.hunks = applied.hunks
+        outcome.warnings = context.warnings
+        return outcome
     }
 }

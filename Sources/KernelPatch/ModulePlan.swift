@@ -93,6 +93,7 @@ public enum LivepatchModule {
         var plan = Plan()
         var usedNames = Set<String>()
         var refusals: [RefusedChange] = []
+        let insidePatch = PatchInternalSymbols(patches)
         for (n, patched) in patches.enumerated() {
             var object = patched.patch.object
             let original = patched.result.original
@@ -104,9 +105,11 @@ public enum LivepatchModule {
             for reference in patched.patch.references {
                 guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined }) else { continue }
                 let klp: KlpSymbol
+                if insidePatch.resolves(reference) { continue }
                 if let moduleTable, moduleTable.defines(reference.name) {
                     let sympos = try moduleTable.position(of: reference.name, local: reference.origin == .local,
-                                                          sourceFile: original.sourceFile, user: "the patched code of \(user)")
+                                                          sourceFile: original.sourceFile, original: original,
+                                                          user: "the patched code of \(user)")
                     klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
                     moduleKlp.insert(klp.symbolName)
                 } else if reference.origin != .local, let export = exports[reference.name] {
@@ -131,7 +134,9 @@ public enum LivepatchModule {
                 for r in entries {
                     guard let s = r.symbol, moduleKlp.contains(object.symbols[s.value].name) else { continue }
                     let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target.name).".count).prefix { $0 != "," }
-                    let refusal = RefusedChange(object: user, function: String(name), reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    // Named by the function whose code holds the entry, when known.
+                    let owner = LoadTimeEntries.function(owning: r, among: entries, in: object) ?? String(name)
+                    let refusal = RefusedChange(object: user, function: owner, reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
                     if !refusals.contains(refusal) { refusals.append(refusal) }
                 }
             }
@@ -148,7 +153,8 @@ public enum LivepatchModule {
                 let sympos: Int
                 if let moduleTable {
                     sympos = try moduleTable.position(of: function.originalName, local: function.isLocal,
-                                                      sourceFile: original.sourceFile, user: "the redirect of \(function.originalName) in \(user)")
+                                                      sourceFile: original.sourceFile, original: original,
+                                                      user: "the redirect of \(function.originalName) in \(user)")
                 } else {
                     sympos = try positions.position(of: function.originalName, in: nil, local: function.isLocal,
                                                     neighbours: neighbours,
@@ -174,7 +180,7 @@ public enum LivepatchModule {
         }
         if !refusals.isEmpty {
             throw BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
-                + refusals.map { "  \($0.object): \($0.reason)" }.joined(separator: "\n"), refusals: refusals)
+                + refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"), refusals: refusals)
         }
         return plan
     }

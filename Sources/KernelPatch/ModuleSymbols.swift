@@ -13,12 +13,14 @@ public struct ModuleSymbols: Sendable {
         public let isLocal: Bool
         /// The source file (`STT_FILE`) the symbol follows, for locals.
         public let file: String?
+        /// Its index in the module file's symbol table.
+        public var symbol: Int = 0
     }
 
     public let module: String
     public let path: String
     public let entries: [Entry]
-    private let byName: [String: [Int]]
+    let byName: [String: [Int]]
 
     public init(module: String, path: String) throws(BuildError) {
         let file: ELFFile
@@ -37,7 +39,8 @@ public struct ModuleSymbols: Sendable {
             let section = file.sections[index]
             guard section.isAllocated, !section.name.hasPrefix(".init") else { continue }
             byName[symbol.name, default: []].append(entries.count)
-            entries.append(Entry(name: symbol.name, isLocal: symbol.isLocal, file: symbol.isLocal ? currentFile : nil))
+            entries.append(Entry(name: symbol.name, isLocal: symbol.isLocal, file: symbol.isLocal ? currentFile : nil,
+                                 symbol: symbol.index))
         }
         self.module = module
         self.path = path

@@ -109,7 +109,9 @@ final class PairCompiler {
         progress("compiling \(objects.joined(separator: ", ")) with the change")
         let workspace = try Workspace(tree: tree, replacing: applied.files)
         defer { try? workspace.remove() }
-        let patched = try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
+        let patched = try PatchedCompileFailure.explaining(applied) { () throws(KernelError) in
+            try workspace.compile(objects, cflags: Kbuild.defaultCFlags + patchedFlags)
+        }
         var pairs: [ObjectPair] = []
         for object in objects {
             guard let built = patched[object], let original = originals[object] else {

@@ -61,16 +61,20 @@ public struct SourceDiff: Sendable {
 
 /// Applies diffs in order with the real `patch` tool to copies of the files
 /// they touch, dry run first, and returns each file's patched contents.
-/// No fuzz: a diff whose context differs was written for other code, and a
-/// live patch must be built from exactly the source that is running.
+/// No fuzz by default: a diff whose context differs was written for other
+/// code, and a live patch must be built from exactly the source that is
+/// running. `fuzz` (`--fuzz N`) lets a diff made for a nearby kernel apply;
+/// every hunk that needed fuzz or an offset is reported.
 /// The pristine tree is only read.
 public enum DiffApplier {
     public struct Result: Sendable {
         /// Tree path → patched contents, for every touched file.
         public let files: [(path: String, contents: [UInt8])]
+        /// Hunks that applied with fuzz or at an offset.
+        public var hunks: [AppliedHunk] = []
     }
 
-    public static func apply(_ diffs: [SourceDiff], tree: PreparedTree, scratch: String) throws(BuildError) -> Result {
+    public static func apply(_ diffs: [SourceDiff], tree: PreparedTree, scratch: String, fuzz: Int = 0) throws(BuildError) -> Result {
         var paths: [String] = []
         for diff in diffs {
             for file in diff.files where !paths.contains(file) {
@@ -80,6 +84,7 @@ public enum DiffApplier {
                 paths.append(file)
             }
         }
+        var hunks: [AppliedHunk] = []
         do {
             for file in paths {
                 let source = Path.join(tree.sourceDirectory, file)
@@ -92,17 +97,21 @@ public enum DiffApplier {
                 try FileSystem.write(copy, try FileSystem.read(source), mode: 0o644)
             }
             for diff in diffs {
-                let base = ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
+                let base = ["patch", "-p1", "--batch", "--forward", "--fuzz=\(max(0, fuzz))", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
                 let dry = try Command.run(base + ["--dry-run"], input: diff.bytes)
                 guard dry.termination.succeeded else {
-                    throw BuildError(.diffDoesNotApply, "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n" + rejections(dry.stdoutText + dry.stderrText))
+                    throw BuildError(.diffDoesNotApply, "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n" + rejections(dry.stdoutText + dry.stderrText)
+                        + (fuzz == 0 ? "\n  (applied without fuzz; a diff made for a nearby kernel may apply with --fuzz 1 or 2)" : ""))
                 }
                 let real = try Command.run(base, input: diff.bytes)
                 guard real.termination.succeeded else {
                     throw BuildError(.diffDoesNotApply, "\(diff.path): patch failed after a clean dry run:\n\(Command.tail(real.stdoutText + real.stderrText))")
                 }
+                hunks += AppliedHunk.parse(real.stdoutText, diff: diff.path)
             }
-            return Result(files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })
+            var result = Result(files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })
+            result.hunks = hunks
+            return result
         } catch let error as BuildError {
             throw error
         } catch {

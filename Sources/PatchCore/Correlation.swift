@@ -46,13 +46,15 @@ public struct Correlation: Sendable {
             }
             return result
         }
+        // Read-only compiler locals (`__func__.N`) by content.
+        CompilerLocals.correlateByContent(original, patched, link: link)
         // Exact names that are unique on both sides. Names with compiler
         // numbers are left out: `calls.2` may be another function's static
         // local after gcc renumbered them.
         let exactO = groups(original, normalized: false)
         let exactP = groups(patched, normalized: false)
-        for (key, os) in exactO where os.count == 1 && normalize(key.name) == key.name {
-            if let ps = exactP[key], ps.count == 1 { link(ps[0], os[0]) }
+        for (key, os) in exactO where os.count == 1 && normalize(key.name) == key.name && patchedOf[os[0]] == nil {
+            if let ps = exactP[key], ps.count == 1, originalOf[ps[0]] == nil { link(ps[0], os[0]) }
         }
         // Normalized names that are unique on both sides.
         let normO = groups(original, normalized: true)
@@ -63,6 +65,23 @@ public struct Correlation: Sendable {
             let os = osAll.filter { patchedOf[$0] == nil }
             let ps = psAll.filter { originalOf[$0] == nil }
             if os.isEmpty || ps.isEmpty { continue }
+            if os.count == 1 && ps.count == 1 { link(ps[0], os[0]) } else { ambiguous.append((os, ps)) }
+        }
+        // Names renumbered by `__COUNTER__` (BTF IDs, dynamic-debug
+        // descriptors), for what is still open: the same names without
+        // their counters.
+        let open = Set(ambiguous.flatMap { $0.os + $0.ps.map { -1 - $0 } })
+        func counterGroups(_ index: ObjectIndex, _ isOpen: (Int) -> Bool) -> [Key: [Int]] {
+            var result: [Key: [Int]] = [:]
+            for e in index.elements where isOpen(e.index) {
+                let name = CounterNames.normalize(e.name)
+                if name != e.name { result[Key(kind: e.kind, name: normalize(name)), default: []].append(e.index) }
+            }
+            return result
+        }
+        let counterP = counterGroups(patched) { originalOf[$0] == nil && !open.contains(-1 - $0) }
+        for (key, os) in counterGroups(original, { patchedOf[$0] == nil && !open.contains($0) }) {
+            guard let ps = counterP[key] else { continue }
             if os.count == 1 && ps.count == 1 { link(ps[0], os[0]) } else { ambiguous.append((os, ps)) }
         }
         // The rest through their referrers: an original element matches the

@@ -81,7 +81,7 @@ struct Emitter {
             let e = patched.elements[p]
             let s = file.sections[e.section]
             let name: String
-            if e.ownsSection {
+            if e.ownsSection || CompilerLocals.keepsSectionName(s.name) {
                 name = s.name
             } else {
                 let base = s.isExecutable ? ".text" : s.type == SectionType.nobits ? ".bss"

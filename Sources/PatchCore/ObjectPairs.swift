@@ -31,6 +31,12 @@ extension ObjectDiff {
     /// diffed throws the diff's own error; both name the object and keep
     /// the inner error as their cause.
     public static func run(_ pairs: [ObjectPair], rules: TargetRules) throws(PatchCoreError) -> PairResults {
+        try run(pairs, rules: { _ in rules })
+    }
+
+    /// As `run(_:rules:)`, with the rules chosen per pair (a kernel module's
+    /// objects are diffed under slightly different rules than vmlinux's).
+    public static func run(_ pairs: [ObjectPair], rules: (ObjectPair) -> TargetRules) throws(PatchCoreError) -> PairResults {
         var all = PairResults()
         for pair in pairs {
             let original: ELFFile
@@ -43,7 +49,7 @@ extension ObjectDiff {
             }
             let result: Result
             do {
-                result = try run(original: original, patched: patched, rules: rules)
+                result = try run(original: original, patched: patched, rules: rules(pair))
             } catch {
                 throw PatchCoreError(error.kind, "\(pair.object): \(error.description)", cause: error)
             }

@@ -66,7 +66,7 @@ struct Selector {
         func follow(_ r: ResolvedRelocation, from user: String) {
             switch r.target {
             case .element(let t, _):
-                if correlation.originalOf[t] == nil { include(t) }
+                if correlation.originalOf[t] == nil || CompilerLocals.carriedByValue(patched.elements[t], in: patched) { include(t) }
             case .merged(let section, _, _):
                 if whole.insert(section).inserted { queue.append(-1 - section) }
             case .anonymous(let section, let addend):
@@ -117,7 +117,7 @@ struct Selector {
             guard let p = v.patched else { continue }
             let element = patched.elements[p]
             let sectionName = patched.file.sections[element.section].name
-            if v.status == .changed {
+            if v.status == .changed && !CompilerLocals.carriedByValue(element, in: patched) {
                 let what = v.reason.hasPrefix("size") ? v.reason : "initializer changed (\(v.reason))"
                 refusals.append(Refusal(symbol: v.name, reason: "existing data in \(sectionName): \(what); live patches cannot change data the running code already uses"))
             } else if v.status == .new && included.contains(p), let reason = rules.frozenReason(sectionName) {

@@ -37,6 +37,10 @@ public struct TargetRules: Sendable {
     /// point to) of the included functions into the patch object, so that
     /// exceptions unwind through the new code (user space).
     public var carriesUnwindTables: Bool = false
+    /// Give included code its own copy of every dynamic-debug descriptor it
+    /// uses (and so of its static key), also of existing ones: a module's
+    /// own key cannot be the target of the patch's jump labels.
+    public var copiesDynamicDebug: Bool = false
 
     public init(architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
                 ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
@@ -79,7 +83,7 @@ public struct TargetRules: Sendable {
             ignoredSections: [
                 .exact(".comment"), .exact(".note.GNU-stack"), .prefix(".note."), .prefix(".debug_"),
                 .prefix(".discard."), .exact(".eh_frame"), .prefix(".BTF"), .exact(".modinfo"),
-                .exact(".gnu.linkonce.this_module"), .prefix("__ksymtab"), .prefix("__kcrctab"),
+                .exact(".gnu.linkonce.this_module"), .prefix("__ksymtab"), .prefix("___ksymtab"), .prefix("__kcrctab"),
                 .exact("__versions"), .exact(".llvm_addrsig"), .prefix(".rela"), .exact(".symtab"),
                 .exact(".strtab"), .exact(".shstrtab"), .exact(".group"), .prefix(PatchDirectives.sectionPrefix),
             ],

@@ -95,20 +95,11 @@ extension Workspace {
         Workspace.directObject(cFile, sourceDirectory: sourceDirectory)
     }
 
-    /// `dir/name.o` when `dir`'s Makefile or Kbuild file (in the source
-    /// folder `sourceDirectory`) names `name.o`.
+    /// `dir/name.o` when a Makefile or Kbuild file (in the source folder
+    /// `sourceDirectory`) names it: `dir`'s own (`name.o`), or one above it
+    /// (`sub/name.o` of a composite module).
     public static func directObject(_ cFile: String, sourceDirectory: String) -> String? {
-        let dir = Path.directory(of: cFile)
-        let stem = String(Path.base(of: cFile).dropLast(2))
-        let word = Array("\(stem).o".utf8)
-        for makefile in ["Kbuild", "Makefile"] {
-            let path = dir == "." ? Path.join(sourceDirectory, makefile) : Path.join(sourceDirectory, dir, makefile)
-            guard let bytes = try? FileSystem.read(path) else { continue }
-            if Workspace.containsWord(bytes, word) {
-                return dir == "." ? "\(stem).o" : "\(dir)/\(stem).o"
-            }
-        }
-        return nil
+        KbuildObjectNames.object(compiling: cFile, root: sourceDirectory, containsWord: Workspace.containsWord)
     }
 
     /// Whether `word` occurs in `text` as a whole make word.

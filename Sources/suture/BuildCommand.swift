@@ -48,7 +48,14 @@ struct BuildCommand: ParsableCommand {
     @Flag(help: "Build even when a changed header affects more than 20 objects.")
     var yes = false
 
+    @Option(help: ArgumentHelp("Let each hunk apply with up to N context lines ignored, as patch --fuzz does, for a diff made for a nearby kernel; hunks that needed fuzz or an offset are reported (default: 0, exact).", valueName: "N"))
+    var fuzz = 0
+
     @OptionGroup var json: JSONOption
+
+    func validate() throws {
+        guard (0...3).contains(fuzz) else { throw ValidationError("--fuzz must be 0 to 3") }
+    }
 
     func run() throws {
         try reportingErrors(json: json.json) {
@@ -64,6 +71,7 @@ struct BuildCommand: ParsableCommand {
             options.cacheRoot = cache
             options.allowCompilerMismatch = allowCompilerMismatch
             options.assumeYes = yes
+            options.fuzz = fuzz
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -71,6 +79,8 @@ struct BuildCommand: ParsableCommand {
                 return
             }
             var text = ""
+            for hunk in outcome.hunks { text += "hunk: \(hunk.description)\n" }
+            for warning in outcome.warnings { text += "warning: \(warning)\n" }
             for object in outcome.objects {
                 text += "\(object.object) (\(object.target)):\n"
                 if !object.changed.isEmpty { text += "  changed: \(object.changed.joined(separator: ", "))\n" }

@@ -134,6 +134,21 @@ import Testing
                         mentions: ["99.1.0", "--allow-compiler-mismatch"], environment: Command.environment(["PATH": path]))
     }
 
+    @Test func failedPatchedCompileHintsAtTheHeaderChange() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        // A fix that uses a field its header change would add.
+        let diff = Path.join(dir.path, "needs-header.diff")
+        try FileSystem.write(diff, "--- a/fs/proc/version.c\n+++ b/fs/proc/version.c\n@@ -12,7 +12,7 @@\n {\n \tseq_printf(m, linux_proc_banner,\n \t\tutsname()->sysname,\n-\t\tutsname()->release,\n+\t\tutsname()->suture_release,\n \t\tutsname()->version);\n \treturn 0;\n }\n")
+        try Self.refuse([diff], code: "build-unsupported-change",
+                        mentions: ["version_proc_show", "suture_release", "Hint:", "header", "belongs in the diff"])
+    }
+
+    @Test func diffForANearbyKernelSuggestsFuzz() throws {
+        try Self.refuse([Path.join(Self.fixtures, "fuzz-context/patch.diff")], code: "build-diff-does-not-apply",
+                        mentions: ["fs/proc/version.c", "Hunk #1 FAILED", "--fuzz"])
+    }
+
     @Test func missingDiffIsAnError() throws {
         try Self.refuse(["/nonexistent/fix.diff"], code: "build-io", mentions: ["/nonexistent/fix.diff"])
     }
@@ -153,9 +168,23 @@ extension String {
     @Test func jumpLabelOnTheModulesOwnKeyIsRefused() throws {
         try BuildRefusalTests.refuse([Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
                                      code: "build-refused",
-                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"],
-                                     refusals: [("net/netfilter/nf_tables_core.o", "nft_trace_enabled", "static_key_enabled"),
-                                                ("net/netfilter/nf_tables_core.o", "nft_counters_enabled", "__jump_table")])
+                                     mentions: ["nft_do_chain: a jump label", "nft_trace_enabled", "nf_tables", "static_key_enabled"],
+                                     refusals: [("net/netfilter/nf_tables_core.o", "nft_do_chain", "nft_trace_enabled"),
+                                                ("net/netfilter/nf_tables_core.o", "nft_do_chain", "nft_counters_enabled")])
+    }
+
+    /// sunrpc.ko has `__already_done.11` twice and no STT_FILE symbols. The
+    /// shipped module's own relocation in svc_xprt_received (`.data.once+5`
+    /// of a `cmpb $0`, so `.data.once+10`) names the second, which is at
+    /// `.data.once+10` (checked with readelf -rs).
+    @Test func existingOnceFlagThatItsModuleHasTwice() throws {
+        let dir = try TemporaryDirectory(prefix: "suture-once")
+        defer { dir.remove() }
+        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "-o", dir.path,
+                                   Path.join(BuildRefusalTests.fixtures, "module-duplicate-once/patch.diff")], timeout: 600)
+        try #require(run.termination == .exited(0), "\(run.stdoutText)\(run.stderrText)")
+        let klp = try JSON.parse(run.stdout)["objects"]?[0]?["klpSymbols"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        #expect(klp.contains(".klp.sym.sunrpc.__already_done.11,2"), "\(klp)")
     }
 
     @Test func moduleNotInTheConfigurationIsAnError() throws {

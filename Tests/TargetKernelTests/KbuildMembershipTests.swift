@@ -20,6 +20,36 @@ import Testing
         #expect(of("fs/xfs/xfs_super.o") == .module("xfs"))
         #expect(of("fs/cramfs/inode.o") == .notBuilt(option: "CONFIG_CRAMFS"))
         #expect(of("drivers/input/joydev.o") == .module("joydev"))
+        #expect(of("fs/smb/server/mgmt/tree_connect.o") == .module("ksmbd"), "a composite module's object in a subfolder")
+        func named(_ file: String) -> String? {
+            KbuildObjectNames.object(compiling: file, root: tree.sourceDirectory) { text, word in
+                String(decoding: text, as: UTF8.self).contains(String(decoding: word, as: UTF8.self))
+            }
+        }
+        #expect(named("fs/smb/server/mgmt/tree_connect.c") == "fs/smb/server/mgmt/tree_connect.o", "ksmbd-y += mgmt/tree_connect.o")
+        #expect(named("fs/xfs/libxfs/xfs_ag.c") == "fs/xfs/libxfs/xfs_ag.o", "$(addprefix libxfs/, xfs_ag.o …)")
+        #expect(named("fs/proc/meminfo.c") == "fs/proc/meminfo.o")
+    }
+
+    @Test func objectsListedFromAParentFolder() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try FileSystem.makeDirectories(Path.join(dir.path, "fs/srv/mgmt"))
+        try FileSystem.makeDirectories(Path.join(dir.path, "fs/srv/lib"))
+        try FileSystem.makeDirectories(Path.join(dir.path, "fs/other"))
+        try FileSystem.write(Path.join(dir.path, "fs/srv/Makefile"),
+                             "obj-m += srv.o\nsrv-y := main.o \\\n\tmgmt/tree.o\nsrv-y += $(addprefix lib/, \\\n\ta.o b.o)\n")
+        func named(_ file: String) -> String? {
+            KbuildObjectNames.object(compiling: file, root: dir.path) { text, word in
+                String(decoding: text, as: UTF8.self).contains(String(decoding: word, as: UTF8.self))
+            }
+        }
+        #expect(named("fs/srv/mgmt/tree.c") == "fs/srv/mgmt/tree.o")
+        #expect(named("fs/srv/lib/b.c") == "fs/srv/lib/b.o")
+        #expect(named("fs/srv/mgmt/other.c") == nil)
+        #expect(named("fs/other/tree.c") == nil, "a parent's entry must carry the subfolder's path")
+        let m = KernelConfig(text: "")
+        #expect(KbuildMembership.of("fs/srv/mgmt/tree.o", tree: dir.path, config: m) == .module("srv"))
     }
 
     @Test func fakeMakefiles() throws {
