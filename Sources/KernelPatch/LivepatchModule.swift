@@ -125,7 +125,7 @@ public enum LivepatchModule {
                     guard let s = r.symbol, moduleKlp.contains(object.symbols[s.value].name) else { continue }
                     let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target).".count).prefix { $0 != "," }
                     let function = LoadTimeEntries.function(owning: r, among: entries, in: object).map { "\($0): " } ?? ""
-                    refusals.append("\(user): \(function)\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    refusals.append("\(user): \(function)\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. \(LoadTimeEntries.hint(for: object.sections[target.value].name))")
                 }
             }
             for function in patched.patch.functions where !function.isNew {
