@@ -4,6 +4,16 @@ import ELF
 /// Entries of special sections that the kernel applies when the patch
 /// module loads (jump labels, static calls, alternatives, paravirt sites).
 enum LoadTimeEntries {
+    /// What to write by hand instead, per kind of entry.
+    static func hint(for section: String) -> String {
+        switch section {
+        case ".static_call_sites":
+            return "Hint: a tracepoint or static_call() of the module cannot be in a patched function; keep it in an unchanged function and move the changed part into a helper that the patch replaces"
+        default:
+            return "Hint: test such a key with static_key_enabled(&key) instead of a static branch"
+        }
+    }
+
     /// The function whose code an entry's relocation belongs to: each of
     /// these entries starts with a reference to its site in the code, so
     /// the nearest relocation at or before `r` that points into executable

@@ -136,7 +136,7 @@ public enum LivepatchModule {
                     let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target.name).".count).prefix { $0 != "," }
                     // Named by the function whose code holds the entry, when known.
                     let owner = LoadTimeEntries.function(owning: r, among: entries, in: object) ?? String(name)
-                    let refusal = RefusedChange(object: user, function: owner, reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    let refusal = RefusedChange(object: user, function: owner, reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. \(LoadTimeEntries.hint(for: object.sections[target.value].name))")
                     if !refusals.contains(refusal) { refusals.append(refusal) }
                 }
             }
