@@ -22,9 +22,11 @@ started=$SECONDS
 # shellcheck disable=SC2086
 SWIFT_BACKTRACE=enable=no "$scratch/release/ELFFuzz" "$corpus" -max_total_time="$seconds" -max_len=65536 -rss_limit_mb=4096 \
     -artifact_prefix="$artifacts/" -print_final_stats=1 ${FUZZ_ARGS:-} 2>"$log" || true
-# With -jobs, libFuzzer's worker writes fuzz-JOB.log in the current folder.
+# With -jobs, libFuzzer's worker writes fuzz-JOB.log in the current folder
+# (and the parent repeats it): keep it, count each worker's figure once.
 for job in fuzz-*.log; do if [ -f "$job" ]; then cat "$job" >>"$log"; rm -f "$job"; fi; done
-runs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{s+=$2} END {print s+0}')
+runs=$(grep -E '^stat::number_of_executed_units' "$log" | sort -u | awk '{s+=$2} END {print s+0}')
+grep -E '^Done [0-9]+ runs' "$log" | sort -u >&2 || true
 crashes=$(find "$artifacts" -type f | wc -l)
 echo "fuzz-elf: ${seconds}s asked, $((SECONDS - started))s run, executions=${runs:-0}, crashes=${crashes}, artifacts in $artifacts"
 tail -3 "$log" >&2
