@@ -24,8 +24,9 @@ func split(_ bytes: [UInt8]) -> (userSpace: Bool, original: [UInt8], patched: [U
 /// Diffs one input and, when a patch comes out, writes it and reads it back.
 func exercise(_ bytes: [UInt8]) {
     guard let (userSpace, originalBytes, patchedBytes) = split(bytes),
-          let original = try? ELFFile.parse(originalBytes, path: "original"),
-          let patched = try? ELFFile.parse(patchedBytes, path: "patched") else { return }
+        let original = try? ELFFile.parse(originalBytes, path: "original"),
+        let patched = try? ELFFile.parse(patchedBytes, path: "patched")
+    else { return }
     let rules: TargetRules = userSpace ? .userSpace() : .kernel()
     guard let result = try? ObjectDiff.run(original: original, patched: patched, rules: rules) else { return }
     _ = result.report.json.serialized()
@@ -45,13 +46,13 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 struct DiffFuzz {
     static func main() {
         #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        _ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            _ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
         #else
-        for path in CommandLine.arguments.dropFirst() {
-            if let bytes = try? FileSystem.read(path) { exercise(bytes) }
-        }
+            for path in CommandLine.arguments.dropFirst() {
+                if let bytes = try? FileSystem.read(path) { exercise(bytes) }
+            }
         #endif
     }
 }

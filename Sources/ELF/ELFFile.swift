@@ -33,7 +33,8 @@ public struct ELFFile: Sendable {
             throw ELFError(.io, path: path, "cannot read: \(error.errno?.shortDescription ?? error.description)")
         }
         if Decompression.format(of: file.bytes) != nil,
-           let bytes = try Decompression.decompress(bytes: Array(file.bytes), path: path) {
+            let bytes = try Decompression.decompress(bytes: Array(file.bytes), path: path)
+        {
             // From the bytes already read, not the file opened again.
             return try ELFFile(storage: MappedFile(bytes: bytes, path: path))
         }

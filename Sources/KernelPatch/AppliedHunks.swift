@@ -33,8 +33,10 @@ public struct AppliedHunk: Sendable, Equatable {
     }
 
     public var json: JSON {
-        .object([("diff", .string(diff)), ("file", .string(file)), ("hunk", .integer(hunk)), ("line", .integer(line)),
-                 ("fuzz", .integer(fuzz)), ("offset", .integer(offset))])
+        .object([
+            ("diff", .string(diff)), ("file", .string(file)), ("hunk", .integer(hunk)), ("line", .integer(line)),
+            ("fuzz", .integer(fuzz)), ("offset", .integer(offset)),
+        ])
     }
 
     /// The hunks of `patch`'s output that needed fuzz or an offset:
@@ -46,7 +48,9 @@ public struct AppliedHunk: Sendable, Equatable {
             let line = String(raw).trimmingWhitespace()
             for prefix in ["patching file ", "checking file "] where line.hasPrefix(prefix) {
                 file = String(line.dropFirst(prefix.count))
-                if file.hasPrefix("'"), file.hasSuffix("'"), file.count >= 2 { file = String(file.dropFirst().dropLast()) }
+                if file.hasPrefix("'"), file.hasSuffix("'"), file.count >= 2 {
+                    file = String(file.dropFirst().dropLast())
+                }
             }
             guard line.hasPrefix("Hunk #"), line.contains(" succeeded at ") else { continue }
             let words = line.split(separator: " ")
@@ -54,7 +58,9 @@ public struct AppliedHunk: Sendable, Equatable {
                 guard let i = words.firstIndex(where: { $0 == word }), i + 1 < words.count else { return nil }
                 return Int(words[i + 1].filter { $0 == "-" || $0.isNumber })
             }
-            guard let hunk = Int(words[1].dropFirst().filter { $0.isNumber }), let at = number(after: "at") else { continue }
+            guard let hunk = Int(words[1].dropFirst().filter { $0.isNumber }), let at = number(after: "at") else {
+                continue
+            }
             let fuzz = number(after: "fuzz") ?? 0
             let offset = number(after: "(offset") ?? 0
             result.append(AppliedHunk(diff: diff, file: file, hunk: hunk, line: at, fuzz: fuzz, offset: offset))

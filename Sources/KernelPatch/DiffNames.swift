@@ -20,7 +20,8 @@ public enum DiffNames {
         func refuse(_ why: String) -> String {
             "\(diff) line \(lineNumber): \(Printable.escaped(String(line.prefix(200)))): \(why)"
         }
-        for prefix in ["rename from ", "rename to ", "copy from ", "copy to ", "GIT binary patch"] where line.hasPrefix(prefix) {
+        for prefix in ["rename from ", "rename to ", "copy from ", "copy to ", "GIT binary patch"]
+        where line.hasPrefix(prefix) {
             return refuse("renamed, copied and binary files cannot be live-patched")
         }
         for prefix in ["new mode ", "old mode ", "new file mode ", "deleted file mode "] where line.hasPrefix(prefix) {
@@ -50,7 +51,9 @@ public enum DiffNames {
         if name.utf8.contains(where: { $0 < 0x20 || $0 == 0x7f || $0 == UInt8(ascii: "\\") }) {
             return "the file name has a control character or backslash"
         }
-        if name.hasPrefix("/") { return "absolute file names are not allowed; names must be relative to the source tree" }
+        if name.hasPrefix("/") {
+            return "absolute file names are not allowed; names must be relative to the source tree"
+        }
         let parts = name.split(separator: "/", omittingEmptySubsequences: false)
         if parts.contains(where: { $0 == ".." }) { return "a `..` component leaves the source tree" }
         if parts.contains(where: { $0.isEmpty || $0 == "." }) { return "the file name has an empty or `.` component" }
@@ -89,16 +92,22 @@ public enum DiffNames {
             path += "/" + part
             var st = stat()
             if lstat(path, &st) != 0 {
-                if errno == ENOENT { return } // reported as missing by the caller
+                if errno == ENOENT { return }  // reported as missing by the caller
                 throw BuildError(.io, "cannot check \(path): \(currentErrno().shortDescription)")
             }
             let type = st.st_mode & S_IFMT
             let last = index == parts.count - 1
             if type == S_IFLNK {
-                throw BuildError(.refused, "refusing \(diff): \(file) passes through a symbolic link (\(parts[0...index].joined(separator: "/"))) in the source tree")
+                throw BuildError(
+                    .refused,
+                    "refusing \(diff): \(file) passes through a symbolic link (\(parts[0...index].joined(separator: "/"))) in the source tree"
+                )
             }
             if last ? type != S_IFREG : type != S_IFDIR {
-                throw BuildError(.refused, "refusing \(diff): \(parts[0...index].joined(separator: "/")) is not a \(last ? "regular file" : "directory") in the source tree")
+                throw BuildError(
+                    .refused,
+                    "refusing \(diff): \(parts[0...index].joined(separator: "/")) is not a \(last ? "regular file" : "directory") in the source tree"
+                )
             }
         }
     }

@@ -8,7 +8,8 @@ enum LoadTimeEntries {
     static func hint(for section: String) -> String {
         switch section {
         case ".static_call_sites":
-            return "Hint: a tracepoint or static_call() of the module cannot be in a patched function; keep it in an unchanged function and move the changed part into a helper that the patch replaces"
+            return
+                "Hint: a tracepoint or static_call() of the module cannot be in a patched function; keep it in an unchanged function and move the changed part into a helper that the patch replaces"
         default:
             return "Hint: test such a key with static_key_enabled(&key) instead of a static branch"
         }
@@ -18,7 +19,9 @@ enum LoadTimeEntries {
     /// these entries starts with a reference to its site in the code, so
     /// the nearest relocation at or before `r` that points into executable
     /// code names it (a function symbol, or the `.text.NAME` section of one).
-    static func function(owning r: ObjectRelocation, among entries: [ObjectRelocation], in object: RelocatableObject) -> String? {
+    static func function(owning r: ObjectRelocation, among entries: [ObjectRelocation], in object: RelocatableObject)
+        -> String?
+    {
         var best: (offset: UInt64, name: String)?
         for e in entries where e.offset <= r.offset {
             guard let s = e.symbol, let name = codeName(object, s) else { continue }
@@ -34,7 +37,9 @@ enum LoadTimeEntries {
         guard s.flags & SectionFlags.execInstr != 0 else { return nil }
         if symbol.type == SymbolType.function { return symbol.name }
         // A section symbol: the function that owns the section.
-        if let f = object.symbols.first(where: { $0.place == .section(section) && $0.type == SymbolType.function && $0.value == 0 }) {
+        if let f = object.symbols.first(where: {
+            $0.place == .section(section) && $0.type == SymbolType.function && $0.value == 0
+        }) {
             return f.name
         }
         return s.name.hasPrefix(".text.") ? String(s.name.dropFirst(".text.".count)) : nil

@@ -14,15 +14,21 @@ extension ModuleSymbols {
     /// assembler resolved, its displacement) at the same place names the
     /// exact symbol-table entry. The same kind of witness the kernel image
     /// gives for vmlinux (`RunningImage.locate`).
-    public func position(of name: String, local: Bool, sourceFile: String?, original: ObjectIndex?,
-                         user: String) throws(BuildError) -> Int {
+    public func position(
+        of name: String, local: Bool, sourceFile: String?, original: ObjectIndex?,
+        user: String
+    ) throws(BuildError) -> Int {
         do throws(BuildError) {
             return try position(of: name, local: local, sourceFile: sourceFile, user: user)
-        } catch where error.kind == .ambiguousSymbol {
+        } catch  where error.kind == .ambiguousSymbol {
             guard let original, let all = byName[name],
-                  let hit = witnessedEntry(of: name, among: all, original: original) else {
-                throw BuildError(.ambiguousSymbol, error.message
-                    + ". No uniquely named function of \(Path.base(of: path)) that the original object shows referring to it tells them apart")
+                let hit = witnessedEntry(of: name, among: all, original: original)
+            else {
+                throw BuildError(
+                    .ambiguousSymbol,
+                    error.message
+                        + ". No uniquely named function of \(Path.base(of: path)) that the original object shows referring to it tells them apart"
+                )
             }
             return all.firstIndex(of: hit)! + 1
         }
@@ -32,7 +38,8 @@ extension ModuleSymbols {
     /// module's own relocations show the original's `name` to be.
     func witnessedEntry(of name: String, among candidates: [Int], original: ObjectIndex) -> Int? {
         guard let target = original.elements.first(where: { $0.name == name }),
-              let file = try? ELFFile.open(path) else { return nil }
+            let file = try? ELFFile.open(path)
+        else { return nil }
         // Where each candidate sits in the module file: (section, value).
         var candidateAt: [Place: Int] = [:]
         var candidateSymbols: [Int: Int] = [:]
@@ -49,15 +56,18 @@ extension ModuleSymbols {
             definedCount[s.name, default: 0] += 1
             definedSymbol[s.name] = s
         }
-        let relocationsOf = Dictionary(file.relocationSections.filter { $0.target > 0 }.map { ($0.target, $0) },
-                                       uniquingKeysWith: { a, _ in a })
+        let relocationsOf = Dictionary(
+            file.relocationSections.filter { $0.target > 0 }.map { ($0.target, $0) },
+            uniquingKeysWith: { a, _ in a })
         let arch = original.rules.architecture
         var votes = Set<Int>()
         for witness in original.elements where witness.index != target.index && definedCount[witness.name] == 1 {
-            guard let w = definedSymbol[witness.name], let section = w.definingSection, section < file.sections.count else { continue }
+            guard let w = definedSymbol[witness.name], let section = w.definingSection, section < file.sections.count
+            else { continue }
             for r in original.relocations(in: witness.section, from: witness.start, to: witness.end) {
                 guard case .element(let t, let addend) = r.target, t == target.index,
-                      let kind = arch.kind(r.type) else { continue }
+                    let kind = arch.kind(r.type)
+                else { continue }
                 let place = w.value + (r.offset - witness.start)
                 if let rs = relocationsOf[section], let kr = rs.relocations.first(where: { $0.offset == place }) {
                     guard Int(kr.symbol) < file.symbols.count else { continue }
@@ -66,7 +76,9 @@ extension ModuleSymbols {
                         votes.insert(c)
                     } else if let defining = s.definingSection {
                         let start = Int64(bitPattern: s.value) &+ kr.addend &- addend
-                        if start >= 0, let c = candidateAt[Place(section: defining, offset: UInt64(start))] { votes.insert(c) }
+                        if start >= 0, let c = candidateAt[Place(section: defining, offset: UInt64(start))] {
+                            votes.insert(c)
+                        }
                     }
                 } else if kind.pcRelative && kind.size == 4 {
                     // Resolved by the assembler: a branch within one section.
@@ -75,7 +87,9 @@ extension ModuleSymbols {
                     var raw: UInt32 = 0
                     for k in 0..<4 { raw |= UInt32(data[Int(place) + k]) << (8 * UInt32(k)) }
                     let start = Int64(Int32(bitPattern: raw)) &+ Int64(place) &- addend
-                    if start >= 0, let c = candidateAt[Place(section: section, offset: UInt64(start))] { votes.insert(c) }
+                    if start >= 0, let c = candidateAt[Place(section: section, offset: UInt64(start))] {
+                        votes.insert(c)
+                    }
                 }
             }
             if votes.count > 1 { return nil }

@@ -39,8 +39,9 @@ public struct OriginalObjectCache {
     public func object(_ object: String) -> (path: String, command: String)? {
         let path = Path.join(directory, "build", object)
         guard FileSystem.exists(path), let command = FileSystem.readTextIfPresent(path + ".command"),
-              let recorded = FileSystem.readTextIfPresent(path + ".sha256")?.trimmingWhitespace(),
-              let digest = try? SHA256.hex(file: path), digest == recorded else { return nil }
+            let recorded = FileSystem.readTextIfPresent(path + ".sha256")?.trimmingWhitespace(),
+            let digest = try? SHA256.hex(file: path), digest == recorded
+        else { return nil }
         return (path, command)
     }
 
@@ -54,7 +55,8 @@ public struct OriginalObjectCache {
             // Last: an entry without its digest is not used.
             try FileSystem.writeAtomically(path + ".sha256", Array((SHA256.hex(bytes) + "\n").utf8))
         } catch {
-            throw KernelError(.compileFailed, "caching the original \(object) in \(directory): \(error.description)", cause: error)
+            throw KernelError(
+                .compileFailed, "caching the original \(object) in \(directory): \(error.description)", cause: error)
         }
     }
 }

@@ -14,7 +14,8 @@ struct PatchInternalSymbols {
         var names = Set<String>()
         for p in patches {
             let new = Set(p.result.comparison.verdicts.filter { $0.status == .new }.map(\.name))
-            for s in p.patch.object.symbols where s.place != .undefined && s.binding != SymbolBinding.local && new.contains(s.name) {
+            for s in p.patch.object.symbols
+            where s.place != .undefined && s.binding != SymbolBinding.local && new.contains(s.name) {
                 names.insert(s.name)
             }
         }

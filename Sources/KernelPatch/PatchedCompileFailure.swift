@@ -6,18 +6,23 @@ import TargetKernel
 /// a type, field or macro that the fix changes in a header which the diff
 /// does not carry.
 enum PatchedCompileFailure {
-    static func explaining<T>(_ applied: DiffApplier.Result, _ body: () throws(KernelError) -> T) throws(KernelError) -> T {
+    static func explaining<T>(_ applied: DiffApplier.Result, _ body: () throws(KernelError) -> T) throws(KernelError)
+        -> T
+    {
         do {
             return try body()
-        } catch where error.kind == .compileFailed {
+        } catch  where error.kind == .compileFailed {
             throw KernelError(.compileFailed, error.message + "\n" + hint(applied))
         }
     }
 
     static func hint(_ applied: DiffApplier.Result) -> String {
         let headers = applied.files.map(\.path).filter { $0.hasSuffix(".h") }
-        let changed = headers.isEmpty ? "the diffs change no header"
+        let changed =
+            headers.isEmpty
+            ? "the diffs change no header"
             : "the diffs change \(headers.joined(separator: ", "))"
-        return "Hint: the patched source does not compile (\(changed)). If the fix uses a type, field, function or macro that it changes or adds in a header, that header's change belongs in the diff too; suture then rebuilds every object that includes it."
+        return
+            "Hint: the patched source does not compile (\(changed)). If the fix uses a type, field, function or macro that it changes or adds in a header, that header's change belongs in the diff too; suture then rebuilds every object that includes it."
     }
 }

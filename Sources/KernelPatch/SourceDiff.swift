@@ -30,7 +30,10 @@ public struct SourceDiff: Sendable {
                     throw BuildError(.unsupportedChange, "\(path): deletes \(old); removing files is not supported")
                 }
                 if old == "/dev/null" {
-                    throw BuildError(.unsupportedChange, "\(path): creates \(new); new files would need build-system changes, which a live patch cannot carry — add the code to an existing .c file instead")
+                    throw BuildError(
+                        .unsupportedChange,
+                        "\(path): creates \(new); new files would need build-system changes, which a live patch cannot carry — add the code to an existing .c file instead"
+                    )
                 }
                 if !files.contains(new) { files.append(new) }
                 oldName = nil
@@ -74,12 +77,17 @@ public enum DiffApplier {
         public var hunks: [AppliedHunk] = []
     }
 
-    public static func apply(_ diffs: [SourceDiff], tree: PreparedTree, scratch: String, fuzz: Int = 0) throws(BuildError) -> Result {
+    public static func apply(_ diffs: [SourceDiff], tree: PreparedTree, scratch: String, fuzz: Int = 0)
+        throws(BuildError) -> Result
+    {
         var paths: [String] = []
         for diff in diffs {
             for file in diff.files where !paths.contains(file) {
                 guard file.hasSuffix(".c") || file.hasSuffix(".h") else {
-                    throw BuildError(.unsupportedChange, "\(diff.path) changes \(file): only C sources and headers (.c, .h) can be live-patched; assembly, Makefiles and Kconfig cannot")
+                    throw BuildError(
+                        .unsupportedChange,
+                        "\(diff.path) changes \(file): only C sources and headers (.c, .h) can be live-patched; assembly, Makefiles and Kconfig cannot"
+                    )
                 }
                 paths.append(file)
             }
@@ -88,7 +96,8 @@ public enum DiffApplier {
         do {
             for file in paths {
                 let source = Path.join(tree.sourceDirectory, file)
-                try DiffNames.requireInside(root: tree.sourceDirectory, file: file, diff: diffs.first { $0.files.contains(file) }?.path ?? "")
+                try DiffNames.requireInside(
+                    root: tree.sourceDirectory, file: file, diff: diffs.first { $0.files.contains(file) }?.path ?? "")
                 guard FileSystem.exists(source) else {
                     throw BuildError(.diffDoesNotApply, "\(file) does not exist in the \(tree.release) source tree")
                 }
@@ -97,19 +106,31 @@ public enum DiffApplier {
                 try FileSystem.write(copy, try FileSystem.read(source), mode: 0o644)
             }
             for diff in diffs {
-                let base = ["patch", "-p1", "--batch", "--forward", "--fuzz=\(max(0, fuzz))", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
+                let base = [
+                    "patch", "-p1", "--batch", "--forward", "--fuzz=\(max(0, fuzz))", "--no-backup-if-mismatch", "-r",
+                    "-", "-d", scratch,
+                ]
                 let dry = try Command.run(base + ["--dry-run"], input: diff.bytes)
                 guard dry.termination.succeeded else {
-                    throw BuildError(.diffDoesNotApply, "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n" + rejections(dry.stdoutText + dry.stderrText)
-                        + (fuzz == 0 ? "\n  (applied without fuzz; a diff made for a nearby kernel may apply with --fuzz 1 or 2)" : ""))
+                    throw BuildError(
+                        .diffDoesNotApply,
+                        "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n"
+                            + rejections(dry.stdoutText + dry.stderrText)
+                            + (fuzz == 0
+                                ? "\n  (applied without fuzz; a diff made for a nearby kernel may apply with --fuzz 1 or 2)"
+                                : ""))
                 }
                 let real = try Command.run(base, input: diff.bytes)
                 guard real.termination.succeeded else {
-                    throw BuildError(.diffDoesNotApply, "\(diff.path): patch failed after a clean dry run:\n\(Command.tail(real.stdoutText + real.stderrText))")
+                    throw BuildError(
+                        .diffDoesNotApply,
+                        "\(diff.path): patch failed after a clean dry run:\n\(Command.tail(real.stdoutText + real.stderrText))"
+                    )
                 }
                 hunks += AppliedHunk.parse(real.stdoutText, diff: diff.path)
             }
-            var result = Result(files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })
+            var result = Result(
+                files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })
             result.hunks = hunks
             return result
         } catch let error as BuildError {

@@ -51,7 +51,8 @@ struct ModuleImage: Sendable {
         do {
             sealed = try SealedMemory(name: ModuleName.normalized(path), bytes: image)
         } catch {
-            throw LivepatchError(.loadFailed, errno: error.errno, "cannot hold \(path) in memory for loading: \(error.context)")
+            throw LivepatchError(
+                .loadFailed, errno: error.errno, "cannot hold \(path) in memory for loading: \(error.context)")
         }
         return ModuleImage(fileBytes: file.bytes, sealed: sealed, elf: elf, identity: FileIdentity(file.status))
     }

@@ -60,9 +60,14 @@ public enum CompilerLocals {
     /// content, where that pairing is unique on both sides: `__func__.3`
     /// holding "foo" is the original's `__func__.5` holding "foo", whatever
     /// gcc numbered them this time.
-    static func correlateByContent(_ original: ObjectIndex, _ patched: ObjectIndex,
-                                   link: (_ patched: Int, _ original: Int) -> Void) {
-        struct Key: Hashable { let stem: Substring; let bytes: [UInt8] }
+    static func correlateByContent(
+        _ original: ObjectIndex, _ patched: ObjectIndex,
+        link: (_ patched: Int, _ original: Int) -> Void
+    ) {
+        struct Key: Hashable {
+            let stem: Substring
+            let bytes: [UInt8]
+        }
         func groups(_ index: ObjectIndex) -> [Key: [Int]] {
             var result: [Key: [Int]] = [:]
             for e in index.elements where isReadOnly(e, in: index) {
@@ -70,7 +75,8 @@ public enum CompilerLocals {
             }
             return result
         }
-        let o = groups(original), p = groups(patched)
+        let o = groups(original)
+        let p = groups(patched)
         for (key, os) in o where os.count == 1 {
             if let ps = p[key], ps.count == 1 { link(ps[0], os[0]) }
         }
@@ -90,10 +96,14 @@ public enum CounterNames {
         let head = name.prefix { $0 != "." }
         let tail = name[head.endIndex...]
         var digits = head.endIndex
-        while digits > head.startIndex, head[head.index(before: digits)].isASCII, head[head.index(before: digits)].isNumber {
+        while digits > head.startIndex, head[head.index(before: digits)].isASCII,
+            head[head.index(before: digits)].isNumber
+        {
             digits = head.index(before: digits)
         }
-        guard digits < head.endIndex, head.distance(from: head.startIndex, to: digits) >= prefix.count else { return name }
+        guard digits < head.endIndex, head.distance(from: head.startIndex, to: digits) >= prefix.count else {
+            return name
+        }
         return String(head[..<digits]) + "#" + tail
     }
 }

@@ -30,18 +30,25 @@ enum ObjectChecks {
             // Elements without a size reach to the section's end: its
             // header must not claim more bytes than the file gives it.
             guard size == section.size else {
-                throw refuse("section \(section.name) [\(index)] of \(name) has 0x\(hex(size)) bytes in the file but claims 0x\(hex(section.size)) (sh_type \(section.type))")
+                throw refuse(
+                    "section \(section.name) [\(index)] of \(name) has 0x\(hex(size)) bytes in the file but claims 0x\(hex(section.size)) (sh_type \(section.type))"
+                )
             }
             let (end, overflow) = symbol.value.addingReportingOverflow(symbol.size)
             if overflow || symbol.value > size || end > size {
-                throw refuse("\(name) at 0x\(hex(symbol.value)) size 0x\(hex(symbol.size)) lies past the end of section \(section.name) [\(index)] (0x\(hex(size)) bytes)")
+                throw refuse(
+                    "\(name) at 0x\(hex(symbol.value)) size 0x\(hex(symbol.size)) lies past the end of section \(section.name) [\(index)] (0x\(hex(size)) bytes)"
+                )
             }
             if section.type == SectionType.nobits && section.size > nobitsLimit {
-                throw refuse("\(name) is in \(section.name) [\(index)], an SHT_NOBITS section of 0x\(hex(section.size)) bytes, more than the \(nobitsLimit >> 20) MiB the diff handles")
+                throw refuse(
+                    "\(name) is in \(section.name) [\(index)], an SHT_NOBITS section of 0x\(hex(section.size)) bytes, more than the \(nobitsLimit >> 20) MiB the diff handles"
+                )
             }
         }
         for section in file.sections.dropFirst() where section.type == SectionType.null && section.size != 0 {
-            throw refuse("section \(section.name) [\(section.index)] has type SHT_NULL but a size of 0x\(hex(section.size))")
+            throw refuse(
+                "section \(section.name) [\(section.index)] has type SHT_NULL but a size of 0x\(hex(section.size))")
         }
         for rs in file.relocationSections where rs.target > 0 {
             guard rs.target < file.sections.count else {
@@ -49,10 +56,14 @@ enum ObjectChecks {
             }
             let target = file.sections[rs.target]
             if target.type == SectionType.nobits && !rs.relocations.isEmpty {
-                throw refuse("relocation section [\(rs.section)] applies to \(target.name) [\(rs.target)], which has no bytes (SHT_NOBITS)")
+                throw refuse(
+                    "relocation section [\(rs.section)] applies to \(target.name) [\(rs.target)], which has no bytes (SHT_NOBITS)"
+                )
             }
             for (i, r) in rs.relocations.enumerated() where r.offset >= target.size {
-                throw refuse("relocation \(i) of section [\(rs.section)] is at offset 0x\(hex(r.offset)), past the end of \(target.name) [\(rs.target)] (size 0x\(hex(target.size)))")
+                throw refuse(
+                    "relocation \(i) of section [\(rs.section)] is at offset 0x\(hex(r.offset)), past the end of \(target.name) [\(rs.target)] (size 0x\(hex(target.size)))"
+                )
             }
         }
     }

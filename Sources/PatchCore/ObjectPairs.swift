@@ -36,7 +36,9 @@ extension ObjectDiff {
 
     /// As `run(_:rules:)`, with the rules chosen per pair (a kernel module's
     /// objects are diffed under slightly different rules than vmlinux's).
-    public static func run(_ pairs: [ObjectPair], rules: (ObjectPair) -> TargetRules) throws(PatchCoreError) -> PairResults {
+    public static func run(_ pairs: [ObjectPair], rules: (ObjectPair) -> TargetRules) throws(PatchCoreError)
+        -> PairResults
+    {
         var all = PairResults()
         for pair in pairs {
             let original: ELFFile

@@ -42,9 +42,11 @@ public struct TargetRules: Sendable {
     /// own key cannot be the target of the patch's jump labels.
     public var copiesDynamicDebug: Bool = false
 
-    public init(architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
-                ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
-                lineNumberFunctions: Set<String>) {
+    public init(
+        architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
+        ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
+        lineNumberFunctions: Set<String>
+    ) {
         self.architecture = architecture
         self.requiredEntryCall = requiredEntryCall
         self.specialSections = specialSections

@@ -13,7 +13,9 @@ import Glibc
 public enum AtomicFile {
     /// Writes `bytes` to `path` through a fresh temporary file beside it.
     /// With `durable`, the file and then the folder are flushed to disk.
-    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = false) throws(PlatformError) {
+    public static func write(_ path: String, _ bytes: [UInt8], mode: mode_t = 0o644, durable: Bool = false)
+        throws(PlatformError)
+    {
         let folder = Path.directory(of: path)
         let name = Path.base(of: path)
         let dir = try retryingOnEINTR("open \(folder)") { open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC) }
@@ -29,7 +31,9 @@ public enum AtomicFile {
         if durable {
             _ = try syscallResult("fsync \(Path.join(folder, temporary))") { fsync(fd) }
         }
-        _ = try syscallResult("rename \(Path.join(folder, temporary)) to \(path)") { renameat(dir, temporary, dir, name) }
+        _ = try syscallResult("rename \(Path.join(folder, temporary)) to \(path)") {
+            renameat(dir, temporary, dir, name)
+        }
         renamed = true
         if durable {
             _ = try syscallResult("fsync \(folder)") { fsync(dir) }
@@ -45,7 +49,9 @@ public enum AtomicFile {
 
     /// Creates a new temporary file in the folder `dir`: never an existing
     /// file, never through a symbolic link.
-    static func createTemporary(in dir: Int32, folder: String, near name: String) throws(PlatformError) -> (Int32, String) {
+    static func createTemporary(in dir: Int32, folder: String, near name: String) throws(PlatformError) -> (
+        Int32, String
+    ) {
         var attempts = 0
         while true {
             let temporary = temporaryName(near: name)

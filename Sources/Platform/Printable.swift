@@ -22,7 +22,8 @@ public enum Printable {
                 if v < 0x20 || v == 0x7f {
                     out += "\\x" + hex(v, width: 2)
                 } else if (0x80...0x9f).contains(v) || v == 0x2028 || v == 0x2029 || (0x202a...0x202e).contains(v)
-                            || (0x2066...0x2069).contains(v) {
+                    || (0x2066...0x2069).contains(v)
+                {
                     // C1 controls, line separators and bidirectional overrides.
                     out += "\\u{" + hex(v, width: 4) + "}"
                 } else {
@@ -36,11 +37,18 @@ public enum Printable {
     /// Like `escaped`, but keeps line breaks and tabs: for messages whose
     /// layout is Suture's own while parts of them are not.
     public static func terminalSafe(_ text: String) -> String {
-        guard text.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || $0.value == 0x7f
-                                                    || (0x80...0x9f).contains($0.value) || (0x2028...0x202e).contains($0.value)
-                                                    || (0x2066...0x2069).contains($0.value) }) else { return text }
+        guard
+            text.unicodeScalars.contains(where: {
+                ($0.value < 0x20 && $0 != "\n" && $0 != "\t") || $0.value == 0x7f
+                    || (0x80...0x9f).contains($0.value) || (0x2028...0x202e).contains($0.value)
+                    || (0x2066...0x2069).contains($0.value)
+            })
+        else { return text }
         return text.split(separator: "\n", omittingEmptySubsequences: false)
-            .map { $0.split(separator: "\t", omittingEmptySubsequences: false).map { escaped(String($0)) }.joined(separator: "\t") }
+            .map {
+                $0.split(separator: "\t", omittingEmptySubsequences: false).map { escaped(String($0)) }.joined(
+                    separator: "\t")
+            }
             .joined(separator: "\n")
     }
 

@@ -13,7 +13,8 @@ public enum RegularFile {
 
     /// Opens `path` for reading; throws unless it is a regular file.
     /// The descriptor is blocking again after the check.
-    public static func open(_ path: String, followLinks: Bool = true) throws(PlatformError) -> (fd: Int32, status: stat) {
+    public static func open(_ path: String, followLinks: Bool = true) throws(PlatformError) -> (fd: Int32, status: stat)
+    {
         let flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC | (followLinks ? 0 : O_NOFOLLOW)
         let fd = try retryingOnEINTR("open \(path)") { Glibc.open(path, flags) }
         var st = stat()
@@ -25,15 +26,24 @@ public enum RegularFile {
         let type = st.st_mode & S_IFMT
         guard type == S_IFREG else {
             close(fd)
-            let what = type == S_IFDIR ? "a directory" : type == S_IFIFO ? "a FIFO" : type == S_IFCHR || type == S_IFBLK ? "a device" : type == S_IFSOCK ? "a socket" : "not a regular file"
-            throw PlatformError(.invalidData, errno: type == S_IFDIR ? .isDirectory : nil, "\(path) is \(what), not a regular file")
+            let what =
+                type == S_IFDIR
+                ? "a directory"
+                : type == S_IFIFO
+                    ? "a FIFO"
+                    : type == S_IFCHR || type == S_IFBLK
+                        ? "a device" : type == S_IFSOCK ? "a socket" : "not a regular file"
+            throw PlatformError(
+                .invalidData, errno: type == S_IFDIR ? .isDirectory : nil, "\(path) is \(what), not a regular file")
         }
         _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK)
         return (fd, st)
     }
 
     /// Reads a whole regular file of at most `limit` bytes.
-    public static func read(_ path: String, limit: Int = defaultLimit, followLinks: Bool = true) throws(PlatformError) -> (bytes: [UInt8], status: stat) {
+    public static func read(_ path: String, limit: Int = defaultLimit, followLinks: Bool = true) throws(PlatformError)
+        -> (bytes: [UInt8], status: stat)
+    {
         let (fd, st) = try open(path, followLinks: followLinks)
         defer { close(fd) }
         let bytes = try read(fd: fd, path: path, size: Int(st.st_size), limit: limit)

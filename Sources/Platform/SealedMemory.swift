@@ -18,15 +18,17 @@ public final class SealedMemory: @unchecked Sendable {
     public let fd: FileDescriptor
     public let count: Int
 
-    static let allowSealing: UInt32 = 2 // MFD_ALLOW_SEALING
-    static let closeOnExec: UInt32 = 1 // MFD_CLOEXEC
-    static let addSeals: Int32 = 1033 // F_ADD_SEALS
-    static let getSeals: Int32 = 1034 // F_GET_SEALS
+    static let allowSealing: UInt32 = 2  // MFD_ALLOW_SEALING
+    static let closeOnExec: UInt32 = 1  // MFD_CLOEXEC
+    static let addSeals: Int32 = 1033  // F_ADD_SEALS
+    static let getSeals: Int32 = 1034  // F_GET_SEALS
     /// F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE
     public static let allSeals: Int32 = 1 | 2 | 4 | 8
 
     public init(name: String, bytes: [UInt8]) throws(PlatformError) {
-        let raw = try syscallResult("memfd_create \(name)") { suture_memfd_create(name, Self.allowSealing | Self.closeOnExec) }
+        let raw = try syscallResult("memfd_create \(name)") {
+            suture_memfd_create(name, Self.allowSealing | Self.closeOnExec)
+        }
         fd = FileDescriptor(rawValue: raw)
         count = bytes.count
         do {
@@ -47,7 +49,9 @@ public final class SealedMemory: @unchecked Sendable {
         var offset = 0
         while offset < count {
             let n = try retryingOnEINTR("read memfd") {
-                result.withUnsafeMutableBytes { pread(fd.rawValue, $0.baseAddress! + offset, count - offset, off_t(offset)) }
+                result.withUnsafeMutableBytes {
+                    pread(fd.rawValue, $0.baseAddress! + offset, count - offset, off_t(offset))
+                }
             }
             if n == 0 { break }
             offset += n

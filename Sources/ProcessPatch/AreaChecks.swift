@@ -29,27 +29,37 @@ enum AreaChecks {
         }
         guard let end = sum(area.start, area.size) else { throw corrupt("its size overflows") }
         let inside = area.start..<end
-        func within(_ r: Range<UInt64>) -> Bool { r.lowerBound >= inside.lowerBound && r.upperBound <= inside.upperBound }
-        guard (0...sequenceLimit).contains(area.sequence) else { throw corrupt("sequence \(area.sequence) is out of range") }
+        func within(_ r: Range<UInt64>) -> Bool {
+            r.lowerBound >= inside.lowerBound && r.upperBound <= inside.upperBound
+        }
+        guard (0...sequenceLimit).contains(area.sequence) else {
+            throw corrupt("sequence \(area.sequence) is out of range")
+        }
         guard within(area.text), within(area.data) else { throw corrupt("its text or data range lies outside it") }
         for f in area.functions {
             let name = Printable.escaped(String(f.name.prefix(200)))
             guard let entryEnd = sum(f.address, UInt64(X86Code.entryJumpLength)), sum(f.address, f.size) != nil,
-                  map.mappings.contains(where: { $0.executable && $0.contains(f.address) && entryEnd <= $0.end }) else {
+                map.mappings.contains(where: { $0.executable && $0.contains(f.address) && entryEnd <= $0.end })
+            else {
                 throw corrupt("function \(name) is at 0x\(hex(f.address)), not in executable memory of the process")
             }
-            guard let newEnd = sum(f.newAddress, f.newSize), f.newAddress >= area.text.lowerBound, newEnd <= area.text.upperBound,
-                  let dispatcherEnd = sum(f.dispatcher, f.dispatcherSize),
-                  f.dispatcher >= area.text.lowerBound, dispatcherEnd <= area.text.upperBound else {
+            guard let newEnd = sum(f.newAddress, f.newSize), f.newAddress >= area.text.lowerBound,
+                newEnd <= area.text.upperBound,
+                let dispatcherEnd = sum(f.dispatcher, f.dispatcherSize),
+                f.dispatcher >= area.text.lowerBound, dispatcherEnd <= area.text.upperBound
+            else {
                 throw corrupt("the new code or dispatcher of \(name) lies outside the area's text")
             }
         }
-        for (frame, object) in area.unwind where !inside.contains(frame) || object < area.start
-            || (sum(object, Linker.unwindObjectSize).map { $0 > end } ?? true) {
+        for (frame, object) in area.unwind
+        where !inside.contains(frame) || object < area.start
+            || (sum(object, Linker.unwindObjectSize).map { $0 > end } ?? true)
+        {
             throw corrupt("an unwind registration lies outside it")
         }
         guard let tableEnd = sum(area.tableOffset, UInt64(area.tableEntries)), tableEnd <= area.size,
-              let holdersEnd = sum(area.holdersOffset, Linker.page), holdersEnd <= area.size else {
+            let holdersEnd = sum(area.holdersOffset, Linker.page), holdersEnd <= area.size
+        else {
             throw corrupt("its thread table lies outside it")
         }
     }

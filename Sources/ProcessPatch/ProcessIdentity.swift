@@ -32,7 +32,9 @@ enum ProcessIdentity {
     static func requireSame(_ pid: Int32) throws(ProcessError) {
         guard let fd = held.withLock({ $0[pid] }) else { return }
         if suture_pidfd_alive(fd) != 0 && currentErrno() == .noSuchProcess {
-            throw ProcessError(.state, "process \(pid) exited after suture checked it, and the PID now names another process; refusing it")
+            throw ProcessError(
+                .state,
+                "process \(pid) exited after suture checked it, and the PID now names another process; refusing it")
         }
     }
 }

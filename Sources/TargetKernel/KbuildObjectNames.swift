@@ -14,8 +14,10 @@ public enum KbuildObjectNames {
     /// `dir/name.o` when a Makefile or Kbuild file of the file's folder,
     /// or of one of the folders above it, names the object (relative to
     /// that folder).
-    public static func object(compiling cFile: String, root: String,
-                              containsWord: ([UInt8], [UInt8]) -> Bool) -> String? {
+    public static func object(
+        compiling cFile: String, root: String,
+        containsWord: ([UInt8], [UInt8]) -> Bool
+    ) -> String? {
         let stem = String(Path.base(of: cFile).dropLast(2))
         let object = Path.directory(of: cFile) == "." ? "\(stem).o" : "\(Path.directory(of: cFile))/\(stem).o"
         var folder = Path.directory(of: cFile) == "." ? "" : Path.directory(of: cFile)
@@ -48,7 +50,9 @@ public enum KbuildObjectNames {
             let inner = rest[start.upperBound...].prefix { $0 != ")" }
             if let comma = inner.firstIndex(of: ",") {
                 let p = inner[..<comma].trimmingCharacters()
-                let words = inner[inner.index(after: comma)...].split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" })
+                let words = inner[inner.index(after: comma)...].split(whereSeparator: {
+                    $0 == " " || $0 == "\t" || $0 == "\n"
+                })
                 if p == prefix && words.contains(where: { $0 == name }) { return true }
             }
             rest = rest[start.upperBound...]
@@ -63,7 +67,12 @@ extension String {
         var out = ""
         var previous: Character?
         for c in self {
-            if c == "\n" && previous == "\\" { out.removeLast(); out.append(" ") } else { out.append(c) }
+            if c == "\n" && previous == "\\" {
+                out.removeLast()
+                out.append(" ")
+            } else {
+                out.append(c)
+            }
             previous = c
         }
         return out

@@ -81,7 +81,9 @@ public struct KernelResolver: Sendable {
             case .directory: return root == "/" ? ((try? FileSystem.realPath(current)) ?? current) : current
             case .symlink:
                 guard let target = try? FileSystem.readLink(current) else { return nil }
-                current = target.hasPrefix("/") ? path(String(target.drop { $0 == "/" }))
+                current =
+                    target.hasPrefix("/")
+                    ? path(String(target.drop { $0 == "/" }))
                     : Path.join(Path.directory(of: current), target)
             default: return nil
             }
@@ -112,14 +114,19 @@ public struct KernelResolver: Sendable {
     public func defaultTarget() throws(KernelError) -> KernelRelease {
         let all = installed()
         if let running = all.first(where: { $0.isRunning }),
-           running.livepatch, running.hasHeaders, running.matchingSourceTarball != nil {
+            running.livepatch, running.hasHeaders, running.matchingSourceTarball != nil
+        {
             return running
         }
         guard let newest = all.first(where: { $0.livepatch }) else {
             if all.isEmpty {
-                throw KernelError(.noKernel, "no kernel image in \(path("boot")); install linux-image-amd64 (the README's set-up does)")
+                throw KernelError(
+                    .noKernel,
+                    "no kernel image in \(path("boot")); install linux-image-amd64 (the README's set-up does)")
             }
-            throw KernelError(.noLivepatch, "none of the installed kernels (\(all.map(\.release).joined(separator: ", "))) has CONFIG_LIVEPATCH=y")
+            throw KernelError(
+                .noLivepatch,
+                "none of the installed kernels (\(all.map(\.release).joined(separator: ", "))) has CONFIG_LIVEPATCH=y")
         }
         return newest
     }
@@ -135,7 +142,10 @@ public struct KernelResolver: Sendable {
             let candidate = describe(spec)
             guard FileSystem.exists(candidate.image) else {
                 let known = installed().map(\.release)
-                throw KernelError(.unknownKernel, "kernel \(spec) is not installed (no \(candidate.image)); installed: \(known.isEmpty ? "none" : known.joined(separator: ", "))")
+                throw KernelError(
+                    .unknownKernel,
+                    "kernel \(spec) is not installed (no \(candidate.image)); installed: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
+                )
             }
             return candidate
         }
@@ -144,7 +154,8 @@ public struct KernelResolver: Sendable {
         if FileSystem.isDirectory(absolute) {
             let candidate = describe(base)
             guard FileSystem.exists(candidate.image) else {
-                throw KernelError(.unknownKernel, "\(spec): a folder, but no kernel image \(candidate.image) for release \(base)")
+                throw KernelError(
+                    .unknownKernel, "\(spec): a folder, but no kernel image \(candidate.image) for release \(base)")
             }
             return candidate
         }

@@ -16,10 +16,15 @@ extension Suture {
         } catch {
             let status = exitCode(for: error)
             if status == .validationFailure && wantsJSON(arguments) {
-                let object: JSON = .object([("error", .object([
-                    ("code", .string("usage")),
-                    ("message", .string(message(for: error))),
-                ]))])
+                let object: JSON = .object([
+                    (
+                        "error",
+                        .object([
+                            ("code", .string("usage")),
+                            ("message", .string(message(for: error))),
+                        ])
+                    )
+                ])
                 writeStandardOutput(object.serialized() + "\n")
                 Cleanup.runAll()
                 Glibc.exit(status.rawValue)

@@ -12,8 +12,10 @@ struct KernelCommand: ParsableCommand {
 
 /// `--cache DIR` for commands that use the tree cache.
 struct CacheOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Cache folder (default: $SUTURE_CACHE, else \(CacheLocation.defaultRoot)).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Cache folder (default: $SUTURE_CACHE, else \(CacheLocation.defaultRoot)).", valueName: "DIR"))
     var cache: String?
 }
 
@@ -41,11 +43,12 @@ extension KernelCommand {
                         pairs.append(("preparedTree", .optional(tree)))
                         return .object(pairs)
                     }
-                    printJSON(.object([
-                        ("running", .string(resolver.runningRelease)),
-                        ("default", .optional(defaultRelease)),
-                        ("kernels", .array(items)),
-                    ]))
+                    printJSON(
+                        .object([
+                            ("running", .string(resolver.runningRelease)),
+                            ("default", .optional(defaultRelease)),
+                            ("kernels", .array(items)),
+                        ]))
                     return
                 }
                 guard !kernels.isEmpty else {
@@ -57,7 +60,9 @@ extension KernelCommand {
                     var notes: [String] = []
                     if kernel.release == defaultRelease { notes.append("default") }
                     if kernel.isRunning { notes.append("running") }
-                    let source = kernel.matchingSourceTarball != nil ? "installed"
+                    let source =
+                        kernel.matchingSourceTarball != nil
+                        ? "installed"
                         : kernel.sourceVersion.map { "\($0) (mismatch)" } ?? "not installed"
                     lines.append([
                         kernel.release, kernel.packageVersion ?? "-", kernel.livepatch ? "yes" : "no",
@@ -66,7 +71,9 @@ extension KernelCommand {
                     ])
                 }
                 writeStandardOutput(table(lines))
-                writeStandardOutput("Running kernel: \(resolver.runningRelease)\(kernels.contains { $0.isRunning } ? "" : " (not installed here)")\n")
+                writeStandardOutput(
+                    "Running kernel: \(resolver.runningRelease)\(kernels.contains { $0.isRunning } ? "" : " (not installed here)")\n"
+                )
             }
         }
     }
@@ -76,21 +83,25 @@ extension KernelCommand {
             commandName: "prepare",
             abstract: "Make the pristine, configured source tree of a kernel, once.",
             discussion: """
-            The source is the linux-source package whose version equals the kernel image's: \
-            the installed one, or else that exact version fetched with `apt-get download` and \
-            unpacked privately. The tree is configured with the kernel's config \
-            (`make olddefconfig`, `make modules_prepare`), recorded in a manifest, made \
-            read-only and cached under CACHE/trees/RELEASE-CONFIGHASH. A tree that is \
-            already prepared and pristine is reused at once.
-            """)
+                The source is the linux-source package whose version equals the kernel image's: \
+                the installed one, or else that exact version fetched with `apt-get download` and \
+                unpacked privately. The tree is configured with the kernel's config \
+                (`make olddefconfig`, `make modules_prepare`), recorded in a manifest, made \
+                read-only and cached under CACHE/trees/RELEASE-CONFIGHASH. A tree that is \
+                already prepared and pristine is reused at once.
+                """)
 
         @OptionGroup var kernel: KernelOption
-        @Option(name: .long, help: ArgumentHelp(
-            "Use this kernel source tarball or clean folder instead of the distro package; its VERSION/PATCHLEVEL/SUBLEVEL must match the kernel.",
-            valueName: "TARBALL|DIR"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Use this kernel source tarball or clean folder instead of the distro package; its VERSION/PATCHLEVEL/SUBLEVEL must match the kernel.",
+                valueName: "TARBALL|DIR"))
         var source: String?
         @OptionGroup var cacheOption: CacheOption
-        @Flag(name: .long, help: "Build even if the host compiler differs from the one that built the kernel (warns loudly).")
+        @Flag(
+            name: .long,
+            help: "Build even if the host compiler differs from the one that built the kernel (warns loudly).")
         var allowCompilerMismatch = false
         @OptionGroup var output: JSONOption
 
@@ -104,7 +115,9 @@ extension KernelCommand {
                     printJSON(outcome.json)
                 } else {
                     let how = outcome.reused ? "already prepared" : "prepared in \(Int(outcome.seconds.rounded())) s"
-                    writeStandardOutput("\(target.release): \(how)\n  tree:   \(outcome.tree.path)\n  source: \(outcome.tree.origin.summary)\n")
+                    writeStandardOutput(
+                        "\(target.release): \(how)\n  tree:   \(outcome.tree.path)\n  source: \(outcome.tree.origin.summary)\n"
+                    )
                 }
             }
         }
@@ -115,12 +128,17 @@ extension KernelCommand {
             commandName: "compile",
             abstract: "Compile objects of a prepared tree in a throwaway workspace, optionally with files replaced.")
 
-        @Argument(help: ArgumentHelp("Objects to build, relative to the tree's top, such as fs/proc/meminfo.o.", valueName: "OBJECT"))
+        @Argument(
+            help: ArgumentHelp(
+                "Objects to build, relative to the tree's top, such as fs/proc/meminfo.o.", valueName: "OBJECT"))
         var objects: [String]
-        @Option(name: .long, help: ArgumentHelp(
-            "Replace a tree file with a local one (repeatable).", valueName: "TREE-PATH=FILE"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Replace a tree file with a local one (repeatable).", valueName: "TREE-PATH=FILE"))
         var replace: [String] = []
-        @Option(name: .long, help: ArgumentHelp("Copy the objects here (default: the current folder).", valueName: "DIR"))
+        @Option(
+            name: .long, help: ArgumentHelp("Copy the objects here (default: the current folder).", valueName: "DIR"))
         var output: String = "."
         @Option(name: .long, help: ArgumentHelp("KCFLAGS for the compile.", valueName: "FLAGS"))
         var cflags: String = Kbuild.defaultCFlags.joined(separator: " ")
@@ -167,13 +185,14 @@ extension KernelCommand {
                 let workspaceSeconds = created - started
                 let compileSeconds = compiled - created
                 if jsonOption.json {
-                    printJSON(.object([
-                        ("release", .string(tree.release)),
-                        ("tree", .string(tree.path)),
-                        ("objects", .object(copied)),
-                        ("workspaceSeconds", .double((workspaceSeconds * 1000).rounded() / 1000)),
-                        ("compileSeconds", .double((compileSeconds * 1000).rounded() / 1000)),
-                    ]))
+                    printJSON(
+                        .object([
+                            ("release", .string(tree.release)),
+                            ("tree", .string(tree.path)),
+                            ("objects", .object(copied)),
+                            ("workspaceSeconds", .double((workspaceSeconds * 1000).rounded() / 1000)),
+                            ("compileSeconds", .double((compileSeconds * 1000).rounded() / 1000)),
+                        ]))
                 } else {
                     for (object, path) in copied { writeStandardOutput("\(object) → \(path.stringValue ?? "")\n") }
                     Progress.say("suture: workspace \(seconds(workspaceSeconds)), compile \(seconds(compileSeconds))")
@@ -187,7 +206,8 @@ extension KernelCommand {
             commandName: "objects",
             abstract: "Find the objects that compile a .c file, including files #included into another unit.")
 
-        @Argument(help: ArgumentHelp("A .c file relative to the tree's top, such as kernel/sched/rt.c.", valueName: "FILE"))
+        @Argument(
+            help: ArgumentHelp("A .c file relative to the tree's top, such as kernel/sched/rt.c.", valueName: "FILE"))
         var file: String
         @OptionGroup var kernel: KernelOption
         @OptionGroup var cacheOption: CacheOption

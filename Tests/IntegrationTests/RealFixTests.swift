@@ -18,19 +18,23 @@ struct RealFixTests {
 
     /// Builds a fixture with extra `suture build` arguments; returns the
     /// run, and the module path and report when it succeeded.
-    static func build(_ name: String, as module: String, _ extra: [String] = []) throws -> (run: CommandResult, path: String?, report: JSON?) {
+    static func build(_ name: String, as module: String, _ extra: [String] = []) throws -> (
+        run: CommandResult, path: String?, report: JSON?
+    ) {
         let dir = try TemporaryDirectory(prefix: "suture-realfix")
         Cleanup.register { dir.remove() }
         let started = Clock.now()
-        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path]
-                                  + extra + ["\(Scenarios.fixtures)/\(name)/patch.diff"], timeout: 900)
+        let run = try Command.run(
+            [try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path]
+                + extra + ["\(Scenarios.fixtures)/\(name)/patch.diff"], timeout: 900)
         print("suture build \(name): \(Int((Clock.now() - started).rounded())) s")
         guard run.termination == .exited(0) else { return (run, nil, nil) }
         let report = try JSON.parse(run.stdout)
         return (run, report["module"]?.stringValue, report)
     }
 
-    static func built(_ name: String, as module: String, _ extra: [String] = []) throws -> (path: String, report: JSON) {
+    static func built(_ name: String, as module: String, _ extra: [String] = []) throws -> (path: String, report: JSON)
+    {
         let (run, path, report) = try build(name, as: module, extra)
         let p = try #require(path, "suture build \(name) failed: \(run.stdoutText)\(run.stderrText)")
         return (p, try #require(report))
@@ -41,7 +45,8 @@ struct RealFixTests {
     }
 
     static func mountFat(_ guest: TestGuest) throws {
-        try guest.check("dd if=/dev/zero of=/tmp/realfix.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/realfix.img >/dev/null")
+        try guest.check(
+            "dd if=/dev/zero of=/tmp/realfix.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/realfix.img >/dev/null")
         try guest.check("mkdir -p /mnt/realfix && mount -t vfat -o loop /tmp/realfix.img /mnt/realfix")
     }
 
@@ -111,16 +116,18 @@ struct RealFixTests {
     @Test func renumberedBtfIdsAndAControllablePrDebug() throws {
         let guest = try TestGuest.current()
         let (path, report) = try Self.built("btf-id-counter", as: "btf_id_counter")
-        #expect(report["objects"]?[0]?["changed"]?.arrayValue?.compactMap(\.stringValue) == ["s_show"],
-                "only s_show changed; the renumbered __BTF_ID__ symbol is the same")
+        #expect(
+            report["objects"]?[0]?["changed"]?.arrayValue?.compactMap(\.stringValue) == ["s_show"],
+            "only s_show changed; the renumbered __BTF_ID__ symbol is the same")
         try guest.check("grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
         let message = "s_show: [a-z_0-9]* of module"
         try guest.check("cat /proc/kallsyms > /dev/null")
         #expect(try Self.count(guest, message) == 0)
         try Scenarios.load(guest, path, "btf_id_counter")
         let control = "/sys/kernel/debug/dynamic_debug/control"
-        #expect(try guest.check("grep -c 'livepatch_btf_id_counter' \(control) || true").trimmingWhitespace() != "0",
-                "the patch's pr_debug is not registered with dynamic debug")
+        #expect(
+            try guest.check("grep -c 'livepatch_btf_id_counter' \(control) || true").trimmingWhitespace() != "0",
+            "the patch's pr_debug is not registered with dynamic debug")
         try guest.check("echo 'module livepatch_btf_id_counter +p' > \(control) && cat /proc/kallsyms > /dev/null")
         #expect(try Self.count(guest, message) > 0, "the patch's pr_debug, turned on, printed nothing")
         try guest.check("echo 'module livepatch_btf_id_counter -p' > \(control)")
@@ -135,7 +142,9 @@ struct RealFixTests {
     @Test func helperAddedInOneFileCalledFromAnother() throws {
         let guest = try TestGuest.current()
         let (path, report) = try Self.built("helper-across", as: "helper_across")
-        let klp = (report["objects"]?.arrayValue ?? []).flatMap { $0["klpSymbols"]?.arrayValue?.compactMap(\.stringValue) ?? [] }
+        let klp = (report["objects"]?.arrayValue ?? []).flatMap {
+            $0["klpSymbols"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
         #expect(!klp.contains { $0.contains("proc_loadavg_tasks") }, "the helper must resolve inside the patch: \(klp)")
         func threads(_ line: String) -> Int {
             let field = line.split(separator: " ").dropFirst(3).first ?? ""
@@ -169,8 +178,10 @@ struct RealFixTests {
         #expect(exact.run.stdoutText.contains("build-diff-does-not-apply"), "\(exact.run.stdoutText)")
         let (path, report) = try Self.built("fuzz-context", as: "fuzz_context", ["--fuzz", "1"])
         let hunk = try #require(report["hunks"]?[0])
-        #expect(hunk["fuzz"]?.intValue == 1 && hunk["offset"]?.intValue == -6 && hunk["file"]?.stringValue == "fs/proc/version.c",
-                "\(hunk)")
+        #expect(
+            hunk["fuzz"]?.intValue == 1 && hunk["offset"]?.intValue == -6
+                && hunk["file"]?.stringValue == "fs/proc/version.c",
+            "\(hunk)")
         #expect(try guest.check("cat /proc/version").hasPrefix("Linux version"))
         try Scenarios.load(guest, path, "fuzz_context")
         #expect(try guest.check("cat /proc/version").hasPrefix("Patched-Linux version"))
@@ -208,11 +219,15 @@ struct RealFixTests {
         #expect(try guest.check(write) == "abcdefghijklmno\n")
         try Scenarios.load(guest, path, "warn_once_new")
         let first = try guest.run(write)
-        #expect(first.stdoutText.hasPrefix("pqrstuvwxyz"), "the rest of a cut name comes as a second write: \(first.stdoutText)")
+        #expect(
+            first.stdoutText.hasPrefix("pqrstuvwxyz"),
+            "the rest of a cut name comes as a second write: \(first.stdoutText)")
         #expect(first.kernelProblem == .warning, "the new WARN_ONCE did not fire")
         #expect(first.kernelLog.contains("comm_write: comm truncated to 15 bytes"), "\(first.kernelLog)")
         let second = try guest.run(write)
-        #expect(second.kernelProblem == nil && !second.kernelLog.contains("comm truncated"), "WARN_ONCE fired twice:\n\(second.kernelLog)")
+        #expect(
+            second.kernelProblem == nil && !second.kernelLog.contains("comm truncated"),
+            "WARN_ONCE fired twice:\n\(second.kernelLog)")
         // The expected warning is checked; the rest of the log must stay clean.
         try guest.check("dmesg -c > /dev/null")
         try Scenarios.unload(guest, "warn_once_new")

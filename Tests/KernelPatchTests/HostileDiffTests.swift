@@ -15,9 +15,19 @@ import Testing
         ("absolute", "--- /etc/suture-x.h\n+++ /etc/suture-x.h\n", "absolute"),
         ("absolute-after-strip", "--- a//etc/suture-x.h\n+++ b//etc/suture-x.h\n", "empty"),
         ("index", "Index: ../../x/y.h\n--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n", "line 1"),
-        ("git", "diff --git a/fs/proc/cmdline.c b/../x.c\n--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n", "line 1"),
-        ("git-rename", "diff --git a/fs/proc/cmdline.c b/fs/proc/x.c\nrename from fs/proc/cmdline.c\nrename to ../x.c\n", "line 2"),
-        ("git-symlink", "diff --git a/fs/proc/x.h b/fs/proc/x.h\nnew mode 120000\n--- a/fs/proc/x.h\n+++ b/fs/proc/x.h\n", "symbolic"),
+        (
+            "git", "diff --git a/fs/proc/cmdline.c b/../x.c\n--- a/fs/proc/cmdline.c\n+++ b/fs/proc/cmdline.c\n",
+            "line 1"
+        ),
+        (
+            "git-rename",
+            "diff --git a/fs/proc/cmdline.c b/fs/proc/x.c\nrename from fs/proc/cmdline.c\nrename to ../x.c\n", "line 2"
+        ),
+        (
+            "git-symlink",
+            "diff --git a/fs/proc/x.h b/fs/proc/x.h\nnew mode 120000\n--- a/fs/proc/x.h\n+++ b/fs/proc/x.h\n",
+            "symbolic"
+        ),
         ("quoted", "--- \"a/fs/proc/x\\n.h\"\n+++ \"b/fs/proc/x\\n.h\"\n", "quoted"),
     ]
 
@@ -42,7 +52,10 @@ import Testing
         defer { dir.remove() }
         let path = Path.join(dir.path, "fine.diff")
         // A removed line that starts with "-- " looks like a header; its name is harmless.
-        try FileSystem.write(path, "diff --git a/fs/proc/cmdline.c b/fs/proc/cmdline.c\nindex 1..2 100644\n--- a/fs/proc/cmdline.c\t2024-01-01\n+++ b/fs/proc/cmdline.c\t2024-01-01\n@@ -1,1 +1,1 @@\n-a\n+b\n")
+        try FileSystem.write(
+            path,
+            "diff --git a/fs/proc/cmdline.c b/fs/proc/cmdline.c\nindex 1..2 100644\n--- a/fs/proc/cmdline.c\t2024-01-01\n+++ b/fs/proc/cmdline.c\t2024-01-01\n@@ -1,1 +1,1 @@\n-a\n+b\n"
+        )
         let diff = try SourceDiff(path: path)
         #expect(diff.files == ["fs/proc/cmdline.c"])
     }
@@ -63,7 +76,9 @@ import Testing
         try FileSystem.symlink(target: Path.join(outside, "x.h"), at: Path.join(root, "fs/proc/file.h"))
         try DiffNames.requireInside(root: root, file: "fs/proc/cmdline.c", diff: "d")
         for file in ["fs/link/x.h", "fs/proc/file.h"] {
-            #expect(throws: BuildError.self, "\(file)") { try DiffNames.requireInside(root: root, file: file, diff: "d") }
+            #expect(throws: BuildError.self, "\(file)") {
+                try DiffNames.requireInside(root: root, file: file, diff: "d")
+            }
         }
         do {
             try DiffNames.requireInside(root: root, file: "fs/link/x.h", diff: "d")
@@ -83,7 +98,8 @@ import Testing
         let name = "../.." + escaped
         let diff = Path.join(dir.path, "escape.diff")
         try FileSystem.write(diff, "--- a/\(name)\n+++ b/\(name)\n@@ -0,0 +1,1 @@\n+int x;\n")
-        let message = try BuildRefusalTests.refuse([diff], code: "build-refused", mentions: ["escape.diff line 1", ".."])
+        let message = try BuildRefusalTests.refuse(
+            [diff], code: "build-refused", mentions: ["escape.diff line 1", ".."])
         #expect(!message.isEmpty)
         #expect(!FileSystem.exists(escaped), "the build wrote outside its scratch folder")
         let absolute = Path.join(dir.path, "absolute.diff")

@@ -31,8 +31,10 @@ import Testing
     @Test(arguments: ["load", "install"]) func swappedModuleIsNotLoaded(_ command: String) throws {
         let path = try SyntheticModule.write("livepatch_good", in: files.path)
         let checked = try FileSystem.read(path)
-        let evil = try SyntheticModule.bytes([("name", "livepatch_evil"), ("livepatch", "Y"),
-                                              ("vermagic", "\(release) SMP preempt mod_unload modversions ")])
+        let evil = try SyntheticModule.bytes([
+            ("name", "livepatch_evil"), ("livepatch", "Y"),
+            ("vermagic", "\(release) SMP preempt mod_unload modversions "),
+        ])
         kernel.beforeLoad = {
             // In place, same inode, as an attacker who owns the file would.
             try? FileSystem.write(path, evil)
@@ -66,8 +68,9 @@ import Testing
         try #require(mkfifo(fifo, 0o600) == 0)
         let entries = store.entries(release)
         #expect(entries.map(\.name).sorted() == ["livepatch_fifo", "livepatch_zero"])
-        #expect(entries.allSatisfy { $0.patch == nil && $0.problem?.contains("cannot read the record") == true },
-                "\(entries.map(\.problem))")
+        #expect(
+            entries.allSatisfy { $0.patch == nil && $0.problem?.contains("cannot read the record") == true },
+            "\(entries.map(\.problem))")
     }
 
     /// A record with `sequence` at its maximum used to crash `install` with

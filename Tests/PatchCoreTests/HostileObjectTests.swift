@@ -23,8 +23,10 @@ import Testing
             let (o, p) = try UserSpaceFixtureTests.build(name, in: sub)
             pairs.append((o, p, true))
         }
-        let modules = try Command.output(["sh", "-c", "find /lib/modules -name '*.ko' -size -16k 2>/dev/null | sort | head -3"])
-            .split(separator: "\n").map(String.init)
+        let modules = try Command.output([
+            "sh", "-c", "find /lib/modules -name '*.ko' -size -16k 2>/dev/null | sort | head -3",
+        ])
+        .split(separator: "\n").map(String.init)
         for ko in modules { pairs.append((ko, ko, false)) }
         var generator = SplitMix(seed: 0x5eed)
         let mutated = Path.join(dir.path, "mutated.o")
@@ -38,17 +40,23 @@ import Testing
                 switch generator.next() % 3 {
                 case 0: bytes[at] = UInt8(truncatingIfNeeded: generator.next())
                 case 1:
-                    let value = [0, UInt64.max, 0x7fff_ffff_ffff_ffff, 0x8000_0000, generator.next()][Int(generator.next() % 5)]
+                    let value = [0, UInt64.max, 0x7fff_ffff_ffff_ffff, 0x8000_0000, generator.next()][
+                        Int(generator.next() % 5)]
                     let width = [2, 4, 8][Int(generator.next() % 3)]
-                    for k in 0..<width where at + k < bytes.count { bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k))) }
+                    for k in 0..<width where at + k < bytes.count {
+                        bytes[at + k] = UInt8(truncatingIfNeeded: value >> (8 * UInt64(k)))
+                    }
                 default: bytes[at] ^= UInt8(1) << (generator.next() % 8)
                 }
             }
             try FileSystem.write(mutated, bytes)
             let swap = generator.next() % 2 == 0
-            let args = ["diff"] + (pair.userSpace ? ["--user-space"] : []) + (swap ? [mutated, pair.original] : [pair.original, mutated])
-            let run = try Command.run([try SutureBinary.checked()] + args, environment: Command.environment(["SWIFT_BACKTRACE": "enable=no"]),
-                                      timeout: 60)
+            let args =
+                ["diff"] + (pair.userSpace ? ["--user-space"] : [])
+                + (swap ? [mutated, pair.original] : [pair.original, mutated])
+            let run = try Command.run(
+                [try SutureBinary.checked()] + args, environment: Command.environment(["SWIFT_BACKTRACE": "enable=no"]),
+                timeout: 60)
             guard case .exited(let status) = run.termination, status == 0 || status == 1 else {
                 let kept = Path.join(FileSystem.environment("TMPDIR") ?? "/tmp", "suture-mutation-crash-\(round).o")
                 try? FileSystem.write(kept, bytes)
@@ -56,7 +64,9 @@ import Testing
                 continue
             }
         }
-        #expect(crashes.isEmpty, "\(crashes.count) of \(rounds) mutations crashed suture diff:\n\(crashes.joined(separator: "\n"))")
+        #expect(
+            crashes.isEmpty,
+            "\(crashes.count) of \(rounds) mutations crashed suture diff:\n\(crashes.joined(separator: "\n"))")
     }
 
     /// The example from the review: a function whose value lies past its
@@ -106,8 +116,10 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "suture-unwritable")
         defer { dir.remove() }
         let (original, patched) = try UserSpaceFixtureTests.build("new-function", in: dir.path)
-        let run = try Command.run([try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched,
-                                   "-o", Path.join(dir.path, "missing/patch.o")])
+        let run = try Command.run([
+            try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched,
+            "-o", Path.join(dir.path, "missing/patch.o"),
+        ])
         #expect(run.termination == .exited(1))
         let lines = run.stdoutText.split(separator: "\n")
         #expect(lines.count == 1, "more than one object: \(run.stdoutText)")
@@ -116,8 +128,10 @@ import Testing
     }
 
     /// Argument-parser usage errors under `--json` are one error object too.
-    @Test(arguments: [["diff", "--json", "--bogus", "a", "b"], ["diff", "--json", "only-one"],
-                      ["elf", "--json"], ["list", "--json", "--nope"]])
+    @Test(arguments: [
+        ["diff", "--json", "--bogus", "a", "b"], ["diff", "--json", "only-one"],
+        ["elf", "--json"], ["list", "--json", "--nope"],
+    ])
     func usageErrorsUnderJSONAreOneObject(_ arguments: [String]) throws {
         let run = try Command.run([try SutureBinary.checked()] + arguments)
         #expect(run.termination == .exited(64), "\(arguments): \(run.termination)")
@@ -173,8 +187,10 @@ struct SplitMix {
     /// exabytes, whose zeros the diff tried to allocate.
     /// `huge-entry-size.bin`: a mergeable section with an `sh_entsize` past
     /// Int.max.
-    @Test(arguments: ["addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin", "huge-nobits.bin",
-                      "huge-entry-size.bin"])
+    @Test(arguments: [
+        "addend-overflow.bin", "nofiledata-section.bin", "special-entries-past-data.bin", "huge-nobits.bin",
+        "huge-entry-size.bin",
+    ])
     func replays(_ name: String) throws {
         let bytes = try FileSystem.read(Path.join(Self.directory, name))
         try #require(bytes.count > 5)

@@ -20,13 +20,16 @@ import Testing
         #expect(of("fs/xfs/xfs_super.o") == .module("xfs"))
         #expect(of("fs/cramfs/inode.o") == .notBuilt(option: "CONFIG_CRAMFS"))
         #expect(of("drivers/input/joydev.o") == .module("joydev"))
-        #expect(of("fs/smb/server/mgmt/tree_connect.o") == .module("ksmbd"), "a composite module's object in a subfolder")
+        #expect(
+            of("fs/smb/server/mgmt/tree_connect.o") == .module("ksmbd"), "a composite module's object in a subfolder")
         func named(_ file: String) -> String? {
             KbuildObjectNames.object(compiling: file, root: tree.sourceDirectory) { text, word in
                 String(decoding: text, as: UTF8.self).contains(String(decoding: word, as: UTF8.self))
             }
         }
-        #expect(named("fs/smb/server/mgmt/tree_connect.c") == "fs/smb/server/mgmt/tree_connect.o", "ksmbd-y += mgmt/tree_connect.o")
+        #expect(
+            named("fs/smb/server/mgmt/tree_connect.c") == "fs/smb/server/mgmt/tree_connect.o",
+            "ksmbd-y += mgmt/tree_connect.o")
         #expect(named("fs/xfs/libxfs/xfs_ag.c") == "fs/xfs/libxfs/xfs_ag.o", "$(addprefix libxfs/, xfs_ag.o …)")
         #expect(named("fs/proc/meminfo.c") == "fs/proc/meminfo.o")
     }
@@ -37,8 +40,9 @@ import Testing
         try FileSystem.makeDirectories(Path.join(dir.path, "fs/srv/mgmt"))
         try FileSystem.makeDirectories(Path.join(dir.path, "fs/srv/lib"))
         try FileSystem.makeDirectories(Path.join(dir.path, "fs/other"))
-        try FileSystem.write(Path.join(dir.path, "fs/srv/Makefile"),
-                             "obj-m += srv.o\nsrv-y := main.o \\\n\tmgmt/tree.o\nsrv-y += $(addprefix lib/, \\\n\ta.o b.o)\n")
+        try FileSystem.write(
+            Path.join(dir.path, "fs/srv/Makefile"),
+            "obj-m += srv.o\nsrv-y := main.o \\\n\tmgmt/tree.o\nsrv-y += $(addprefix lib/, \\\n\ta.o b.o)\n")
         func named(_ file: String) -> String? {
             KbuildObjectNames.object(compiling: file, root: dir.path) { text, word in
                 String(decoding: text, as: UTF8.self).contains(String(decoding: word, as: UTF8.self))
@@ -57,12 +61,15 @@ import Testing
         defer { dir.remove() }
         try FileSystem.makeDirectories(Path.join(dir.path, "fs/demo"))
         try FileSystem.write(Path.join(dir.path, "fs/Makefile"), "obj-y += core.o\nobj-$(CONFIG_DEMO) += demo/\n")
-        try FileSystem.write(Path.join(dir.path, "fs/demo/Makefile"),
-                             "obj-$(CONFIG_DEMO) += demo-fs.o\ndemo-fs-y := super.o \\\n\tinode.o\ndemo-fs-$(CONFIG_DEMO_EXTRA) += extra.o\n")
+        try FileSystem.write(
+            Path.join(dir.path, "fs/demo/Makefile"),
+            "obj-$(CONFIG_DEMO) += demo-fs.o\ndemo-fs-y := super.o \\\n\tinode.o\ndemo-fs-$(CONFIG_DEMO_EXTRA) += extra.o\n"
+        )
         let m = KernelConfig(text: "CONFIG_DEMO=m\n# CONFIG_DEMO_EXTRA is not set\n")
         #expect(KbuildMembership.of("fs/core.o", tree: dir.path, config: m) == .builtIn)
         #expect(KbuildMembership.of("fs/demo/inode.o", tree: dir.path, config: m) == .module("demo_fs"))
-        #expect(KbuildMembership.of("fs/demo/extra.o", tree: dir.path, config: m) == .notBuilt(option: "CONFIG_DEMO_EXTRA"))
+        #expect(
+            KbuildMembership.of("fs/demo/extra.o", tree: dir.path, config: m) == .notBuilt(option: "CONFIG_DEMO_EXTRA"))
         let n = KernelConfig(text: "# CONFIG_DEMO is not set\n")
         #expect(KbuildMembership.of("fs/demo/super.o", tree: dir.path, config: n) == .notBuilt(option: "CONFIG_DEMO"))
         #expect(KbuildMembership.of("fs/unknown.o", tree: dir.path, config: n) == .unknown)
