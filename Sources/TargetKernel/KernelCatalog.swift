@@ -343,6 +343,17 @@ public struct KernelCatalog: Sendable {
         if previous == nil && !FileSystem.exists(image) {
             throw KernelError(.prepareFailed, "\(selection.image.name) holds no boot/vmlinuz-\(selection.release)")
         }
+        if previous == nil {
+            // What the image package's postinst does on a real install: modules.dep and friends.
+            let systemMap = Path.join(unpacked, "boot/System.map-\(selection.release)")
+            var depmod = ["depmod", "-a", "-b", unpacked]
+            if FileSystem.exists(systemMap) { depmod += ["-F", systemMap] }
+            do {
+                _ = try Command.output(depmod + [selection.release])
+            } catch {
+                throw KernelError(.prepareFailed, "depmod for \(selection.release) in \(unpacked) failed: \(error.description)", cause: error)
+            }
+        }
         let record = Record(release: selection.release, suite: selection.suite, version: selection.version,
                             packages: (previous?.packages ?? []) + wanted.map { ($0.name, $0.version) })
         do {
