@@ -114,7 +114,7 @@ public struct KernelCatalog: Sendable {
     /// apt's configuration for one suite: every path inside
     /// `CACHE/apt/SUITE`, the host's `/etc/apt` parts replaced by an empty
     /// folder, indexes kept uncompressed.
-    static func aptConfiguration(directory d: String) -> String {
+    public static func aptConfiguration(directory d: String) -> String {
         var lines = [
             "Dir::Etc::Parts \"\(d)/empty\";",
             "Dir::Etc::Main \"/dev/null\";",

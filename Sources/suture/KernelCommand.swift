@@ -44,7 +44,9 @@ extension KernelCommand {
                     let check = checks[compiler] ?? CompilerCheck.check(kernelCompiler: compiler)
                     checks[compiler] = check
                     if check.matches { return (true, "host") }
-                    let program = compiler.split(separator: " ").first.map(String.init) ?? compiler
+                    var program = compiler.split(separator: " ").first.map(String.init) ?? compiler
+                    // x86_64-linux-gnu-gcc-14 is Debian's gcc-14.
+                    if let dash = program.firstRange(of: "-linux-gnu-") { program = String(program[dash.upperBound...]) }
                     return (false, "needs build root: \(program) (not ready)")
                 }
                 if output.json {
