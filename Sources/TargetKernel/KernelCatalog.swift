@@ -344,6 +344,19 @@ public struct KernelCatalog: Sendable {
             throw KernelError(.prepareFailed, "\(selection.image.name) holds no boot/vmlinuz-\(selection.release)")
         }
         if previous == nil {
+            // Trixie and later ship the modules in usr/lib/modules (merged /usr):
+            // give the root the /lib a merged-/usr system has, for depmod and the guest.
+            if !FileSystem.exists(Path.join(unpacked, "lib/modules")), FileSystem.isDirectory(Path.join(unpacked, "usr/lib/modules")) {
+                do {
+                    if FileSystem.exists(Path.join(unpacked, "lib")) {
+                        try FileSystem.symlink(target: "../usr/lib/modules", at: Path.join(unpacked, "lib/modules"))
+                    } else {
+                        try FileSystem.symlink(target: "usr/lib", at: Path.join(unpacked, "lib"))
+                    }
+                } catch {
+                    throw KernelError(.prepareFailed, "cannot link lib/modules in \(unpacked): \(error.description)", cause: error)
+                }
+            }
             // What the image package's postinst does on a real install: modules.dep and friends.
             let systemMap = Path.join(unpacked, "boot/System.map-\(selection.release)")
             var depmod = ["depmod", "-a", "-b", unpacked]

@@ -85,6 +85,15 @@ public struct KernelRelease: Sendable, Equatable {
 
     public var hasHeaders: Bool { headers != nil }
 
+    /// The compiler's Debian program name, e.g. `gcc-14` for
+    /// `x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0`.
+    public var compilerName: String? {
+        guard let first = compiler?.split(separator: " ").first else { return nil }
+        var name = String(first)
+        if let triplet = name.firstRange(of: "-linux-gnu-") { name = String(name[triplet.upperBound...]) }
+        return name
+    }
+
     /// The upstream kernel version the package was built from, e.g.
     /// `6.1.192` from package version `6.1.192-3`: epoch, Debian revision
     /// and suffixes such as `~bpo12+1` or `+deb12u1` removed.

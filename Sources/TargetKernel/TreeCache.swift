@@ -109,7 +109,7 @@ public struct TreeCache: Sendable {
         if !compiler.matches {
             guard allowCompilerMismatch else {
                 if let directory = kernel.catalogDirectory {
-                    let program = kernel.compiler.flatMap { $0.split(separator: " ").first.map(String.init) } ?? "its compiler"
+                    let program = kernel.compilerName ?? "its compiler"
                     throw KernelError(.compilerMismatch, "kernel \(kernel.release) (fetched into \(directory)) needs a build root with \(program): \(compiler.mismatchMessage). Build roots for other Debian releases' compilers are not available yet (issue 19, part 2); pass --allow-compiler-mismatch to build with the host's compiler anyway")
                 }
                 throw KernelError(.compilerMismatch, "\(compiler.mismatchMessage). Install the kernel's compiler, or pass --allow-compiler-mismatch to build anyway")

@@ -44,10 +44,7 @@ extension KernelCommand {
                     let check = checks[compiler] ?? CompilerCheck.check(kernelCompiler: compiler)
                     checks[compiler] = check
                     if check.matches { return (true, "host") }
-                    var program = compiler.split(separator: " ").first.map(String.init) ?? compiler
-                    // x86_64-linux-gnu-gcc-14 is Debian's gcc-14.
-                    if let dash = program.firstRange(of: "-linux-gnu-") { program = String(program[dash.upperBound...]) }
-                    return (false, "needs build root: \(program) (not ready)")
+                    return (false, "needs build root: \(kernel.compilerName ?? compiler) (not ready)")
                 }
                 if output.json {
                     let items: [JSON] = zip(kernels, zip(trees, builds)).map { kernel, extra in

@@ -266,3 +266,42 @@ import Testing
         #expect(throws: KernelError.self) { try root.resolver().resolve(Path.join(root.catalog, ".6.12.118+deb13-amd64.partial-1")) }
     }
 }
+
+extension FetchedKernelResolverTests {
+    @Test func theCompilerIsNamedAsDebianNamesIt() throws {
+        let root = try FakeRoot()
+        try root.addFetched("6.12.118+deb13-amd64", version: "6.12.118-1")
+        try root.addFetched("6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", compiler: "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
+        #expect(try root.resolver().resolve("6.12.118+deb13-amd64").compilerName == "gcc-14")
+        #expect(try root.resolver().resolve("6.12.118+deb12-amd64").compilerName == "gcc-12")
+    }
+
+    @Test func preparingAFetchedKernelWithAnotherCompilerAsksForABuildRoot() throws {
+        let root = try FakeRoot()
+        try root.addFetched("6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
+        let kernel = try root.resolver().resolve("6.12.118+deb13-amd64")
+        let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
+        #expect {
+            try TreeCache(root: cache.path).prepare(kernel)
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .compilerMismatch && error?.message.contains("needs a build root with gcc-99") == true
+        }
+        #expect(!FileSystem.exists(Path.join(cache.path, "trees/6.12.118+deb13-amd64")))
+    }
+
+    @Test func preparingAFetchedKernelWithoutSourcePointsAtFetch() throws {
+        let root = try FakeRoot()
+        let host = try #require(CompilerCheck.check(kernelCompiler: nil).host)
+        try root.addFetched("6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", source: false, compiler: host)
+        let kernel = try root.resolver().resolve("6.12.118+deb12-amd64")
+        #expect(kernel.missingPieces == ["source"])
+        let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
+        #expect {
+            try TreeCache(root: cache.path).prepare(kernel)
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .missingPiece && error?.message.contains("suture kernel fetch 6.12.118+deb12-amd64") == true
+        }
+    }
+}
