@@ -197,6 +197,33 @@ public struct KernelCatalog: Sendable {
         return PackageIndex(text: text)
     }
 
+    /// Debian's `linux-headers-RELEASE/Makefile` includes the common
+    /// headers by absolute path (`include /usr/src/linux-headers-…-common/Makefile`);
+    /// unpacked under the cache, that path must name the cache's copy.
+    /// Rewrites such lines of the top Makefiles in `ROOT/usr/src` to `FINAL/usr/src/…`.
+    static func relocateHeaders(in root: String, to final: String) throws(KernelError) {
+        let src = Path.join(root, "usr/src")
+        for name in (try? FileSystem.list(src)) ?? [] where name.hasPrefix("linux-headers-") {
+            let makefile = Path.join(src, name, "Makefile")
+            guard FileSystem.kind(makefile) == .file, let text = FileSystem.readTextIfPresent(makefile) else { continue }
+            let rewritten = relocatedMakefile(text, root: final)
+            guard rewritten != text else { continue }
+            do {
+                try FileSystem.writeAtomically(makefile, Array(rewritten.utf8))
+            } catch {
+                throw KernelError(.prepareFailed, "cannot rewrite \(makefile): \(error.description)", cause: error)
+            }
+        }
+    }
+
+    /// The Makefile text with `include /usr/src/…` lines pointing under `root`.
+    public static func relocatedMakefile(_ text: String, root: String) -> String {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
+            guard line.hasPrefix("include /usr/src/") else { return String(line) }
+            return "include " + Path.join(root, String(line.dropFirst("include /".count)))
+        }.joined(separator: "\n")
+    }
+
     // MARK: Fetching
 
     public struct Outcome: Sendable {
@@ -367,6 +394,7 @@ public struct KernelCatalog: Sendable {
                 throw KernelError(.prepareFailed, "depmod for \(selection.release) in \(unpacked) failed: \(error.description)", cause: error)
             }
         }
+        try KernelCatalog.relocateHeaders(in: unpacked, to: final)
         let record = Record(release: selection.release, suite: selection.suite, version: selection.version,
                             packages: (previous?.packages ?? []) + wanted.map { ($0.name, $0.version) })
         do {

@@ -35,6 +35,11 @@ struct KernelCatalogCLITests {
         let directory = try #require(json["directory"]?.stringValue)
         #expect(FileSystem.exists(Path.join(directory, "boot/vmlinuz-\(release)")))
         #expect(FileSystem.exists(Path.join(directory, "lib/modules/\(release)/modules.dep")))
+        // The headers include the cached common headers, not /usr/src's.
+        let makefile = try FileSystem.readText(Path.join(directory, "usr/src/linux-headers-\(release)/Makefile"))
+        let included = makefile.split(separator: "\n").first { $0.hasPrefix("include ") }.map { String($0.dropFirst(8)) }
+        #expect(included?.hasPrefix(directory + "/usr/src/linux-headers-") == true)
+        #expect(included.map { FileSystem.exists($0) } == true)
         let names = json["packages"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
         #expect(names.contains("linux-image-\(release)"))
         #expect(names.contains("linux-headers-\(release)"))

@@ -148,3 +148,13 @@ import Testing
         #expect(!FileSystem.exists(Path.join(dir.path, "apt")))
     }
 }
+
+extension KernelCatalogTests {
+    @Test func theHeadersMakefileIncludesTheCachedCommonHeaders() {
+        let text = "include /usr/src/linux-headers-6.12.118+deb12-common/Makefile\n"
+        #expect(KernelCatalog.relocatedMakefile(text, root: "/c/kernels/6.12.118+deb12-amd64")
+            == "include /c/kernels/6.12.118+deb12-amd64/usr/src/linux-headers-6.12.118+deb12-common/Makefile\n")
+        let other = "obj-m := x.o\ninclude $(srctree)/Makefile\n"
+        #expect(KernelCatalog.relocatedMakefile(other, root: "/c") == other)
+    }
+}
