@@ -107,8 +107,13 @@ public struct KernelCatalog: Sendable {
     /// `CACHE/apt/SUITE`.
     public func aptDirectory(_ suite: String) -> String { Path.join(root, "apt", suite) }
 
+    /// The archive for a suite: `http://deb.debian.org/debian`, or
+    /// `…/debian-security` for the security suites. `SUTURE_DEBIAN_MIRROR`
+    /// replaces `http://deb.debian.org` (a local mirror or proxy).
     static func mirror(_ suite: String) -> String {
-        suite.hasSuffix("-security") ? "http://deb.debian.org/debian-security" : "http://deb.debian.org/debian"
+        var base = FileSystem.environment("SUTURE_DEBIAN_MIRROR").flatMap { $0.isEmpty ? nil : $0 } ?? "http://deb.debian.org"
+        while base.hasSuffix("/") { base.removeLast() }
+        return base + (suite.hasSuffix("-security") ? "/debian-security" : "/debian")
     }
 
     /// apt's configuration for one suite: every path inside
@@ -185,10 +190,16 @@ public struct KernelCatalog: Sendable {
             } catch {
                 throw KernelError(.missingPiece, "cannot run apt-get update for \(suite): \(error.description)", cause: error)
             }
-            let complaint = result.stdoutText.split(separator: "\n").first { $0.hasPrefix("Err:") || $0.hasPrefix("E:") }
-                ?? result.stderrText.split(separator: "\n").first { $0.hasPrefix("E:") || $0.hasPrefix("W:") }
+            // apt's own words: "Err:1 URL" and the reason on the next line, else its first E:/W: line.
+            let out = result.stdoutText.split(separator: "\n").map(String.init)
+            var complaint: String?
+            if let i = out.firstIndex(where: { $0.hasPrefix("Err:") }) {
+                complaint = out[i...].prefix(2).map { $0.trimmingWhitespace() }.joined(separator: ": ")
+            } else {
+                complaint = result.stderrText.split(separator: "\n").first { $0.hasPrefix("E:") || $0.hasPrefix("W:") }.map(String.init)
+            }
             guard result.termination.succeeded, indexPath(suite) != nil, !result.stderrText.contains("E:") else {
-                throw KernelError(.missingPiece, "cannot reach suite \(suite) at \(KernelCatalog.mirror(suite)): \(complaint.map(String.init) ?? Command.tail(result.stderrText, lines: 3))")
+                throw KernelError(.suiteUnreachable, "cannot reach suite \(suite) at \(KernelCatalog.mirror(suite)): \(complaint ?? Command.tail(result.stderrText, lines: 3))")
             }
         }
         guard let path = indexPath(suite), let text = FileSystem.readTextIfPresent(path) else {

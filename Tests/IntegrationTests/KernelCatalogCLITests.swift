@@ -86,4 +86,19 @@ struct KernelCatalogCLITests {
         #expect(unknown.termination == .exited(125))  // suture vm: 125 for a failure before the command runs
         #expect(unknown.stderrText.contains("suture kernel fetch 6.12.9999+deb12-amd64"))
     }
+
+    @Test func anUnreachableSuiteIsAClearErrorAndLeavesNoKernel() async throws {
+        let cache = try TemporaryDirectory(prefix: "suture-unreachable")
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        let r = try await SutureCLI.run(
+            ["kernel", "fetch", Self.defaultRelease, "--suite", "bookworm-security", "--json"],
+            environment: ["SUTURE_CACHE": cache.path, "SUTURE_DEBIAN_MIRROR": "http://127.0.0.1:9"], timeout: 120)
+        #expect(r.termination == .exited(1))
+        let json = try JSON.parse(r.stdout)
+        #expect(json["error"]?["code"]?.stringValue == "suite-unreachable")
+        let message = json["error"]?["message"]?.stringValue ?? ""
+        #expect(message.contains("cannot reach suite bookworm-security at http://127.0.0.1:9/debian-security"), "\(message)")
+        #expect(message.contains("Connection refused"), "\(message)")
+        #expect(((try? FileSystem.list(Path.join(cache.path, "kernels"))) ?? []).isEmpty)
+    }
 }
