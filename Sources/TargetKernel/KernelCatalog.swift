@@ -332,10 +332,14 @@ public struct KernelCatalog: Sendable {
         if let previous, previous.hasSource || selection.source == nil {
             return Outcome(record: previous, directory: final, reused: true, downloadedBytes: 0, seconds: Clock.now() - started)
         }
+        // Stages of this release left by a killed fetch: nobody else holds the lock, so they are dead.
+        for name in (try? FileSystem.list(kernelsDirectory)) ?? [] where name.hasPrefix(".\(selection.release).partial-") {
+            try? FileSystem.removeTree(Path.join(kernelsDirectory, name))
+        }
         let have = Set(previous?.packages.map(\.name) ?? [])
         let wanted = selection.all.filter { !have.contains($0.name) }
         let stage = Path.join(kernelsDirectory, ".\(selection.release).partial-\(getpid())")
-        let token = Cleanup.register { try? FileSystem.removeTree(stage) }
+        let token = Cleanup.register { TreeCache.removeEventually(stage) }
         defer {
             Cleanup.unregister(token)
             try? FileSystem.removeTree(stage)
