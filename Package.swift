@@ -5,7 +5,7 @@ import PackageDescription
 let package = Package(
     name: "suture",
     products: [
-        .executable(name: "suture", targets: ["suture"]),
+        .executable(name: "suture", targets: ["suture"])
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -38,7 +38,8 @@ let package = Package(
         // Throwaway QEMU guests of a target kernel: initramfs, boot, guest agent.
         .target(name: "VM", dependencies: ["Platform", "TargetKernel"]),
         // Distro kernel patches: diffs to livepatch modules (klp relocations, kbuild).
-        .target(name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "CSutureTemplates"]),
+        .target(
+            name: "KernelPatch", dependencies: ["Platform", "ELF", "PatchCore", "TargetKernel", "CSutureTemplates"]),
         // The CLI: one file per subcommand. The only target that imports ArgumentParser.
         .executableTarget(
             name: "suture",
@@ -65,8 +66,12 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["Platform"], path: "Tests/TestSupport"),
         .testTarget(name: "PlatformTests", dependencies: ["Platform"]),
         .testTarget(name: "ELFTests", dependencies: ["TestSupport", "ELF", "Platform"], exclude: ["Fixtures"]),
-        .testTarget(name: "PatchCoreTests", dependencies: ["TestSupport", "PatchCore", "ELF", "Platform", "TargetKernel"], exclude: ["Fixtures"]),
-        .testTarget(name: "TargetKernelTests", dependencies: ["TestSupport", "TargetKernel", "Platform", "ELF"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "PatchCoreTests", dependencies: ["TestSupport", "PatchCore", "ELF", "Platform", "TargetKernel"],
+            exclude: ["Fixtures"]),
+        .testTarget(
+            name: "TargetKernelTests", dependencies: ["TestSupport", "TargetKernel", "Platform", "ELF"],
+            exclude: ["Fixtures"]),
         .testTarget(
             name: "KernelPatchTests",
             dependencies: [
@@ -74,7 +79,9 @@ let package = Package(
                 .product(name: "SystemPackage", package: "swift-system"),
             ]
         ),
-        .testTarget(name: "ProcessPatchTests", dependencies: ["TestSupport", "ProcessPatch", "PatchCore", "ELF", "Platform"], exclude: ["Fixtures"]),
+        .testTarget(
+            name: "ProcessPatchTests", dependencies: ["TestSupport", "ProcessPatch", "PatchCore", "ELF", "Platform"],
+            exclude: ["Fixtures"]),
         .testTarget(name: "LivepatchTests", dependencies: ["Livepatch", "ELF", "Platform"], exclude: ["Fixtures"]),
         .testTarget(name: "VMTests", dependencies: ["VM", "TargetKernel", "Platform"], exclude: ["Fixtures"]),
         // Tests that boot the target kernel in QEMU (through the built

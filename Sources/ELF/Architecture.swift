@@ -37,8 +37,9 @@ public struct Architecture: Sendable {
         switch machine {
         case Machine.x86_64: return .x86_64
         default:
-            return Architecture(machine: machine, name: "machine \(machine)", kinds: [:], prefix: "",
-                                absolute64: 0, pcRelative32: 0, call32: 0)
+            return Architecture(
+                machine: machine, name: "machine \(machine)", kinds: [:], prefix: "",
+                absolute64: 0, pcRelative32: 0, call32: 0)
         }
     }
 
@@ -63,7 +64,8 @@ public struct Architecture: Sendable {
         for (type, suffix, size, pc) in table {
             kinds[type] = RelocationKind(name: "R_X86_64_" + suffix, size: size, pcRelative: pc)
         }
-        return Architecture(machine: Machine.x86_64, name: "x86_64", kinds: kinds, prefix: "R_X86_64_",
-                            absolute64: 1, pcRelative32: 2, call32: 4)
+        return Architecture(
+            machine: Machine.x86_64, name: "x86_64", kinds: kinds, prefix: "R_X86_64_",
+            absolute64: 1, pcRelative32: 2, call32: 4)
     }()
 }

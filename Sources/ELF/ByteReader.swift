@@ -68,27 +68,35 @@ struct ByteReader {
 
     /// Validates a 64-bit (offset, size) pair from the file and converts it
     /// to a range, without overflowing.
-    func range(offset: UInt64, size: UInt64, at headerOffset: Int, _ what: @autoclosure () -> String) throws(ELFError) -> Range<Int> {
+    func range(offset: UInt64, size: UInt64, at headerOffset: Int, _ what: @autoclosure () -> String) throws(ELFError)
+        -> Range<Int>
+    {
         let total = UInt64(bytes.count)
         if offset > total || size > total - offset {
-            throw ELFError(.truncated, path: path, offset: UInt64(headerOffset),
-                           "\(what()) at file offset 0x\(String(offset, radix: 16)) with size \(size) extends past the end of the file (\(bytes.count) bytes)")
+            throw ELFError(
+                .truncated, path: path, offset: UInt64(headerOffset),
+                "\(what()) at file offset 0x\(String(offset, radix: 16)) with size \(size) extends past the end of the file (\(bytes.count) bytes)"
+            )
         }
         return Int(offset)..<Int(offset + size)
     }
 
     /// The NUL-terminated string at `index` inside the string table `table`.
-    func string(in table: Range<Int>, at index: UInt32, tableName: @autoclosure () -> String, user: @autoclosure () -> String) throws(ELFError) -> String {
+    func string(
+        in table: Range<Int>, at index: UInt32, tableName: @autoclosure () -> String, user: @autoclosure () -> String
+    ) throws(ELFError) -> String {
         let start = table.lowerBound + Int(index)
         guard Int(index) < table.count else {
-            throw ELFError(.malformed, path: path, offset: UInt64(table.lowerBound),
-                           "\(user()): name offset \(index) is outside \(tableName()) (\(table.count) bytes)")
+            throw ELFError(
+                .malformed, path: path, offset: UInt64(table.lowerBound),
+                "\(user()): name offset \(index) is outside \(tableName()) (\(table.count) bytes)")
         }
         let base = bytes.baseAddress! + start
         let limit = table.upperBound - start
         guard let end = memchr(base, 0, limit) else {
-            throw ELFError(.malformed, path: path, offset: UInt64(start),
-                           "\(user()): name at offset \(index) in \(tableName()) is not NUL-terminated")
+            throw ELFError(
+                .malformed, path: path, offset: UInt64(start),
+                "\(user()): name at offset \(index) in \(tableName()) is not NUL-terminated")
         }
         let length = UnsafeRawPointer(end) - base
         return String(decoding: UnsafeRawBufferPointer(start: base, count: length), as: UTF8.self)

@@ -18,8 +18,13 @@ enum Decompression {
 
     static func format(of bytes: UnsafeRawBufferPointer) -> Format? {
         if bytes.count >= 6 && bytes[0] == 0xfd && bytes[1] == 0x37 && bytes[2] == 0x7a
-            && bytes[3] == 0x58 && bytes[4] == 0x5a && bytes[5] == 0x00 { return .xz }
-        if bytes.count >= 4 && bytes[0] == 0x28 && bytes[1] == 0xb5 && bytes[2] == 0x2f && bytes[3] == 0xfd { return .zstd }
+            && bytes[3] == 0x58 && bytes[4] == 0x5a && bytes[5] == 0x00
+        {
+            return .xz
+        }
+        if bytes.count >= 4 && bytes[0] == 0x28 && bytes[1] == 0xb5 && bytes[2] == 0x2f && bytes[3] == 0xfd {
+            return .zstd
+        }
         if bytes.count >= 2 && bytes[0] == 0x1f && bytes[1] == 0x8b { return .gzip }
         return nil
     }
@@ -32,7 +37,9 @@ enum Decompression {
             throw ELFError(.io, path: path, "cannot run \(format.command[0]) to decompress: \(error.description)")
         }
         guard result.termination.succeeded else {
-            throw ELFError(.io, path: path, "\(format.rawValue) decompression failed: \(Command.tail(result.stderrText, lines: 3))")
+            throw ELFError(
+                .io, path: path, "\(format.rawValue) decompression failed: \(Command.tail(result.stderrText, lines: 3))"
+            )
         }
         return result.stdout
     }

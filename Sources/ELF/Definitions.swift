@@ -6,16 +6,16 @@
 /// `e_type` values.
 public enum FileType {
     public static let none: UInt16 = 0
-    public static let relocatable: UInt16 = 1   // ET_REL
-    public static let executable: UInt16 = 2    // ET_EXEC
-    public static let shared: UInt16 = 3        // ET_DYN
-    public static let core: UInt16 = 4          // ET_CORE
+    public static let relocatable: UInt16 = 1  // ET_REL
+    public static let executable: UInt16 = 2  // ET_EXEC
+    public static let shared: UInt16 = 3  // ET_DYN
+    public static let core: UInt16 = 4  // ET_CORE
 }
 
 /// `e_machine` values Suture knows.
 public enum Machine {
-    public static let x86_64: UInt16 = 62       // EM_X86_64
-    public static let aarch64: UInt16 = 183     // EM_AARCH64
+    public static let x86_64: UInt16 = 62  // EM_X86_64
+    public static let aarch64: UInt16 = 183  // EM_AARCH64
 }
 
 /// `sh_type` values.
@@ -72,13 +72,13 @@ public enum SectionFlags {
 
 /// Reserved section indexes (`st_shndx`).
 public enum SpecialSection {
-    public static let undefined: UInt16 = 0        // SHN_UNDEF
-    public static let loReserve: UInt16 = 0xff00   // SHN_LORESERVE
+    public static let undefined: UInt16 = 0  // SHN_UNDEF
+    public static let loReserve: UInt16 = 0xff00  // SHN_LORESERVE
     /// `SHN_LIVEPATCH`: a symbol the livepatch core resolves through kallsyms.
     public static let livepatch: UInt16 = 0xff20
-    public static let absolute: UInt16 = 0xfff1    // SHN_ABS
-    public static let common: UInt16 = 0xfff2      // SHN_COMMON
-    public static let extended: UInt16 = 0xffff    // SHN_XINDEX
+    public static let absolute: UInt16 = 0xfff1  // SHN_ABS
+    public static let common: UInt16 = 0xfff2  // SHN_COMMON
+    public static let extended: UInt16 = 0xffff  // SHN_XINDEX
 }
 
 /// `ST_TYPE` values.
@@ -124,7 +124,7 @@ public enum SegmentType {
 
 /// Note types Suture reads.
 public enum NoteType {
-    public static let gnuBuildID: UInt32 = 3       // NT_GNU_BUILD_ID
+    public static let gnuBuildID: UInt32 = 3  // NT_GNU_BUILD_ID
 }
 
 /// Fixed sizes of ELF64 structures.

@@ -14,32 +14,56 @@ public enum ELFWriter {
         func ensure(_ content: ObjectSection.Content, _ make: () -> ObjectSection) {
             let present = plan.sections.contains { section in
                 switch (section.content, content) {
-                case (.symbolTable, .symbolTable), (.symbolNames, .symbolNames), (.sectionNames, .sectionNames): return true
+                case (.symbolTable, .symbolTable), (.symbolNames, .symbolNames), (.sectionNames, .sectionNames):
+                    return true
                 default: return false
                 }
             }
             if !present { plan.sections.append(make()) }
         }
-        ensure(.symbolTable) { ObjectSection(name: ".symtab", type: SectionType.symtab, flags: 0, alignment: 8, entrySize: 24, content: .symbolTable) }
-        ensure(.symbolNames) { ObjectSection(name: ".strtab", type: SectionType.strtab, flags: 0, alignment: 1, content: .symbolNames) }
-        ensure(.sectionNames) { ObjectSection(name: ".shstrtab", type: SectionType.strtab, flags: 0, alignment: 1, content: .sectionNames) }
+        ensure(.symbolTable) {
+            ObjectSection(
+                name: ".symtab", type: SectionType.symtab, flags: 0, alignment: 8, entrySize: 24, content: .symbolTable)
+        }
+        ensure(.symbolNames) {
+            ObjectSection(name: ".strtab", type: SectionType.strtab, flags: 0, alignment: 1, content: .symbolNames)
+        }
+        ensure(.sectionNames) {
+            ObjectSection(name: ".shstrtab", type: SectionType.strtab, flags: 0, alignment: 1, content: .sectionNames)
+        }
 
-        let symtabID = SectionID(plan.sections.firstIndex { if case .symbolTable = $0.content { return true }; return false }!)
-        let strtabID = SectionID(plan.sections.firstIndex { if case .symbolNames = $0.content { return true }; return false }!)
-        let shstrtabID = SectionID(plan.sections.firstIndex { if case .sectionNames = $0.content { return true }; return false }!)
+        let symtabID = SectionID(
+            plan.sections.firstIndex {
+                if case .symbolTable = $0.content { return true }
+                return false
+            }!)
+        let strtabID = SectionID(
+            plan.sections.firstIndex {
+                if case .symbolNames = $0.content { return true }
+                return false
+            }!)
+        let shstrtabID = SectionID(
+            plan.sections.firstIndex {
+                if case .sectionNames = $0.content { return true }
+                return false
+            }!)
 
         // Extended section numbering once indexes reach SHN_LORESERVE.
         let needsExtended = plan.sections.count + 1 >= Int(SpecialSection.loReserve)
         var shndxID: SectionID?
         if needsExtended {
-            plan.sections.append(ObjectSection(name: ".symtab_shndx", type: SectionType.symtabShndx, flags: 0,
-                                               alignment: 4, entrySize: 4, content: .noBits(0), link: .section(symtabID)))
+            plan.sections.append(
+                ObjectSection(
+                    name: ".symtab_shndx", type: SectionType.symtabShndx, flags: 0,
+                    alignment: 4, entrySize: 4, content: .noBits(0), link: .section(symtabID)))
             shndxID = SectionID(plan.sections.count - 1)
         }
         let sectionCount = plan.sections.count + 1
         func index(_ id: SectionID, user: String) throws(ELFError) -> UInt32 {
             guard id.value >= 0 && id.value < plan.sections.count else {
-                throw ELFError(.write, path: path, "\(user) refers to section #\(id.value), but the object has \(plan.sections.count) sections")
+                throw ELFError(
+                    .write, path: path,
+                    "\(user) refers to section #\(id.value), but the object has \(plan.sections.count) sections")
             }
             return UInt32(id.value + 1)
         }
@@ -55,7 +79,9 @@ public enum ELFWriter {
         func symbolIndex(_ id: SymbolID?, user: String) throws(ELFError) -> UInt32 {
             guard let id else { return 0 }
             guard id.value >= 0 && id.value < plan.symbols.count else {
-                throw ELFError(.write, path: path, "\(user) refers to symbol #\(id.value), but the object has \(plan.symbols.count) symbols")
+                throw ELFError(
+                    .write, path: path,
+                    "\(user) refers to symbol #\(id.value), but the object has \(plan.symbols.count) symbols")
             }
             return finalIndex[id.value]
         }
@@ -211,13 +237,13 @@ public enum ELFWriter {
         h.le16(plan.fileType)
         h.le16(plan.machine)
         h.le32(1)
-        h.le64(0)          // e_entry
-        h.le64(0)          // e_phoff
+        h.le64(0)  // e_entry
+        h.le64(0)  // e_phoff
         h.le64(shoff)
         h.le32(plan.flags)
         h.le16(UInt16(ELF64.headerSize))
-        h.le16(0)          // e_phentsize
-        h.le16(0)          // e_phnum
+        h.le16(0)  // e_phentsize
+        h.le16(0)  // e_phnum
         h.le16(UInt16(ELF64.sectionHeaderSize))
         h.le16(sectionCount >= Int(SpecialSection.loReserve) ? 0 : UInt16(sectionCount))
         h.le16(shstrndx >= Int(SpecialSection.loReserve) ? SpecialSection.extended : UInt16(shstrndx))
@@ -254,7 +280,10 @@ struct StringTableBuilder {
 }
 
 extension ByteWriter {
-    mutating func le16(_ v: UInt16) { byte(UInt8(truncatingIfNeeded: v)); byte(UInt8(truncatingIfNeeded: v >> 8)) }
+    mutating func le16(_ v: UInt16) {
+        byte(UInt8(truncatingIfNeeded: v))
+        byte(UInt8(truncatingIfNeeded: v >> 8))
+    }
     mutating func le32(_ v: UInt32) { for i in 0..<4 { byte(UInt8(truncatingIfNeeded: v >> (8 * UInt32(i)))) } }
     mutating func le64(_ v: UInt64) { for i in 0..<8 { byte(UInt8(truncatingIfNeeded: v >> (8 * UInt64(i)))) } }
     mutating func pad(toMultipleOf alignment: Int) {

@@ -54,8 +54,10 @@ public struct Symbol: Sendable, Equatable {
     /// `st_shndx` is `SHN_XINDEX`. Reserved values (`SHN_ABS`, …) as is.
     public let sectionIndex: UInt32
 
-    public init(index: Int, name: String, value: UInt64, size: UInt64, info: UInt8, other: UInt8,
-                rawSectionIndex: UInt16, sectionIndex: UInt32? = nil) {
+    public init(
+        index: Int, name: String, value: UInt64, size: UInt64, info: UInt8, other: UInt8,
+        rawSectionIndex: UInt16, sectionIndex: UInt32? = nil
+    ) {
         self.index = index
         self.name = name
         self.value = value

@@ -36,15 +36,19 @@ extension ELFFile {
             let type = bytes.u32(at: offset + 8)
             let nameStart = offset + 12
             guard nameSize <= all.count, descSize <= all.count,
-                  align4(nameStart + nameSize) + descSize <= all.count else {
-                throw ELFError(.malformed, path: path, offset: fileOffset + UInt64(offset),
-                               "note in \(what) (name size \(nameSize), descriptor size \(descSize)) extends past its end")
+                align4(nameStart + nameSize) + descSize <= all.count
+            else {
+                throw ELFError(
+                    .malformed, path: path, offset: fileOffset + UInt64(offset),
+                    "note in \(what) (name size \(nameSize), descriptor size \(descSize)) extends past its end")
             }
             var nameBytes = all[nameStart..<nameStart + nameSize]
             if nameBytes.last == 0 { nameBytes = nameBytes.dropLast() }
             let descStart = align4(nameStart + nameSize)
-            notes.append(Note(name: String(decoding: nameBytes, as: UTF8.self), type: type,
-                              descriptor: Array(all[descStart..<descStart + descSize])))
+            notes.append(
+                Note(
+                    name: String(decoding: nameBytes, as: UTF8.self), type: type,
+                    descriptor: Array(all[descStart..<descStart + descSize])))
             offset = align4(descStart + descSize)
         }
         return notes

@@ -7,8 +7,9 @@ extension RelocatableObject {
     /// only file offsets and string-table layout may change.
     public init(_ file: ELFFile) throws(ELFError) {
         guard file.header.type == FileType.relocatable else {
-            throw ELFError(.unsupported, path: file.path, offset: 16,
-                           "only relocatable objects (ET_REL: .o and .ko files) can be rewritten; e_type is \(file.header.type)")
+            throw ELFError(
+                .unsupported, path: file.path, offset: 16,
+                "only relocatable objects (ET_REL: .o and .ko files) can be rewritten; e_type is \(file.header.type)")
         }
         self.init(machine: file.header.machine)
         osABI = file.header.osABI
@@ -25,7 +26,9 @@ extension RelocatableObject {
         }
         func id(_ index: Int, for user: Section) throws(ELFError) -> SectionID {
             guard index > 0, index < ids.count, let id = ids[index] else {
-                throw ELFError(.malformed, path: file.path, "section \(user.index) (\(user.name)) refers to section \(index), which cannot be kept")
+                throw ELFError(
+                    .malformed, path: file.path,
+                    "section \(user.index) (\(user.name)) refers to section \(index), which cannot be kept")
             }
             return id
         }
@@ -43,15 +46,19 @@ extension RelocatableObject {
             } else if section.index == symbolNames {
                 out.content = .symbolNames
             } else if section.type == SectionType.dynsym {
-                throw ELFError(.unsupported, path: file.path, "section \(section.name): dynamic symbol tables cannot be rewritten")
+                throw ELFError(
+                    .unsupported, path: file.path, "section \(section.name): dynamic symbol tables cannot be rewritten")
             } else if section.isRelocationSection && section.link != 0 && Int(section.link) == symtab {
                 guard let relocations = file.relocationSections.first(where: { $0.section == section.index }) else {
                     throw ELFError(.malformed, path: file.path, "relocation section \(section.name) was not parsed")
                 }
                 let target: SectionID? = section.info == 0 ? nil : try id(Int(section.info), for: section)
-                out.content = .relocations(target: target, entries: relocations.relocations.map {
-                    ObjectRelocation(offset: $0.offset, type: $0.type, symbol: symbolID($0.symbol), addend: $0.addend)
-                })
+                out.content = .relocations(
+                    target: target,
+                    entries: relocations.relocations.map {
+                        ObjectRelocation(
+                            offset: $0.offset, type: $0.type, symbol: symbolID($0.symbol), addend: $0.addend)
+                    })
             } else if section.type == SectionType.group {
                 let data = file.data(section)
                 var members: [SectionID] = []
@@ -86,12 +93,17 @@ extension RelocatableObject {
                 place = .reserved(symbol.rawSectionIndex)
             } else {
                 guard let sid = ids[Int(symbol.sectionIndex)] else {
-                    throw ELFError(.malformed, path: file.path, "symbol \(symbol.index) (\(symbol.name)) is defined in section \(symbol.sectionIndex), which cannot be kept")
+                    throw ELFError(
+                        .malformed, path: file.path,
+                        "symbol \(symbol.index) (\(symbol.name)) is defined in section \(symbol.sectionIndex), which cannot be kept"
+                    )
                 }
                 place = .section(sid)
             }
-            symbols.append(ObjectSymbol(name: symbol.name, value: symbol.value, size: symbol.size,
-                                        type: symbol.type, binding: symbol.binding, other: symbol.other, place: place))
+            symbols.append(
+                ObjectSymbol(
+                    name: symbol.name, value: symbol.value, size: symbol.size,
+                    type: symbol.type, binding: symbol.binding, other: symbol.other, place: place))
         }
     }
 }

@@ -47,7 +47,9 @@ public struct RelocatableObject: Sendable {
         }
         func remap(_ id: SectionID, user: String) throws(ELFError) -> SectionID {
             guard let new = map[id.value] else {
-                throw ELFError(.write, path: "<object>", "\(user) refers to section \(sections[id.value].name), which is being removed")
+                throw ELFError(
+                    .write, path: "<object>",
+                    "\(user) refers to section \(sections[id.value].name), which is being removed")
             }
             return new
         }
@@ -55,7 +57,9 @@ public struct RelocatableObject: Sendable {
         for (i, var section) in sections.enumerated() where !ids.contains(SectionID(i)) {
             switch section.content {
             case .relocations(let target, let entries):
-                section.content = .relocations(target: try target.map { (t) throws(ELFError) in try remap(t, user: section.name) }, entries: entries)
+                section.content = .relocations(
+                    target: try target.map { (t) throws(ELFError) in try remap(t, user: section.name) },
+                    entries: entries)
             case .group(let flags, let signature, let members):
                 var newMembers: [SectionID] = []
                 for m in members { newMembers.append(try remap(m, user: section.name)) }
@@ -138,8 +142,10 @@ public struct ObjectSection: Sendable {
         case section(SectionID)
     }
 
-    public init(name: String, type: UInt32, flags: UInt64, alignment: UInt64 = 1, entrySize: UInt64 = 0,
-                content: Content, link: Reference = .none, info: Reference = .none) {
+    public init(
+        name: String, type: UInt32, flags: UInt64, alignment: UInt64 = 1, entrySize: UInt64 = 0,
+        content: Content, link: Reference = .none, info: Reference = .none
+    ) {
         self.name = name
         self.type = type
         self.flags = flags
@@ -151,15 +157,21 @@ public struct ObjectSection: Sendable {
     }
 
     /// A `SHT_PROGBITS` section with these bytes.
-    public static func progbits(_ name: String, flags: UInt64, alignment: UInt64 = 1, _ bytes: [UInt8]) -> ObjectSection {
-        ObjectSection(name: name, type: SectionType.progbits, flags: flags, alignment: alignment, content: .bytes(ELFBytes(bytes)))
+    public static func progbits(_ name: String, flags: UInt64, alignment: UInt64 = 1, _ bytes: [UInt8]) -> ObjectSection
+    {
+        ObjectSection(
+            name: name, type: SectionType.progbits, flags: flags, alignment: alignment, content: .bytes(ELFBytes(bytes))
+        )
     }
 
     /// A `SHT_RELA` section for `target`.
-    public static func rela(_ name: String, target: SectionID, flags: UInt64 = SectionFlags.infoLink,
-                            _ entries: [ObjectRelocation]) -> ObjectSection {
-        ObjectSection(name: name, type: SectionType.rela, flags: flags, alignment: 8, entrySize: UInt64(ELF64.relaSize),
-                      content: .relocations(target: target, entries: entries))
+    public static func rela(
+        _ name: String, target: SectionID, flags: UInt64 = SectionFlags.infoLink,
+        _ entries: [ObjectRelocation]
+    ) -> ObjectSection {
+        ObjectSection(
+            name: name, type: SectionType.rela, flags: flags, alignment: 8, entrySize: UInt64(ELF64.relaSize),
+            content: .relocations(target: target, entries: entries))
     }
 }
 
@@ -181,8 +193,10 @@ public struct ObjectSymbol: Sendable, Equatable {
         case reserved(UInt16)
     }
 
-    public init(name: String, value: UInt64 = 0, size: UInt64 = 0, type: UInt8, binding: UInt8,
-                other: UInt8 = 0, place: Place) {
+    public init(
+        name: String, value: UInt64 = 0, size: UInt64 = 0, type: UInt8, binding: UInt8,
+        other: UInt8 = 0, place: Place
+    ) {
         self.name = name
         self.value = value
         self.size = size

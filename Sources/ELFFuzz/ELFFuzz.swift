@@ -32,13 +32,13 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> CInt {
 struct ELFFuzz {
     static func main() {
         #if FUZZING
-        var argc = CommandLine.argc
-        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
-        _ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
+            var argc = CommandLine.argc
+            var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = CommandLine.unsafeArgv
+            _ = LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) }
         #else
-        for path in CommandLine.arguments.dropFirst() {
-            if let bytes = try? FileSystem.read(path) { exercise(bytes) }
-        }
+            for path in CommandLine.arguments.dropFirst() {
+                if let bytes = try? FileSystem.read(path) { exercise(bytes) }
+            }
         #endif
     }
 }

@@ -32,19 +32,23 @@ final class BuildContext {
         own += Clock.now() - start
         moduleFile = "livepatch-\(try KernelBuild.moduleName(options.name ?? diffs[0].baseName))"
         guard FileSystem.isDirectory(options.outputDirectory),
-              let outputDirectory = try? FileSystem.realPath(options.outputDirectory) else {
+            let outputDirectory = try? FileSystem.realPath(options.outputDirectory)
+        else {
             throw BuildError(.usage, "output folder \(options.outputDirectory) does not exist")
         }
         outputPath = Path.join(outputDirectory, "\(moduleFile).ko")
         guard let headers = options.kernel.headers else {
-            throw BuildError(.unsupportedChange, "the headers of \(options.kernel.release) are not installed (linux-headers-\(options.kernel.release))")
+            throw BuildError(
+                .unsupportedChange,
+                "the headers of \(options.kernel.release) are not installed (linux-headers-\(options.kernel.release))")
         }
         self.headers = headers
 
         progress("preparing the \(options.kernel.release) source tree")
         do {
             tree = try TreeCache(root: options.cacheRoot)
-                .prepare(options.kernel, source: options.source, allowCompilerMismatch: options.allowCompilerMismatch).tree
+                .prepare(options.kernel, source: options.source, allowCompilerMismatch: options.allowCompilerMismatch)
+                .tree
         } catch {
             let unsupported = error.kind == .compilerMismatch || error.kind == .sourceMismatch
             throw BuildError(unsupported ? .unsupportedChange : .io, error.description, cause: error)
@@ -61,7 +65,8 @@ final class BuildContext {
 
     /// Runs one phase and records its time under `name`; `own` counts it
     /// as Suture's own processing.
-    func phase<T>(_ name: String, own counted: Bool = false, _ body: () throws(BuildError) -> T) throws(BuildError) -> T {
+    func phase<T>(_ name: String, own counted: Bool = false, _ body: () throws(BuildError) -> T) throws(BuildError) -> T
+    {
         let value = counted ? try timed(body) : try body()
         timer.lap(name)
         return value
@@ -78,8 +83,10 @@ final class BuildContext {
 extension BuildError {
     /// Changes that cannot be live-patched, all at once.
     static func refused(_ refusals: [RefusedChange]) -> BuildError {
-        BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
-            + refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"),
+        BuildError(
+            .refused,
+            "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
+                + refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"),
             refusals: refusals)
     }
 }

@@ -59,16 +59,29 @@ public struct BuildOutcome: Sendable {
             ("release", .string(release)),
             ("replace", .bool(replace)),
             ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
-            ("objects", .array(objects.map {
-                .object([("object", .string($0.object)), ("target", .string($0.target)),
-                         ("changed", .strings($0.changed)), ("new", .strings($0.new)),
-                         ("ignored", .strings($0.ignored)), ("callbacks", .strings($0.callbacks)),
-                         ("klpSymbols", .strings($0.klpSymbols))])
-            })),
-            ("functions", .array(redirects.map {
-                .object([("target", .string($0.target.name)), ("name", .string($0.oldName)), ("sympos", .integer($0.sympos)),
-                         ("object", .string($0.object))])
-            })),
+            (
+                "objects",
+                .array(
+                    objects.map {
+                        .object([
+                            ("object", .string($0.object)), ("target", .string($0.target)),
+                            ("changed", .strings($0.changed)), ("new", .strings($0.new)),
+                            ("ignored", .strings($0.ignored)), ("callbacks", .strings($0.callbacks)),
+                            ("klpSymbols", .strings($0.klpSymbols)),
+                        ])
+                    })
+            ),
+            (
+                "functions",
+                .array(
+                    redirects.map {
+                        .object([
+                            ("target", .string($0.target.name)), ("name", .string($0.oldName)),
+                            ("sympos", .integer($0.sympos)),
+                            ("object", .string($0.object)),
+                        ])
+                    })
+            ),
             ("klpSections", .strings(klpSections)),
             ("klpRelocations", .integer(klpRelocations)),
             ("phases", .object(phases.map { ($0.name, .double(($0.seconds * 1000).rounded() / 1000)) })),

@@ -21,7 +21,10 @@ public enum DemoPatch {
             throw BuildError(.io, "reading \(file) of the \(tree.release) source: \(error.description)", cause: error)
         }
         guard let range = original.firstRange(of: anchor) else {
-            throw BuildError(.unsupportedChange, "the demo's anchor is not in \(file) of \(tree.release); this kernel's version_proc_show looks different")
+            throw BuildError(
+                .unsupportedChange,
+                "the demo's anchor is not in \(file) of \(tree.release); this kernel's version_proc_show looks different"
+            )
         }
         var patched = original
         patched.replaceSubrange(range, with: replacement)
@@ -29,7 +32,8 @@ public enum DemoPatch {
         do {
             let scratch = try TemporaryDirectory(prefix: "suture-demo-diff")
             defer { scratch.remove() }
-            let a = Path.join(scratch.path, "a"), b = Path.join(scratch.path, "b")
+            let a = Path.join(scratch.path, "a")
+            let b = Path.join(scratch.path, "b")
             try FileSystem.write(a, original)
             try FileSystem.write(b, patched)
             let result = try Command.run(["diff", "-u", "--label", "a/\(file)", "--label", "b/\(file)", a, b])

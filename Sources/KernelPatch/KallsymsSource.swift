@@ -34,7 +34,8 @@ extension KernelBuild {
             if running.hasAddresses { return running }
         }
         guard let source = options.kallsymsSource else {
-            throw BuildError(.usage, "no kallsyms of \(options.kernel.release): pass --kallsyms with the target's /proc/kallsyms")
+            throw BuildError(
+                .usage, "no kallsyms of \(options.kernel.release): pass --kallsyms with the target's /proc/kallsyms")
         }
         let (text, name) = try source.kallsyms(of: options.kernel, cacheRoot: options.cacheRoot, progress: progress)
         return try table(text, source: name)

@@ -9,7 +9,9 @@ import TargetKernel
 /// klp relocations → copy out. Each phase takes the previous one's output
 /// and translates its own errors.
 public enum KernelBuild {
-    public static func run(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError) -> BuildOutcome {
+    public static func run(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError)
+        -> BuildOutcome
+    {
         let context = try BuildContext(options, progress: progress)
         defer { context.scratch.remove() }
         let applied = try context.phase("apply", own: true) { () throws(BuildError) in try applyDiffs(context) }
@@ -58,14 +60,16 @@ public enum KernelBuild {
     /// The diffs applied to copies of the files they touch.
     static func applyDiffs(_ context: BuildContext) throws(BuildError) -> DiffApplier.Result {
         context.progress("applying \(context.diffs.map(\.path).joined(separator: ", "))")
-        return try DiffApplier.apply(context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"))
+        return try DiffApplier.apply(
+            context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"))
     }
 
     /// Every touched object, compiled before and after, and its klp object.
     /// Only code this configuration builds can be patched: that is checked
     /// before anything is compiled.
     static func compilePairs(_ context: BuildContext, _ applied: DiffApplier.Result)
-        throws(BuildError) -> (pairs: [ObjectPair], targets: [String: KlpObject]) {
+        throws(BuildError) -> (pairs: [ObjectPair], targets: [String: KlpObject])
+    {
         func translated(_ error: KernelError) -> BuildError {
             switch error.kind {
             case .compileFailed: BuildError(.unsupportedChange, error.description, cause: error)
@@ -79,21 +83,29 @@ public enum KernelBuild {
         defer { compiler.finish() }
         let objects: [String]
         do {
-            objects = try compiler.objects(compiling: applied.files.map(\.path), keep: { object in
-                if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) { return false }
-                return true
-            }, assumeYes: context.options.assumeYes)
+            objects = try compiler.objects(
+                compiling: applied.files.map(\.path),
+                keep: { object in
+                    if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) {
+                        return false
+                    }
+                    return true
+                }, assumeYes: context.options.assumeYes)
         } catch {
             throw translated(error)
         }
         for object in objects {
             if case .notBuilt(let option) = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) {
-                throw BuildError(.unsupportedChange, "\(object) is not built in \(context.options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch")
+                throw BuildError(
+                    .unsupportedChange,
+                    "\(object) is not built in \(context.options.kernel.release): \(option) is not set in its configuration, so there is no running code to patch"
+                )
             }
         }
         let kpatchFlag = try KpatchHeaders.install(in: Path.join(context.scratch.path, "include"))
         do {
-            return try compiler.pairs(objects, applied: applied, scratch: context.scratch.path, patchedFlags: [kpatchFlag])
+            return try compiler.pairs(
+                objects, applied: applied, scratch: context.scratch.path, patchedFlags: [kpatchFlag])
         } catch {
             throw translated(error)
         }
@@ -102,7 +114,8 @@ public enum KernelBuild {
     /// Each pair diffed under the kernel rules, with the special sections'
     /// entry sizes of this kernel; every refusal of every pair at once.
     static func diffPairs(_ context: BuildContext, _ compiled: (pairs: [ObjectPair], targets: [String: KlpObject]))
-        throws(BuildError) -> [PatchedObject] {
+        throws(BuildError) -> [PatchedObject]
+    {
         let entrySizes = SpecialSectionProbe.entrySizes(
             headers: context.headers, compiler: context.tree.kbuild.compiler,
             cacheDirectory: OriginalObjectCache(tree: context.tree, cacheRoot: context.options.cacheRoot).directory)
@@ -116,8 +129,11 @@ public enum KernelBuild {
         let refusals = diffs.refusals.map { refusal in
             // The body of a system call is a notrace inline that gcc may keep out of line.
             guard refusal.function.hasPrefix("__do_sys_"), refusal.reason.contains("__fentry__") else { return refusal }
-            return RefusedChange(object: refusal.object, function: refusal.function, reason: refusal.reason
-                + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn")
+            return RefusedChange(
+                object: refusal.object, function: refusal.function,
+                reason: refusal.reason
+                    + ". Hint: define the system call with KPATCH_SYSCALL_DEFINEn from #include \"kpatch-syscall.h\" instead of SYSCALL_DEFINEn"
+            )
         }
         guard refusals.isEmpty else { throw BuildError.refused(refusals) }
         var patches: [PatchedObject] = []
@@ -126,7 +142,10 @@ public enum KernelBuild {
             patches.append(PatchedObject(object: pair.object, target: target, result: result, patch: patch))
         }
         guard patches.contains(where: { $0.result.hasFunctionalChange }) else {
-            throw BuildError(.noFunctionalChange, "no functional change: the diffs change no function of \(compiled.pairs.map(\.object).joined(separator: ", ")) (only formatting, comments or line numbers)")
+            throw BuildError(
+                .noFunctionalChange,
+                "no functional change: the diffs change no function of \(compiled.pairs.map(\.object).joined(separator: ", ")) (only formatting, comments or line numbers)"
+            )
         }
         return patches
     }
@@ -141,7 +160,8 @@ public enum KernelBuild {
     static func readSymbols(_ context: BuildContext) throws(BuildError) -> Symbols {
         let table = try kallsyms(context.options, progress: context.progress)
         do throws(KernelError) {
-            return Symbols(table: table, exports: try ExportedSymbols(symvers: Path.join(context.headers, "Module.symvers")))
+            return Symbols(
+                table: table, exports: try ExportedSymbols(symvers: Path.join(context.headers, "Module.symvers")))
         } catch {
             throw BuildError(.io, error.description, cause: error)
         }
@@ -150,13 +170,15 @@ public enum KernelBuild {
     /// Who resolves each reference, with the symbols of patched modules
     /// read from their installed files when first needed.
     static func planModule(_ context: BuildContext, _ patches: [PatchedObject], _ symbols: Symbols)
-        throws(BuildError) -> LivepatchModule.Plan {
+        throws(BuildError) -> LivepatchModule.Plan
+    {
         let kernel = context.options.kernel
         var installed: InstalledModules?
         var loadedTables: [String: ModuleSymbols] = [:]
         let image = RunningImage.load(kernel, cacheRoot: context.options.cacheRoot, table: symbols.table)
-        return try LivepatchModule.plan(patches, exports: symbols.exports,
-                                        positions: SymbolPositions(table: symbols.table, image: image)
+        return try LivepatchModule.plan(
+            patches, exports: symbols.exports,
+            positions: SymbolPositions(table: symbols.table, image: image)
         ) { (module: String) throws(BuildError) -> ModuleSymbols in
             if let cached = loadedTables[module] { return cached }
             if installed == nil {
@@ -165,7 +187,10 @@ public enum KernelBuild {
                 }
             }
             guard let path = installed?.path(of: module) else {
-                throw BuildError(.unsupportedChange, "the module \(module) is not installed for \(kernel.release) (no file in \(installed?.directory ?? "/lib/modules")); is it built in this kernel's configuration?")
+                throw BuildError(
+                    .unsupportedChange,
+                    "the module \(module) is not installed for \(kernel.release) (no file in \(installed?.directory ?? "/lib/modules")); is it built in this kernel's configuration?"
+                )
             }
             let table = try ModuleSymbols(module: module, path: path)
             loadedTables[module] = table
@@ -177,18 +202,24 @@ public enum KernelBuild {
     static func link(_ context: BuildContext, _ plan: LivepatchModule.Plan) throws(BuildError) -> String {
         let options = context.options
         context.progress("linking \(context.moduleFile).ko")
-        var modinfo: [(String, String)] = [("suture.replace", options.replace ? "1" : "0"),
-                                           ("suture.release", options.kernel.release)]
+        var modinfo: [(String, String)] = [
+            ("suture.replace", options.replace ? "1" : "0"),
+            ("suture.release", options.kernel.release),
+        ]
         for d in context.diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
         let clearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory)
         if clearing == .unavailable, plan.redirects.contains(where: { $0.target.isModule }) {
-            context.progress("warning: this kernel neither clears klp relocations when a module goes away nor has text_poke_set; a patched module removed while the patch is loaded cannot be loaded again until the patch is unloaded")
+            context.progress(
+                "warning: this kernel neither clears klp relocations when a module goes away nor has text_poke_set; a patched module removed while the patch is loaded cannot be loaded again until the patch is unloaded"
+            )
         }
-        let registration = LivepatchModule.registrationSource(plan, replace: options.replace, modinfo: modinfo,
-                                                              clearing: clearing)
-        return try LivepatchModule.link(plan, moduleName: context.moduleFile, registration: registration,
-                                        headers: context.headers, compiler: context.tree.kbuild.compiler,
-                                        directory: Path.join(context.scratch.path, "module"))
+        let registration = LivepatchModule.registrationSource(
+            plan, replace: options.replace, modinfo: modinfo,
+            clearing: clearing)
+        return try LivepatchModule.link(
+            plan, moduleName: context.moduleFile, registration: registration,
+            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            directory: Path.join(context.scratch.path, "module"))
     }
 
     /// The module into the output folder, whole or not at all.
@@ -203,23 +234,28 @@ public enum KernelBuild {
         }
     }
 
-    static func outcome(_ context: BuildContext, patches: [PatchedObject], plan: LivepatchModule.Plan,
-                        rewrite: LivepatchModule.Rewrite) -> BuildOutcome {
+    static func outcome(
+        _ context: BuildContext, patches: [PatchedObject], plan: LivepatchModule.Plan,
+        rewrite: LivepatchModule.Rewrite
+    ) -> BuildOutcome {
         let summaries = patches.map { p -> BuildOutcome.ObjectSummary in
             let verdicts = p.result.comparison.verdicts.filter { $0.kind == .function }
-            let klp = plan.klpSymbols.filter { k in p.patch.references.contains { $0.name == k.name } }.map(\.symbolName)
-            return BuildOutcome.ObjectSummary(object: p.object, target: p.target.name,
-                                              changed: verdicts.filter { $0.status == .changed }.map(\.name).sorted(),
-                                              new: verdicts.filter { $0.status == .new }.map(\.name).sorted(),
-                                              ignored: verdicts.filter { $0.status == .ignored }.map(\.name).sorted(),
-                                              callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
-                                              klpSymbols: klp)
+            let klp = plan.klpSymbols.filter { k in p.patch.references.contains { $0.name == k.name } }.map(
+                \.symbolName)
+            return BuildOutcome.ObjectSummary(
+                object: p.object, target: p.target.name,
+                changed: verdicts.filter { $0.status == .changed }.map(\.name).sorted(),
+                new: verdicts.filter { $0.status == .new }.map(\.name).sorted(),
+                ignored: verdicts.filter { $0.status == .ignored }.map(\.name).sorted(),
+                callbacks: p.result.directives.callbacks.map { "\($0.stage.rawValue)=\($0.function)" },
+                klpSymbols: klp)
         }
         let options = context.options
-        return BuildOutcome(modulePath: context.outputPath, moduleName: context.moduleFile.replacingDashes(),
-                            release: options.kernel.release, replace: options.replace, diffs: context.diffs,
-                            objects: summaries, redirects: plan.redirects,
-                            klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
-                            phases: context.timer.phases, ownSeconds: context.own)
+        return BuildOutcome(
+            modulePath: context.outputPath, moduleName: context.moduleFile.replacingDashes(),
+            release: options.kernel.release, replace: options.replace, diffs: context.diffs,
+            objects: summaries, redirects: plan.redirects,
+            klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
+            phases: context.timer.phases, ownSeconds: context.own)
     }
 }

@@ -15,7 +15,8 @@ extension LivepatchModule {
     /// SHF_RELA_LIVEPATCH) and marks the symbols SHN_LIVEPATCH, as
     /// Documentation/livepatch/module-elf-format.rst describes. Then checks
     /// that nothing undefined remains that the kernel cannot resolve.
-    public static func writeKlpRelocations(module path: String, exports: ExportedSymbols) throws(BuildError) -> Rewrite {
+    public static func writeKlpRelocations(module path: String, exports: ExportedSymbols) throws(BuildError) -> Rewrite
+    {
         let file: ELFFile
         var object: RelocatableObject
         do {
@@ -27,7 +28,8 @@ extension LivepatchModule {
         var klpSymbols = Set<Int>()
         for (i, s) in object.symbols.enumerated() where s.name.hasPrefix(".klp.sym.") {
             guard s.place == .undefined else {
-                throw BuildError(.linkFailed, "\(path): \(s.name) is defined in the module; klp symbols must be undefined")
+                throw BuildError(
+                    .linkFailed, "\(path): \(s.name) is defined in the module; klp symbols must be undefined")
             }
             object.symbols[i].place = .reserved(SpecialSection.livepatch)
             object.symbols[i].binding = SymbolBinding.global
@@ -58,9 +60,11 @@ extension LivepatchModule {
             let targetName = object.sections[target.value].name
             for objname in order {
                 let name = ".klp.rela.\(objname).\(targetName)"
-                added.append(.rela(name, target: target,
-                                   flags: SectionFlags.alloc | SectionFlags.infoLink | SectionFlags.relaLivepatch,
-                                   byObject[objname]!))
+                added.append(
+                    .rela(
+                        name, target: target,
+                        flags: SectionFlags.alloc | SectionFlags.infoLink | SectionFlags.relaLivepatch,
+                        byObject[objname]!))
                 names.append(name)
                 moved += byObject[objname]!.count
             }
@@ -74,7 +78,10 @@ extension LivepatchModule {
         }
         let unresolved = object.symbols.filter { $0.place == .undefined && !$0.name.isEmpty && exports[$0.name] == nil }
         guard unresolved.isEmpty else {
-            throw BuildError(.unresolvedSymbol, "\(path): the module refers to symbols that neither module loading nor the livepatch core can resolve: \(unresolved.map(\.name).joined(separator: ", "))")
+            throw BuildError(
+                .unresolvedSymbol,
+                "\(path): the module refers to symbols that neither module loading nor the livepatch core can resolve: \(unresolved.map(\.name).joined(separator: ", "))"
+            )
         }
         do {
             try ELFWriter.write(object, to: path)

@@ -8,7 +8,9 @@ import Platform
 /// (see `PatchDirectives`). `suture build` puts them on the include path of
 /// the patched compile only.
 public enum KpatchHeaders {
-    public static let files: [(name: String, text: String)] = [("kpatch-macros.h", macros), ("kpatch-syscall.h", syscall)]
+    public static let files: [(name: String, text: String)] = [
+        ("kpatch-macros.h", macros), ("kpatch-syscall.h", syscall),
+    ]
 
     /// Writes the headers into `directory` and returns the compiler flag
     /// that finds them.

@@ -6,8 +6,10 @@ import TargetKernel
 extension LivepatchModule {
     /// Links the module with kbuild against the target's headers.
     /// Unresolved klp symbols are expected, so modpost only warns.
-    public static func link(_ plan: Plan, moduleName: String, registration: String, headers: String,
-                            compiler: String, directory: String) throws(BuildError) -> String {
+    public static func link(
+        _ plan: Plan, moduleName: String, registration: String, headers: String,
+        compiler: String, directory: String
+    ) throws(BuildError) -> String {
         do {
             try FileSystem.makeDirectories(directory)
             var objects = ["\(moduleName)-main.o"]
@@ -21,17 +23,21 @@ extension LivepatchModule {
                 let path = Path.join(directory, file)
                 try ELFWriter.write(object, to: path)
                 // modpost reads every object's kbuild command record.
-                try FileSystem.write(Path.join(directory, ".\(file).cmd"),
-                                     "savedcmd_\(path) := suture build (prebuilt patch object)\n\nsource_\(path) := \(path)\n\ndeps_\(path) := \\\n\n\(path): $(deps_\(path))\n\n$(deps_\(path)):\n")
+                try FileSystem.write(
+                    Path.join(directory, ".\(file).cmd"),
+                    "savedcmd_\(path) := suture build (prebuilt patch object)\n\nsource_\(path) := \(path)\n\ndeps_\(path) := \\\n\n\(path): $(deps_\(path))\n\n$(deps_\(path)):\n"
+                )
                 objects.append(file)
             }
             try FileSystem.write(Path.join(directory, "\(moduleName)-main.c"), registration)
-            try FileSystem.write(Path.join(directory, "Makefile"),
-                                 "obj-m := \(moduleName).o\n\(moduleName)-y := \(objects.joined(separator: " "))\n")
+            try FileSystem.write(
+                Path.join(directory, "Makefile"),
+                "obj-m := \(moduleName).o\n\(moduleName)-y := \(objects.joined(separator: " "))\n")
         } catch let error as ELFError {
             throw BuildError(.io, error.description, cause: error)
         } catch {
-            throw BuildError(.io, "writing the module sources in \(directory): \(error)", cause: error as? any SutureError)
+            throw BuildError(
+                .io, "writing the module sources in \(directory): \(error)", cause: error as? any SutureError)
         }
         let result: CommandResult
         do {
@@ -42,7 +48,10 @@ extension LivepatchModule {
         }
         let ko = Path.join(directory, "\(moduleName).ko")
         guard result.termination.succeeded, FileSystem.exists(ko) else {
-            throw BuildError(.linkFailed, "kbuild could not link the module (\(result.termination)):\n\(Command.tail(result.stdoutText + result.stderrText, lines: 25))")
+            throw BuildError(
+                .linkFailed,
+                "kbuild could not link the module (\(result.termination)):\n\(Command.tail(result.stdoutText + result.stderrText, lines: 25))"
+            )
         }
         return ko
     }

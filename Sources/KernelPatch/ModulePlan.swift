@@ -88,8 +88,10 @@ public enum LivepatchModule {
     /// - everything else in vmlinux: the livepatch core, through kallsyms.
     /// Renames references accordingly and gives changed functions global
     /// names for the registration code.
-    public static func plan(_ patches: [PatchedObject], exports: ExportedSymbols, positions: SymbolPositions,
-                            modules: (String) throws(BuildError) -> ModuleSymbols) throws(BuildError) -> Plan {
+    public static func plan(
+        _ patches: [PatchedObject], exports: ExportedSymbols, positions: SymbolPositions,
+        modules: (String) throws(BuildError) -> ModuleSymbols
+    ) throws(BuildError) -> Plan {
         var plan = Plan()
         var usedNames = Set<String>()
         var refusals: [RefusedChange] = []
@@ -98,15 +100,21 @@ public enum LivepatchModule {
             let original = patched.result.original
             let neighbours = SymbolPositions.names(definedBy: original)
             let moduleTable: ModuleSymbols?
-            if case .module(let module) = patched.target { moduleTable = try modules(module) } else { moduleTable = nil }
+            if case .module(let module) = patched.target {
+                moduleTable = try modules(module)
+            } else {
+                moduleTable = nil
+            }
             let user = "\(patched.object)"
             var moduleKlp = Set<String>()
             for reference in patched.patch.references {
-                guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined }) else { continue }
+                guard let id = object.symbols.firstIndex(where: { $0.name == reference.name && $0.place == .undefined })
+                else { continue }
                 let klp: KlpSymbol
                 if let moduleTable, moduleTable.defines(reference.name) {
-                    let sympos = try moduleTable.position(of: reference.name, local: reference.origin == .local,
-                                                          sourceFile: original.sourceFile, user: "the patched code of \(user)")
+                    let sympos = try moduleTable.position(
+                        of: reference.name, local: reference.origin == .local,
+                        sourceFile: original.sourceFile, user: "the patched code of \(user)")
                     klp = KlpSymbol(target: patched.target, name: reference.name, sympos: sympos)
                     moduleKlp.insert(klp.symbolName)
                 } else if reference.origin != .local, let export = exports[reference.name] {
@@ -114,11 +122,12 @@ public enum LivepatchModule {
                     if let namespace = export.namespace { plan.namespaces.insert(namespace) }
                     continue
                 } else {
-                    let sympos = try positions.position(of: reference.name, in: nil, local: reference.origin == .local,
-                                                        neighbours: neighbours,
-                                                        peers: SymbolPositions.peers(of: reference.name, in: original),
-                                                        original: patched.target == .vmlinux ? original : nil,
-                                                        user: "the patched code of \(user)")
+                    let sympos = try positions.position(
+                        of: reference.name, in: nil, local: reference.origin == .local,
+                        neighbours: neighbours,
+                        peers: SymbolPositions.peers(of: reference.name, in: original),
+                        original: patched.target == .vmlinux ? original : nil,
+                        user: "the patched code of \(user)")
                     klp = KlpSymbol(target: .vmlinux, name: reference.name, sympos: sympos)
                 }
                 object.symbols[id].name = klp.symbolName
@@ -127,16 +136,25 @@ public enum LivepatchModule {
             // Entries the kernel applies at load cannot wait for the module.
             for section in object.sections {
                 guard case .relocations(let target?, let entries) = section.content,
-                      let what = appliedAtLoad[object.sections[target.value].name] else { continue }
+                    let what = appliedAtLoad[object.sections[target.value].name]
+                else { continue }
                 for r in entries {
                     guard let s = r.symbol, moduleKlp.contains(object.symbols[s.value].name) else { continue }
-                    let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target.name).".count).prefix { $0 != "," }
-                    let refusal = RefusedChange(object: user, function: String(name), reason: "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch")
+                    let name = object.symbols[s.value].name.dropFirst(".klp.sym.\(patched.target.name).".count).prefix {
+                        $0 != ","
+                    }
+                    let refusal = RefusedChange(
+                        object: user, function: String(name),
+                        reason:
+                            "\(what) in the patched code refers to \(name), a symbol of the module \(patched.target); the kernel applies \(object.sections[target.value].name) when the patch loads, before it can resolve the module's symbols. Hint: test such a key with static_key_enabled(&key) instead of a static branch"
+                    )
                     if !refusals.contains(refusal) { refusals.append(refusal) }
                 }
             }
             for function in patched.patch.functions where !function.isNew {
-                guard let id = object.symbols.firstIndex(where: { $0.name == function.symbol && $0.place != .undefined }) else {
+                guard
+                    let id = object.symbols.firstIndex(where: { $0.name == function.symbol && $0.place != .undefined })
+                else {
                     throw BuildError(.linkFailed, "internal: the patch of \(user) has no symbol \(function.symbol)")
                 }
                 var newName = "livepatch_" + String(function.originalName.map { $0.isLetter || $0.isNumber ? $0 : "_" })
@@ -147,21 +165,27 @@ public enum LivepatchModule {
                 object.symbols[id].other = SymbolVisibility.default
                 let sympos: Int
                 if let moduleTable {
-                    sympos = try moduleTable.position(of: function.originalName, local: function.isLocal,
-                                                      sourceFile: original.sourceFile, user: "the redirect of \(function.originalName) in \(user)")
+                    sympos = try moduleTable.position(
+                        of: function.originalName, local: function.isLocal,
+                        sourceFile: original.sourceFile, user: "the redirect of \(function.originalName) in \(user)")
                 } else {
-                    sympos = try positions.position(of: function.originalName, in: nil, local: function.isLocal,
-                                                    neighbours: neighbours,
-                                                    peers: SymbolPositions.peers(of: function.originalName, in: original),
-                                                    original: original,
-                                                    user: "the redirect of \(function.originalName) in \(user)")
+                    sympos = try positions.position(
+                        of: function.originalName, in: nil, local: function.isLocal,
+                        neighbours: neighbours,
+                        peers: SymbolPositions.peers(of: function.originalName, in: original),
+                        original: original,
+                        user: "the redirect of \(function.originalName) in \(user)")
                 }
-                plan.redirects.append(FunctionRedirect(target: patched.target, oldName: function.originalName,
-                                                       sympos: sympos, newSymbol: newName, object: patched.object))
+                plan.redirects.append(
+                    FunctionRedirect(
+                        target: patched.target, oldName: function.originalName,
+                        sympos: sympos, newSymbol: newName, object: patched.object))
             }
             // Callbacks get global names for the registration code.
             for (c, callback) in patched.patch.callbacks.enumerated() {
-                guard let id = object.symbols.firstIndex(where: { $0.name == callback.symbol && $0.place != .undefined }) else {
+                guard
+                    let id = object.symbols.firstIndex(where: { $0.name == callback.symbol && $0.place != .undefined })
+                else {
                     throw BuildError(.linkFailed, "internal: the patch of \(user) has no symbol \(callback.symbol)")
                 }
                 let name = "suture_\(callback.stage.rawValue)_\(n)_\(c)"
@@ -173,8 +197,10 @@ public enum LivepatchModule {
             plan.objects.append(("patch-\(n).o", object))
         }
         if !refusals.isEmpty {
-            throw BuildError(.refused, "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
-                + refusals.map { "  \($0.object): \($0.reason)" }.joined(separator: "\n"), refusals: refusals)
+            throw BuildError(
+                .refused,
+                "\(refusals.count) change(s) cannot be live-patched; no module written:\n"
+                    + refusals.map { "  \($0.object): \($0.reason)" }.joined(separator: "\n"), refusals: refusals)
         }
         return plan
     }

@@ -33,7 +33,9 @@ public struct ModuleSymbols: Sendable {
                 currentFile = symbol.name
                 continue
             }
-            guard !symbol.name.isEmpty, let index = symbol.definingSection, index < file.sections.count else { continue }
+            guard !symbol.name.isEmpty, let index = symbol.definingSection, index < file.sections.count else {
+                continue
+            }
             let section = file.sections[index]
             guard section.isAllocated, !section.name.hasPrefix(".init") else { continue }
             byName[symbol.name, default: []].append(entries.count)
@@ -52,16 +54,22 @@ public struct ModuleSymbols: Sendable {
     /// the source file it follows.
     public func position(of name: String, local: Bool, sourceFile: String?, user: String) throws(BuildError) -> Int {
         guard let all = byName[name], !all.isEmpty else {
-            throw BuildError(.unresolvedSymbol, "\(user) refers to \(name), which the module \(module) (\(path)) does not define")
+            throw BuildError(
+                .unresolvedSymbol, "\(user) refers to \(name), which the module \(module) (\(path)) does not define")
         }
         if all.count == 1 { return 0 }
         var candidates = all.filter { entries[$0].isLocal == local }
         if candidates.count > 1, let sourceFile {
             let base = sourceFile.split(separator: "/").last.map(String.init) ?? sourceFile
-            candidates = candidates.filter { entries[$0].file.map { $0 == sourceFile || $0.hasSuffix("/" + base) || $0 == base } ?? false }
+            candidates = candidates.filter {
+                entries[$0].file.map { $0 == sourceFile || $0.hasSuffix("/" + base) || $0 == base } ?? false
+            }
         }
         if candidates.count == 1 { return all.firstIndex(of: candidates[0])! + 1 }
-        throw BuildError(.ambiguousSymbol, "\(user) refers to \(name), which the module \(module) has \(all.count) times: "
-            + all.map { "position \(all.firstIndex(of: $0)! + 1) after file \(entries[$0].file ?? "?")" }.joined(separator: "; "))
+        throw BuildError(
+            .ambiguousSymbol,
+            "\(user) refers to \(name), which the module \(module) has \(all.count) times: "
+                + all.map { "position \(all.firstIndex(of: $0)! + 1) after file \(entries[$0].file ?? "?")" }.joined(
+                    separator: "; "))
     }
 }

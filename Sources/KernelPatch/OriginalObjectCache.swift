@@ -42,7 +42,8 @@ struct OriginalObjectCache {
             try FileSystem.writeAtomically(path, try FileSystem.read(built))
             try FileSystem.writeAtomically(path + ".command", Array(command.utf8))
         } catch {
-            throw KernelError(.compileFailed, "caching the original \(object) in \(directory): \(error.description)", cause: error)
+            throw KernelError(
+                .compileFailed, "caching the original \(object) in \(directory): \(error.description)", cause: error)
         }
     }
 }

@@ -38,7 +38,8 @@ final class PairCompiler {
     /// configuration does not build; more than `KernelBuild.confirmationThreshold`
     /// objects need `assumeYes`.
     func objects(compiling files: [String], keep: @escaping (String) -> Bool, assumeYes: Bool)
-        throws(KernelError) -> [String] {
+        throws(KernelError) -> [String]
+    {
         // Which objects compile the files (cached per pristine tree).
         var objectsOf: [String: [String]] = [:]
         var unmapped: [String] = []
@@ -51,13 +52,17 @@ final class PairCompiler {
         }
         if !unmapped.isEmpty {
             progress("finding the objects that compile \(unmapped.joined(separator: ", "))")
-            let limit = assumeYes || !unmapped.contains(where: { $0.hasSuffix(".h") })
+            let limit =
+                assumeYes || !unmapped.contains(where: { $0.hasSuffix(".h") })
                 ? nil : KernelBuild.candidateThreshold
             let mapped: [String: [String]]
             do {
                 mapped = try pristineWorkspace().objects(compiling: unmapped, keep: keep, limit: limit)
-            } catch where error.kind == .tooMany {
-                throw KernelError(.tooMany, "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it", cause: error)
+            } catch  where error.kind == .tooMany {
+                throw KernelError(
+                    .tooMany,
+                    "\(error.description); pass --yes to narrow them with the compiler and rebuild every one that includes it",
+                    cause: error)
             }
             for (file, list) in mapped {
                 cache.store(objects: list, compiling: file)
@@ -71,9 +76,14 @@ final class PairCompiler {
 
         let headers = files.filter { $0.hasSuffix(".h") }
         if !headers.isEmpty {
-            progress("\(headers.joined(separator: ", ")) \(headers.count == 1 ? "is" : "are") included by \(objects.count) object(s): \(objects.joined(separator: ", "))")
+            progress(
+                "\(headers.joined(separator: ", ")) \(headers.count == 1 ? "is" : "are") included by \(objects.count) object(s): \(objects.joined(separator: ", "))"
+            )
             if objects.count > KernelBuild.confirmationThreshold && !assumeYes {
-                throw KernelError(.tooMany, "the change to \(headers.joined(separator: ", ")) affects \(objects.count) objects of \(tree.release), more than \(KernelBuild.confirmationThreshold); each would be compiled twice and diffed. Pass --yes to build them all")
+                throw KernelError(
+                    .tooMany,
+                    "the change to \(headers.joined(separator: ", ")) affects \(objects.count) objects of \(tree.release), more than \(KernelBuild.confirmationThreshold); each would be compiled twice and diffed. Pass --yes to build them all"
+                )
             }
         }
         return objects
@@ -83,7 +93,8 @@ final class PairCompiler {
     /// tree never changes) and with `applied`; patched copies go to
     /// `scratch/patched`. Also returns each object's klp object.
     func pairs(_ objects: [String], applied: DiffApplier.Result, scratch: String, patchedFlags: [String])
-        throws(KernelError) -> (pairs: [ObjectPair], targets: [String: KlpObject]) {
+        throws(KernelError) -> (pairs: [ObjectPair], targets: [String: KlpObject])
+    {
         var originals: [String: String] = [:]
         var targets: [String: KlpObject] = [:]
         let missing = objects.filter { cache.object($0) == nil }

@@ -20,7 +20,9 @@ public struct RunningImage: Sendable {
     public static func load(_ kernel: KernelRelease, cacheRoot: String?, table: KallsymsTable) -> RunningImage? {
         let file: ELFFile?
         if KernelImage.supportsPVH(kernel),
-           let cached = KernelImage.cachedVmlinux(kernel, cacheDirectory: CacheLocation.vm(CacheLocation.root(cacheRoot))) {
+            let cached = KernelImage.cachedVmlinux(
+                kernel, cacheDirectory: CacheLocation.vm(CacheLocation.root(cacheRoot)))
+        {
             file = try? ELFFile.open(cached)
         } else if let bytes = try? KernelImage.extractVmlinux(from: kernel.image) {
             file = try? ELFFile.parse(bytes, path: "vmlinux of \(kernel.release)")
@@ -28,7 +30,8 @@ public struct RunningImage: Sendable {
             file = nil
         }
         guard let file, let text = file.section(named: ".text"),
-              let anchor = table.occurrences(of: "_text").first.map({ table.entries[$0] }) else { return nil }
+            let anchor = table.occurrences(of: "_text").first.map({ table.entries[$0] })
+        else { return nil }
         return RunningImage(file: file, slide: Int64(bitPattern: anchor.address &- text.address))
     }
 
@@ -36,7 +39,8 @@ public struct RunningImage: Sendable {
     func read(_ address: UInt64, _ count: Int) -> [UInt8]? {
         let imageAddress = UInt64(bitPattern: Int64(bitPattern: address) &- slide)
         for ph in file.programHeaders where ph.type == SegmentType.load {
-            guard imageAddress >= ph.virtualAddress, imageAddress + UInt64(count) <= ph.virtualAddress + ph.fileSize else { continue }
+            guard imageAddress >= ph.virtualAddress, imageAddress + UInt64(count) <= ph.virtualAddress + ph.fileSize
+            else { continue }
             let offset = Int(ph.offset + (imageAddress - ph.virtualAddress))
             let bytes = file.storage.bytes
             guard offset + count <= bytes.count else { return nil }
@@ -58,7 +62,8 @@ public struct RunningImage: Sendable {
             let base = table.entries[places[0]].address
             for r in original.relocations(in: witness.section, from: witness.start, to: witness.end) where r.explicit {
                 guard case .element(let target, let addend) = r.target, target == element.index,
-                      let kind = arch.kind(r.type), kind.size == 4 || kind.size == 8 else { continue }
+                    let kind = arch.kind(r.type), kind.size == 4 || kind.size == 8
+                else { continue }
                 let place = base &+ (r.offset - witness.start)
                 guard let field = read(place, kind.size) else { continue }
                 var value: UInt64 = 0
@@ -66,11 +71,13 @@ public struct RunningImage: Sendable {
                 let address: UInt64
                 if kind.size == 4 {
                     let signed = Int64(Int32(bitPattern: UInt32(truncatingIfNeeded: value)))
-                    address = kind.pcRelative
+                    address =
+                        kind.pcRelative
                         ? UInt64(bitPattern: signed &+ Int64(bitPattern: place) &- addend)
                         : UInt64(bitPattern: signed &- addend)
                 } else {
-                    address = kind.pcRelative
+                    address =
+                        kind.pcRelative
                         ? UInt64(bitPattern: Int64(bitPattern: value) &+ Int64(bitPattern: place) &- addend)
                         : UInt64(bitPattern: Int64(bitPattern: value) &- addend)
                 }

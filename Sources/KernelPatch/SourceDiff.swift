@@ -29,7 +29,10 @@ public struct SourceDiff: Sendable {
                     throw BuildError(.unsupportedChange, "\(path): deletes \(old); removing files is not supported")
                 }
                 if old == "/dev/null" {
-                    throw BuildError(.unsupportedChange, "\(path): creates \(new); new files would need build-system changes, which a live patch cannot carry — add the code to an existing .c file instead")
+                    throw BuildError(
+                        .unsupportedChange,
+                        "\(path): creates \(new); new files would need build-system changes, which a live patch cannot carry — add the code to an existing .c file instead"
+                    )
                 }
                 if !files.contains(new) { files.append(new) }
                 oldName = nil
@@ -74,7 +77,10 @@ public enum DiffApplier {
         for diff in diffs {
             for file in diff.files where !paths.contains(file) {
                 guard file.hasSuffix(".c") || file.hasSuffix(".h") else {
-                    throw BuildError(.unsupportedChange, "\(diff.path) changes \(file): only C sources and headers (.c, .h) can be live-patched; assembly, Makefiles and Kconfig cannot")
+                    throw BuildError(
+                        .unsupportedChange,
+                        "\(diff.path) changes \(file): only C sources and headers (.c, .h) can be live-patched; assembly, Makefiles and Kconfig cannot"
+                    )
                 }
                 paths.append(file)
             }
@@ -90,14 +96,23 @@ public enum DiffApplier {
                 try FileSystem.write(copy, try FileSystem.read(source), mode: 0o644)
             }
             for diff in diffs {
-                let base = ["patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-", "-d", scratch]
+                let base = [
+                    "patch", "-p1", "--batch", "--forward", "--fuzz=0", "--no-backup-if-mismatch", "-r", "-", "-d",
+                    scratch,
+                ]
                 let dry = try Command.run(base + ["--dry-run"], input: diff.bytes)
                 guard dry.termination.succeeded else {
-                    throw BuildError(.diffDoesNotApply, "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n" + rejections(dry.stdoutText + dry.stderrText))
+                    throw BuildError(
+                        .diffDoesNotApply,
+                        "\(diff.path) does not apply to the \(tree.release) source (\(tree.packageVersion ?? "unknown version")):\n"
+                            + rejections(dry.stdoutText + dry.stderrText))
                 }
                 let real = try Command.run(base, input: diff.bytes)
                 guard real.termination.succeeded else {
-                    throw BuildError(.diffDoesNotApply, "\(diff.path): patch failed after a clean dry run:\n\(Command.tail(real.stdoutText + real.stderrText))")
+                    throw BuildError(
+                        .diffDoesNotApply,
+                        "\(diff.path): patch failed after a clean dry run:\n\(Command.tail(real.stdoutText + real.stderrText))"
+                    )
                 }
             }
             return Result(files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })

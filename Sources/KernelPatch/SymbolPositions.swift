@@ -24,13 +24,18 @@ public struct SymbolPositions: Sendable {
     ///   - neighbours: other symbols of the same object file. Several local
     ///     symbols can share a name; the right one sits among its own object's
     ///     symbols in kallsyms, which are contiguous.
-    public func position(of name: String, in module: String?, local: Bool, neighbours: Set<String>,
-                         peers: [(name: String, offset: Int64)] = [], original: ObjectIndex? = nil,
-                         user: String) throws(BuildError) -> Int {
+    public func position(
+        of name: String, in module: String?, local: Bool, neighbours: Set<String>,
+        peers: [(name: String, offset: Int64)] = [], original: ObjectIndex? = nil,
+        user: String
+    ) throws(BuildError) -> Int {
         let all = table.occurrences(of: name, in: module)
         let objectName = (module.map { KlpObject.module($0) } ?? .vmlinux).name
         guard !all.isEmpty else {
-            throw BuildError(.unresolvedSymbol, "\(user) refers to \(name), which \(objectName) neither exports nor lists in kallsyms; is the source the one this kernel was built from?")
+            throw BuildError(
+                .unresolvedSymbol,
+                "\(user) refers to \(name), which \(objectName) neither exports nor lists in kallsyms; is the source the one this kernel was built from?"
+            )
         }
         if all.count == 1 { return 0 }
         var candidates = all.filter { table.entries[$0].isGlobal != local }
@@ -39,7 +44,8 @@ public struct SymbolPositions: Sendable {
         // Best: the running image's own reference to it, from a function or
         // datum of the same object that kallsyms names once.
         if module == nil, let image, let original, let element = original.elements.first(where: { $0.name == name }),
-           let hit = image.locate(element, in: original, table: table), let index = all.firstIndex(of: hit) {
+            let hit = image.locate(element, in: original, table: table), let index = all.firstIndex(of: hit)
+        {
             return index + 1
         }
         // Score each candidate by the object's other symbols around it:
@@ -54,11 +60,14 @@ public struct SymbolPositions: Sendable {
             var score = 0.0
             for peer in peers where peer.name != name {
                 let expected = UInt64(bitPattern: Int64(bitPattern: address) &+ peer.offset)
-                if table.occurrences(of: peer.name, in: module).contains(where: { table.entries[$0].address == expected }) {
+                if table.occurrences(of: peer.name, in: module).contains(where: {
+                    table.entries[$0].address == expected
+                }) {
                     score += 10
                 }
             }
-            let lo = max(0, c - window), hi = min(table.entries.count - 1, c + window)
+            let lo = max(0, c - window)
+            let hi = min(table.entries.count - 1, c + window)
             for i in lo...hi where i != c {
                 let e = table.entries[i]
                 if e.module == module && neighbours.contains(e.name) {
@@ -76,9 +85,13 @@ public struct SymbolPositions: Sendable {
             let around = stride(from: max(0, s.entry - 2), through: min(table.entries.count - 1, s.entry + 2), by: 1)
                 .filter { $0 != s.entry }.map { table.entries[$0].name }
             let score = (s.score * 10).rounded() / 10
-            return "  position \(all.firstIndex(of: s.entry)! + 1): \(e.name) (\(String(UnicodeScalar(e.type)))) near \(around.joined(separator: ", ")); score \(score)"
+            return
+                "  position \(all.firstIndex(of: s.entry)! + 1): \(e.name) (\(String(UnicodeScalar(e.type)))) near \(around.joined(separator: ", ")); score \(score)"
         }
-        throw BuildError(.ambiguousSymbol, "\(user) refers to \(name), which \(objectName) has \(all.count) times, and the object's neighbouring symbols do not single one out:\n" + listed.joined(separator: "\n"))
+        throw BuildError(
+            .ambiguousSymbol,
+            "\(user) refers to \(name), which \(objectName) has \(all.count) times, and the object's neighbouring symbols do not single one out:\n"
+                + listed.joined(separator: "\n"))
     }
 
     /// The other symbols of `name`'s section in the original object, with

@@ -22,32 +22,32 @@ public enum BootUnit {
 
     /// The unit as shipped in `dist/suture.service`.
     public static let template = """
-    # SPDX-License-Identifier: GPL-2.0-only
-    # Loads the live patches installed for the running kernel (`suture install`)
-    # early at every boot: once local file systems are mounted, before the
-    # network is configured and before ordinary services start.
-    # `suture install --unit` writes this file with ExecStart pointing at the
-    # suture that runs it; `systemctl enable suture.service` turns it on.
-    # Booting with suture.enable=0 on the kernel command line skips it.
-    [Unit]
-    Description=Load installed Suture live patches
-    ConditionKernelCommandLine=!suture.enable=0
-    DefaultDependencies=no
-    RequiresMountsFor=/var/lib/suture
-    After=local-fs.target
-    Wants=network-pre.target
-    Before=network-pre.target sysinit.target shutdown.target
-    Conflicts=shutdown.target
+        # SPDX-License-Identifier: GPL-2.0-only
+        # Loads the live patches installed for the running kernel (`suture install`)
+        # early at every boot: once local file systems are mounted, before the
+        # network is configured and before ordinary services start.
+        # `suture install --unit` writes this file with ExecStart pointing at the
+        # suture that runs it; `systemctl enable suture.service` turns it on.
+        # Booting with suture.enable=0 on the kernel command line skips it.
+        [Unit]
+        Description=Load installed Suture live patches
+        ConditionKernelCommandLine=!suture.enable=0
+        DefaultDependencies=no
+        RequiresMountsFor=/var/lib/suture
+        After=local-fs.target
+        Wants=network-pre.target
+        Before=network-pre.target sysinit.target shutdown.target
+        Conflicts=shutdown.target
 
-    [Service]
-    Type=oneshot
-    RemainAfterExit=yes
-    ExecStart=/usr/local/bin/suture load --all
+        [Service]
+        Type=oneshot
+        RemainAfterExit=yes
+        ExecStart=/usr/local/bin/suture load --all
 
-    [Install]
-    WantedBy=sysinit.target
+        [Install]
+        WantedBy=sysinit.target
 
-    """
+        """
 
     /// The unit with `ExecStart` running `executable`.
     public static func text(executable: String) -> String {
@@ -66,7 +66,9 @@ public enum BootUnit {
 
     /// Writes the unit into `directory`, replacing an older copy. Returns
     /// its path and whether the file changed; it is not enabled.
-    public static func install(directory: String = defaultDirectory, executable: String) throws(LivepatchError) -> (path: String, changed: Bool) {
+    public static func install(directory: String = defaultDirectory, executable: String) throws(LivepatchError) -> (
+        path: String, changed: Bool
+    ) {
         let path = Path.join(directory, name)
         let wanted = text(executable: executable)
         if FileSystem.readTextIfPresent(path) == wanted { return (path, false) }

@@ -44,8 +44,10 @@ extension LivepatchManager {
     /// the load fails. For another release it is checked statically only
     /// (livepatch modinfo, vermagic). Installing a name again replaces the
     /// earlier copy and moves it to the end of the install order.
-    public func install(_ path: String, release: String? = nil, store: PatchStore,
-                        timeout: Double = 30) throws(LivepatchError) -> InstallOutcome {
+    public func install(
+        _ path: String, release: String? = nil, store: PatchStore,
+        timeout: Double = 30
+    ) throws(LivepatchError) -> InstallOutcome {
         let running = runningRelease
         let target = release ?? running
         let isRunning = target == running
@@ -56,7 +58,8 @@ extension LivepatchManager {
         } catch {
             var failure = error
             if isRunning, error.kind == .vermagic, let built = module.vermagicRelease {
-                failure.message += "; to install it for kernel \(built), which loads it at its boot, add --kernel \(built)"
+                failure.message +=
+                    "; to install it for kernel \(built), which loads it at its boot, add --kernel \(built)"
             }
             throw failure
         }
@@ -109,8 +112,10 @@ extension LivepatchManager {
             if replaced.isEmpty, (try? unload(name, timeout: timeout)) != nil {
                 throw LivepatchError(error.kind, error.description + "; \(name) was unloaded again")
             }
-            throw LivepatchError(error.kind, error.description
-                                 + "; \(name) stays loaded but is not installed: `suture unload \(name)` removes it")
+            throw LivepatchError(
+                error.kind,
+                error.description
+                    + "; \(name) stays loaded but is not installed: `suture unload \(name)` removes it")
         }
         if load != .notRunning, let file = entry.module { noteLoadedFile(name, file) }
         return InstallOutcome(entry: entry, load: load, replaced: replaced, previous: previous)
@@ -119,19 +124,29 @@ extension LivepatchManager {
     /// Refuses to install over a loaded module that is not the same file:
     /// the kernel could not load the new one next to it, so it would be
     /// stored without proof that it loads.
-    private func requireSameModule(_ loaded: LoadedModule, digest: String, installing path: String) throws(LivepatchError) {
+    private func requireSameModule(_ loaded: LoadedModule, digest: String, installing path: String)
+        throws(LivepatchError)
+    {
         let name = loaded.name
         guard loaded.isLivepatch, sysfs.patch(name) != nil else {
-            let what = loaded.isLivepatch ? "a livepatch module whose patch is disabled or replaced" : "a module that is not a livepatch module"
-            throw LivepatchError(.alreadyLoaded, "\(name) is loaded as \(what); unload it first (`suture unload \(name)`), then install \(path)")
+            let what =
+                loaded.isLivepatch
+                ? "a livepatch module whose patch is disabled or replaced" : "a module that is not a livepatch module"
+            throw LivepatchError(
+                .alreadyLoaded,
+                "\(name) is loaded as \(what); unload it first (`suture unload \(name)`), then install \(path)")
         }
         guard let record = LoadRecord.read(tree, for: loaded), let loadedDigest = record.fileDigestIfUnchanged() else {
-            throw LivepatchError(.alreadyLoaded,
-                                 "\(name) is loaded already, and whether it is \(path) cannot be told (it was not loaded by suture, or its file changed since); unload it first (`suture unload \(name)`), then install")
+            throw LivepatchError(
+                .alreadyLoaded,
+                "\(name) is loaded already, and whether it is \(path) cannot be told (it was not loaded by suture, or its file changed since); unload it first (`suture unload \(name)`), then install"
+            )
         }
         guard loadedDigest == digest else {
-            throw LivepatchError(.alreadyLoaded,
-                                 "another build of \(name) is loaded (from \(record.file)); unload it first (`suture unload \(name)`), then install \(path)")
+            throw LivepatchError(
+                .alreadyLoaded,
+                "another build of \(name) is loaded (from \(record.file)); unload it first (`suture unload \(name)`), then install \(path)"
+            )
         }
     }
 
@@ -140,8 +155,9 @@ extension LivepatchManager {
     /// renamed, or loaded before from a file whose digest matched.
     private func noteLoadedFile(_ name: String, _ file: String) {
         guard let loaded = sysfs.modules().first(where: { $0.name == name }),
-              var record = LoadRecord.read(tree, for: loaded),
-              let identity = FileIdentity(path: file) else { return }
+            var record = LoadRecord.read(tree, for: loaded),
+            let identity = FileIdentity(path: file)
+        else { return }
         record.file = file
         record.identity = identity
         try? record.write(tree)
@@ -151,7 +167,9 @@ extension LivepatchManager {
 
     /// Removes a patch from the store of `release` (default: the running
     /// kernel). The running kernel is not touched: `unload` does that.
-    public func uninstall(_ name: String, release: String? = nil, store: PatchStore) throws(LivepatchError) -> UninstallOutcome {
+    public func uninstall(_ name: String, release: String? = nil, store: PatchStore) throws(LivepatchError)
+        -> UninstallOutcome
+    {
         let running = runningRelease
         let target = release ?? running
         try PatchStore.requireValidRelease(target)
@@ -160,8 +178,12 @@ extension LivepatchManager {
         defer { lock.release() }
         let entries = store.entries(target, verify: false)
         guard let entry = entries.first(where: { $0.name == wanted }) else {
-            let installed = entries.isEmpty ? "nothing is installed for it" : "installed: " + entries.map(\.name).joined(separator: ", ")
-            throw LivepatchError(.notInstalled, "\(wanted) is not installed for kernel \(target) (\(store.directory(target))); \(installed)")
+            let installed =
+                entries.isEmpty
+                ? "nothing is installed for it" : "installed: " + entries.map(\.name).joined(separator: ", ")
+            throw LivepatchError(
+                .notInstalled,
+                "\(wanted) is not installed for kernel \(target) (\(store.directory(target))); \(installed)")
         }
         try store.remove(entry, release: target)
         let stillLoaded = target == running && sysfs.isLoaded(wanted)

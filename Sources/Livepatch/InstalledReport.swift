@@ -54,7 +54,8 @@ public struct InstalledReport: Sendable {
     /// for it, in stack order; empty for another release.
     public var notInstalled: [String]
 
-    public init(release: String, running: Bool, directory: String, installed: [InstalledStatus], notInstalled: [String]) {
+    public init(release: String, running: Bool, directory: String, installed: [InstalledStatus], notInstalled: [String])
+    {
         self.release = release
         self.running = running
         self.directory = directory
@@ -98,7 +99,8 @@ extension LivepatchManager {
             }
             guard isRunning else { return status }
             guard let loaded = modules.first(where: { $0.name == entry.name }),
-                  patches.contains(where: { $0.name == entry.name && $0.present }) else {
+                patches.contains(where: { $0.name == entry.name && $0.present })
+            else {
                 status.state = (cumulative.map { index < $0 } ?? false) ? .superseded : .notLoaded
                 return status
             }
@@ -107,8 +109,9 @@ extension LivepatchManager {
             return status
         }
         let names = Set(entries.map(\.name))
-        return InstalledReport(release: target, running: isRunning, directory: store.directory(target),
-                               installed: installed,
-                               notInstalled: patches.map(\.name).filter { !names.contains($0) })
+        return InstalledReport(
+            release: target, running: isRunning, directory: store.directory(target),
+            installed: installed,
+            notInstalled: patches.map(\.name).filter { !names.contains($0) })
     }
 }

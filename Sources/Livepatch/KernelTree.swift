@@ -29,8 +29,9 @@ public struct KernelTree: Sendable, Equatable {
 
     /// The same layout below `root`, for fake trees in tests.
     public init(root: String) {
-        self.init(sys: Path.join(root, "sys"), proc: Path.join(root, "proc"),
-                  kmsg: Path.join(root, "dev/kmsg"), run: Path.join(root, "run/suture"))
+        self.init(
+            sys: Path.join(root, "sys"), proc: Path.join(root, "proc"),
+            kmsg: Path.join(root, "dev/kmsg"), run: Path.join(root, "run/suture"))
     }
 
     // MARK: - sysfs

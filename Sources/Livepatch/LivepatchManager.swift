@@ -61,15 +61,19 @@ public struct LivepatchManager: Sendable {
 
     func requireSupport() throws(LivepatchError) {
         guard sysfs.isSupported else {
-            throw LivepatchError(.unsupported,
-                                 "the running kernel \(sysfs.runningRelease()) has no live patching support: \(tree.livepatch) does not exist (CONFIG_LIVEPATCH is off)")
+            throw LivepatchError(
+                .unsupported,
+                "the running kernel \(sysfs.runningRelease()) has no live patching support: \(tree.livepatch) does not exist (CONFIG_LIVEPATCH is off)"
+            )
         }
     }
 
     func requireRoot(_ action: String) throws(LivepatchError) {
         guard system.effectiveUserID == 0 else {
-            throw LivepatchError(.notRoot,
-                                 "\(action) needs root: loading and removing kernel modules needs CAP_SYS_MODULE (running as uid \(system.effectiveUserID))")
+            throw LivepatchError(
+                .notRoot,
+                "\(action) needs root: loading and removing kernel modules needs CAP_SYS_MODULE (running as uid \(system.effectiveUserID))"
+            )
         }
     }
 
@@ -120,7 +124,8 @@ public struct LivepatchManager: Sendable {
     func progressLine(_ name: String, direction: TransitionDirection) -> String {
         let threads = tasks.pending(direction)
         guard !threads.isEmpty else {
-            return "\(name): \(direction.rawValue); no pending task is visible in /proc, so idle tasks (swapper/N) remain"
+            return
+                "\(name): \(direction.rawValue); no pending task is visible in /proc, so idle tasks (swapper/N) remain"
         }
         let shown = threads.prefix(5).map { thread in
             "\(tasks.comm(thread) ?? "?") (\(thread.pid == thread.tid ? "\(thread.pid)" : "\(thread.pid)/\(thread.tid)"))"
@@ -139,7 +144,9 @@ public struct LivepatchManager: Sendable {
 
     /// Prints the blocking tasks with their stacks, the patch's frames marked.
     func reportBlockers(_ status: PatchStatus, direction: TransitionDirection, after seconds: Double) {
-        progress("\(status.name): the \(direction.rawValue) transition did not finish within \(LivepatchText.seconds(seconds)).")
+        progress(
+            "\(status.name): the \(direction.rawValue) transition did not finish within \(LivepatchText.seconds(seconds))."
+        )
         for line in LivepatchText.pendingLines(status, indent: "  ") { progress(line) }
     }
 
@@ -163,10 +170,13 @@ public struct LivepatchManager: Sendable {
         do {
             try system.calls.writeAttribute(Path.join(tree.patch(name), "enabled"), value ? "1" : "0")
         } catch {
-            if error.errno == .noSuchFileOrDirectory { return } // freed meanwhile
+            if error.errno == .noSuchFileOrDirectory { return }  // freed meanwhile
             if error.errno == .resourceBusy {
                 let other = sysfs.transitionPatch()?.name ?? "another patch"
-                throw LivepatchError(.busy, "cannot \(value ? "enable" : "disable") \(name) now: \(other) is in transition, and the kernel runs one transition at a time")
+                throw LivepatchError(
+                    .busy,
+                    "cannot \(value ? "enable" : "disable") \(name) now: \(other) is in transition, and the kernel runs one transition at a time"
+                )
             }
             throw LivepatchError(.io, errno: error.errno, "write \(value ? 1 : 0) to \(tree.patch(name))/enabled")
         }
@@ -198,18 +208,22 @@ public struct LivepatchManager: Sendable {
                         LoadRecord.remove(tree, name)
                         return
                     case .wouldBlock?, .resourceBusy?:
-                        break // a reference appeared; wait again
+                        break  // a reference appeared; wait again
                     default:
                         throw LivepatchError(.removeFailed, errno: error.errno, "delete_module \(name)")
                     }
                 }
             }
             if Clock.now() >= deadline {
-                throw LivepatchError(.stuck,
-                                     "module \(name) still has \(references) reference\(references == 1 ? "" : "s") after \(Int(system.settleTimeout)) s, so it cannot be removed; try `suture unload \(name)` later")
+                throw LivepatchError(
+                    .stuck,
+                    "module \(name) still has \(references) reference\(references == 1 ? "" : "s") after \(Int(system.settleTimeout)) s, so it cannot be removed; try `suture unload \(name)` later"
+                )
             }
             if !announced && references > 0 {
-                progress("\(name): waiting for the kernel to drop its \(references) reference\(references == 1 ? "" : "s") to the module")
+                progress(
+                    "\(name): waiting for the kernel to drop its \(references) reference\(references == 1 ? "" : "s") to the module"
+                )
                 announced = true
             }
             Clock.sleep(seconds: system.pollInterval)

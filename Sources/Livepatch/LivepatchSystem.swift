@@ -42,13 +42,16 @@ struct KernelLock {
     let lock: FileLock
 
     init(_ system: LivepatchSystem, action: String, say: @escaping (String) -> Void) throws(LivepatchError) {
-        try self.init(path: system.tree.lock, activity: "changing live patches", system: system, action: action, say: say)
+        try self.init(
+            path: system.tree.lock, activity: "changing live patches", system: system, action: action, say: say)
     }
 
     /// A lock at `path`; `activity` says what its holder does, for the
     /// messages of those who wait.
-    init(path: String, activity: String, system: LivepatchSystem, action: String,
-         say: @escaping (String) -> Void) throws(LivepatchError) {
+    init(
+        path: String, activity: String, system: LivepatchSystem, action: String,
+        say: @escaping (String) -> Void
+    ) throws(LivepatchError) {
         let ownerPath = path + ".owner"
         do {
             lock = try FileLock(path: path, timeout: system.lockTimeout) {
@@ -58,8 +61,9 @@ struct KernelLock {
         } catch {
             if error.kind == .lockTimeout {
                 let owner = KernelFiles.read(ownerPath).map { " (\($0))" } ?? ""
-                throw LivepatchError(.locked,
-                                     "another suture process\(owner) held \(path) for \(Int(system.lockTimeout)) s; gave up")
+                throw LivepatchError(
+                    .locked,
+                    "another suture process\(owner) held \(path) for \(Int(system.lockTimeout)) s; gave up")
             }
             throw LivepatchError.io(error, "take the lock")
         }
@@ -90,7 +94,7 @@ final class KernelLogCursor {
         var buffer = [UInt8](repeating: 0, count: 8192)
         while true {
             let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 && errno == EPIPE { continue } // records overwritten: skip ahead
+            if n < 0 && errno == EPIPE { continue }  // records overwritten: skip ahead
             if n <= 0 { break }
             let text = String(decoding: buffer[0..<n], as: UTF8.self)
             for line in text.split(separator: "\n") where !line.hasPrefix(" ") {

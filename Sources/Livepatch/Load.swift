@@ -24,8 +24,10 @@ extension LivepatchManager {
     /// reports the blocking tasks, reverses the transition, removes the
     /// module and throws `.timeout`: nothing of the patch remains. When the
     /// new patch replaced earlier ones, their modules are removed.
-    public func load(_ path: String, parameters: [String] = [], timeout: Double = 30,
-                     wait: Bool = true) throws(LivepatchError) -> LoadOutcome {
+    public func load(
+        _ path: String, parameters: [String] = [], timeout: Double = 30,
+        wait: Bool = true
+    ) throws(LivepatchError) -> LoadOutcome {
         let module = try ModuleFile.inspect(path)
         try module.requireLivepatch(runningRelease: sysfs.runningRelease())
         let parameterString = try module.parameterString(parameters)
@@ -38,12 +40,16 @@ extension LivepatchManager {
 
         if let loaded = sysfs.modules().first(where: { $0.name == name }) {
             let what = loaded.isLivepatch ? "a livepatch module" : "a module"
-            throw LivepatchError(.alreadyLoaded,
-                                 "\(what) named \(name) is already loaded; unload it first (`suture unload \(name)`), or rebuild the patch under a new name")
+            throw LivepatchError(
+                .alreadyLoaded,
+                "\(what) named \(name) is already loaded; unload it first (`suture unload \(name)`), or rebuild the patch under a new name"
+            )
         }
         if let running = sysfs.transitionPatch() {
-            throw LivepatchError(.busy,
-                                 "\(running.name) is in transition (\(running.direction?.rawValue ?? "")), and the kernel runs one transition at a time; see `suture status \(running.name)`")
+            throw LivepatchError(
+                .busy,
+                "\(running.name) is in transition (\(running.direction?.rawValue ?? "")), and the kernel runs one transition at a time; see `suture status \(running.name)`"
+            )
         }
 
         let before = Set(sysfs.patchNames())
@@ -51,8 +57,9 @@ extension LivepatchManager {
         let identity = try insert(module, parameters: parameterString)
         let started = Clock.now()
         if let size = sysfs.modules().first(where: { $0.name == name })?.size {
-            var record = LoadRecord(name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
-                                    loadedAt: Clock.isoTimestamp(), moduleSize: size)
+            var record = LoadRecord(
+                name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
+                loadedAt: Clock.isoTimestamp(), moduleSize: size)
             record.builtFor = module.modinfo.first { $0.key == "suture.release" }?.value
             record.diffs = module.modinfo.filter { $0.key == "suture.diff" }.map(\.value)
             try? record.write(tree)
@@ -61,7 +68,9 @@ extension LivepatchManager {
             // Loaded, but no patch registered: its init did not call
             // klp_enable_patch. Take it out again.
             try? removeModule(name)
-            throw LivepatchError(.loadFailed, "\(name) loaded but registered no live patch (its init did not call klp_enable_patch); it was removed")
+            throw LivepatchError(
+                .loadFailed,
+                "\(name) loaded but registered no live patch (its init did not call klp_enable_patch); it was removed")
         }
         progress("loaded \(name); patching")
         guard wait else {
@@ -73,7 +82,8 @@ extension LivepatchManager {
             break
         case .settled, .gone:
             try? removeModule(name)
-            throw LivepatchError(.stuck, "\(name) was disabled by someone else during its transition; its module was removed")
+            throw LivepatchError(
+                .stuck, "\(name) was disabled by someone else during its transition; its module was removed")
         case .timedOut:
             try abandon(name, after: timeout, taintBefore: taintBefore)
         }
@@ -103,17 +113,20 @@ extension LivepatchManager {
                 fd = try Kernel.memfdCreate(name: module.name)
                 try FileSystem.writeAll(fd: fd.rawValue, image.bytes, context: "memfd for \(module.name)")
             } else {
-                fd = FileDescriptor(rawValue: try retryingOnEINTR("open \(module.path)") {
-                    open(module.path, O_RDONLY | O_CLOEXEC)
-                })
+                fd = FileDescriptor(
+                    rawValue: try retryingOnEINTR("open \(module.path)") {
+                        open(module.path, O_RDONLY | O_CLOEXEC)
+                    })
             }
         } catch {
             throw LivepatchError(.missingFile, errno: error.errno, "cannot open \(module.path) for loading")
         }
         defer { try? fd.close() }
         var st = stat()
-        let identity = module.decompressed == nil && fstat(fd.rawValue, &st) == 0
-            ? FileIdentity(st) : FileIdentity(path: module.path) ?? FileIdentity(size: 0, modified: 0, device: 0, inode: 0)
+        let identity =
+            module.decompressed == nil && fstat(fd.rawValue, &st) == 0
+            ? FileIdentity(st)
+            : FileIdentity(path: module.path) ?? FileIdentity(size: 0, modified: 0, device: 0, inode: 0)
         let log = KernelLogCursor(path: tree.kmsg)
         do {
             try system.calls.load(fd, parameters: parameters)
@@ -121,7 +134,8 @@ extension LivepatchManager {
             let relevant = log.messages().filter { $0.contains(module.name) || $0.hasPrefix("livepatch: ") }
             let quoted = relevant.isEmpty ? "" : "; kernel log: " + relevant.suffix(5).joined(separator: " | ")
             let reason = error.errno.map { "\($0.shortDescription): " } ?? ""
-            var failure = LivepatchError(.loadFailed, "the kernel refused \(module.name) (\(reason)\(Self.explain(error.errno)))\(quoted)")
+            var failure = LivepatchError(
+                .loadFailed, "the kernel refused \(module.name) (\(reason)\(Self.explain(error.errno)))\(quoted)")
             failure.errno = error.errno
             failure.showsErrno = false
             throw failure
@@ -136,15 +150,18 @@ extension LivepatchManager {
         case .fileExists?: return "a module of that name is loaded"
         case .resourceBusy?: return "another live patch is in transition"
         case .execFormatError?: return "invalid module format: built for another kernel or architecture"
-        case .permissionDenied?, .notPermitted?: return "module loading is not permitted: lockdown, Secure Boot or modules_disabled"
+        case .permissionDenied?, .notPermitted?:
+            return "module loading is not permitted: lockdown, Secure Boot or modules_disabled"
         case .noSuchFileOrDirectory?: return "it needs a symbol the kernel does not have"
-        case Errno(rawValue: 129)?: return "its signature was rejected" // EKEYREJECTED
+        case Errno(rawValue: 129)?: return "its signature was rejected"  // EKEYREJECTED
         default: return "its init or the livepatch core failed"
         }
     }
 
     /// After a timeout: report, reverse, wait, remove, report taint; throws.
-    private func abandon(_ name: String, after timeout: Double, taintBefore: KernelTaint?) throws(LivepatchError) -> Never {
+    private func abandon(_ name: String, after timeout: Double, taintBefore: KernelTaint?) throws(LivepatchError)
+        -> Never
+    {
         let report = blockers(name, direction: .patching)
         if let report { reportBlockers(report, direction: .patching, after: timeout) }
         progress("\(name): reversing the transition (writing 0 to \(tree.patch(name))/enabled)")
@@ -156,13 +173,17 @@ extension LivepatchManager {
             let stuck = blockers(name, direction: .unpatching)
             if let stuck { reportBlockers(stuck, direction: .unpatching, after: system.settleTimeout) }
             _ = reportTaint(since: taintBefore)
-            throw LivepatchError(.stuck,
-                                 "\(name): the transition timed out after \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))), and its reversal did not finish within \(Int(system.settleTimeout)) s either (\(blockerSummary(stuck))); the patch stays in transition. `suture force \(name) --yes` completes it, but the module can then never be removed")
+            throw LivepatchError(
+                .stuck,
+                "\(name): the transition timed out after \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))), and its reversal did not finish within \(Int(system.settleTimeout)) s either (\(blockerSummary(stuck))); the patch stays in transition. `suture force \(name) --yes` completes it, but the module can then never be removed"
+            )
         }
         progress("\(name): reversed; removing the module")
         try removeModule(name)
         _ = reportTaint(since: taintBefore)
-        throw LivepatchError(.timeout,
-                             "\(name): the transition did not finish within \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))); it was reversed and the module removed")
+        throw LivepatchError(
+            .timeout,
+            "\(name): the transition did not finish within \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))); it was reversed and the module removed"
+        )
     }
 }

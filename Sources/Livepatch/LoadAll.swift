@@ -31,7 +31,10 @@ public struct LoadAllResult: Sendable {
         .object([
             ("name", .string(name)),
             ("status", .string(status.rawValue)),
-            ("error", error.map { .object([("code", .string($0.code)), ("message", .string($0.description))]) } ?? .null),
+            (
+                "error",
+                error.map { .object([("code", .string($0.code)), ("message", .string($0.description))]) } ?? .null
+            ),
             ("seconds", seconds.map { .double(($0 * 1000).rounded() / 1000) } ?? .null),
         ])
     }
@@ -80,11 +83,13 @@ extension LivepatchManager {
             try requireRoot("loading the installed live patches")
         }
         for (index, entry) in entries.enumerated() {
-            let result = loadInstalled(entry, supersededBy: cumulative.flatMap { index < $0 ? entries[$0].name : nil },
-                                       timeout: timeout)
+            let result = loadInstalled(
+                entry, supersededBy: cumulative.flatMap { index < $0 ? entries[$0].name : nil },
+                timeout: timeout)
             switch result.status {
             case .failed: progress("\(entry.name): failed: \(result.error?.description ?? "")")
-            case .superseded: progress("\(entry.name): skipped; \(entries[cumulative ?? index].name), installed later, replaces it")
+            case .superseded:
+                progress("\(entry.name): skipped; \(entries[cumulative ?? index].name), installed later, replaces it")
             case .alreadyLoaded: progress("\(entry.name): loaded already")
             case .loaded: break
             }
@@ -103,8 +108,10 @@ extension LivepatchManager {
         var result = LoadAllResult(name: entry.name, status: .failed)
         guard let module = entry.module, entry.isIntact else {
             let source = entry.patch.map { "`suture install \($0.source)` again or " } ?? ""
-            result.error = LivepatchError(.corruptStore,
-                                          "\(entry.name) is damaged in the store: \(entry.problem ?? "its record is missing"); \(source)`suture uninstall \(entry.name)`")
+            result.error = LivepatchError(
+                .corruptStore,
+                "\(entry.name) is damaged in the store: \(entry.problem ?? "its record is missing"); \(source)`suture uninstall \(entry.name)`"
+            )
             return result
         }
         if let loaded = sysfs.modules().first(where: { $0.name == entry.name }) {
@@ -112,15 +119,19 @@ extension LivepatchManager {
                 if later != nil {
                     result.status = .superseded
                 } else {
-                    result.error = LivepatchError(.alreadyLoaded,
-                                                  "\(entry.name) is loaded, but its patch is disabled or replaced; `suture unload \(entry.name)` first to load it again")
+                    result.error = LivepatchError(
+                        .alreadyLoaded,
+                        "\(entry.name) is loaded, but its patch is disabled or replaced; `suture unload \(entry.name)` first to load it again"
+                    )
                 }
                 return result
             }
             if loadedBuild(loaded, of: entry) == false {
                 let from = LoadRecord.read(tree, for: loaded)?.file
-                result.error = LivepatchError(.alreadyLoaded,
-                                              "another build of \(entry.name) is loaded\(from.map { " (from \($0))" } ?? ""); `suture unload \(entry.name)` first to load the installed one")
+                result.error = LivepatchError(
+                    .alreadyLoaded,
+                    "another build of \(entry.name) is loaded\(from.map { " (from \($0))" } ?? ""); `suture unload \(entry.name)` first to load the installed one"
+                )
                 return result
             }
             result.status = .alreadyLoaded

@@ -55,12 +55,14 @@ public struct LoadRecord: Sendable, Equatable {
 
     public init?(json: JSON) {
         guard let name = json["name"]?.stringValue, let file = json["file"]?.stringValue,
-              let loadedAt = json["loadedAt"]?.stringValue, let size = json["moduleSize"]?.intValue,
-              let fileSize = json["fileSize"]?.intValue, let modified = json["fileModified"]?.intValue,
-              let device = json["fileDevice"]?.intValue, let inode = json["fileInode"]?.intValue else { return nil }
-        self.init(name: name, file: file,
-                  identity: FileIdentity(size: fileSize, modified: modified, device: UInt64(device), inode: UInt64(inode)),
-                  replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
+            let loadedAt = json["loadedAt"]?.stringValue, let size = json["moduleSize"]?.intValue,
+            let fileSize = json["fileSize"]?.intValue, let modified = json["fileModified"]?.intValue,
+            let device = json["fileDevice"]?.intValue, let inode = json["fileInode"]?.intValue
+        else { return nil }
+        self.init(
+            name: name, file: file,
+            identity: FileIdentity(size: fileSize, modified: modified, device: UInt64(device), inode: UInt64(inode)),
+            replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
         builtFor = json["builtFor"]?.stringValue
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
@@ -79,9 +81,10 @@ public struct LoadRecord: Sendable, Equatable {
     /// The record of `module` if it describes this load of it.
     public static func read(_ tree: KernelTree, for module: LoadedModule) -> LoadRecord? {
         guard let bytes = try? FileSystem.read(path(tree, module.name)),
-              let json = try? JSON.parse(bytes),
-              let record = LoadRecord(json: json),
-              record.name == module.name, record.moduleSize == module.size else { return nil }
+            let json = try? JSON.parse(bytes),
+            let record = LoadRecord(json: json),
+            record.name == module.name, record.moduleSize == module.size
+        else { return nil }
         return record
     }
 
@@ -111,8 +114,9 @@ public struct FileIdentity: Sendable, Equatable {
     }
 
     init(_ st: stat) {
-        self.init(size: Int64(st.st_size), modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                  device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
+        self.init(
+            size: Int64(st.st_size), modified: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+            device: UInt64(st.st_dev), inode: UInt64(st.st_ino))
     }
 
     /// The identity of the file at `path`, or nil when it is gone.

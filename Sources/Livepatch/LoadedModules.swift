@@ -38,9 +38,10 @@ public struct LoadedModule: Sendable, Equatable {
             if let last = fields.last, fields.count > 6, last.hasPrefix("("), last.hasSuffix(")") {
                 flags = String(last.dropFirst().dropLast())
             }
-            return LoadedModule(name: String(fields[0]), size: size, referenceCount: Int(fields[2]) ?? -1,
-                                state: String(fields[4]), address: fields.count > 5 ? String(fields[5]) : "",
-                                flags: flags)
+            return LoadedModule(
+                name: String(fields[0]), size: size, referenceCount: Int(fields[2]) ?? -1,
+                state: String(fields[4]), address: fields.count > 5 ? String(fields[5]) : "",
+                flags: flags)
         }
     }
 }

@@ -148,9 +148,11 @@ public struct PatchStatus: Sendable, Equatable {
     /// remaining ones are idle tasks (`swapper/N`), which /proc does not list.
     public var hiddenTasksPending: Bool
 
-    public init(name: String, module: String, present: Bool, enabled: Bool, transition: Bool,
-                replace: Bool?, file: String? = nil, objects: [PatchObject],
-                pendingTasks: [PendingTask] = [], hiddenTasksPending: Bool = false) {
+    public init(
+        name: String, module: String, present: Bool, enabled: Bool, transition: Bool,
+        replace: Bool?, file: String? = nil, objects: [PatchObject],
+        pendingTasks: [PendingTask] = [], hiddenTasksPending: Bool = false
+    ) {
         self.name = name
         self.module = module
         self.present = present

@@ -49,12 +49,16 @@ public struct ModuleFile: Sendable {
             throw LivepatchError(.notModule, "\(path) is not a kernel module: \(error.description)")
         }
         guard elf.header.type == FileType.relocatable else {
-            throw LivepatchError(.notModule,
-                                 "\(path) is not a kernel module: it is an ELF file of type \(elf.header.type), not a relocatable object")
+            throw LivepatchError(
+                .notModule,
+                "\(path) is not a kernel module: it is an ELF file of type \(elf.header.type), not a relocatable object"
+            )
         }
         guard elf.section(named: ".gnu.linkonce.this_module") != nil else {
-            throw LivepatchError(.notModule,
-                                 "\(path) is not a kernel module: it has no .gnu.linkonce.this_module section (an object file that was never linked by modpost?)")
+            throw LivepatchError(
+                .notModule,
+                "\(path) is not a kernel module: it has no .gnu.linkonce.this_module section (an object file that was never linked by modpost?)"
+            )
         }
         let modinfo = elf.modinfo()
         func value(_ key: String) -> String? { modinfo.first { $0.key == key }?.value }
@@ -98,15 +102,20 @@ public struct ModuleFile: Sendable {
     public func requireLivepatch(release wanted: String, running: Bool) throws(LivepatchError) {
         let kernel = running ? "the running kernel" : "the target kernel"
         guard isLivepatch else {
-            throw LivepatchError(.notLivepatch,
-                                 "\(path) is a kernel module (\(name)) but not a livepatch module: its modinfo has no livepatch=Y. Load ordinary modules with modprobe or insmod.")
+            throw LivepatchError(
+                .notLivepatch,
+                "\(path) is a kernel module (\(name)) but not a livepatch module: its modinfo has no livepatch=Y. Load ordinary modules with modprobe or insmod."
+            )
         }
         guard let vermagic, let release = vermagicRelease else {
-            throw LivepatchError(.vermagic, "\(path) has no vermagic in its modinfo, so it cannot be matched to \(kernel) \(wanted)")
+            throw LivepatchError(
+                .vermagic, "\(path) has no vermagic in its modinfo, so it cannot be matched to \(kernel) \(wanted)")
         }
         guard release == wanted else {
-            throw LivepatchError(.vermagic,
-                                 "\(path) was built for kernel \(release) (vermagic \"\(vermagic.trimmingWhitespace())\"), but \(kernel) is \(wanted)")
+            throw LivepatchError(
+                .vermagic,
+                "\(path) was built for kernel \(release) (vermagic \"\(vermagic.trimmingWhitespace())\"), but \(kernel) is \(wanted)"
+            )
         }
     }
 
@@ -128,11 +137,15 @@ public struct ModuleFile: Sendable {
                 name = Substring(argument)
                 value = nil
             }
-            guard !name.isEmpty, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") }) else {
+            guard !name.isEmpty,
+                name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_" || $0 == "-" || $0 == ".") })
+            else {
                 throw LivepatchError(.parameter, "invalid module parameter \"\(argument)\": expected NAME=VALUE")
             }
             guard known.contains(ModuleName.canonical(String(name))) else {
-                let list = parameterTypes.isEmpty ? "it has none" : "its parameters: " + parameterTypes.map(\.name).joined(separator: ", ")
+                let list =
+                    parameterTypes.isEmpty
+                    ? "it has none" : "its parameters: " + parameterTypes.map(\.name).joined(separator: ", ")
                 throw LivepatchError(.parameter, "\(self.name) has no parameter \"\(name)\" (\(list))")
             }
             guard let value else {
@@ -140,7 +153,8 @@ public struct ModuleFile: Sendable {
                 continue
             }
             guard !value.contains("\""), !value.contains(where: { $0 == "\n" || $0 == "\0" }) else {
-                throw LivepatchError(.parameter, "module parameter \(name): a value cannot contain a double quote or a newline")
+                throw LivepatchError(
+                    .parameter, "module parameter \(name): a value cannot contain a double quote or a newline")
             }
             if value.isEmpty || value.contains(where: { $0 == " " || $0 == "\t" }) {
                 parts.append("\(name)=\"\(value)\"")

@@ -60,7 +60,8 @@ public struct PatchStore: Sendable, Equatable {
     /// A release string usable as a folder name: what `uname -r` prints.
     static func requireValidRelease(_ release: String) throws(LivepatchError) {
         guard !release.isEmpty, !release.hasPrefix("."), !release.contains("/"),
-              release.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {
+            release.allSatisfy({ $0.isASCII && !$0.isWhitespace })
+        else {
             throw LivepatchError(.store, "\"\(release)\" is not a kernel release (expected what `uname -r` prints)")
         }
     }
@@ -70,9 +71,12 @@ public struct PatchStore: Sendable, Equatable {
     /// not made by kbuild.
     static func requireValidName(_ name: String, in file: String) throws(LivepatchError) {
         guard !name.isEmpty, name.count <= 55,
-              name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
-            throw LivepatchError(.notModule,
-                                 "\(file): the module name \"\(name)\" is not a kernel module name (letters, digits and _, at most 55 characters)")
+            name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") })
+        else {
+            throw LivepatchError(
+                .notModule,
+                "\(file): the module name \"\(name)\" is not a kernel module name (letters, digits and _, at most 55 characters)"
+            )
         }
     }
 
@@ -104,8 +108,9 @@ public struct PatchStore: Sendable, Equatable {
                 entry.patch = patch
                 entry.module = Path.join(folder, patch.moduleFile)
                 referenced.insert(patch.moduleFile)
-                entry.problem = Self.check(patch, named: name, release: release, module: Path.join(folder, patch.moduleFile),
-                                           verify: verify)
+                entry.problem = Self.check(
+                    patch, named: name, release: release, module: Path.join(folder, patch.moduleFile),
+                    verify: verify)
             }
             entries.append(entry)
         }
@@ -113,12 +118,16 @@ public struct PatchStore: Sendable, Equatable {
             let path = Path.join(folder, file)
             guard FileSystem.kind(path) == .file else { continue }
             let name = ModuleName.normalized(file)
-            entries.append(StoreEntry(name: name, module: path, patch: nil,
-                                      problem: "\(path) has no record \(Self.recordName(name)) beside it (an interrupted install?); `suture uninstall \(name)` removes it"))
+            entries.append(
+                StoreEntry(
+                    name: name, module: path, patch: nil,
+                    problem:
+                        "\(path) has no record \(Self.recordName(name)) beside it (an interrupted install?); `suture uninstall \(name)` removes it"
+                ))
         }
         return entries.sorted { a, b in
             switch (a.patch?.sequence, b.patch?.sequence) {
-            case let (x?, y?): return (x, a.name) < (y, b.name)
+            case (let x?, let y?): return (x, a.name) < (y, b.name)
             case (.some, nil): return true
             case (nil, .some): return false
             case (nil, nil): return a.name < b.name
@@ -152,8 +161,10 @@ public struct PatchStore: Sendable, Equatable {
     }
 
     /// What is wrong with an entry whose record could be read, if anything.
-    static func check(_ patch: InstalledPatch, named name: String, release: String, module: String,
-                      verify: Bool) -> String? {
+    static func check(
+        _ patch: InstalledPatch, named name: String, release: String, module: String,
+        verify: Bool
+    ) -> String? {
         guard patch.name == name else {
             return "the record \(recordName(name)) is for \(patch.name), not \(name)"
         }
@@ -184,13 +195,16 @@ public struct PatchStore: Sendable, Equatable {
     // MARK: - Writing (under the lock)
 
     /// Takes the store's lock; see `KernelLock`.
-    func lock(_ system: LivepatchSystem, action: String, say: @escaping (String) -> Void) throws(LivepatchError) -> KernelLock {
+    func lock(_ system: LivepatchSystem, action: String, say: @escaping (String) -> Void) throws(LivepatchError)
+        -> KernelLock
+    {
         do {
             try FileSystem.makeDirectories(root)
         } catch {
             throw LivepatchError(.store, errno: error.errno, "cannot create the patch store \(root)")
         }
-        return try KernelLock(path: lockPath, activity: "changing the patch store", system: system, action: action, say: say)
+        return try KernelLock(
+            path: lockPath, activity: "changing the patch store", system: system, action: action, say: say)
     }
 
     /// Writes a module into the hidden `.staging` folder of the release,
@@ -229,7 +243,8 @@ public struct PatchStore: Sendable, Equatable {
         do {
             try StoreFiles.writeDurably(pending, Array((patch.json.serialized(pretty: true) + "\n").utf8))
         } catch {
-            throw LivepatchError(.store, errno: error.errno, "cannot write the record of \(patch.name) in \(folder): \(error.context)")
+            throw LivepatchError(
+                .store, errno: error.errno, "cannot write the record of \(patch.name) in \(folder): \(error.context)")
         }
         do {
             try FileSystem.rename(staged, module)
@@ -238,11 +253,14 @@ public struct PatchStore: Sendable, Equatable {
             try StoreFiles.syncDirectory(folder)
         } catch {
             for path in [module, record, pending] { try? FileSystem.removeFile(path) }
-            throw LivepatchError(.store, errno: error.errno, "cannot store \(patch.name) in \(folder): \(error.context)")
+            throw LivepatchError(
+                .store, errno: error.errno, "cannot store \(patch.name) in \(folder): \(error.context)")
         }
         // A module file of an earlier install under another suffix.
-        for file in KernelFiles.list(folder) where file != patch.moduleFile && !file.hasPrefix(".")
-            && !file.hasSuffix(".json") && ModuleName.normalized(file) == patch.name {
+        for file in KernelFiles.list(folder)
+        where file != patch.moduleFile && !file.hasPrefix(".")
+            && !file.hasSuffix(".json") && ModuleName.normalized(file) == patch.name
+        {
             try? FileSystem.removeFile(Path.join(folder, file))
         }
         return StoreEntry(name: patch.name, module: module, patch: patch, problem: nil)

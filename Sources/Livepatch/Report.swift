@@ -103,7 +103,11 @@ public enum LivepatchText {
                 lines.append("  \(direction.rawValue):")
                 lines.append(contentsOf: pendingLines(patch, indent: "    "))
             } else {
-                let count = patch.hiddenTasksPending ? "only idle tasks" : patch.pendingTasks.isEmpty ? "tasks" : "\(patch.pendingTasks.count) task\(patch.pendingTasks.count == 1 ? "" : "s")"
+                let count =
+                    patch.hiddenTasksPending
+                    ? "only idle tasks"
+                    : patch.pendingTasks.isEmpty
+                        ? "tasks" : "\(patch.pendingTasks.count) task\(patch.pendingTasks.count == 1 ? "" : "s")"
                 lines.append("  \(direction.rawValue): \(count) pending (see `suture status \(patch.name)`)")
             }
         }
@@ -116,7 +120,9 @@ public enum LivepatchText {
             return ["\(indent)pending tasks are shown to root only"]
         }
         guard !patch.pendingTasks.isEmpty else {
-            return ["\(indent)no pending task is visible in /proc: the remaining ones are idle tasks (swapper/N), which /proc does not list"]
+            return [
+                "\(indent)no pending task is visible in /proc: the remaining ones are idle tasks (swapper/N), which /proc does not list"
+            ]
         }
         var lines = ["\(indent)\(patch.pendingTasks.count) pending task\(patch.pendingTasks.count == 1 ? "" : "s"):"]
         for task in patch.pendingTasks {

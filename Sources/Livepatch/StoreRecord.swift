@@ -72,8 +72,10 @@ public struct InstalledPatch: Sendable, Equatable {
     /// Modinfo `vermagic`.
     public var vermagic: String?
 
-    public init(name: String, release: String, sequence: Int, installedAt: String, source: String,
-                moduleFile: String, sha256: String, size: Int, replace: Bool?, vermagic: String?) {
+    public init(
+        name: String, release: String, sequence: Int, installedAt: String, source: String,
+        moduleFile: String, sha256: String, size: Int, replace: Bool?, vermagic: String?
+    ) {
         self.name = name
         self.release = release
         self.sequence = sequence
@@ -126,9 +128,10 @@ public struct InstalledPatch: Sendable, Equatable {
         guard !moduleFile.contains("/"), !moduleFile.hasPrefix(".") else {
             throw StoreProblem("names a module file outside its folder: \(moduleFile)")
         }
-        self.init(name: try string("name"), release: try string("release"), sequence: try integer("sequence"),
-                  installedAt: try string("installedAt"), source: try string("source"), moduleFile: moduleFile,
-                  sha256: sha256, size: try integer("size"), replace: json["replace"]?.boolValue,
-                  vermagic: json["vermagic"]?.stringValue)
+        self.init(
+            name: try string("name"), release: try string("release"), sequence: try integer("sequence"),
+            installedAt: try string("installedAt"), source: try string("source"), moduleFile: moduleFile,
+            sha256: sha256, size: try integer("size"), replace: json["replace"]?.boolValue,
+            vermagic: json["vermagic"]?.stringValue)
     }
 }

@@ -15,7 +15,9 @@ public enum StoreText {
         case .loaded: lines.append("  loaded now")
         case .alreadyLoaded: lines.append("  loaded already")
         case .notRunning:
-            lines.append("  not loaded: kernel \(patch?.release ?? "?") is not running; it loads at that kernel's boot (`suture load --all`)")
+            lines.append(
+                "  not loaded: kernel \(patch?.release ?? "?") is not running; it loads at that kernel's boot (`suture load --all`)"
+            )
         }
         if let previous = outcome.previous {
             lines.append("  replaces the copy installed at \(previous.installedAt) from \(previous.source)")
@@ -29,7 +31,8 @@ public enum StoreText {
     public static func uninstall(_ outcome: UninstallOutcome, release: String) -> String {
         var text = "uninstalled \(outcome.entry.name) for \(release)\n"
         if outcome.stillLoaded {
-            text += "\(outcome.entry.name) stays loaded in the running kernel; `suture unload \(outcome.entry.name)` removes it\n"
+            text +=
+                "\(outcome.entry.name) stays loaded in the running kernel; `suture unload \(outcome.entry.name)` removes it\n"
         }
         return text
     }
@@ -40,7 +43,11 @@ public enum StoreText {
         }
         var lines = outcome.results.map { result -> String in
             switch result.status {
-            case .loaded: return "\(result.name): loaded" + (result.seconds.map { " (\($0 < 0.005 ? "<0.01 s" : LivepatchText.seconds(($0 * 100).rounded() / 100)))" } ?? "")
+            case .loaded:
+                return "\(result.name): loaded"
+                    + (result.seconds.map {
+                        " (\($0 < 0.005 ? "<0.01 s" : LivepatchText.seconds(($0 * 100).rounded() / 100)))"
+                    } ?? "")
             case .alreadyLoaded: return "\(result.name): loaded already"
             case .superseded: return "\(result.name): skipped, a cumulative patch installed later replaces it"
             case .failed: return "\(result.name): FAILED: \(result.error?.description ?? "")"

@@ -34,37 +34,45 @@ public struct LivepatchSysfs: Sendable {
     public func patch(_ name: String) -> PatchFolder? {
         let folder = tree.patch(name)
         guard let enabled = KernelFiles.flag(Path.join(folder, "enabled")),
-              let transition = KernelFiles.flag(Path.join(folder, "transition")) else { return nil }
+            let transition = KernelFiles.flag(Path.join(folder, "transition"))
+        else { return nil }
         var objects: [PatchObject] = []
         for entry in KernelFiles.list(folder) {
             let objectFolder = Path.join(folder, entry)
             guard FileSystem.isDirectory(objectFolder) else { continue }
             var functions: [PatchFunction] = []
-            for function in KernelFiles.list(objectFolder) where FileSystem.isDirectory(Path.join(objectFolder, function)) {
+            for function in KernelFiles.list(objectFolder)
+            where FileSystem.isDirectory(Path.join(objectFolder, function)) {
                 // `<function,sympos>`; a function name has no comma.
-                guard let comma = function.lastIndex(of: ","), let sympos = Int(function[function.index(after: comma)...]) else {
+                guard let comma = function.lastIndex(of: ","),
+                    let sympos = Int(function[function.index(after: comma)...])
+                else {
                     continue
                 }
                 functions.append(PatchFunction(name: String(function[..<comma]), sympos: sympos))
             }
-            objects.append(PatchObject(name: entry, patched: KernelFiles.flag(Path.join(objectFolder, "patched")),
-                                       functions: functions))
+            objects.append(
+                PatchObject(
+                    name: entry, patched: KernelFiles.flag(Path.join(objectFolder, "patched")),
+                    functions: functions))
         }
         // Sysfs lists folders in no useful order: vmlinux first, then modules by name.
         objects.sort { ($0.isVmlinux ? 0 : 1, $0.name) < ($1.isVmlinux ? 0 : 1, $1.name) }
         // A patch folder that disappeared while we listed it is gone.
         guard FileSystem.isDirectory(folder) else { return nil }
-        return PatchFolder(name: name, enabled: enabled, transition: transition,
-                           replace: KernelFiles.flag(Path.join(folder, "replace")),
-                           stackOrder: KernelFiles.integer(Path.join(folder, "stack_order")),
-                           objects: objects)
+        return PatchFolder(
+            name: name, enabled: enabled, transition: transition,
+            replace: KernelFiles.flag(Path.join(folder, "replace")),
+            stackOrder: KernelFiles.integer(Path.join(folder, "stack_order")),
+            objects: objects)
     }
 
     /// Just `enabled` and `transition`, for polling; nil when the patch is gone.
     public func transitionState(_ name: String) -> (enabled: Bool, transition: Bool)? {
         let folder = tree.patch(name)
         guard let enabled = KernelFiles.flag(Path.join(folder, "enabled")),
-              let transition = KernelFiles.flag(Path.join(folder, "transition")) else { return nil }
+            let transition = KernelFiles.flag(Path.join(folder, "transition"))
+        else { return nil }
         return (enabled, transition)
     }
 
@@ -108,12 +116,14 @@ public struct LivepatchSysfs: Sendable {
             let record = module.flatMap { LoadRecord.read(tree, for: $0) }
             var status: PatchStatus
             if let folder = byName[name] {
-                status = PatchStatus(name: name, module: name, present: true, enabled: folder.enabled,
-                                     transition: folder.transition, replace: folder.replace ?? record?.replace,
-                                     file: record?.file, objects: folder.objects)
+                status = PatchStatus(
+                    name: name, module: name, present: true, enabled: folder.enabled,
+                    transition: folder.transition, replace: folder.replace ?? record?.replace,
+                    file: record?.file, objects: folder.objects)
             } else {
-                status = PatchStatus(name: name, module: name, present: false, enabled: false, transition: false,
-                                     replace: record?.replace, file: record?.file, objects: [])
+                status = PatchStatus(
+                    name: name, module: name, present: false, enabled: false, transition: false,
+                    replace: record?.replace, file: record?.file, objects: [])
             }
             status.builtFor = record?.builtFor
             status.diffs = record?.diffs ?? []

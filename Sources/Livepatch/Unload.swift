@@ -71,8 +71,10 @@ extension LivepatchManager {
                 } else {
                     outcome = "its reversal did not finish either; see `suture status \(name)`"
                 }
-                throw LivepatchError(.timeout,
-                                     "\(name): disabling did not finish within \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))); \(outcome)")
+                throw LivepatchError(
+                    .timeout,
+                    "\(name): disabling did not finish within \(LivepatchText.seconds(timeout)) (\(blockerSummary(report))); \(outcome)"
+                )
             }
         } else {
             progress("\(name): its patch is already gone (disabled or replaced)")
@@ -118,13 +120,15 @@ extension LivepatchManager {
             }
             return try status(wanted)
         case .timedOut:
-            throw LivepatchError(.stuck, "\(wanted): the forced transition did not end within \(Int(system.settleTimeout)) s")
+            throw LivepatchError(
+                .stuck, "\(wanted): the forced transition did not end within \(Int(system.settleTimeout)) s")
         }
     }
 
     /// What forcing gives up, for the direction at hand.
     public static func forceWarning(_ name: String, direction: TransitionDirection, replace: Bool??) -> String {
-        var text = "forcing marks every remaining task of \(name)'s transition as migrated without checking its stack, so a task still inside a changed function may run old and new code mixed. "
+        var text =
+            "forcing marks every remaining task of \(name)'s transition as migrated without checking its stack, so a task still inside a changed function may run old and new code mixed. "
         switch direction {
         case .unpatching:
             text += "The kernel then keeps its reference to \(name)'s module for good: the module can never be removed."
@@ -133,9 +137,11 @@ extension LivepatchManager {
             case .some(.some(false)):
                 text += "\(name) replaces no earlier patch, so no module is pinned."
             case .some(.some(true)):
-                text += "\(name) replaces earlier patches, and the kernel then keeps its references to their modules for good: they can never be removed."
+                text +=
+                    "\(name) replaces earlier patches, and the kernel then keeps its references to their modules for good: they can never be removed."
             default:
-                text += "If \(name) replaces earlier patches, the kernel then keeps its references to their modules for good: they can never be removed."
+                text +=
+                    "If \(name) replaces earlier patches, the kernel then keeps its references to their modules for good: they can never be removed."
             }
         }
         return text

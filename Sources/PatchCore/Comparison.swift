@@ -42,9 +42,12 @@ public struct Comparison: Sendable {
             let old = list[v]
             guard old.status == .changed || old.status == .new else { continue }
             let section = patched.file.sections[patched.elements[e].section].name
-            let why = directives.ignoredSections.contains(section) ? "in \(section), which KPATCH_IGNORE_SECTION excludes" : "excluded by KPATCH_IGNORE_FUNCTION"
-            list[v] = ElementVerdict(name: old.name, kind: old.kind, status: .ignored,
-                                     reason: "\(old.status.rawValue) (\(old.reason)), \(why)", patched: old.patched, original: old.original)
+            let why =
+                directives.ignoredSections.contains(section)
+                ? "in \(section), which KPATCH_IGNORE_SECTION excludes" : "excluded by KPATCH_IGNORE_FUNCTION"
+            list[v] = ElementVerdict(
+                name: old.name, kind: old.kind, status: .ignored,
+                reason: "\(old.status.rawValue) (\(old.reason)), \(why)", patched: old.patched, original: old.original)
         }
         return Comparison(verdicts: list, verdictOfPatched: verdictOfPatched)
     }
@@ -89,8 +92,10 @@ struct Comparer {
     let originalEntries: [Int: [(table: Int, entry: Int)]]
     let patchedEntries: [Int: [(table: Int, entry: Int)]]
 
-    init(original: ObjectIndex, patched: ObjectIndex, correlation: Correlation,
-         originalTables: [SpecialTable], patchedTables: [SpecialTable]) {
+    init(
+        original: ObjectIndex, patched: ObjectIndex, correlation: Correlation,
+        originalTables: [SpecialTable], patchedTables: [SpecialTable]
+    ) {
         self.original = original
         self.patched = patched
         self.correlation = correlation
@@ -129,7 +134,10 @@ struct Comparer {
             var bytes: [UInt8] = []
             if s.has(SectionFlags.strings) {
                 var i = Int(offset)
-                while i < data.count && data[i] != 0 { bytes.append(data[i]); i += 1 }
+                while i < data.count && data[i] != 0 {
+                    bytes.append(data[i])
+                    i += 1
+                }
             } else {
                 let end = min(Int(offset) + Int(max(s.entrySize, 1)), data.count)
                 bytes = data.slice(Int(offset)..<end).array
@@ -156,8 +164,11 @@ struct Comparer {
     func compare(original o: Int, patched p: Int) -> Difference? {
         let a = original.elements[o]
         let b = patched.elements[p]
-        if a.kind != b.kind { return Difference(reason: "was a \(a.kind.rawValue), now a \(b.kind.rawValue)", lineOnly: false) }
-        let sectionA = original.file.sections[a.section], sectionB = patched.file.sections[b.section]
+        if a.kind != b.kind {
+            return Difference(reason: "was a \(a.kind.rawValue), now a \(b.kind.rawValue)", lineOnly: false)
+        }
+        let sectionA = original.file.sections[a.section]
+        let sectionB = patched.file.sections[b.section]
         if a.kind == .data && (sectionA.has(SectionFlags.write) != sectionB.has(SectionFlags.write)) {
             return Difference(reason: "moved from \(sectionA.name) to \(sectionB.name)", lineOnly: false)
         }
@@ -182,14 +193,16 @@ struct Comparer {
             return Difference(reason: "has \(relocsB.count) relocations, had \(relocsA.count)", lineOnly: false)
         }
         for (k, (ra, rb)) in zip(relocsA, relocsB).enumerated() {
-            let offA = ra.offset - a.start, offB = rb.offset - b.start
+            let offA = ra.offset - a.start
+            let offB = rb.offset - b.start
             if offA != offB || ra.type != rb.type {
                 return Difference(reason: "relocation \(k) at offset \(offB) differs (was at \(offA))", lineOnly: false)
             }
             let ia = identity(ra.target, in: original, isPatched: false)
             let ib = identity(rb.target, in: patched, isPatched: true)
             if ia != ib {
-                return Difference(reason: "relocation \(k) at offset \(offB) now points at \(ib), was \(ia)", lineOnly: false)
+                return Difference(
+                    reason: "relocation \(k) at offset \(offB) now points at \(ib), was \(ia)", lineOnly: false)
             }
         }
         var lineOnly = false
@@ -197,7 +210,8 @@ struct Comparer {
             if a.kind == .function && lineImmediatesOnly(differing, bytesA, bytesB, relocs: relocsB, element: b) {
                 lineOnly = true
             } else if a.kind == .data, let field = original.rules.dataLineFields[sectionA.name],
-                      Comparer.lineFieldOnly(differing, bytesA, bytesB, field: field) {
+                Comparer.lineFieldOnly(differing, bytesA, bytesB, field: field)
+            {
                 lineOnly = true
             } else {
                 return Difference(reason: "bytes differ at offset \(differing[0])", lineOnly: false)
@@ -214,9 +228,14 @@ struct Comparer {
 
     /// Whether the bytes differ only in the line-number bits of a
     /// little-endian 32-bit field.
-    static func lineFieldOnly(_ differing: [Int], _ a: [UInt8], _ b: [UInt8], field: (offset: Int, mask: UInt32)) -> Bool {
-        guard differing.allSatisfy({ $0 >= field.offset && $0 < field.offset + 4 }), field.offset + 4 <= a.count else { return false }
-        var va: UInt32 = 0, vb: UInt32 = 0
+    static func lineFieldOnly(_ differing: [Int], _ a: [UInt8], _ b: [UInt8], field: (offset: Int, mask: UInt32))
+        -> Bool
+    {
+        guard differing.allSatisfy({ $0 >= field.offset && $0 < field.offset + 4 }), field.offset + 4 <= a.count else {
+            return false
+        }
+        var va: UInt32 = 0
+        var vb: UInt32 = 0
         for k in 0..<4 {
             va |= UInt32(a[field.offset + k]) << (8 * k)
             vb |= UInt32(b[field.offset + k]) << (8 * k)
@@ -227,8 +246,10 @@ struct Comparer {
     /// Whether every differing byte lies in the 32-bit immediate of a
     /// `mov $imm32, %reg` whose value feeds a call to a function that takes
     /// `__LINE__` (such as `__might_sleep`).
-    func lineImmediatesOnly(_ positions: [Int], _ a: [UInt8], _ b: [UInt8],
-                            relocs: [ResolvedRelocation], element: Element) -> Bool {
+    func lineImmediatesOnly(
+        _ positions: [Int], _ a: [UInt8], _ b: [UInt8],
+        relocs: [ResolvedRelocation], element: Element
+    ) -> Bool {
         let names = patched.rules.lineNumberFunctions
         guard !names.isEmpty else { return false }
         for pos in positions {
@@ -244,7 +265,10 @@ struct Comparer {
                     default: return false
                     }
                 }
-                if feedsLineCall { ok = true; break }
+                if feedsLineCall {
+                    ok = true
+                    break
+                }
             }
             if !ok { return false }
         }
@@ -261,17 +285,22 @@ struct Comparer {
         for x in ea { byTableA[originalTables[x.table].rule.name, default: []].append(x) }
         for x in eb { byTableB[patchedTables[x.table].rule.name, default: []].append(x) }
         for name in Set(byTableA.keys).union(byTableB.keys).sorted() {
-            let la = byTableA[name] ?? [], lb = byTableB[name] ?? []
+            let la = byTableA[name] ?? []
+            let lb = byTableB[name] ?? []
             if la.count != lb.count {
                 return Difference(reason: "has \(lb.count) \(name) entries, had \(la.count)", lineOnly: false)
             }
             for (x, y) in zip(la, lb) {
-                let ta = originalTables[x.table], tb = patchedTables[y.table]
-                let entryA = ta.entries[x.entry], entryB = tb.entries[y.entry]
+                let ta = originalTables[x.table]
+                let tb = patchedTables[y.table]
+                let entryA = ta.entries[x.entry]
+                let entryB = tb.entries[y.entry]
                 let relocsA = Array(original.relocations(in: ta.section, from: entryA.start, to: entryA.end))
                 let relocsB = Array(patched.relocations(in: tb.section, from: entryB.start, to: entryB.end))
                 if relocsA.count != relocsB.count {
-                    return Difference(reason: "a \(name) entry has \(relocsB.count) relocations, had \(relocsA.count)", lineOnly: false)
+                    return Difference(
+                        reason: "a \(name) entry has \(relocsB.count) relocations, had \(relocsA.count)",
+                        lineOnly: false)
                 }
                 for (ra, rb) in zip(relocsA, relocsB) {
                     let ia = identity(ra.target, in: original, isPatched: false)
@@ -317,7 +346,8 @@ struct Comparer {
         var propagated: [Int: String] = [:]
         for e in patched.elements where e.kind == .function {
             guard let parentName = Correlation.parentName(of: e.name), let parent = byName[parentName] else { continue }
-            let childChanged = (differences[e.index].map { !$0.lineOnly } ?? false) || correlation.originalOf[e.index] == nil
+            let childChanged =
+                (differences[e.index].map { !$0.lineOnly } ?? false) || correlation.originalOf[e.index] == nil
             if childChanged && correlation.originalOf[parent] != nil && (differences[parent]?.lineOnly ?? true) {
                 propagated[parent] = "its part \(e.name) changed"
             }
@@ -338,20 +368,28 @@ struct Comparer {
                 }
                 let originalName = original.elements[o].name
                 if originalName != e.name {
-                    reason = reason.isEmpty ? "named \(originalName) in the original" : "\(reason) (named \(originalName) in the original)"
+                    reason =
+                        reason.isEmpty
+                        ? "named \(originalName) in the original" : "\(reason) (named \(originalName) in the original)"
                 }
                 ofPatched[e.index] = verdicts.count
-                verdicts.append(ElementVerdict(name: e.name, kind: e.kind, status: status, reason: reason,
-                                               patched: e.index, original: o))
+                verdicts.append(
+                    ElementVerdict(
+                        name: e.name, kind: e.kind, status: status, reason: reason,
+                        patched: e.index, original: o))
             } else {
                 ofPatched[e.index] = verdicts.count
-                verdicts.append(ElementVerdict(name: e.name, kind: e.kind, status: .new,
-                                               reason: "not in the original object", patched: e.index, original: nil))
+                verdicts.append(
+                    ElementVerdict(
+                        name: e.name, kind: e.kind, status: .new,
+                        reason: "not in the original object", patched: e.index, original: nil))
             }
         }
         for e in original.elements where correlation.patchedOf[e.index] == nil {
-            verdicts.append(ElementVerdict(name: e.name, kind: e.kind, status: .removed,
-                                           reason: "not in the patched object", patched: nil, original: e.index))
+            verdicts.append(
+                ElementVerdict(
+                    name: e.name, kind: e.kind, status: .removed,
+                    reason: "not in the patched object", patched: nil, original: e.index))
         }
         return Comparison(verdicts: verdicts, verdictOfPatched: ofPatched)
     }

@@ -38,7 +38,10 @@ public struct Correlation: Sendable {
             originalOf[p] = o
             patchedOf[o] = p
         }
-        struct Key: Hashable { let kind: Element.Kind; let name: String }
+        struct Key: Hashable {
+            let kind: Element.Kind
+            let name: String
+        }
         func groups(_ index: ObjectIndex, normalized: Bool) -> [Key: [Int]] {
             var result: [Key: [Int]] = [:]
             for e in index.elements {
@@ -138,14 +141,18 @@ public struct Correlation: Sendable {
                     let data = index.file.data(index.file.sections[section])
                     var bytes: [UInt8] = []
                     var i = Int(offset)
-                    while i < data.count && data[i] != 0 && bytes.count < 64 { bytes.append(data[i]); i += 1 }
+                    while i < data.count && data[i] != 0 && bytes.count < 64 {
+                        bytes.append(data[i])
+                        i += 1
+                    }
                     return ("s:" + String(decoding: bytes, as: UTF8.self), nil)
                 case .anonymous(let section, _): return ("a:" + normalize(index.file.sections[section].name), nil)
                 case .absolute(let n, _): return ("abs:" + n, nil)
                 }
             }
         }
-        let a = sequence(original, fo), b = sequence(patched, fp)
+        let a = sequence(original, fo)
+        let b = sequence(patched, fp)
         guard !a.isEmpty, !b.isEmpty, a.count * b.count <= 4_000_000 else { return [] }
         // Strings are the best anchors, and a patch often edits one: two
         // strings with a common start of 12 bytes or more count as the same.
@@ -163,11 +170,13 @@ public struct Correlation: Sendable {
         var table = [[Int32]](repeating: [Int32](repeating: 0, count: b.count + 1), count: a.count + 1)
         for i in stride(from: a.count - 1, through: 0, by: -1) {
             for j in stride(from: b.count - 1, through: 0, by: -1) {
-                table[i][j] = same(a[i].token, b[j].token) ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
+                table[i][j] =
+                    same(a[i].token, b[j].token) ? table[i + 1][j + 1] + 1 : max(table[i + 1][j], table[i][j + 1])
             }
         }
         var pairs: [(Int, Int)] = []
-        var i = 0, j = 0
+        var i = 0
+        var j = 0
         while i < a.count && j < b.count {
             if same(a[i].token, b[j].token) && table[i][j] == table[i + 1][j + 1] + 1 {
                 if let x = a[i].element, let y = b[j].element { pairs.append((x, y)) }

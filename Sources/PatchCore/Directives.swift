@@ -49,13 +49,18 @@ public struct PatchDirectives: Sendable {
         for rs in file.relocationSections where rs.target > 0 && rs.target < file.sections.count {
             let name = file.sections[rs.target].name
             guard name.hasPrefix(sectionPrefix) else { continue }
-            let stage = name.hasPrefix(".kpatch.callbacks.")
+            let stage =
+                name.hasPrefix(".kpatch.callbacks.")
                 ? Stage(rawValue: String(name.dropFirst(".kpatch.callbacks.".count))) : nil
             for r in rs.relocations.sorted(by: { $0.offset < $1.offset }) {
                 let target = index.resolve(r, in: rs.target)
                 func function() throws(PatchCoreError) -> Int {
-                    guard case .element(let e, let addend) = target, addend == 0, index.elements[e].kind == .function else {
-                        throw PatchCoreError(.unsupportedInput, "\(file.path): the entry at offset \(r.offset) of \(name) does not point to a function of this object")
+                    guard case .element(let e, let addend) = target, addend == 0, index.elements[e].kind == .function
+                    else {
+                        throw PatchCoreError(
+                            .unsupportedInput,
+                            "\(file.path): the entry at offset \(r.offset) of \(name) does not point to a function of this object"
+                        )
                     }
                     return e
                 }
@@ -71,13 +76,19 @@ public struct PatchDirectives: Sendable {
                     directives.forced.append(index.elements[try function()].name)
                 case ".kpatch.ignore.sections":
                     guard case .merged(let section, let offset, let addend) = target,
-                          file.sections[section].has(SectionFlags.strings) else {
-                        throw PatchCoreError(.unsupportedInput, "\(file.path): the entry at offset \(r.offset) of \(name) does not point to a section name")
+                        file.sections[section].has(SectionFlags.strings)
+                    else {
+                        throw PatchCoreError(
+                            .unsupportedInput,
+                            "\(file.path): the entry at offset \(r.offset) of \(name) does not point to a section name")
                     }
                     let data = file.data(file.sections[section])
                     var i = Int(Int64(offset) + addend)
                     var bytes: [UInt8] = []
-                    while i >= 0 && i < data.count && data[i] != 0 { bytes.append(data[i]); i += 1 }
+                    while i >= 0 && i < data.count && data[i] != 0 {
+                        bytes.append(data[i])
+                        i += 1
+                    }
                     directives.ignoredSections.append(String(decoding: bytes, as: UTF8.self))
                 default:
                     guard let stage else {
@@ -85,7 +96,10 @@ public struct PatchDirectives: Sendable {
                     }
                     let e = try function()
                     if directives.callbacks.contains(where: { $0.stage == stage }) {
-                        throw PatchCoreError(.unsupportedInput, "\(file.path): two \(stage.rawValue) callbacks in one object (\(directives.callbacks.first { $0.stage == stage }!.function) and \(index.elements[e].name)); the livepatch core calls one per object")
+                        throw PatchCoreError(
+                            .unsupportedInput,
+                            "\(file.path): two \(stage.rawValue) callbacks in one object (\(directives.callbacks.first { $0.stage == stage }!.function) and \(index.elements[e].name)); the livepatch core calls one per object"
+                        )
                     }
                     directives.callbacks.append(Callback(stage: stage, function: index.elements[e].name))
                     directives.callbackElements.append(e)
@@ -99,7 +113,9 @@ public struct PatchDirectives: Sendable {
         directives.callbacks = order.map(\.0)
         directives.callbackElements = order.map(\.1)
         for section in directives.ignoredSections {
-            for e in index.elements where file.sections[e.section].name == section { directives.ignoredElements.insert(e.index) }
+            for e in index.elements where file.sections[e.section].name == section {
+                directives.ignoredElements.insert(e.index)
+            }
         }
         return directives
     }

@@ -72,8 +72,10 @@ struct Emitter {
         var pendingRelocations: [(section: SectionID, source: Int, from: UInt64, to: UInt64, shift: Int64)] = []
 
         if let source = patched.sourceFile {
-            out.add(ObjectSymbol(name: source, type: SymbolType.file, binding: SymbolBinding.local,
-                                 place: .reserved(SpecialSection.absolute)))
+            out.add(
+                ObjectSymbol(
+                    name: source, type: SymbolType.file, binding: SymbolBinding.local,
+                    place: .reserved(SpecialSection.absolute)))
         }
 
         // Elements.
@@ -84,31 +86,41 @@ struct Emitter {
             if e.ownsSection {
                 name = s.name
             } else {
-                let base = s.isExecutable ? ".text" : s.type == SectionType.nobits ? ".bss"
-                    : s.has(SectionFlags.write) ? ".data" : ".rodata"
+                let base =
+                    s.isExecutable
+                    ? ".text"
+                    : s.type == SectionType.nobits
+                        ? ".bss"
+                        : s.has(SectionFlags.write) ? ".data" : ".rodata"
                 name = "\(base).\(e.name)"
             }
             let flags = s.flags & ~SectionFlags.group
-            var section = ObjectSection(name: name, type: s.type, flags: flags, alignment: max(s.alignment, 1),
-                                        entrySize: s.entrySize, content: .noBits(e.size))
+            var section = ObjectSection(
+                name: name, type: s.type, flags: flags, alignment: max(s.alignment, 1),
+                entrySize: s.entrySize, content: .noBits(e.size))
             if s.type != SectionType.nobits {
                 section.content = .bytes(file.data(s).slice(Int(e.start)..<Int(e.end)))
             }
             let id = out.add(section)
             let symbol = file.symbols[e.symbol]
-            elementSymbols[p] = out.add(ObjectSymbol(name: e.name, value: 0, size: e.size, type: symbol.type,
-                                                     binding: symbol.binding, other: symbol.other, place: .section(id)))
+            elementSymbols[p] = out.add(
+                ObjectSymbol(
+                    name: e.name, value: 0, size: e.size, type: symbol.type,
+                    binding: symbol.binding, other: symbol.other, place: .section(id)))
             pendingRelocations.append((id, e.section, e.start, e.end, -Int64(e.start)))
         }
         // Whole sections (strings, constants, unnamed read-only data).
         for w in selection.wholeSections {
             let s = file.sections[w]
-            var section = ObjectSection(name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
-                                        alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .noBits(s.size))
+            var section = ObjectSection(
+                name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
+                alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .noBits(s.size))
             if s.type != SectionType.nobits { section.content = .bytes(file.data(s)) }
             let id = out.add(section)
-            sectionSymbols[w] = out.add(ObjectSymbol(name: "", type: SymbolType.section, binding: SymbolBinding.local,
-                                                     place: .section(id)))
+            sectionSymbols[w] = out.add(
+                ObjectSymbol(
+                    name: "", type: SymbolType.section, binding: SymbolBinding.local,
+                    place: .section(id)))
             pendingRelocations.append((id, w, 0, s.size, 0))
         }
         // Special entries, in their original order.
@@ -118,8 +130,10 @@ struct Emitter {
             let data = file.data(s)
             var bytes: [UInt8] = []
             var parallelBytes: [UInt8] = []
-            let id = out.add(ObjectSection(name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
-                                           alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .noBits(0)))
+            let id = out.add(
+                ObjectSection(
+                    name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
+                    alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .noBits(0)))
             for i in kept {
                 let entry = table.entries[i]
                 let shift = Int64(bytes.count) - Int64(entry.start)
@@ -133,16 +147,19 @@ struct Emitter {
             out.sections[id.value].content = .bytes(ELFBytes(bytes))
             if let p = table.parallelSection {
                 let ps = file.sections[p]
-                out.add(ObjectSection(name: ps.name, type: ps.type, flags: ps.flags & ~SectionFlags.group,
-                                      alignment: max(ps.alignment, 1), entrySize: ps.entrySize,
-                                      content: .bytes(ELFBytes(parallelBytes))))
+                out.add(
+                    ObjectSection(
+                        name: ps.name, type: ps.type, flags: ps.flags & ~SectionFlags.group,
+                        alignment: max(ps.alignment, 1), entrySize: ps.entrySize,
+                        content: .bytes(ELFBytes(parallelBytes))))
             }
         }
 
         // References to what the patch does not carry.
         func reference(_ name: String, origin: Reference.Origin, kind: Element.Kind?, section: String?) -> SymbolID {
             if let existing = referenceSymbols[name] { return existing }
-            let id = out.add(ObjectSymbol(name: name, type: SymbolType.notype, binding: SymbolBinding.global, place: .undefined))
+            let id = out.add(
+                ObjectSymbol(name: name, type: SymbolType.notype, binding: SymbolBinding.global, place: .undefined))
             referenceSymbols[name] = id
             references.append(Reference(name: name, origin: origin, kind: kind, section: section))
             return id
@@ -151,61 +168,66 @@ struct Emitter {
         var relocationsByOutput: [SectionID: [ObjectRelocation]] = [:]
         // Relocations, rewritten.
         func mapTarget(_ target: Target) throws(PatchCoreError) -> (SymbolID?, Int64) {
-                let symbol: SymbolID?
-                var addend: Int64
-                switch target {
-                case .element(let t, let a):
-                    addend = a
-                    if let included = elementSymbols[t] {
-                        symbol = included
-                    } else if let o = correlation.originalOf[t] {
-                        let oe = original.elements[o]
-                        let os = original.file.symbols[oe.symbol]
-                        symbol = reference(oe.name, origin: os.isLocal ? .local : .global, kind: oe.kind,
-                                           section: original.file.sections[oe.section].name)
-                    } else {
-                        throw PatchCoreError(.unsupportedInput, "internal: \(patched.elements[t].name) is new but was not selected")
-                    }
-                case .external(let name, let a):
-                    addend = a
-                    symbol = reference(name, origin: .external, kind: nil, section: nil)
-                case .merged(let section, let offset, let a):
-                    guard let s = sectionSymbols[section] else {
-                        throw PatchCoreError(.unsupportedInput, "internal: \(file.sections[section].name) was not selected")
-                    }
-                    symbol = s
-                    addend = Int64(offset) + a
-                case .anonymous(let section, let a):
-                    addend = a
-                    if let s = sectionSymbols[section] {
-                        symbol = s
-                    } else {
-                        // Dropped special data (e.g. .printk_index targets): keep the
-                        // bytes pointing nowhere rather than at the wrong place.
-                        symbol = nil
-                    }
-                case .absolute(let name, let a):
-                    addend = a
-                    symbol = name.isEmpty ? nil : reference(name, origin: .external, kind: nil, section: nil)
+            let symbol: SymbolID?
+            var addend: Int64
+            switch target {
+            case .element(let t, let a):
+                addend = a
+                if let included = elementSymbols[t] {
+                    symbol = included
+                } else if let o = correlation.originalOf[t] {
+                    let oe = original.elements[o]
+                    let os = original.file.symbols[oe.symbol]
+                    symbol = reference(
+                        oe.name, origin: os.isLocal ? .local : .global, kind: oe.kind,
+                        section: original.file.sections[oe.section].name)
+                } else {
+                    throw PatchCoreError(
+                        .unsupportedInput, "internal: \(patched.elements[t].name) is new but was not selected")
                 }
-                return (symbol, addend)
+            case .external(let name, let a):
+                addend = a
+                symbol = reference(name, origin: .external, kind: nil, section: nil)
+            case .merged(let section, let offset, let a):
+                guard let s = sectionSymbols[section] else {
+                    throw PatchCoreError(.unsupportedInput, "internal: \(file.sections[section].name) was not selected")
+                }
+                symbol = s
+                addend = Int64(offset) + a
+            case .anonymous(let section, let a):
+                addend = a
+                if let s = sectionSymbols[section] {
+                    symbol = s
+                } else {
+                    // Dropped special data (e.g. .printk_index targets): keep the
+                    // bytes pointing nowhere rather than at the wrong place.
+                    symbol = nil
+                }
+            case .absolute(let name, let a):
+                addend = a
+                symbol = name.isEmpty ? nil : reference(name, origin: .external, kind: nil, section: nil)
+            }
+            return (symbol, addend)
         }
         // Unwind tables of the included functions (user space: C++
         // exceptions must unwind through the new code).
         if patched.rules.carriesUnwindTables {
             var unwind: [(section: SectionID, offset: UInt64, type: UInt32, target: Target)] = []
-            try carryUnwindTables(into: &out, elementSymbols: &elementSymbols, sectionSymbols: &sectionSymbols,
-                                  pendingRelocations: &pendingRelocations, relocations: &unwind)
+            try carryUnwindTables(
+                into: &out, elementSymbols: &elementSymbols, sectionSymbols: &sectionSymbols,
+                pendingRelocations: &pendingRelocations, relocations: &unwind)
             for u in unwind {
                 let (symbol, addend) = try mapTarget(u.target)
-                relocationsByOutput[u.section, default: []].append(ObjectRelocation(offset: u.offset, type: u.type, symbol: symbol, addend: addend))
+                relocationsByOutput[u.section, default: []].append(
+                    ObjectRelocation(offset: u.offset, type: u.type, symbol: symbol, addend: addend))
             }
         }
         for pending in pendingRelocations {
             for r in patched.relocations(in: pending.source, from: pending.from, to: pending.to) {
                 let (symbol, addend) = try mapTarget(r.target)
                 relocationsByOutput[pending.section, default: []].append(
-                    ObjectRelocation(offset: UInt64(Int64(r.offset) + pending.shift), type: r.type, symbol: symbol, addend: addend))
+                    ObjectRelocation(
+                        offset: UInt64(Int64(r.offset) + pending.shift), type: r.type, symbol: symbol, addend: addend))
             }
         }
         // A new local that happens to share its name with a referenced original
@@ -232,21 +254,28 @@ struct Emitter {
             let originalName = correlation.originalOf[p].map { original.elements[$0].name } ?? e.name
             let isLocal = correlation.originalOf[p].map { original.elements[$0].isLocal } ?? e.isLocal
             let symbolName = elementSymbols[p].map { out.symbols[$0.value].name } ?? e.name
-            functions.append(PatchedFunction(originalName: originalName, symbol: symbolName,
-                                             isNew: verdict?.status == .new, isLocal: isLocal))
+            functions.append(
+                PatchedFunction(
+                    originalName: originalName, symbol: symbolName,
+                    isNew: verdict?.status == .new, isLocal: isLocal))
             manifest += "function\t\(originalName)\t\(verdict?.status.rawValue ?? "?")\t\(symbolName)\n"
         }
         var callbacks: [(stage: PatchDirectives.Stage, symbol: String)] = []
         for (callback, e) in zip(directives.callbacks, directives.callbackElements) {
             guard let id = elementSymbols[e] else {
-                throw PatchCoreError(.unsupportedInput, "internal: the \(callback.stage.rawValue) callback \(callback.function) was not selected")
+                throw PatchCoreError(
+                    .unsupportedInput,
+                    "internal: the \(callback.stage.rawValue) callback \(callback.function) was not selected")
             }
             callbacks.append((callback.stage, out.symbols[id.value].name))
             manifest += "callback\t\(callback.stage.rawValue)\t\(out.symbols[id.value].name)\n"
         }
-        out.add(ObjectSection(name: ".suture.manifest", type: SectionType.progbits, flags: 0,
-                              content: .bytes(ELFBytes(Array(manifest.utf8)))))
-        var patch = PatchObject(object: out, references: references, functions: functions, sourceFile: patched.sourceFile)
+        out.add(
+            ObjectSection(
+                name: ".suture.manifest", type: SectionType.progbits, flags: 0,
+                content: .bytes(ELFBytes(Array(manifest.utf8)))))
+        var patch = PatchObject(
+            object: out, references: references, functions: functions, sourceFile: patched.sourceFile)
         patch.callbacks = callbacks
         return patch
     }

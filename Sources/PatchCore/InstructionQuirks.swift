@@ -34,8 +34,14 @@ enum InstructionQuirks {
         var threeByte38 = false
         var threeByte3A = false
         if offset >= 3 && code[offset - 3] == 0x0f { twoByte = true }
-        if offset >= 4 && code[offset - 4] == 0x0f && code[offset - 3] == 0x3a { threeByte3A = true; twoByte = false }
-        if offset >= 4 && code[offset - 4] == 0x0f && code[offset - 3] == 0x38 { threeByte38 = true; twoByte = false }
+        if offset >= 4 && code[offset - 4] == 0x0f && code[offset - 3] == 0x3a {
+            threeByte3A = true
+            twoByte = false
+        }
+        if offset >= 4 && code[offset - 4] == 0x0f && code[offset - 3] == 0x38 {
+            threeByte38 = true
+            twoByte = false
+        }
         // An operand-size prefix anywhere in the few bytes before the opcode.
         var operand16 = false
         let opcodeStart = offset - 2 - (twoByte ? 1 : 0) - ((threeByte38 || threeByte3A) ? 2 : 0)
@@ -44,7 +50,10 @@ enum InstructionQuirks {
             let b = code[p]
             if b == 0x66 { operand16 = true }
             if !(b == 0x66 || b == 0x67 || b == 0xf2 || b == 0xf3 || b == 0xf0 || (b & 0xf0) == 0x40
-                 || b == 0x2e || b == 0x3e || b == 0x26 || b == 0x36 || b == 0x64 || b == 0x65) { break }
+                || b == 0x2e || b == 0x3e || b == 0x26 || b == 0x36 || b == 0x64 || b == 0x65)
+            {
+                break
+            }
             p -= 1
         }
         if threeByte3A { return 1 }

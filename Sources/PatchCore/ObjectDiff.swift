@@ -24,9 +24,10 @@ public enum ObjectDiff {
         }
 
         public var report: DiffReport {
-            DiffReport(functions: comparison.verdicts.filter { $0.kind == .function },
-                       data: comparison.verdicts.filter { $0.kind == .data },
-                       refusals: selection.refusals, included: patch?.includedSections ?? [])
+            DiffReport(
+                functions: comparison.verdicts.filter { $0.kind == .function },
+                data: comparison.verdicts.filter { $0.kind == .data },
+                refusals: selection.refusals, included: patch?.includedSections ?? [])
         }
     }
 
@@ -37,18 +38,25 @@ public enum ObjectDiff {
         let patchedTables = try p.specialTables()
         let directives = rules.readsDirectives ? try PatchDirectives.read(p) : PatchDirectives()
         let correlation = Correlation.correlate(o, p)
-        let comparison = Comparer(original: o, patched: p, correlation: correlation,
-                                  originalTables: originalTables, patchedTables: patchedTables).run()
+        let comparison = Comparer(
+            original: o, patched: p, correlation: correlation,
+            originalTables: originalTables, patchedTables: patchedTables
+        ).run()
             .applying(directives, patched: p)
-        let selection = Selector(original: o, patched: p, correlation: correlation, comparison: comparison,
-                                 tables: patchedTables, originalTables: originalTables, directives: directives).run()
+        let selection = Selector(
+            original: o, patched: p, correlation: correlation, comparison: comparison,
+            tables: patchedTables, originalTables: originalTables, directives: directives
+        ).run()
         var patch: PatchObject?
         if selection.refusals.isEmpty && !selection.elements.isEmpty {
-            patch = try Emitter(original: o, patched: p, correlation: correlation, comparison: comparison,
-                                selection: selection, tables: patchedTables, directives: directives).run()
+            patch = try Emitter(
+                original: o, patched: p, correlation: correlation, comparison: comparison,
+                selection: selection, tables: patchedTables, directives: directives
+            ).run()
         }
-        return Result(original: o, patched: p, correlation: correlation, comparison: comparison,
-                      selection: selection, directives: directives, patch: patch)
+        return Result(
+            original: o, patched: p, correlation: correlation, comparison: comparison,
+            selection: selection, directives: directives, patch: patch)
     }
 }
 
@@ -61,14 +69,21 @@ public struct DiffReport: Sendable {
 
     public var json: JSON {
         func verdicts(_ list: [ElementVerdict]) -> JSON {
-            .array(list.sorted { ($0.name, $0.status.rawValue) < ($1.name, $1.status.rawValue) }.map {
-                .object([("name", .string($0.name)), ("status", .string($0.status.rawValue)), ("reason", .string($0.reason))])
-            })
+            .array(
+                list.sorted { ($0.name, $0.status.rawValue) < ($1.name, $1.status.rawValue) }.map {
+                    .object([
+                        ("name", .string($0.name)), ("status", .string($0.status.rawValue)),
+                        ("reason", .string($0.reason)),
+                    ])
+                })
         }
         return .object([
             ("functions", verdicts(functions)),
             ("data", verdicts(data)),
-            ("refusals", .array(refusals.map { .object([("symbol", .string($0.symbol)), ("reason", .string($0.reason))]) })),
+            (
+                "refusals",
+                .array(refusals.map { .object([("symbol", .string($0.symbol)), ("reason", .string($0.reason))]) })
+            ),
             ("included", .strings(included)),
         ])
     }

@@ -64,7 +64,9 @@ public struct ObjectIndex: Sendable {
 
     public init(_ file: ELFFile, rules: TargetRules) throws(PatchCoreError) {
         guard file.header.type == FileType.relocatable else {
-            throw PatchCoreError(.unsupportedInput, "\(file.path): not a relocatable object (e_type \(file.header.type)); compile with -c")
+            throw PatchCoreError(
+                .unsupportedInput,
+                "\(file.path): not a relocatable object (e_type \(file.header.type)); compile with -c")
         }
         guard file.symbolTableIndex != nil else {
             throw PatchCoreError(.unsupportedInput, "\(file.path): has no symbol table")
@@ -81,10 +83,14 @@ public struct ObjectIndex: Sendable {
         for symbol in file.symbols.dropFirst() {
             guard let section = symbol.definingSection, section < file.sections.count else { continue }
             let t = symbol.type
-            guard t == SymbolType.function || t == SymbolType.object || t == SymbolType.tls
-                    || t == SymbolType.gnuIfunc else { continue }
+            guard
+                t == SymbolType.function || t == SymbolType.object || t == SymbolType.tls
+                    || t == SymbolType.gnuIfunc
+            else { continue }
             // The author's directives to the diff are not part of the program.
-            if rules.readsDirectives && file.sections[section].name.hasPrefix(PatchDirectives.sectionPrefix) { continue }
+            if rules.readsDirectives && file.sections[section].name.hasPrefix(PatchDirectives.sectionPrefix) {
+                continue
+            }
             candidates[section, default: []].append(symbol)
         }
         for (section, symbols) in candidates.sorted(by: { $0.key < $1.key }) {
@@ -92,7 +98,8 @@ public struct ObjectIndex: Sendable {
             // Aliases share a start; keep one element per start, preferring
             // the global name, as the kernel's kallsyms lists both anyway.
             let sorted = symbols.sorted {
-                $0.value != $1.value ? $0.value < $1.value : ($0.isLocal ? 1 : 0, $0.index) < ($1.isLocal ? 1 : 0, $1.index)
+                $0.value != $1.value
+                    ? $0.value < $1.value : ($0.isLocal ? 1 : 0, $0.index) < ($1.isLocal ? 1 : 0, $1.index)
             }
             var starts: [Symbol] = []
             for s in sorted where starts.last?.value != s.value { starts.append(s) }
@@ -126,18 +133,22 @@ public struct ObjectIndex: Sendable {
             var list: [ResolvedRelocation] = []
             list.reserveCapacity(rs.relocations.count)
             for r in rs.relocations {
-                list.append(ResolvedRelocation(
-                    offset: r.offset, type: r.type,
-                    target: ObjectIndex.resolve(r, in: rs.target, file: file, rules: rules, bySection: bySection, elements: elements, bySymbol: bySymbol),
-                    explicit: true))
+                list.append(
+                    ResolvedRelocation(
+                        offset: r.offset, type: r.type,
+                        target: ObjectIndex.resolve(
+                            r, in: rs.target, file: file, rules: rules, bySection: bySection, elements: elements,
+                            bySymbol: bySymbol),
+                        explicit: true))
             }
             relocations[rs.target] = list.sorted { $0.offset < $1.offset }
         }
         // Branches between functions that share a section.
         for (section, members) in bySection where members.count > 1 && file.sections[section].isExecutable {
-            let implicit = ObjectIndex.implicitBranches(section: section, members: members, elements: elements,
-                                                        file: file, explicit: relocations[section] ?? [],
-                                                        architecture: rules.architecture)
+            let implicit = ObjectIndex.implicitBranches(
+                section: section, members: members, elements: elements,
+                file: file, explicit: relocations[section] ?? [],
+                architecture: rules.architecture)
             if !implicit.isEmpty {
                 relocations[section] = ((relocations[section] ?? []) + implicit).sorted { $0.offset < $1.offset }
             }
@@ -167,7 +178,8 @@ public struct ObjectIndex: Sendable {
     /// The relocations inside `[start, end)` of a section.
     public func relocations(in section: Int, from start: UInt64, to end: UInt64) -> ArraySlice<ResolvedRelocation> {
         guard let all = relocationsBySection[section] else { return [] }
-        var lo = 0, hi = all.count
+        var lo = 0
+        var hi = all.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if all[mid].offset < start { lo = mid + 1 } else { hi = mid }
@@ -189,12 +201,15 @@ public struct ObjectIndex: Sendable {
 
     /// Resolves a relocation of any section, also one the rules ignore.
     func resolve(_ r: Relocation, in section: Int) -> Target {
-        ObjectIndex.resolve(r, in: section, file: file, rules: rules, bySection: elementsBySection, elements: elements,
-                            bySymbol: elementBySymbol)
+        ObjectIndex.resolve(
+            r, in: section, file: file, rules: rules, bySection: elementsBySection, elements: elements,
+            bySymbol: elementBySymbol)
     }
 
-    static func resolve(_ r: Relocation, in relocatedSection: Int, file: ELFFile, rules: TargetRules, bySection: [Int: [Int]],
-                        elements: [Element], bySymbol: [Int: Int]) -> Target {
+    static func resolve(
+        _ r: Relocation, in relocatedSection: Int, file: ELFFile, rules: TargetRules, bySection: [Int: [Int]],
+        elements: [Element], bySymbol: [Int: Int]
+    ) -> Target {
         guard r.symbol != 0, Int(r.symbol) < file.symbols.count else { return .absolute("", addend: r.addend) }
         let symbol = file.symbols[Int(r.symbol)]
         if symbol.isUndefined { return .external(symbol.name, addend: r.addend) }
@@ -224,11 +239,15 @@ public struct ObjectIndex: Sendable {
                 // Prefer a string start; a pointer into a string's middle is
                 // that string's tail.
                 if let c = inRange.first(where: { $0 == 0 || data[Int($0) - 1] == 0 }) ?? inRange.first {
-                    return .merged(section: sectionIndex, offset: UInt64(c), addend: r.addend - (c - Int64(bitPattern: symbol.value)))
+                    return .merged(
+                        section: sectionIndex, offset: UInt64(c),
+                        addend: r.addend - (c - Int64(bitPattern: symbol.value)))
                 }
             } else if section.entrySize > 0, let c = candidates.first(where: { $0 >= 0 && $0 < Int64(data.count) }) {
                 let offset = UInt64(c) / section.entrySize * section.entrySize
-                return .merged(section: sectionIndex, offset: offset, addend: r.addend - (Int64(offset) - Int64(bitPattern: symbol.value)))
+                return .merged(
+                    section: sectionIndex, offset: offset,
+                    addend: r.addend - (Int64(offset) - Int64(bitPattern: symbol.value)))
             }
             return .anonymous(section: sectionIndex, addend: base)
         }
@@ -250,8 +269,10 @@ public struct ObjectIndex: Sendable {
     /// the same section, which the assembler encodes without a relocation.
     /// Found by scanning for the opcodes; a false match would also have to
     /// land exactly on another function's first byte.
-    static func implicitBranches(section: Int, members: [Int], elements: [Element], file: ELFFile,
-                                 explicit: [ResolvedRelocation], architecture: Architecture) -> [ResolvedRelocation] {
+    static func implicitBranches(
+        section: Int, members: [Int], elements: [Element], file: ELFFile,
+        explicit: [ResolvedRelocation], architecture: Architecture
+    ) -> [ResolvedRelocation] {
         guard architecture.machine == Machine.x86_64 else { return [] }
         let data = file.data(file.sections[section]).array
         guard !data.isEmpty else { return [] }
@@ -268,15 +289,21 @@ public struct ObjectIndex: Sendable {
             var p = Int(e.start)
             while p < Int(e.end) {
                 var field = -1
-                if data[p] == 0xe8 || data[p] == 0xe9 { field = p + 1 }
-                else if data[p] == 0x0f && p + 1 < data.count && (data[p + 1] & 0xf0) == 0x80 { field = p + 2 }
+                if data[p] == 0xe8 || data[p] == 0xe9 {
+                    field = p + 1
+                } else if data[p] == 0x0f && p + 1 < data.count && (data[p + 1] & 0xf0) == 0x80 {
+                    field = p + 2
+                }
                 if field > 0 && field + 4 <= Int(e.end) && !covered[field..<field + 4].contains(true) {
-                    let rel = Int32(bitPattern: UInt32(data[field]) | UInt32(data[field + 1]) << 8
-                                    | UInt32(data[field + 2]) << 16 | UInt32(data[field + 3]) << 24)
+                    let rel = Int32(
+                        bitPattern: UInt32(data[field]) | UInt32(data[field + 1]) << 8
+                            | UInt32(data[field + 2]) << 16 | UInt32(data[field + 3]) << 24)
                     let destination = field + 4 + Int(rel)
                     if let target = starts[destination], target != m {
-                        result.append(ResolvedRelocation(offset: UInt64(field), type: architecture.pcRelative32,
-                                                         target: .element(target, addend: -4), explicit: false))
+                        result.append(
+                            ResolvedRelocation(
+                                offset: UInt64(field), type: architecture.pcRelative32,
+                                target: .element(target, addend: -4), explicit: false))
                         p = field + 4
                         continue
                     }

@@ -20,8 +20,10 @@ public struct PatchCoreError: SutureError {
     public var object: String
     public var cause: (any SutureError)?
 
-    public init(_ kind: Code, _ message: String, object: String = "", refusals: [Refusal] = [],
-                cause: (any SutureError)? = nil) {
+    public init(
+        _ kind: Code, _ message: String, object: String = "", refusals: [Refusal] = [],
+        cause: (any SutureError)? = nil
+    ) {
         self.kind = kind
         self.message = message
         self.object = object

@@ -44,7 +44,10 @@ struct Selector {
             let element = patched.elements[p]
             let sectionName = patched.file.sections[element.section].name
             if let reason = rules.frozenReason(sectionName) {
-                refusals.append(Refusal(symbol: v.name, reason: "\(v.status == .new ? "new" : "changed") function in \(sectionName): \(reason)"))
+                refusals.append(
+                    Refusal(
+                        symbol: v.name,
+                        reason: "\(v.status == .new ? "new" : "changed") function in \(sectionName): \(reason)"))
                 continue
             }
             include(p)
@@ -52,12 +55,19 @@ struct Selector {
         // Callbacks are part of the patch whether or not they are new.
         for e in directives.callbackElements { include(e) }
         for name in directives.forced {
-            refusals.append(Refusal(symbol: name, reason: "KPATCH_FORCE_UNSAFE asks to skip the consistency check, which the kernel's livepatch core cannot do: every task switches only once its stack is clear of patched functions. Remove the macro; if the function never leaves some stack, patch its callers instead, or use a callback to make the change safe"))
+            refusals.append(
+                Refusal(
+                    symbol: name,
+                    reason:
+                        "KPATCH_FORCE_UNSAFE asks to skip the consistency check, which the kernel's livepatch core cannot do: every task switches only once its stack is clear of patched functions. Remove the macro; if the function never leaves some stack, patch its callers instead, or use a callback to make the change safe"
+                ))
         }
         // Compiler-split children come with their parents.
         for e in patched.elements where e.kind == .function {
-            if let parent = Correlation.parentName(of: e.name), let ps = byName[parent], ps.contains(where: { included.contains($0) }),
-               !directives.ignoredElements.contains(e.index) {
+            if let parent = Correlation.parentName(of: e.name), let ps = byName[parent],
+                ps.contains(where: { included.contains($0) }),
+                !directives.ignoredElements.contains(e.index)
+            {
                 include(e.index)
             }
         }
@@ -72,8 +82,12 @@ struct Selector {
             case .anonymous(let section, let addend):
                 let s = patched.file.sections[section]
                 if s.has(SectionFlags.write) || s.type == SectionType.nobits {
-                    refusals.append(Refusal(symbol: user,
-                        reason: "refers to unnamed writable data in \(s.name) at offset \(addend), which a patch cannot share with the running code"))
+                    refusals.append(
+                        Refusal(
+                            symbol: user,
+                            reason:
+                                "refers to unnamed writable data in \(s.name) at offset \(addend), which a patch cannot share with the running code"
+                        ))
                 } else if rules.special(s.name)?.policy == .drop {
                     break
                 } else if whole.insert(section).inserted {
@@ -83,8 +97,11 @@ struct Selector {
                 break
             }
             if rules.refuseThreadLocal, let kind = rules.architecture.kind(r.type),
-               kind.name.contains("TPOFF") || kind.name.contains("TLS") || kind.name.contains("DTP") {
-                refusals.append(Refusal(symbol: user, reason: "uses thread-local storage (\(kind.name)), which a patch cannot reach"))
+                kind.name.contains("TPOFF") || kind.name.contains("TLS") || kind.name.contains("DTP")
+            {
+                refusals.append(
+                    Refusal(
+                        symbol: user, reason: "uses thread-local storage (\(kind.name)), which a patch cannot reach"))
             }
         }
         var tablesChanged = true
@@ -102,7 +119,8 @@ struct Selector {
             tablesChanged = false
             for (t, table) in tables.enumerated() {
                 for (i, entry) in table.entries.enumerated() {
-                    guard let owner = entry.owner, included.contains(owner), !(keptEntries[t]?.contains(i) ?? false) else { continue }
+                    guard let owner = entry.owner, included.contains(owner), !(keptEntries[t]?.contains(i) ?? false)
+                    else { continue }
                     keptEntries[t, default: []].insert(i)
                     tablesChanged = true
                     for r in patched.relocations(in: table.section, from: entry.start, to: entry.end) {
@@ -119,40 +137,64 @@ struct Selector {
             let sectionName = patched.file.sections[element.section].name
             if v.status == .changed {
                 let what = v.reason.hasPrefix("size") ? v.reason : "initializer changed (\(v.reason))"
-                refusals.append(Refusal(symbol: v.name, reason: "existing data in \(sectionName): \(what); live patches cannot change data the running code already uses"))
+                refusals.append(
+                    Refusal(
+                        symbol: v.name,
+                        reason:
+                            "existing data in \(sectionName): \(what); live patches cannot change data the running code already uses"
+                    ))
             } else if v.status == .new && included.contains(p), let reason = rules.frozenReason(sectionName) {
                 refusals.append(Refusal(symbol: v.name, reason: "new data in \(sectionName): \(reason)"))
             } else if v.status == .new && included.contains(p) && rules.refuseThreadLocal && element.isThreadLocal {
-                refusals.append(Refusal(symbol: v.name, reason: "new thread-local variable; a patch cannot add thread-local storage"))
+                refusals.append(
+                    Refusal(
+                        symbol: v.name, reason: "new thread-local variable; a patch cannot add thread-local storage"))
             }
         }
         for p in included.sorted() {
             let e = patched.elements[p]
             let v = comparison.verdict(patched: p)
             if rules.refuseIndirectFunctions && e.isIndirectFunction {
-                refusals.append(Refusal(symbol: e.name, reason: "is an ifunc (GNU indirect function), resolved once at load time; it cannot be patched"))
+                refusals.append(
+                    Refusal(
+                        symbol: e.name,
+                        reason: "is an ifunc (GNU indirect function), resolved once at load time; it cannot be patched")
+                )
             }
             if patched.file.sections[e.section].has(SectionFlags.group) && v?.status == .changed {
-                refusals.append(Refusal(symbol: e.name, reason: "changed inside section group \(patched.file.sections[e.section].name); COMDAT code is shared between objects and cannot be patched in one of them"))
+                refusals.append(
+                    Refusal(
+                        symbol: e.name,
+                        reason:
+                            "changed inside section group \(patched.file.sections[e.section].name); COMDAT code is shared between objects and cannot be patched in one of them"
+                    ))
             }
             // The livepatch core redirects a function through its fentry call.
             if let entry = rules.requiredEntryCall, e.kind == .function, v?.status == .changed,
-               Correlation.parentName(of: e.name) == nil {
+                Correlation.parentName(of: e.name) == nil
+            {
                 let window = e.start..<min(e.end, e.start + rules.entryCallWindow)
-                let hasEntryCall = patched.relocations(in: e.section, from: window.lowerBound, to: window.upperBound).contains {
-                    if case .external(let name, _) = $0.target { return name == entry }
-                    return false
-                }
+                let hasEntryCall = patched.relocations(in: e.section, from: window.lowerBound, to: window.upperBound)
+                    .contains {
+                        if case .external(let name, _) = $0.target { return name == entry }
+                        return false
+                    }
                 if !hasEntryCall {
-                    refusals.append(Refusal(symbol: e.name, reason: "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry)"))
+                    refusals.append(
+                        Refusal(
+                            symbol: e.name,
+                            reason:
+                                "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry)"
+                        ))
                 }
             }
         }
         refusals += unselectedChanges(included: included, whole: whole)
         var seen = Set<String>()
         refusals = refusals.filter { seen.insert($0.symbol + "\u{0}" + $0.reason).inserted }
-        return Selection(elements: included.sorted(), wholeSections: whole.sorted(),
-                         entries: keptEntries.mapValues { $0.sorted() }, refusals: refusals)
+        return Selection(
+            elements: included.sorted(), wholeSections: whole.sorted(),
+            entries: keptEntries.mapValues { $0.sorted() }, refusals: refusals)
     }
 
     /// Sections outside elements, special tables and copied data whose
@@ -162,14 +204,21 @@ struct Selector {
         var refusals: [Refusal] = []
         var originalByName: [String: Int] = [:]
         for s in original.file.sections.dropFirst() { originalByName[Correlation.normalize(s.name)] = s.index }
-        let comparer = Comparer(original: original, patched: patched, correlation: correlation,
-                                originalTables: originalTables, patchedTables: tables)
+        let comparer = Comparer(
+            original: original, patched: patched, correlation: correlation,
+            originalTables: originalTables, patchedTables: tables)
         for s in patched.file.sections.dropFirst() {
             guard s.size > 0, s.isAllocated, !rules.isIgnored(s.name), rules.special(s.name) == nil,
-                  patched.elementsBySection[s.index] == nil, !s.has(SectionFlags.merge), !whole.contains(s.index),
-                  !s.isRelocationSection, s.type != SectionType.group else { continue }
+                patched.elementsBySection[s.index] == nil, !s.has(SectionFlags.merge), !whole.contains(s.index),
+                !s.isRelocationSection, s.type != SectionType.group
+            else { continue }
             guard let o = originalByName[Correlation.normalize(s.name)] else {
-                refusals.append(Refusal(symbol: s.name, reason: "new section not selected for inclusion: it holds no function or named data the patch could carry"))
+                refusals.append(
+                    Refusal(
+                        symbol: s.name,
+                        reason:
+                            "new section not selected for inclusion: it holds no function or named data the patch could carry"
+                    ))
                 continue
             }
             let os = original.file.sections[o]
@@ -177,19 +226,33 @@ struct Selector {
             if same && s.type != SectionType.nobits {
                 let ra = original.relocations(in: o, from: 0, to: os.size)
                 let rb = patched.relocations(in: s.index, from: 0, to: s.size)
-                same = ra.count == rb.count && zip(ra, rb).allSatisfy { x, y in
-                    x.offset == y.offset && x.type == y.type
-                        && comparer.identity(x.target, in: original, isPatched: false) == comparer.identity(y.target, in: patched, isPatched: true)
-                }
+                same =
+                    ra.count == rb.count
+                    && zip(ra, rb).allSatisfy { x, y in
+                        x.offset == y.offset && x.type == y.type
+                            && comparer.identity(x.target, in: original, isPatched: false)
+                                == comparer.identity(y.target, in: patched, isPatched: true)
+                    }
                 if same {
                     var masked = Set<UInt64>()
-                    for r in rb { for k in 0..<UInt64(rules.architecture.kind(r.type)?.size ?? 4) { masked.insert(r.offset + k) } }
-                    let da = original.file.data(os), db = patched.file.data(s)
-                    for i in 0..<db.count where !masked.contains(UInt64(i)) && da[i] != db[i] { same = false; break }
+                    for r in rb {
+                        for k in 0..<UInt64(rules.architecture.kind(r.type)?.size ?? 4) { masked.insert(r.offset + k) }
+                    }
+                    let da = original.file.data(os)
+                    let db = patched.file.data(s)
+                    for i in 0..<db.count where !masked.contains(UInt64(i)) && da[i] != db[i] {
+                        same = false
+                        break
+                    }
                 }
             }
             if !same {
-                refusals.append(Refusal(symbol: s.name, reason: "changed section not selected for inclusion: it holds no function or named data the patch could carry"))
+                refusals.append(
+                    Refusal(
+                        symbol: s.name,
+                        reason:
+                            "changed section not selected for inclusion: it holds no function or named data the patch could carry"
+                    ))
             }
         }
         return refusals

@@ -24,10 +24,14 @@ extension ObjectIndex {
     func specialTables() throws(PatchCoreError) -> [SpecialTable] {
         var tables: [SpecialTable] = []
         for section in file.sections.dropFirst() {
-            guard let rule = rules.special(section.name), rule.policy == .keepEntriesOfIncludedFunctions else { continue }
+            guard let rule = rules.special(section.name), rule.policy == .keepEntriesOfIncludedFunctions else {
+                continue
+            }
             guard rule.entrySize > 0, section.size % UInt64(rule.entrySize) == 0 else {
-                throw PatchCoreError(.unsupportedInput,
-                    "\(file.path): section \(section.name) is \(section.size) bytes, not a whole number of \(rule.entrySize)-byte entries; the entry layout of this kernel differs from the rules")
+                throw PatchCoreError(
+                    .unsupportedInput,
+                    "\(file.path): section \(section.name) is \(section.size) bytes, not a whole number of \(rule.entrySize)-byte entries; the entry layout of this kernel differs from the rules"
+                )
             }
             let count = Int(section.size) / rule.entrySize
             let relocations = relocationsBySection[section.index] ?? []
@@ -39,14 +43,18 @@ extension ObjectIndex {
             entries.reserveCapacity(count)
             for i in 0..<count {
                 let start = UInt64(i * rule.entrySize)
-                entries.append(.init(start: start, end: start + UInt64(rule.entrySize),
-                                     owner: owners[start + UInt64(rule.ownerOffset)]))
+                entries.append(
+                    .init(
+                        start: start, end: start + UInt64(rule.entrySize),
+                        owner: owners[start + UInt64(rule.ownerOffset)]))
             }
             var parallel: Int?
             if let p = rule.parallel, let ps = file.section(named: p.name) {
                 guard ps.size == UInt64(count * p.entrySize) else {
-                    throw PatchCoreError(.unsupportedInput,
-                        "\(file.path): \(p.name) has \(ps.size) bytes, but \(section.name) has \(count) entries of \(p.entrySize) bytes each")
+                    throw PatchCoreError(
+                        .unsupportedInput,
+                        "\(file.path): \(p.name) has \(ps.size) bytes, but \(section.name) has \(count) entries of \(p.entrySize) bytes each"
+                    )
                 }
                 parallel = ps.index
             }

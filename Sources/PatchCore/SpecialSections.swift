@@ -30,9 +30,11 @@ public struct SpecialSectionRule: Sendable {
     /// Why the section exists, for the documentation and error messages.
     public let purpose: String
 
-    public init(_ name: String, entrySize: Int, ownerOffset: Int = 0, policy: Policy = .keepEntriesOfIncludedFunctions,
-                lineField: (offset: Int, size: Int)? = nil, parallel: (name: String, entrySize: Int)? = nil,
-                purpose: String) {
+    public init(
+        _ name: String, entrySize: Int, ownerOffset: Int = 0, policy: Policy = .keepEntriesOfIncludedFunctions,
+        lineField: (offset: Int, size: Int)? = nil, parallel: (name: String, entrySize: Int)? = nil,
+        purpose: String
+    ) {
         self.name = name
         self.entrySize = entrySize
         self.ownerOffset = ownerOffset
@@ -58,16 +60,21 @@ public struct SpecialSectionRule: Sendable {
     /// | `.orc_unwind_ip` with `.orc_unwind` | 4: s32 to code / 6: ORC entry, parallel | ip | pairs |
     /// | `.printk_index` | 8: pointer to a format record | — | dropped (debugfs index only) |
     public static let linuxX86_64: [SpecialSectionRule] = [
-        SpecialSectionRule("__bug_table", entrySize: 12, lineField: (8, 2),
-                           purpose: "BUG()/WARN() sites: address, file, line, flags"),
-        SpecialSectionRule("__jump_table", entrySize: 16,
-                           purpose: "static branches (jump labels): code, target, key"),
-        SpecialSectionRule("__ex_table", entrySize: 12,
-                           purpose: "exception fixups for user-memory access"),
-        SpecialSectionRule(".altinstructions", entrySize: 12,
-                           purpose: "alternative instructions patched at boot or load"),
-        SpecialSectionRule(".altinstr_replacement", entrySize: 1, policy: .includeWholeWhenReferenced,
-                           purpose: "replacement code of alternatives"),
+        SpecialSectionRule(
+            "__bug_table", entrySize: 12, lineField: (8, 2),
+            purpose: "BUG()/WARN() sites: address, file, line, flags"),
+        SpecialSectionRule(
+            "__jump_table", entrySize: 16,
+            purpose: "static branches (jump labels): code, target, key"),
+        SpecialSectionRule(
+            "__ex_table", entrySize: 12,
+            purpose: "exception fixups for user-memory access"),
+        SpecialSectionRule(
+            ".altinstructions", entrySize: 12,
+            purpose: "alternative instructions patched at boot or load"),
+        SpecialSectionRule(
+            ".altinstr_replacement", entrySize: 1, policy: .includeWholeWhenReferenced,
+            purpose: "replacement code of alternatives"),
         SpecialSectionRule(".smp_locks", entrySize: 4, purpose: "lock prefixes removed on UP"),
         SpecialSectionRule(".parainstructions", entrySize: 16, purpose: "paravirt call sites"),
         SpecialSectionRule(".static_call_sites", entrySize: 8, purpose: "static call sites"),
@@ -77,11 +84,14 @@ public struct SpecialSectionRule: Sendable {
         SpecialSectionRule(".ibt_endbr_seal", entrySize: 4, purpose: "ENDBR instructions to seal"),
         SpecialSectionRule("__mcount_loc", entrySize: 8, purpose: "fentry call sites for ftrace"),
         SpecialSectionRule("__patchable_function_entries", entrySize: 8, purpose: "patchable function entries"),
-        SpecialSectionRule(".orc_unwind_ip", entrySize: 4, parallel: (".orc_unwind", 6),
-                           purpose: "ORC unwind table: addresses, with entries in .orc_unwind"),
-        SpecialSectionRule(".orc_unwind", entrySize: 6, policy: .drop,
-                           purpose: "ORC unwind entries, kept through .orc_unwind_ip"),
-        SpecialSectionRule(".printk_index", entrySize: 8, policy: .drop,
-                           purpose: "printk format index for debugfs; not needed by a patch"),
+        SpecialSectionRule(
+            ".orc_unwind_ip", entrySize: 4, parallel: (".orc_unwind", 6),
+            purpose: "ORC unwind table: addresses, with entries in .orc_unwind"),
+        SpecialSectionRule(
+            ".orc_unwind", entrySize: 6, policy: .drop,
+            purpose: "ORC unwind entries, kept through .orc_unwind_ip"),
+        SpecialSectionRule(
+            ".printk_index", entrySize: 8, policy: .drop,
+            purpose: "printk format index for debugfs; not needed by a patch"),
     ]
 }

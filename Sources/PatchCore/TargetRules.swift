@@ -38,9 +38,11 @@ public struct TargetRules: Sendable {
     /// exceptions unwind through the new code (user space).
     public var carriesUnwindTables: Bool = false
 
-    public init(architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
-                ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
-                lineNumberFunctions: Set<String>) {
+    public init(
+        architecture: Architecture, requiredEntryCall: String?, specialSections: [SpecialSectionRule],
+        ignoredSections: [SectionPattern], frozenSections: [(pattern: SectionPattern, reason: String)],
+        lineNumberFunctions: Set<String>
+    ) {
         self.architecture = architecture
         self.requiredEntryCall = requiredEntryCall
         self.specialSections = specialSections

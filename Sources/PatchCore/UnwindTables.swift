@@ -13,19 +13,23 @@ import ELF
 /// LSDA a type) indirectly. Every relocation is mapped as code relocations
 /// are, so a pointer into an included function follows the copy.
 extension Emitter {
-    func carryUnwindTables(into out: inout RelocatableObject, elementSymbols: inout [Int: SymbolID],
-                           sectionSymbols: inout [Int: SymbolID],
-                           pendingRelocations: inout [(section: SectionID, source: Int, from: UInt64, to: UInt64, shift: Int64)],
-                           relocations: inout [(section: SectionID, offset: UInt64, type: UInt32, target: Target)]) throws(PatchCoreError) {
+    func carryUnwindTables(
+        into out: inout RelocatableObject, elementSymbols: inout [Int: SymbolID],
+        sectionSymbols: inout [Int: SymbolID],
+        pendingRelocations: inout [(section: SectionID, source: Int, from: UInt64, to: UInt64, shift: Int64)],
+        relocations: inout [(section: SectionID, offset: UInt64, type: UInt32, target: Target)]
+    ) throws(PatchCoreError) {
         let file = patched.file
         guard let frameIndex = file.sections.firstIndex(where: { $0.name == ".eh_frame" }) else { return }
         let frameSection = file.sections[frameIndex]
         let data = file.data(frameSection)
-        let frameRelocations = file.relocationSections.first { $0.target == frameIndex && $0.symbolTable == file.symbolTableIndex }?
+        let frameRelocations =
+            file.relocationSections.first { $0.target == frameIndex && $0.symbolTable == file.symbolTableIndex }?
             .relocations.sorted { $0.offset < $1.offset } ?? []
         func resolve(_ r: Relocation) -> Target {
-            ObjectIndex.resolve(r, in: frameIndex, file: file, rules: patched.rules, bySection: patched.elementsBySection,
-                                elements: patched.elements, bySymbol: patched.elementBySymbol)
+            ObjectIndex.resolve(
+                r, in: frameIndex, file: file, rules: patched.rules, bySection: patched.elementsBySection,
+                elements: patched.elements, bySymbol: patched.elementBySymbol)
         }
         func fail(_ why: String) -> PatchCoreError {
             PatchCoreError(.unsupportedInput, "\(file.path): .eh_frame: \(why)")
@@ -38,7 +42,9 @@ extension Emitter {
             let length = Int(data.u32(at: at))
             if length == 0 { break }
             guard length != 0xffff_ffff else { throw fail("64-bit record at offset \(at) is not supported") }
-            guard at + 4 + length <= data.count, length >= 4 else { throw fail("record at offset \(at) runs past the section") }
+            guard at + 4 + length <= data.count, length >= 4 else {
+                throw fail("record at offset \(at) runs past the section")
+            }
             let id = Int(data.u32(at: at + 4))
             if id == 0 {
                 records.append((at, 4 + length, nil))
@@ -59,8 +65,11 @@ extension Emitter {
         var kept: [(start: Int, length: Int, cie: Int)] = []
         for r in records {
             guard let cie = r.cie else { continue }
-            guard let begin = relocationsIn(r.start, r.length).first(where: { $0.offset == UInt64(r.start + 8) }) else { continue }
-            if case .element(let e, _) = resolve(begin), elementSymbols[e] != nil, patched.elements[e].kind == .function {
+            guard let begin = relocationsIn(r.start, r.length).first(where: { $0.offset == UInt64(r.start + 8) }) else {
+                continue
+            }
+            if case .element(let e, _) = resolve(begin), elementSymbols[e] != nil, patched.elements[e].kind == .function
+            {
                 kept.append((r.start, r.length, cie))
             }
         }
@@ -73,22 +82,30 @@ extension Emitter {
             case .anonymous(let section, _) where file.sections[section].name.hasPrefix(".gcc_except_table"):
                 if sectionSymbols[section] == nil {
                     let s = file.sections[section]
-                    let id = out.add(ObjectSection(name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
-                                                   alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .bytes(file.data(s))))
-                    sectionSymbols[section] = out.add(ObjectSymbol(name: "", type: SymbolType.section, binding: SymbolBinding.local,
-                                                                   place: .section(id)))
+                    let id = out.add(
+                        ObjectSection(
+                            name: s.name, type: s.type, flags: s.flags & ~SectionFlags.group,
+                            alignment: max(s.alignment, 1), entrySize: s.entrySize, content: .bytes(file.data(s))))
+                    sectionSymbols[section] = out.add(
+                        ObjectSymbol(
+                            name: "", type: SymbolType.section, binding: SymbolBinding.local,
+                            place: .section(id)))
                     pendingRelocations.append((id, section, 0, s.size, 0))
                     carriedSections[section] = sectionSymbols[section]
                 }
             case .element(let e, _) where elementSymbols[e] == nil && patched.elements[e].name.hasPrefix("DW.ref."):
                 let element = patched.elements[e]
                 let s = file.sections[element.section]
-                let id = out.add(ObjectSection(name: ".data.rel.local.\(element.name)", type: s.type, flags: s.flags & ~SectionFlags.group,
-                                               alignment: max(s.alignment, 1), entrySize: 0,
-                                               content: .bytes(file.data(s).slice(Int(element.start)..<Int(element.end)))))
+                let id = out.add(
+                    ObjectSection(
+                        name: ".data.rel.local.\(element.name)", type: s.type, flags: s.flags & ~SectionFlags.group,
+                        alignment: max(s.alignment, 1), entrySize: 0,
+                        content: .bytes(file.data(s).slice(Int(element.start)..<Int(element.end)))))
                 // Local: every patched file carries its own word.
-                elementSymbols[e] = out.add(ObjectSymbol(name: element.name, value: 0, size: element.size, type: SymbolType.object,
-                                                         binding: SymbolBinding.local, place: .section(id)))
+                elementSymbols[e] = out.add(
+                    ObjectSymbol(
+                        name: element.name, value: 0, size: element.size, type: SymbolType.object,
+                        binding: SymbolBinding.local, place: .section(id)))
                 pendingRelocations.append((id, element.section, element.start, element.end, -Int64(element.start)))
             default:
                 break
@@ -111,7 +128,9 @@ extension Emitter {
         }
         for f in kept {
             if cieAt[f.cie] == nil {
-                guard let cie = records.first(where: { $0.start == f.cie }) else { throw fail("no CIE at offset \(f.cie)") }
+                guard let cie = records.first(where: { $0.start == f.cie }) else {
+                    throw fail("no CIE at offset \(f.cie)")
+                }
                 cieAt[f.cie] = try copy(cie.start, cie.length)
             }
             let to = try copy(f.start, f.length)
@@ -119,12 +138,16 @@ extension Emitter {
             withUnsafeBytes(of: pointer.littleEndian) { bytes.replaceSubrange(to + 4..<to + 8, with: $0) }
         }
         bytes += [0, 0, 0, 0]
-        let id = out.add(ObjectSection(name: ".eh_frame", type: frameSection.type, flags: SectionFlags.alloc,
-                                       alignment: max(frameSection.alignment, 8), entrySize: 0, content: .bytes(ELFBytes(bytes))))
+        let id = out.add(
+            ObjectSection(
+                name: ".eh_frame", type: frameSection.type, flags: SectionFlags.alloc,
+                alignment: max(frameSection.alignment, 8), entrySize: 0, content: .bytes(ELFBytes(bytes))))
         relocations += entries.map { (id, $0.offset, $0.type, $0.target) }
         // Type tables of the carried LSDAs name their types through DW.ref words too.
         for (section, _) in carriedSections {
-            for r in patched.relocations(in: section, from: 0, to: file.sections[section].size) { _ = carried(r.target) }
+            for r in patched.relocations(in: section, from: 0, to: file.sections[section].size) {
+                _ = carried(r.target)
+            }
         }
     }
 }

@@ -82,7 +82,10 @@ public struct ByteWriter: ~Copyable {
         }
         var digits = 0
         var v = value
-        while v > 0 { digits += 1; v /= 10 }
+        while v > 0 {
+            digits += 1
+            v /= 10
+        }
         v = value
         var i = count + digits - 1
         while v > 0 {
@@ -110,7 +113,10 @@ public struct ByteWriter: ~Copyable {
     public mutating func hex(_ value: UInt64, width: Int = 1) {
         var digits = 1
         var v = value >> 4
-        while v > 0 { digits += 1; v >>= 4 }
+        while v > 0 {
+            digits += 1
+            v >>= 4
+        }
         let total = max(digits, width)
         reserve(total)
         for i in 0..<(total - digits) { buffer[count + i] = UInt8(ascii: "0") }
@@ -132,7 +138,10 @@ public struct ByteWriter: ~Copyable {
         buffer[count] = UInt8(ascii: "\"")
         count += 1
         var plain = true
-        for b in raw where b < 0x20 || b == 0x22 || b == 0x5c { plain = false; break }
+        for b in raw where b < 0x20 || b == 0x22 || b == 0x5c {
+            plain = false
+            break
+        }
         if plain {
             if let base = raw.baseAddress, raw.count > 0 {
                 (buffer + count).update(from: base.assumingMemoryBound(to: UInt8.self), count: raw.count)
@@ -141,11 +150,21 @@ public struct ByteWriter: ~Copyable {
         } else {
             for b in raw {
                 switch b {
-                case 0x22: byte(0x5c); byte(0x22)
-                case 0x5c: byte(0x5c); byte(0x5c)
-                case 0x0a: byte(0x5c); byte(UInt8(ascii: "n"))
-                case 0x0d: byte(0x5c); byte(UInt8(ascii: "r"))
-                case 0x09: byte(0x5c); byte(UInt8(ascii: "t"))
+                case 0x22:
+                    byte(0x5c)
+                    byte(0x22)
+                case 0x5c:
+                    byte(0x5c)
+                    byte(0x5c)
+                case 0x0a:
+                    byte(0x5c)
+                    byte(UInt8(ascii: "n"))
+                case 0x0d:
+                    byte(0x5c)
+                    byte(UInt8(ascii: "r"))
+                case 0x09:
+                    byte(0x5c)
+                    byte(UInt8(ascii: "t"))
                 case 0..<0x20:
                     write("\\u00")
                     hex(UInt64(b), width: 2)

@@ -51,21 +51,23 @@ public enum Cleanup {
         for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
         pthread_sigmask(SIG_BLOCK, &set, nil)
         var thread = pthread_t()
-        pthread_create(&thread, nil, { _ in
-            var set = sigset_t()
-            sigemptyset(&set)
-            for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
-            var received: Int32 = 0
-            while sigwait(&set, &received) != 0 {}
-            Cleanup.runAll()
-            signal(received, SIG_DFL)
-            var one = sigset_t()
-            sigemptyset(&one)
-            sigaddset(&one, received)
-            pthread_sigmask(SIG_UNBLOCK, &one, nil)
-            kill(getpid(), received)
-            _exit(128 + received)
-        }, nil)
+        pthread_create(
+            &thread, nil,
+            { _ in
+                var set = sigset_t()
+                sigemptyset(&set)
+                for s in [SIGINT, SIGTERM, SIGHUP] { sigaddset(&set, s) }
+                var received: Int32 = 0
+                while sigwait(&set, &received) != 0 {}
+                Cleanup.runAll()
+                signal(received, SIG_DFL)
+                var one = sigset_t()
+                sigemptyset(&one)
+                sigaddset(&one, received)
+                pthread_sigmask(SIG_UNBLOCK, &one, nil)
+                kill(getpid(), received)
+                _exit(128 + received)
+            }, nil)
         pthread_detach(thread)
     }
 }

@@ -12,7 +12,8 @@ public final class FileLock: @unchecked Sendable {
     /// once if the lock is busy, so callers can say that they are waiting.
     /// A `shared` lock (`LOCK_SH`) admits other shared holders and excludes
     /// exclusive ones: readers of a cache take it, its writer does not.
-    public init(path: String, timeout: Double, shared: Bool = false, onWait: (() -> Void)? = nil) throws(PlatformError) {
+    public init(path: String, timeout: Double, shared: Bool = false, onWait: (() -> Void)? = nil) throws(PlatformError)
+    {
         self.path = path
         try FileSystem.makeDirectories(Path.directory(of: path))
         fd = try retryingOnEINTR("open lock \(path)") { open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644) }
@@ -24,10 +25,14 @@ public final class FileLock: @unchecked Sendable {
                 close(fd)
                 throw PlatformError(.systemCall, errno: err, "lock \(path)")
             }
-            if !announced { onWait?(); announced = true }
+            if !announced {
+                onWait?()
+                announced = true
+            }
             if Clock.now() >= deadline {
                 close(fd)
-                throw PlatformError(.lockTimeout, "another suture process holds \(path); gave up after \(Int(timeout)) s")
+                throw PlatformError(
+                    .lockTimeout, "another suture process holds \(path); gave up after \(Int(timeout)) s")
             }
             Clock.sleep(seconds: 0.05)
         }

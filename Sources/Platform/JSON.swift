@@ -14,13 +14,13 @@ public enum JSON: Sendable, Equatable {
     public static func == (a: JSON, b: JSON) -> Bool {
         switch (a, b) {
         case (.null, .null): return true
-        case let (.bool(x), .bool(y)): return x == y
-        case let (.int(x), .int(y)): return x == y
-        case let (.double(x), .double(y)): return x == y
-        case let (.int(x), .double(y)), let (.double(y), .int(x)): return Double(x) == y
-        case let (.string(x), .string(y)): return x == y
-        case let (.array(x), .array(y)): return x == y
-        case let (.object(x), .object(y)):
+        case (.bool(let x), .bool(let y)): return x == y
+        case (.int(let x), .int(let y)): return x == y
+        case (.double(let x), .double(let y)): return x == y
+        case (.int(let x), .double(let y)), (.double(let y), .int(let x)): return Double(x) == y
+        case (.string(let x), .string(let y)): return x == y
+        case (.array(let x), .array(let y)): return x == y
+        case (.object(let x), .object(let y)):
             return x.count == y.count && zip(x, y).allSatisfy { $0.0 == $1.0 && $0.1 == $1.1 }
         default: return false
         }
@@ -43,7 +43,10 @@ public enum JSON: Sendable, Equatable {
         return nil
     }
 
-    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var stringValue: String? {
+        if case .string(let s) = self { return s }
+        return nil
+    }
     public var intValue: Int64? {
         switch self {
         case .int(let v): return v
@@ -58,9 +61,18 @@ public enum JSON: Sendable, Equatable {
         default: return nil
         }
     }
-    public var boolValue: Bool? { if case .bool(let b) = self { return b }; return nil }
-    public var arrayValue: [JSON]? { if case .array(let a) = self { return a }; return nil }
-    public var objectValue: [(String, JSON)]? { if case .object(let o) = self { return o }; return nil }
+    public var boolValue: Bool? {
+        if case .bool(let b) = self { return b }
+        return nil
+    }
+    public var arrayValue: [JSON]? {
+        if case .array(let a) = self { return a }
+        return nil
+    }
+    public var objectValue: [(String, JSON)]? {
+        if case .object(let o) = self { return o }
+        return nil
+    }
     public var isNull: Bool { self == .null }
 
     // MARK: - Writing
@@ -94,7 +106,10 @@ public enum JSON: Sendable, Equatable {
             }
         case .string(let s): out.jsonString(s)
         case .array(let items):
-            if items.isEmpty { out.write("[]"); return }
+            if items.isEmpty {
+                out.write("[]")
+                return
+            }
             out.byte(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
                 if i > 0 { out.byte(UInt8(ascii: ",")) }
@@ -104,7 +119,10 @@ public enum JSON: Sendable, Equatable {
             newline(indent)
             out.byte(UInt8(ascii: "]"))
         case .object(let pairs):
-            if pairs.isEmpty { out.write("{}"); return }
+            if pairs.isEmpty {
+                out.write("{}")
+                return
+            }
             out.byte(UInt8(ascii: "{"))
             for (i, (key, value)) in pairs.enumerated() {
                 if i > 0 { out.byte(UInt8(ascii: ",")) }
@@ -159,28 +177,46 @@ private struct JSONParser {
         skipSpace()
         guard offset < bytes.count else { throw fail("unexpected end") }
         switch bytes[offset] {
-        case UInt8(ascii: "n"): try expect("null"); return .null
-        case UInt8(ascii: "t"): try expect("true"); return .bool(true)
-        case UInt8(ascii: "f"): try expect("false"); return .bool(false)
+        case UInt8(ascii: "n"):
+            try expect("null")
+            return .null
+        case UInt8(ascii: "t"):
+            try expect("true")
+            return .bool(true)
+        case UInt8(ascii: "f"):
+            try expect("false")
+            return .bool(false)
         case UInt8(ascii: "\""): return .string(try string())
         case UInt8(ascii: "["):
             offset += 1
             var items: [JSON] = []
             skipSpace()
-            if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") { offset += 1; return .array([]) }
+            if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") {
+                offset += 1
+                return .array([])
+            }
             while true {
                 items.append(try value(depth: depth + 1))
                 skipSpace()
                 guard offset < bytes.count else { throw fail("unterminated array") }
-                if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
-                if bytes[offset] == UInt8(ascii: "]") { offset += 1; return .array(items) }
+                if bytes[offset] == UInt8(ascii: ",") {
+                    offset += 1
+                    continue
+                }
+                if bytes[offset] == UInt8(ascii: "]") {
+                    offset += 1
+                    return .array(items)
+                }
                 throw fail("expected , or ]")
             }
         case UInt8(ascii: "{"):
             offset += 1
             var pairs: [(String, JSON)] = []
             skipSpace()
-            if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") { offset += 1; return .object([]) }
+            if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") {
+                offset += 1
+                return .object([])
+            }
             while true {
                 skipSpace()
                 guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw fail("expected key") }
@@ -190,8 +226,14 @@ private struct JSONParser {
                 pairs.append((key, try value(depth: depth + 1)))
                 skipSpace()
                 guard offset < bytes.count else { throw fail("unterminated object") }
-                if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
-                if bytes[offset] == UInt8(ascii: "}") { offset += 1; return .object(pairs) }
+                if bytes[offset] == UInt8(ascii: ",") {
+                    offset += 1
+                    continue
+                }
+                if bytes[offset] == UInt8(ascii: "}") {
+                    offset += 1
+                    return .object(pairs)
+                }
                 throw fail("expected , or }")
             }
         default:
@@ -227,7 +269,10 @@ private struct JSONParser {
             let b = bytes[offset]
             offset += 1
             if b == UInt8(ascii: "\"") { return String(decoding: out, as: UTF8.self) }
-            if b != UInt8(ascii: "\\") { out.append(b); continue }
+            if b != UInt8(ascii: "\\") {
+                out.append(b)
+                continue
+            }
             guard offset < bytes.count else { break }
             let e = bytes[offset]
             offset += 1
@@ -239,12 +284,13 @@ private struct JSONParser {
             case UInt8(ascii: "f"): out.append(12)
             case UInt8(ascii: "u"):
                 guard offset + 4 <= bytes.count,
-                      var code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
+                    var code = UInt32(String(decoding: bytes[offset..<offset + 4], as: UTF8.self), radix: 16)
                 else { throw fail("bad \\u escape") }
                 offset += 4
                 if code >= 0xD800 && code < 0xDC00, offset + 6 <= bytes.count, bytes[offset] == 0x5c,
-                   let low = UInt32(String(decoding: bytes[offset + 2..<offset + 6], as: UTF8.self), radix: 16),
-                   low >= 0xDC00 && low < 0xE000 {
+                    let low = UInt32(String(decoding: bytes[offset + 2..<offset + 6], as: UTF8.self), radix: 16),
+                    low >= 0xDC00 && low < 0xE000
+                {
                     offset += 6
                     code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
                 }

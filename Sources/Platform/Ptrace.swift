@@ -23,11 +23,26 @@ public struct ThreadRegisters: Sendable, Equatable {
         set { words[index] = newValue }
     }
 
-    public var rip: UInt64 { get { words[Self.rip] } set { words[Self.rip] = newValue } }
-    public var rsp: UInt64 { get { words[Self.rsp] } set { words[Self.rsp] = newValue } }
-    public var rax: UInt64 { get { words[Self.rax] } set { words[Self.rax] = newValue } }
-    public var origRax: UInt64 { get { words[Self.origRax] } set { words[Self.origRax] = newValue } }
-    public var eflags: UInt64 { get { words[Self.eflags] } set { words[Self.eflags] = newValue } }
+    public var rip: UInt64 {
+        get { words[Self.rip] }
+        set { words[Self.rip] = newValue }
+    }
+    public var rsp: UInt64 {
+        get { words[Self.rsp] }
+        set { words[Self.rsp] = newValue }
+    }
+    public var rax: UInt64 {
+        get { words[Self.rax] }
+        set { words[Self.rax] = newValue }
+    }
+    public var origRax: UInt64 {
+        get { words[Self.origRax] }
+        set { words[Self.origRax] = newValue }
+    }
+    public var eflags: UInt64 {
+        get { words[Self.eflags] }
+        set { words[Self.eflags] = newValue }
+    }
 }
 
 /// How `waitpid(2)` reported a thread.
@@ -57,8 +72,8 @@ public struct WaitStatus: Sendable, Equatable, CustomStringConvertible {
 /// One wrapper per `ptrace(2)` request Suture uses. Requests act on one
 /// thread (a tid) and must come from the thread that attached.
 public enum Ptrace {
-    public static let eventClone: Int32 = 3     // PTRACE_EVENT_CLONE
-    public static let eventStop: Int32 = 128    // PTRACE_EVENT_STOP
+    public static let eventClone: Int32 = 3  // PTRACE_EVENT_CLONE
+    public static let eventStop: Int32 = 128  // PTRACE_EVENT_STOP
     /// `WSTOPSIG` of a syscall stop under `PTRACE_O_TRACESYSGOOD`.
     public static let syscallStopSignal: Int32 = SIGTRAP | 0x80
 
@@ -91,10 +106,13 @@ public enum Ptrace {
     }
 
     @inline(__always)
-    static func call(_ request: Int32, _ tid: pid_t, _ addr: UInt = 0, _ data: UInt = 0,
-                     _ what: @autoclosure () -> String) throws(PlatformError) {
-        let r = suture_ptrace(request, tid, UnsafeMutableRawPointer(bitPattern: addr),
-                              UnsafeMutableRawPointer(bitPattern: data))
+    static func call(
+        _ request: Int32, _ tid: pid_t, _ addr: UInt = 0, _ data: UInt = 0,
+        _ what: @autoclosure () -> String
+    ) throws(PlatformError) {
+        let r = suture_ptrace(
+            request, tid, UnsafeMutableRawPointer(bitPattern: addr),
+            UnsafeMutableRawPointer(bitPattern: data))
         if r == -1 { throw PlatformError(.systemCall, errno: currentErrno(), "\(what()) thread \(tid)") }
     }
 
@@ -135,7 +153,9 @@ public enum Ptrace {
         let r = withUnsafeMutablePointer(to: &message) {
             suture_ptrace(Request.getEventMessage, tid, nil, UnsafeMutableRawPointer($0))
         }
-        if r == -1 { throw PlatformError(.systemCall, errno: currentErrno(), "ptrace(PTRACE_GETEVENTMSG) thread \(tid)") }
+        if r == -1 {
+            throw PlatformError(.systemCall, errno: currentErrno(), "ptrace(PTRACE_GETEVENTMSG) thread \(tid)")
+        }
         return message
     }
 
@@ -146,7 +166,9 @@ public enum Ptrace {
         let r = info.withUnsafeMutableBytes {
             suture_ptrace(Request.getSyscallInfo, tid, UnsafeMutableRawPointer(bitPattern: UInt(88)), $0.baseAddress)
         }
-        if r == -1 { throw PlatformError(.systemCall, errno: currentErrno(), "ptrace(PTRACE_GET_SYSCALL_INFO) thread \(tid)") }
+        if r == -1 {
+            throw PlatformError(.systemCall, errno: currentErrno(), "ptrace(PTRACE_GET_SYSCALL_INFO) thread \(tid)")
+        }
         return SyscallOperation(rawValue: info[0]) ?? .none
     }
 
@@ -224,14 +246,18 @@ extension Kernel {
     /// `process_vm_readv(2)`: reads several ranges of another process's
     /// memory in one call. Returns the bytes of each range, shorter (or
     /// empty) from the first range that could not be read completely.
-    public static func readProcessMemory(_ pid: pid_t, _ ranges: [(address: UInt64, count: Int)]) throws(PlatformError) -> [[UInt8]] {
+    public static func readProcessMemory(_ pid: pid_t, _ ranges: [(address: UInt64, count: Int)]) throws(PlatformError)
+        -> [[UInt8]]
+    {
         var result: [[UInt8]] = []
         var start = 0
         while start < ranges.count {
             let batch = Array(ranges[start..<min(start + 1024, ranges.count)])
             // Safety: each buffer holds its range's byte count and lives until
             // the copies below are made.
-            let buffers: [UnsafeMutableRawPointer?] = batch.map { UnsafeMutableRawPointer.allocate(byteCount: max($0.count, 1), alignment: 8) }
+            let buffers: [UnsafeMutableRawPointer?] = batch.map {
+                UnsafeMutableRawPointer.allocate(byteCount: max($0.count, 1), alignment: 8)
+            }
             defer { for b in buffers { b?.deallocate() } }
             let addresses = batch.map(\.address)
             let lengths = batch.map { $0.count }
@@ -252,7 +278,9 @@ extension Kernel {
 
     /// `pread(2)` of exactly `count` bytes at `offset`, or fewer at the end
     /// of readable memory. Retries on `EINTR`.
-    public static func readAt(_ fd: Int32, _ offset: UInt64, count: Int, context: @autoclosure () -> String) throws(PlatformError) -> [UInt8] {
+    public static func readAt(_ fd: Int32, _ offset: UInt64, count: Int, context: @autoclosure () -> String)
+        throws(PlatformError) -> [UInt8]
+    {
         var buffer = [UInt8](repeating: 0, count: count)
         var done = 0
         while done < count {
@@ -273,11 +301,14 @@ extension Kernel {
 
     /// `pwrite(2)` of all of `bytes` at `offset`, in one call when it can.
     /// Retries on `EINTR`.
-    public static func writeAt(_ fd: Int32, _ offset: UInt64, _ bytes: [UInt8], context: @autoclosure () -> String) throws(PlatformError) {
+    public static func writeAt(_ fd: Int32, _ offset: UInt64, _ bytes: [UInt8], context: @autoclosure () -> String)
+        throws(PlatformError)
+    {
         var done = 0
         while done < bytes.count {
             let n = bytes.withUnsafeBytes { raw in
-                pwrite(fd, raw.baseAddress! + done, bytes.count - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
+                pwrite(
+                    fd, raw.baseAddress! + done, bytes.count - done, off_t(Int64(bitPattern: offset &+ UInt64(done))))
             }
             if n < 0 {
                 if currentErrno() == .interrupted { continue }

@@ -156,7 +156,10 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Closes the parent's end of the child's standard input.
     public func closeStandardInput() {
-        if standardInput >= 0 { close(standardInput); standardInput = -1 }
+        if standardInput >= 0 {
+            close(standardInput)
+            standardInput = -1
+        }
     }
 
     /// Sends a signal to the child, or to its process group.
@@ -189,7 +192,10 @@ public final class ChildProcess: @unchecked Sendable {
 
     private func finish(_ t: Termination) -> Termination {
         reaped = t
-        if let cleanupToken { Cleanup.unregister(cleanupToken); self.cleanupToken = nil }
+        if let cleanupToken {
+            Cleanup.unregister(cleanupToken)
+            self.cleanupToken = nil
+        }
         return t
     }
 }
@@ -285,7 +291,10 @@ public enum Command {
             if ready == 0 { continue }
             var stillOpen: [(Int32, Stream)] = []
             for (i, entry) in open.enumerated() {
-                if fds[i].revents == 0 { stillOpen.append(entry); continue }
+                if fds[i].revents == 0 {
+                    stillOpen.append(entry)
+                    continue
+                }
                 let n = buffer.withUnsafeMutableBytes { Glibc.read(entry.0, $0.baseAddress, $0.count) }
                 if n > 0 {
                     buffer.withUnsafeBytes { raw in
@@ -294,7 +303,8 @@ public enum Command {
                         if entry.1 == .stdout { out.append(contentsOf: chunk) } else { err.append(contentsOf: chunk) }
                     }
                     stillOpen.append(entry)
-                } else if n < 0 && (currentErrno() == .interrupted || currentErrno() == .resourceTemporarilyUnavailable) {
+                } else if n < 0 && (currentErrno() == .interrupted || currentErrno() == .resourceTemporarilyUnavailable)
+                {
                     stillOpen.append(entry)
                 }
             }
@@ -323,8 +333,9 @@ public enum Command {
             }
         }
         let termination = child.wait()
-        return CommandResult(termination: termination, stdout: out, stderr: err,
-                             timedOut: timedOut, seconds: Clock.now() - started)
+        return CommandResult(
+            termination: termination, stdout: out, stderr: err,
+            timedOut: timedOut, seconds: Clock.now() - started)
     }
 
     /// Runs a command and returns its stdout, throwing with its stderr when
@@ -335,7 +346,9 @@ public enum Command {
     ) throws(PlatformError) -> String {
         let result = try run(arguments, environment: environment, workingDirectory: workingDirectory, input: input)
         guard result.termination.succeeded else {
-            throw PlatformError(.childFailed, "\(arguments.joined(separator: " ")) failed (\(result.termination)): \(tail(result.stderrText))")
+            throw PlatformError(
+                .childFailed,
+                "\(arguments.joined(separator: " ")) failed (\(result.termination)): \(tail(result.stderrText))")
         }
         return result.stdoutText
     }
@@ -377,7 +390,8 @@ func withCStringArray<R>(_ strings: [String], _ body: (UnsafePointer<UnsafeMutab
     return pointers.withUnsafeBufferPointer { body($0.baseAddress!) }
 }
 
-func withOptionalCStringArray<R>(_ strings: [String]?, _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R {
+func withOptionalCStringArray<R>(_ strings: [String]?, _ body: (UnsafePointer<UnsafeMutablePointer<CChar>?>?) -> R) -> R
+{
     guard let strings else { return body(nil) }
     return withCStringArray(strings) { body($0) }
 }

@@ -99,5 +99,5 @@ extension Errno {
 }
 
 #if canImport(Glibc)
-import Glibc
+    import Glibc
 #endif

@@ -49,7 +49,7 @@ public enum Kernel {
 
     /// `memfd_create(2)`: an anonymous file that disappears with its last descriptor.
     public static func memfdCreate(name: String, closeOnExec: Bool = true) throws(PlatformError) -> FileDescriptor {
-        let flags: UInt32 = closeOnExec ? 1 : 0 // MFD_CLOEXEC
+        let flags: UInt32 = closeOnExec ? 1 : 0  // MFD_CLOEXEC
         return FileDescriptor(rawValue: try syscallResult("memfd_create") { suture_memfd_create(name, flags) })
     }
 

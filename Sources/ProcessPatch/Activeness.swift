@@ -49,15 +49,20 @@ struct Activeness {
     /// Checks every (stopped) thread; returns those inside, at most one
     /// entry per thread. Registers come one thread at a time, the stacks in
     /// one `process_vm_readv`.
-    func check(tracer: Tracer, memory: ProcessMemory, map: inout MemoryMap,
-               only: [Int32]? = nil) throws(ProcessError) -> [Blocker] {
+    func check(
+        tracer: Tracer, memory: ProcessMemory, map: inout MemoryMap,
+        only: [Int32]? = nil
+    ) throws(ProcessError) -> [Blocker] {
         var blockers: [Blocker] = []
         var reread = false
         var stacks: [(tid: Int32, address: UInt64, count: Int)] = []
         for tid in only ?? tracer.threads {
             let regs = try tracer.registers(tid)
             if let f = find(regs.rip) {
-                blockers.append(Blocker(tid: tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: tid), function: f, executing: true))
+                blockers.append(
+                    Blocker(
+                        tid: tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: tid), function: f,
+                        executing: true))
                 continue
             }
             let sp = regs.rsp & ~7
@@ -68,7 +73,8 @@ struct Activeness {
                 stack = map.mapping(containing: sp)
             }
             guard let stack else {
-                throw ProcessError(.trace, "process \(tracer.pid): thread \(tid)'s stack pointer 0x\(hex(regs.rsp)) is in no mapping")
+                throw ProcessError(
+                    .trace, "process \(tracer.pid): thread \(tid)'s stack pointer 0x\(hex(regs.rsp)) is in no mapping")
             }
             stacks.append((tid, sp, Int(stack.end - sp)))
         }
@@ -87,7 +93,10 @@ struct Activeness {
                 return nil
             }
             if let found {
-                blockers.append(Blocker(tid: s.tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: s.tid), function: found, executing: false))
+                blockers.append(
+                    Blocker(
+                        tid: s.tid, thread: TargetProcess.threadName(pid: tracer.pid, tid: s.tid), function: found,
+                        executing: false))
             }
         }
         return blockers

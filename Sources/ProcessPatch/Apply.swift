@@ -60,7 +60,9 @@ public struct Apply {
         /// Under the per-thread and hybrid models, e.g. "2 thread(s) moved
         /// (1 at once) in 26 rounds"; nil under stop-check.
         public var transitionSummary: String? {
-            transition.map { "\($0.movedAtOnce + $0.movedLater) thread(s) moved (\($0.movedAtOnce) at once) in \($0.rounds) round(s)" }
+            transition.map {
+                "\($0.movedAtOnce + $0.movedLater) thread(s) moved (\($0.movedAtOnce) at once) in \($0.rounds) round(s)"
+            }
         }
 
         public var json: JSON {
@@ -76,19 +78,36 @@ public struct Apply {
                 ("pausesMicroseconds", .array(pauses.map { .int(Int64(($0 * 1e6).rounded())) })),
                 ("medianPauseMicroseconds", .int(Int64((median * 1e6).rounded()))),
                 ("preparationPauseMicroseconds", .int(Int64((preparationPause * 1e6).rounded()))),
-                ("commitPauseMicroseconds", .object([
-                    ("stop", .int(Int64((commitBreakdown.stop * 1e6).rounded()))),
-                    ("check", .int(Int64((commitBreakdown.check * 1e6).rounded()))),
-                    ("commit", .int(Int64((commitBreakdown.commit * 1e6).rounded()))),
-                    ("resume", .int(Int64((commitBreakdown.resume * 1e6).rounded()))),
-                ])),
+                (
+                    "commitPauseMicroseconds",
+                    .object([
+                        ("stop", .int(Int64((commitBreakdown.stop * 1e6).rounded()))),
+                        ("check", .int(Int64((commitBreakdown.check * 1e6).rounded()))),
+                        ("commit", .int(Int64((commitBreakdown.commit * 1e6).rounded()))),
+                        ("resume", .int(Int64((commitBreakdown.resume * 1e6).rounded()))),
+                    ])
+                ),
                 ("applySeconds", .double((seconds * 1000).rounded() / 1000)),
-                ("threadsMoved", transition.map { .object([("atOnce", .int(Int64($0.movedAtOnce))), ("oneByOne", .int(Int64($0.movedLater))),
-                                                           ("rounds", .int(Int64($0.rounds)))]) } ?? .null),
+                (
+                    "threadsMoved",
+                    transition.map {
+                        .object([
+                            ("atOnce", .int(Int64($0.movedAtOnce))), ("oneByOne", .int(Int64($0.movedLater))),
+                            ("rounds", .int(Int64($0.rounds))),
+                        ])
+                    } ?? .null
+                ),
                 ("area", .object([("start", .integer(area.start)), ("size", .integer(area.size))])),
-                ("functions", .array(area.functions.map { f in
-                    .object([("name", .string(f.name)), ("address", .integer(f.address)), ("newAddress", .integer(f.newAddress))])
-                })),
+                (
+                    "functions",
+                    .array(
+                        area.functions.map { f in
+                            .object([
+                                ("name", .string(f.name)), ("address", .integer(f.address)),
+                                ("newAddress", .integer(f.newAddress)),
+                            ])
+                        })
+                ),
             ])
         }
     }
@@ -109,17 +128,21 @@ public struct Apply {
         let symbols = try target.symbols(object)
         if let same = target.scan.areas.first(where: { $0.digest == patch.digest }) {
             guard same.inTransition else {
-                throw ProcessError(.state, "\(options.patch) is already applied to process \(options.pid) as patch #\(same.sequence)")
+                throw ProcessError(
+                    .state, "\(options.patch) is already applied to process \(options.pid) as patch #\(same.sequence)")
             }
             return try finish(same, patch: patch, object: object, symbols: symbols, target: target, started: started)
         }
-        let planned = try Apply.locate(patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
+        let planned = try Apply.locate(
+            patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
         let linker = try Linker(patch: patch)
 
         // Place and link the area while the program runs.
-        var base = try Apply.chooseAddress(size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
-        var (area, image) = try Apply.link(linker, at: base, planned: planned, patch: patch, object: object, target: target,
-                                           sequence: target.scan.nextSequence, model: options.model)
+        var base = try Apply.chooseAddress(
+            size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
+        var (area, image) = try Apply.link(
+            linker, at: base, planned: planned, patch: patch, object: object, target: target,
+            sequence: target.scan.nextSequence, model: options.model)
 
         // Attach, and map the area through one thread; the others run on.
         // MAP_FIXED_NOREPLACE fails rather than map over something the
@@ -131,18 +154,27 @@ public struct Apply {
             try DebugPause.point("attached")
             let prepareStart = tracer.stopStarted
             for round in 1...4 {
-                let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
+                let injector = try Injector(
+                    tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
                 let data = (base + linker.layout.dataStart)..<(base + linker.layout.size)
-                let results = try injector.run(in: tid, Injector.createArea(name: area.mappingName, address: base,
-                                                                            size: linker.layout.size, writable: data))
-                if round < 4, let mmap = results.first(where: { $0.number == Injector.Number.mmap }), mmap.result == -17 {  // EEXIST
+                let results = try injector.run(
+                    in: tid,
+                    Injector.createArea(
+                        name: area.mappingName, address: base,
+                        size: linker.layout.size, writable: data))
+                if round < 4, let mmap = results.first(where: { $0.number == Injector.Number.mmap }), mmap.result == -17
+                {  // EEXIST
                     try target.rescan()
-                    base = try Apply.chooseAddress(size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
-                    (area, image) = try Apply.link(linker, at: base, planned: planned, patch: patch, object: object, target: target,
-                                                   sequence: target.scan.nextSequence, model: options.model)
+                    base = try Apply.chooseAddress(
+                        size: linker.layout.size, near: object.span, map: target.map, pid: options.pid)
+                    (area, image) = try Apply.link(
+                        linker, at: base, planned: planned, patch: patch, object: object, target: target,
+                        sequence: target.scan.nextSequence, model: options.model)
                     continue
                 }
-                if let mmap = results.first(where: { $0.number == Injector.Number.mmap }), UInt64(bitPattern: mmap.result) == base {
+                if let mmap = results.first(where: { $0.number == Injector.Number.mmap }),
+                    UInt64(bitPattern: mmap.result) == base
+                {
                     areaMapped = area  // from here on, a failure unmaps it again
                 }
                 try Apply.checkCreated(results, base: base, pid: options.pid)
@@ -160,40 +192,53 @@ public struct Apply {
             if options.model != .stopCheck {
                 var leaving = planned.functions.flatMap(\.blocking)
                 for f in area.functions {
-                    leaving.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
+                    leaving.append(
+                        Activeness.Range(
+                            range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
                 }
-                let outcome = try Apply.transition(&area, tracer: tracer, target: target, model: options.model,
-                                                   leaving: Activeness(leaving), deadline: started + options.timeout,
-                                                   timeout: options.timeout)
+                let outcome = try Apply.transition(
+                    &area, tracer: tracer, target: target, model: options.model,
+                    leaving: Activeness(leaving), deadline: started + options.timeout,
+                    timeout: options.timeout)
                 areaMapped = nil
                 try tracer.detach()
-                return Report(pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses,
-                              seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: (0, 0, 0, 0),
-                              transition: outcome)
+                return Report(
+                    pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses,
+                    seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: (0, 0, 0, 0),
+                    transition: outcome)
             }
 
             // Attempts.
-            let model = StopCheck(tracer: tracer, target: target, activeness: Activeness(planned.functions.flatMap(\.blocking)),
-                                  deadline: started + options.timeout)
+            let model = StopCheck(
+                tracer: tracer, target: target, activeness: Activeness(planned.functions.flatMap(\.blocking)),
+                deadline: started + options.timeout)
             let outcome = try model.run { () throws(ProcessError) in try AreaSwitch.on(&area, memory: target.memory) }
             if !outcome.switched {
                 _ = try AreaSwitch.settle(area, tracer: tracer, target: target)
                 areaMapped = nil
                 try tracer.detach()
-                throw StopCheck.busy(pid: options.pid, outcome, timeout: options.timeout, result: "The process is unchanged.")
+                throw StopCheck.busy(
+                    pid: options.pid, outcome, timeout: options.timeout, result: "The process is unchanged.")
             }
             try tracer.detach()
-            return Report(pid: options.pid, area: area, attempts: outcome.attempts, pauses: outcome.pauses,
-                          seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: outcome.breakdown)
+            return Report(
+                pid: options.pid, area: area, attempts: outcome.attempts, pauses: outcome.pauses,
+                seconds: Clock.now() - started, preparationPause: preparationPause, commitBreakdown: outcome.breakdown)
         } catch {
             // Leave the process whole: undo a switch not yet made, finish one made.
-            if !tracer.threads.isEmpty, let area = areaMapped, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied {
+            if !tracer.threads.isEmpty, let area = areaMapped,
+                let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target), applied
+            {
                 let flag = target.memory.readPrefix(area.flagAddress, count: 1).first ?? 0
                 tracer.detachQuietly()
                 if flag >= 2 {
-                    throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is left in a per-thread transition, every thread wholly on one side: `suture process apply` with the same patch finishes it, `revert` reverses it)")
+                    throw ProcessError(
+                        error.kind,
+                        "\(error.message) (patch #\(area.sequence) is left in a per-thread transition, every thread wholly on one side: `suture process apply` with the same patch finishes it, `revert` reverses it)"
+                    )
                 }
-                throw ProcessError(error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
+                throw ProcessError(
+                    error.kind, "\(error.message) (the switch had been made: patch #\(area.sequence) is applied)")
             }
             tracer.detachQuietly()
             throw error
@@ -202,47 +247,67 @@ public struct Apply {
 
     /// Finishes a per-thread transition that an earlier Suture left in
     /// progress (it died or was interrupted), toward the new code.
-    func finish(_ area: PatchArea, patch: PatchFile, object: LoadedObject, symbols: SymbolTable, target: Target,
-                started: Double) throws(ProcessError) -> Report {
-        let planned = try Apply.locate(patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
+    func finish(
+        _ area: PatchArea, patch: PatchFile, object: LoadedObject, symbols: SymbolTable, target: Target,
+        started: Double
+    ) throws(ProcessError) -> Report {
+        let planned = try Apply.locate(
+            patch.manifest, object: object, symbols: symbols, target: target, what: options.patch)
         let model = options.model == .stopCheck ? area.model : options.model
         var area = area
         let tracer = try Tracer(pid: options.pid)
         do throws(ProcessError) {
-            let outcome = try Apply.transition(&area, tracer: tracer, target: target, model: model == .stopCheck ? .perThread : model,
-                                               leaving: Activeness(planned.functions.flatMap(\.blocking)),
-                                               deadline: started + options.timeout, timeout: options.timeout)
+            let outcome = try Apply.transition(
+                &area, tracer: tracer, target: target, model: model == .stopCheck ? .perThread : model,
+                leaving: Activeness(planned.functions.flatMap(\.blocking)),
+                deadline: started + options.timeout, timeout: options.timeout)
             try tracer.detach()
-            return Report(pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses, seconds: Clock.now() - started,
-                          preparationPause: 0, commitBreakdown: (0, 0, 0, 0), transition: outcome)
+            return Report(
+                pid: options.pid, area: area, attempts: outcome.rounds, pauses: outcome.pauses,
+                seconds: Clock.now() - started,
+                preparationPause: 0, commitBreakdown: (0, 0, 0, 0), transition: outcome)
         } catch {
             if !tracer.threads.isEmpty { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
             if error.kind == .busy { throw error }
-            throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)")
+            throw ProcessError(
+                error.kind,
+                "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)"
+            )
         }
     }
 
     /// Runs a transition toward the new code; on timeout, takes every
     /// thread back to the old code and removes the patch, then throws.
-    static func transition(_ area: inout PatchArea, tracer: Tracer, target: Target, model: PatchArea.Model,
-                           leaving: Activeness, deadline: Double, timeout: Double) throws(ProcessError) -> Transition.Outcome {
-        let forward = Transition(tracer: tracer, target: target, direction: .toNew, model: model, leaving: leaving, deadline: deadline)
+    static func transition(
+        _ area: inout PatchArea, tracer: Tracer, target: Target, model: PatchArea.Model,
+        leaving: Activeness, deadline: Double, timeout: Double
+    ) throws(ProcessError) -> Transition.Outcome {
+        let forward = Transition(
+            tracer: tracer, target: target, direction: .toNew, model: model, leaving: leaving, deadline: deadline)
         let outcome = try forward.run(&area)
         if outcome.completed { return outcome }
         let names = Set(outcome.held.map(\.function)).sorted().joined(separator: ", ")
-        let why = "process \(tracer.pid): gave up after \(outcome.rounds) rounds in \(String(format1: timeout)) s; threads stayed inside \(names) (\(Transition.describe(outcome.held)))."
-        let back = Transition(tracer: tracer, target: target, direction: .toOld, model: model,
-                              leaving: Transition.patchCode(area), deadline: Clock.now() + timeout)
+        let why =
+            "process \(tracer.pid): gave up after \(outcome.rounds) rounds in \(String(format1: timeout)) s; threads stayed inside \(names) (\(Transition.describe(outcome.held)))."
+        let back = Transition(
+            tracer: tracer, target: target, direction: .toOld, model: model,
+            leaving: Transition.patchCode(area), deadline: Clock.now() + timeout)
         let reverse = try back.run(&area)
         guard reverse.completed else {
             try tracer.detach()
-            throw ProcessError(.busy, "\(why) Taking the threads back to the old code timed out as well (\(Transition.describe(reverse.held))): the transition back is left in progress; `suture process revert` finishes it.")
+            throw ProcessError(
+                .busy,
+                "\(why) Taking the threads back to the old code timed out as well (\(Transition.describe(reverse.held))): the transition back is left in progress; `suture process revert` finishes it."
+            )
         }
         let removed = try Transition.remove(area, tracer: tracer, target: target, deadline: Clock.now() + timeout)
         try tracer.detach()
         guard removed.switched else {
-            throw ProcessError(.busy, "\(why) Every thread runs the old code again, but the patch's memory stays mapped (threads inside it); `suture process revert` removes it.")
+            throw ProcessError(
+                .busy,
+                "\(why) Every thread runs the old code again, but the patch's memory stays mapped (threads inside it); `suture process revert` removes it."
+            )
         }
         throw ProcessError(.busy, "\(why) Every thread is back on the old code and the patch is removed.")
     }

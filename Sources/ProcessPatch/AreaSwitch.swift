@@ -41,7 +41,10 @@ enum AreaSwitch {
         var first = true
         for f in area.functions where memory.readPrefix(f.address, count: length) == f.direct {
             try memory.write(f.address, f.viaDispatcher)
-            if first { try DebugPause.point("revert-started"); first = false }
+            if first {
+                try DebugPause.point("revert-started")
+                first = false
+            }
         }
         try memory.write(area.flagAddress, [0])
         try DebugPause.point("reverted")
@@ -90,10 +93,14 @@ enum AreaSwitch {
 
     /// munmap through a thread stopped by our interrupt (the world stopped,
     /// or that thread alone).
-    static func unmap(start: UInt64, size: UInt64, unwind: [(frame: UInt64, object: UInt64)] = [], tracer: Tracer,
-                      target: Target) throws(ProcessError) {
+    static func unmap(
+        start: UInt64, size: UInt64, unwind: [(frame: UInt64, object: UInt64)] = [], tracer: Tracer,
+        target: Target
+    ) throws(ProcessError) {
         let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
-        guard let tid = tracer.injectionThread() else { throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code") }
+        guard let tid = tracer.injectionThread() else {
+            throw ProcessError(.trace, "process \(tracer.pid): no thread to run injected code")
+        }
         try UnwindRegistration.deregister(unwind: unwind, in: tid, tracer: tracer, target: target)
         let results = try injector.run(in: tid, Injector.unmap(address: start, size: size))
         if let r = results.last, r.result < 0 {

@@ -40,10 +40,18 @@ public struct CompileRecord: Sendable, Equatable {
         var sources: [String] = []
         var skip = false
         for a in arguments {
-            if skip { skip = false; continue }
-            if CompileRecord.optionsWithValue.contains(a) { skip = true; continue }
+            if skip {
+                skip = false
+                continue
+            }
+            if CompileRecord.optionsWithValue.contains(a) {
+                skip = true
+                continue
+            }
             if a.hasPrefix("-") { continue }
-            if let dot = a.lastIndex(of: "."), CompileRecord.sourceExtensions.contains(String(a[a.index(after: dot)...])) {
+            if let dot = a.lastIndex(of: "."),
+                CompileRecord.sourceExtensions.contains(String(a[a.index(after: dot)...]))
+            {
                 sources.append(a)
             }
         }
@@ -64,12 +72,15 @@ public struct CompileRecord: Sendable, Equatable {
     }
 
     public var json: JSON {
-        .object([("compiler", .string(compiler)), ("directory", .string(directory)), ("arguments", .strings(arguments))])
+        .object([
+            ("compiler", .string(compiler)), ("directory", .string(directory)), ("arguments", .strings(arguments)),
+        ])
     }
 
     public init?(json: JSON) {
         guard let compiler = json["compiler"]?.stringValue, let directory = json["directory"]?.stringValue,
-              let arguments = json["arguments"]?.arrayValue?.compactMap(\.stringValue) else { return nil }
+            let arguments = json["arguments"]?.arrayValue?.compactMap(\.stringValue)
+        else { return nil }
         self.init(compiler: compiler, directory: directory, arguments: arguments)
     }
 
@@ -94,7 +105,8 @@ public struct CompileRecord: Sendable, Equatable {
         var records: [(String, CompileRecord)] = []
         for name in names {
             guard let text = FileSystem.readTextIfPresent(Path.join(log, name)),
-                  let json = try? JSON.parse(text), let record = CompileRecord(json: json) else { continue }
+                let json = try? JSON.parse(text), let record = CompileRecord(json: json)
+            else { continue }
             let stamp = name.split(separator: "-").last.map(String.init) ?? name
             records.append((stamp, record))
         }
@@ -109,11 +121,11 @@ public struct CompileRecord: Sendable, Equatable {
         for name in compilerNames {
             guard let real = Command.which(name), let resolved = try? FileSystem.realPath(real) else { continue }
             let script = """
-            #!/bin/sh
-            # Written by suture process build: record this compile, then run the real compiler.
-            exec \(shellQuote(recorder)) process compile-record --log \(shellQuote(log)) --compiler \(shellQuote(resolved)) -- "$@"
+                #!/bin/sh
+                # Written by suture process build: record this compile, then run the real compiler.
+                exec \(shellQuote(recorder)) process compile-record --log \(shellQuote(log)) --compiler \(shellQuote(resolved)) -- "$@"
 
-            """
+                """
             try FileSystem.write(Path.join(folder, name), script, mode: 0o755)
             installed.append(name)
         }
@@ -132,7 +144,10 @@ extension String {
         var parts: [Substring] = []
         for p in split(separator: "/") {
             if p == "." || p.isEmpty { continue }
-            if p == ".." { if !parts.isEmpty { parts.removeLast() }; continue }
+            if p == ".." {
+                if !parts.isEmpty { parts.removeLast() }
+                continue
+            }
             parts.append(p)
         }
         return (hasPrefix("/") ? "/" : "") + parts.joined(separator: "/")

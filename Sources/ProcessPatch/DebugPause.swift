@@ -7,18 +7,18 @@ import Platform
 public enum DebugPause {
     /// Every point, in the order an apply passes them.
     public static let points = [
-        "attached",          // all threads seized and stopped, nothing written
+        "attached",  // all threads seized and stopped, nothing written
         "inject-registers",  // injected code written, registers not yet redirected
-        "injecting",         // a thread's registers point at the injected code
-        "unwind-call",       // a thread runs an injected libgcc call (unwind tables, C++ only)
-        "loaded",            // patch area written and described, world running
-        "commit-started",    // world stopped, first entry jump written
-        "committed",         // dispatch flag flipped to the new code
-        "direct",            // first entry turned into a direct jump
-        "transition-started", // per-thread: threads marked, entries on the dispatchers, mode set, world stopped
-        "transition-running", // per-thread: the same, world running, before any thread moved
-        "revert-started",    // revert: first entry back on the dispatcher
-        "reverted",          // revert: dispatch flag back to the old code
+        "injecting",  // a thread's registers point at the injected code
+        "unwind-call",  // a thread runs an injected libgcc call (unwind tables, C++ only)
+        "loaded",  // patch area written and described, world running
+        "commit-started",  // world stopped, first entry jump written
+        "committed",  // dispatch flag flipped to the new code
+        "direct",  // first entry turned into a direct jump
+        "transition-started",  // per-thread: threads marked, entries on the dispatchers, mode set, world stopped
+        "transition-running",  // per-thread: the same, world running, before any thread moved
+        "revert-started",  // revert: first entry back on the dispatcher
+        "reverted",  // revert: dispatch flag back to the old code
     ]
 
     static let enabled: Set<String> = {

@@ -43,14 +43,18 @@ struct Injector {
             for segment in object.segments where segment.executable {
                 let start = (segment.range.upperBound + 15) & ~15
                 guard let m = map.mapping(containing: segment.range.upperBound - 1), m.executable,
-                      m.end >= start + UInt64(Injector.scratchSize), map.mapping(containing: start) == m else { continue }
+                    m.end >= start + UInt64(Injector.scratchSize), map.mapping(containing: start) == m
+                else { continue }
                 found = start
                 break
             }
             if found != nil { break }
         }
         guard let found else {
-            throw ProcessError(.trace, "process \(tracer.pid): no executable segment has \(Injector.scratchSize) spare bytes for injected code")
+            throw ProcessError(
+                .trace,
+                "process \(tracer.pid): no executable segment has \(Injector.scratchSize) spare bytes for injected code"
+            )
         }
         scratch = found
     }
@@ -68,7 +72,9 @@ struct Injector {
     /// Runs `make(dataAddress)` in thread `tid` (stopped) and returns every
     /// system call's (number, result). The thread is left stopped with its
     /// registers as they were.
-    func run(in tid: Int32, _ make: (_ dataAddress: UInt64) -> Program) throws(ProcessError) -> [(number: Int64, result: Int64)] {
+    func run(in tid: Int32, _ make: (_ dataAddress: UInt64) -> Program) throws(ProcessError) -> [(
+        number: Int64, result: Int64
+    )] {
         let original = try tracer.registers(tid)
         let saved = Injector.restartable(original)
         // Save area: 17 words, ending 128 bytes (the red zone) below the stack pointer.
@@ -77,12 +83,16 @@ struct Injector {
         let dataAddress = (saveArea &- UInt64(program.data.count) &- 16) & ~15
         program = make(dataAddress)
         guard program.code.count <= Injector.scratchSize else {
-            throw ProcessError(.trace, "internal: injected code of \(program.code.count) bytes does not fit the scratch spot")
+            throw ProcessError(
+                .trace, "internal: injected code of \(program.code.count) bytes does not fit the scratch spot")
         }
         let words: [UInt64] = [
-            saved[ThreadRegisters.r15], saved[ThreadRegisters.r14], saved[ThreadRegisters.r13], saved[ThreadRegisters.r12],
-            saved[ThreadRegisters.r11], saved[ThreadRegisters.r10], saved[ThreadRegisters.r9], saved[ThreadRegisters.r8],
-            saved[ThreadRegisters.rbp], saved[ThreadRegisters.rdi], saved[ThreadRegisters.rsi], saved[ThreadRegisters.rdx],
+            saved[ThreadRegisters.r15], saved[ThreadRegisters.r14], saved[ThreadRegisters.r13],
+            saved[ThreadRegisters.r12],
+            saved[ThreadRegisters.r11], saved[ThreadRegisters.r10], saved[ThreadRegisters.r9],
+            saved[ThreadRegisters.r8],
+            saved[ThreadRegisters.rbp], saved[ThreadRegisters.rdi], saved[ThreadRegisters.rsi],
+            saved[ThreadRegisters.rdx],
             saved[ThreadRegisters.rcx], saved[ThreadRegisters.rbx], saved[ThreadRegisters.rax], saved.eflags, saved.rip,
         ]
         var frame: [UInt8] = []
@@ -100,7 +110,8 @@ struct Injector {
         try DebugPause.point("injecting")
         // On failure from here on, the code stays where it is: the thread may
         // still run it, and it restores the thread by itself.
-        let results = try tracer.runSyscalls(tid, code: scratch..<scratch + UInt64(program.code.count), isLast: program.isLast)
+        let results = try tracer.runSyscalls(
+            tid, code: scratch..<scratch + UInt64(program.code.count), isLast: program.isLast)
         try tracer.setRegisters(tid, saved)
         // The thread is out of the scratch spot: put its bytes back.
         try memory.write(scratch, previous)
@@ -133,7 +144,8 @@ struct Injector {
 
     /// memfd_create + ftruncate + mmap (within `window`, at `address`) +
     /// [mprotect of the writable part] + close: a named mapping for the patch area.
-    static func createArea(name: String, address: UInt64, size: UInt64, writable: Range<UInt64>?) -> (UInt64) -> Program {
+    static func createArea(name: String, address: UInt64, size: UInt64, writable: Range<UInt64>?) -> (UInt64) -> Program
+    {
         { dataAddress in
             var a = StubAssembler()
             // memfd_create(name, MFD_CLOEXEC)
@@ -168,9 +180,11 @@ struct Injector {
             a.syscall(Number.close)
             a.label("restore")
             a.restoreAndReturn()
-            return Program(code: a.finish(), data: Array(name.utf8) + [0], isLast: { number, result in
-                number == Number.close || (number == Number.memfdCreate && result < 0)
-            })
+            return Program(
+                code: a.finish(), data: Array(name.utf8) + [0],
+                isLast: { number, result in
+                    number == Number.close || (number == Number.memfdCreate && result < 0)
+                })
         }
     }
 
@@ -190,7 +204,8 @@ struct Injector {
 /// The handful of instructions injected code needs, encoded by hand.
 struct StubAssembler {
     enum Register: UInt8 {
-        case rax = 0, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
+        case rax = 0
+        case rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8, r9, r10, r11, r12, r13, r14, r15
     }
 
     private(set) var code: [UInt8] = []
@@ -236,8 +251,10 @@ struct StubAssembler {
     /// Pops the 15 saved general registers and the flags, then `ret $128`
     /// to the saved `rip`, leaving `rsp` where it was (above the red zone).
     mutating func restoreAndReturn() {
-        code += [0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58,
-                 0x5d, 0x5f, 0x5e, 0x5a, 0x59, 0x5b, 0x58, 0x9d, 0xc2, 0x80, 0x00]
+        code += [
+            0x41, 0x5f, 0x41, 0x5e, 0x41, 0x5d, 0x41, 0x5c, 0x41, 0x5b, 0x41, 0x5a, 0x41, 0x59, 0x41, 0x58,
+            0x5d, 0x5f, 0x5e, 0x5a, 0x59, 0x5b, 0x58, 0x9d, 0xc2, 0x80, 0x00,
+        ]
     }
 
     mutating func finish() -> [UInt8] {

@@ -12,7 +12,7 @@ struct Linker {
     /// Where everything ended up.
     struct Layout {
         var headerSize: UInt64
-        var textStart: UInt64    // offsets from the area start
+        var textStart: UInt64  // offsets from the area start
         var textSize: UInt64
         var dataStart: UInt64
         var dataSize: UInt64
@@ -26,8 +26,8 @@ struct Linker {
         /// Section index → offset from the area start.
         var sections: [Int: UInt64]
         var dispatchers: UInt64
-        var stubs: [String: UInt64]   // symbol name → stub offset (slot at +8)
-        var got: [String: UInt64]     // symbol name → slot offset
+        var stubs: [String: UInt64]  // symbol name → stub offset (slot at +8)
+        var got: [String: UInt64]  // symbol name → slot offset
         /// Per `.eh_frame` section: its offset and the offset of the
         /// zeroed storage libgcc's `__register_frame_info` keeps its
         /// `struct object` in (data part).
@@ -49,7 +49,10 @@ struct Linker {
         self.patch = patch
         let object = patch.object
         let functions = UInt64(patch.manifest.functions.count)
-        func align(_ v: UInt64, _ a: UInt64) -> UInt64 { let a = max(a, 1); return (v + a - 1) / a * a }
+        func align(_ v: UInt64, _ a: UInt64) -> UInt64 {
+            let a = max(a, 1)
+            return (v + a - 1) / a * a
+        }
         let headerSize = align(UInt64(PatchArea.fixedHeaderSize) + 2048 + 640 * functions, Linker.page)
         var cursor = headerSize
         let dispatchers = cursor
@@ -57,7 +60,8 @@ struct Linker {
         var sections: [Int: UInt64] = [:]
         let loadable = object.sections.dropFirst().filter { $0.isAllocated && !$0.isRelocationSection }
         for s in loadable where s.has(SectionFlags.tls) {
-            throw ProcessError(.badPatch, "\(patch.path): section \(s.name) holds thread-local data, which a patch cannot add")
+            throw ProcessError(
+                .badPatch, "\(patch.path): section \(s.name) holds thread-local data, which a patch cannot add")
         }
         for s in loadable where s.isExecutable {
             cursor = align(cursor, s.alignment)
@@ -71,7 +75,8 @@ struct Linker {
         }
         // Far-call stubs for calls to symbols outside the patch, GOT slots
         // for GOT-relative loads.
-        var stubNames: [String] = [], gotNames: [String] = []
+        var stubNames: [String] = []
+        var gotNames: [String] = []
         for rs in object.relocationSections where sections[rs.target] != nil {
             let symbols = object.symbolTable(for: rs)
             let data = object.data(object.sections[rs.target]).array
@@ -79,7 +84,9 @@ struct Linker {
                 let s = symbols[Int(r.symbol)]
                 switch r.type {
                 case 2, 4:  // PC32, PLT32 at a branch
-                    if s.isUndefined && Linker.isBranch(data, at: Int(r.offset)) && !stubNames.contains(s.name) { stubNames.append(s.name) }
+                    if s.isUndefined && Linker.isBranch(data, at: Int(r.offset)) && !stubNames.contains(s.name) {
+                        stubNames.append(s.name)
+                    }
                 case 9, 41, 42:  // GOTPCREL, GOTPCRELX, REX_GOTPCRELX
                     let key = Linker.gotKey(s, r)
                     if !gotNames.contains(key) { gotNames.append(key) }
@@ -87,10 +94,17 @@ struct Linker {
                 }
             }
         }
-        var stubs: [String: UInt64] = [:], got: [String: UInt64] = [:]
+        var stubs: [String: UInt64] = [:]
+        var got: [String: UInt64] = [:]
         cursor = align(cursor, 16)
-        for n in stubNames { stubs[n] = cursor; cursor += 16 }
-        for n in gotNames { got[n] = cursor; cursor += 8 }
+        for n in stubNames {
+            stubs[n] = cursor
+            cursor += 16
+        }
+        for n in gotNames {
+            got[n] = cursor
+            cursor += 8
+        }
         let textSize = align(cursor, Linker.page) - headerSize
         cursor = headerSize + textSize
         let dataStart = cursor
@@ -107,10 +121,11 @@ struct Linker {
             cursor += Linker.unwindObjectSize
         }
         let dataSize = align(cursor, Linker.page) - dataStart
-        layout = Layout(headerSize: headerSize, textStart: headerSize, textSize: textSize, dataStart: dataStart,
-                        dataSize: dataSize, holdersStart: dataStart + dataSize, tableStart: dataStart + dataSize + Linker.page,
-                        tableEntries: tableEntries, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got,
-                        unwind: unwind)
+        layout = Layout(
+            headerSize: headerSize, textStart: headerSize, textSize: textSize, dataStart: dataStart,
+            dataSize: dataSize, holdersStart: dataStart + dataSize, tableStart: dataStart + dataSize + Linker.page,
+            tableEntries: tableEntries, sections: sections, dispatchers: dispatchers, stubs: stubs, got: got,
+            unwind: unwind)
     }
 
     /// One table byte per thread ID the kernel can hand out
@@ -154,7 +169,9 @@ struct Linker {
     }
 
     /// Links at `base` with `resolve` finding undefined symbols.
-    func link(at base: UInt64, resolve: (PatchManifest.Reference) throws(ProcessError) -> Resolution?) throws(ProcessError) -> Image {
+    func link(at base: UInt64, resolve: (PatchManifest.Reference) throws(ProcessError) -> Resolution?)
+        throws(ProcessError) -> Image
+    {
         let object = patch.object
         var text = [UInt8](repeating: 0, count: Int(layout.textSize))
         var data = [UInt8](repeating: 0, count: Int(layout.dataSize))
@@ -165,14 +182,17 @@ struct Linker {
             guard s.type != SectionType.nobits else { continue }
             let bytes = object.data(s).array
             if isData(offset) {
-                data.replaceSubrange(Int(offset - layout.dataStart)..<Int(offset - layout.dataStart) + bytes.count, with: bytes)
+                data.replaceSubrange(
+                    Int(offset - layout.dataStart)..<Int(offset - layout.dataStart) + bytes.count, with: bytes)
             } else {
-                text.replaceSubrange(Int(offset - layout.textStart)..<Int(offset - layout.textStart) + bytes.count, with: bytes)
+                text.replaceSubrange(
+                    Int(offset - layout.textStart)..<Int(offset - layout.textStart) + bytes.count, with: bytes)
             }
         }
         // Symbols.
         var resolved: [String: Resolution] = [:]
-        var defined: [String: UInt64] = [:], sizes: [String: UInt64] = [:]
+        var defined: [String: UInt64] = [:]
+        var sizes: [String: UInt64] = [:]
         for s in object.symbols.dropFirst() where !s.name.isEmpty && !s.isUndefined {
             if let index = s.definingSection, let offset = layout.sections[index] {
                 defined[s.name] = base + offset + s.value
@@ -186,23 +206,30 @@ struct Linker {
         func resolution(of s: Symbol) throws(ProcessError) -> Resolution {
             if s.isSection {
                 guard let index = s.definingSection, let offset = layout.sections[index] else {
-                    throw ProcessError(.badPatch, "\(patch.path): a relocation refers to section \(s.definingSection ?? 0), which is not loaded")
+                    throw ProcessError(
+                        .badPatch,
+                        "\(patch.path): a relocation refers to section \(s.definingSection ?? 0), which is not loaded")
                 }
                 return Resolution(address: base + offset)
             }
             if s.rawSectionIndex == SpecialSection.absolute { return Resolution(address: s.value) }
             if !s.isUndefined {
                 guard let index = s.definingSection, let offset = layout.sections[index] else {
-                    throw ProcessError(.badPatch, "\(patch.path): symbol \(s.name) is defined in a section that is not loaded")
+                    throw ProcessError(
+                        .badPatch, "\(patch.path): symbol \(s.name) is defined in a section that is not loaded")
                 }
                 return Resolution(address: base + offset + s.value)
             }
             if let known = resolved[s.name] { return known }
-            let reference = references[s.name] ?? PatchManifest.Reference(symbol: s.name, name: s.name, file: nil, origin: .external)
+            let reference =
+                references[s.name]
+                ?? PatchManifest.Reference(symbol: s.name, name: s.name, file: nil, origin: .external)
             guard let a = try resolve(reference) else {
                 if s.binding == SymbolBinding.weak { return Resolution(address: 0) }
                 let where_ = reference.file.map { " (static in \($0))" } ?? ""
-                throw ProcessError(.unresolved, "the patch needs \(reference.name)\(where_), which neither the program nor its libraries define")
+                throw ProcessError(
+                    .unresolved,
+                    "the patch needs \(reference.name)\(where_), which neither the program nor its libraries define")
             }
             resolved[s.name] = a
             return a
@@ -238,11 +265,16 @@ struct Linker {
             let original = object.data(section).array
             for r in rs.relocations {
                 guard Int(r.symbol) < symbols.count else {
-                    throw ProcessError(.badPatch, "\(patch.path): relocation in \(section.name) names symbol \(r.symbol), beyond the symbol table")
+                    throw ProcessError(
+                        .badPatch,
+                        "\(patch.path): relocation in \(section.name) names symbol \(r.symbol), beyond the symbol table"
+                    )
                 }
                 let s = symbols[Int(r.symbol)]
                 guard r.offset < section.size else {
-                    throw ProcessError(.badPatch, "\(patch.path): relocation at \(section.name)+0x\(hex(r.offset)) lies outside the section")
+                    throw ProcessError(
+                        .badPatch,
+                        "\(patch.path): relocation at \(section.name)+0x\(hex(r.offset)) lies outside the section")
                 }
                 let place = base + sectionOffset + r.offset
                 let where_ = "\(section.name)+0x\(hex(r.offset)) (\(object.displayName(of: s)))"
@@ -251,7 +283,11 @@ struct Linker {
                     guard r.offset + UInt64(MemoryLayout<T>.size) <= section.size else {
                         throw ProcessError(.badPatch, "\(patch.path): relocation at \(where_) runs past its section")
                     }
-                    if isData(at) { data.storeLE(value, at: Int(at - layout.dataStart)) } else { text.storeLE(value, at: Int(at - layout.textStart)) }
+                    if isData(at) {
+                        data.storeLE(value, at: Int(at - layout.dataStart))
+                    } else {
+                        text.storeLE(value, at: Int(at - layout.textStart))
+                    }
                 }
                 func pc32(_ target: UInt64) -> Int32? {
                     let v = Int64(bitPattern: target &+ UInt64(bitPattern: r.addend) &- place)
@@ -264,14 +300,21 @@ struct Linker {
                     try put(try address(of: s) &+ UInt64(bitPattern: r.addend))
                 case 2, 4:  // PC32, PLT32
                     let target = try resolution(of: s)
-                    if target.slot != nil, let stub = stubAddresses[s.name], Linker.isBranch(original, at: Int(r.offset)), let v = pc32(stub) {
+                    if target.slot != nil, let stub = stubAddresses[s.name],
+                        Linker.isBranch(original, at: Int(r.offset)), let v = pc32(stub)
+                    {
                         try put(UInt32(bitPattern: v))
                     } else if let v = pc32(target.address) {
                         try put(UInt32(bitPattern: v))
-                    } else if let stub = stubAddresses[s.name], Linker.isBranch(original, at: Int(r.offset)), let v = pc32(stub) {
+                    } else if let stub = stubAddresses[s.name], Linker.isBranch(original, at: Int(r.offset)),
+                        let v = pc32(stub)
+                    {
                         try put(UInt32(bitPattern: v))
                     } else {
-                        throw ProcessError(.unresolved, "\(patch.path): \(where_) is more than 2 GiB from 0x\(hex(place)) and is not a call that a stub could reach")
+                        throw ProcessError(
+                            .unresolved,
+                            "\(patch.path): \(where_) is more than 2 GiB from 0x\(hex(place)) and is not a call that a stub could reach"
+                        )
                     }
                 case 9, 41, 42:  // GOTPCREL, GOTPCRELX, REX_GOTPCRELX
                     guard let slot = gotAddresses[Linker.gotKey(s, r)] else {
@@ -287,19 +330,28 @@ struct Linker {
                 case 10:  // R_X86_64_32
                     let v = try address(of: s) &+ UInt64(bitPattern: r.addend)
                     guard v <= UInt64(UInt32.max) else {
-                        throw ProcessError(.unresolved, "\(patch.path): \(where_) needs an address below 4 GiB (0x\(hex(v))); build the program with -fPIE")
+                        throw ProcessError(
+                            .unresolved,
+                            "\(patch.path): \(where_) needs an address below 4 GiB (0x\(hex(v))); build the program with -fPIE"
+                        )
                     }
                     try put(UInt32(v))
                 case 11:  // R_X86_64_32S
                     let v = Int64(bitPattern: try address(of: s) &+ UInt64(bitPattern: r.addend))
                     guard v >= Int64(Int32.min) && v <= Int64(Int32.max) else {
-                        throw ProcessError(.unresolved, "\(patch.path): \(where_) needs an address within ±2 GiB of 0 (0x\(hex(UInt64(bitPattern: v)))); build the program with -fPIE")
+                        throw ProcessError(
+                            .unresolved,
+                            "\(patch.path): \(where_) needs an address within ±2 GiB of 0 (0x\(hex(UInt64(bitPattern: v)))); build the program with -fPIE"
+                        )
                     }
                     try put(UInt32(bitPattern: Int32(v)))
                 case 24:  // PC64
                     try put(try address(of: s) &+ UInt64(bitPattern: r.addend) &- place)
                 default:
-                    throw ProcessError(.badPatch, "\(patch.path): relocation type \(object.architecture.relocationName(r.type)) at \(where_) is not supported")
+                    throw ProcessError(
+                        .badPatch,
+                        "\(patch.path): relocation type \(object.architecture.relocationName(r.type)) at \(where_) is not supported"
+                    )
                 }
             }
         }

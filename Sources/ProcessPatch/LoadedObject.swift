@@ -47,13 +47,21 @@ public struct LoadedObject: Sendable {
             throw ProcessError(.trace, "\(m.path): bad program headers in memory")
         }
         let table = try memory.read(m.start + phoff, count: phentsize * phnum)
-        struct Header { let type: UInt32; let flags: UInt32; let offset: UInt64; let vaddr: UInt64; let memsz: UInt64 }
+        struct Header {
+            let type: UInt32
+            let flags: UInt32
+            let offset: UInt64
+            let vaddr: UInt64
+            let memsz: UInt64
+        }
         var headers: [Header] = []
         for i in 0..<phnum {
             let o = i * phentsize
-            headers.append(Header(type: table.loadLE(UInt32.self, at: o), flags: table.loadLE(UInt32.self, at: o + 4),
-                                  offset: table.loadLE(UInt64.self, at: o + 8), vaddr: table.loadLE(UInt64.self, at: o + 16),
-                                  memsz: table.loadLE(UInt64.self, at: o + 40)))
+            headers.append(
+                Header(
+                    type: table.loadLE(UInt32.self, at: o), flags: table.loadLE(UInt32.self, at: o + 4),
+                    offset: table.loadLE(UInt64.self, at: o + 8), vaddr: table.loadLE(UInt64.self, at: o + 16),
+                    memsz: table.loadLE(UInt64.self, at: o + 40)))
         }
         let loads = headers.filter { $0.type == SegmentType.load }
         guard let first = loads.min(by: { $0.vaddr < $1.vaddr }) else {
@@ -65,11 +73,16 @@ public struct LoadedObject: Sendable {
         self.bias = bias
         self.headerMapping = m
         self.isVDSO = m.path == "[vdso]"
-        segments = loads.map { (range: (bias &+ $0.vaddr)..<(bias &+ $0.vaddr &+ $0.memsz), executable: $0.flags & 1 != 0) }
+        segments = loads.map {
+            (range: (bias &+ $0.vaddr)..<(bias &+ $0.vaddr &+ $0.memsz), executable: $0.flags & 1 != 0)
+        }
         var id: [UInt8]?
         for n in headers where n.type == SegmentType.note && n.memsz > 0 && n.memsz < 65536 {
             let bytes = memory.readPrefix(bias &+ n.vaddr, count: Int(n.memsz))
-            if let found = LoadedObject.buildID(inNotes: bytes) { id = found; break }
+            if let found = LoadedObject.buildID(inNotes: bytes) {
+                id = found
+                break
+            }
         }
         buildID = id
     }
@@ -108,6 +121,7 @@ public struct LoadedObject: Sendable {
                 problems.append(error.description)
             }
         }
-        throw ProcessError(.trace, "\(path): cannot open the file mapped in process \(pid) (\(problems.joined(separator: "; ")))")
+        throw ProcessError(
+            .trace, "\(path): cannot open the file mapped in process \(pid) (\(problems.joined(separator: "; ")))")
     }
 }

@@ -17,8 +17,10 @@ public struct Mapping: Sendable, Equatable {
     public var size: UInt64 { end - start }
     public func contains(_ address: UInt64) -> Bool { address >= start && address < end }
 
-    public init(start: UInt64, end: UInt64, readable: Bool, writable: Bool, executable: Bool, shared: Bool,
-                offset: UInt64, inode: UInt64, path: String) {
+    public init(
+        start: UInt64, end: UInt64, readable: Bool, writable: Bool, executable: Bool, shared: Bool,
+        offset: UInt64, inode: UInt64, path: String
+    ) {
         self.start = start
         self.end = end
         self.readable = readable
@@ -32,7 +34,9 @@ public struct Mapping: Sendable, Equatable {
 
     /// Whether the mapping is backed by a regular file (not anonymous, not a
     /// pseudo-file, not a memfd).
-    public var isFile: Bool { inode != 0 && path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/") }
+    public var isFile: Bool {
+        inode != 0 && path.hasPrefix("/") && !path.hasPrefix("/memfd:") && !path.hasPrefix("/dev/")
+    }
 }
 
 /// A process's address space as `/proc/PID/maps` lists it, sorted by address.
@@ -63,7 +67,11 @@ public struct MemoryMap: Sendable {
             var rest = line[...]
             for _ in 0..<5 {
                 rest = rest.drop { $0 == " " }
-                guard let space = rest.firstIndex(of: " ") else { fields.append(rest); rest = ""; break }
+                guard let space = rest.firstIndex(of: " ") else {
+                    fields.append(rest)
+                    rest = ""
+                    break
+                }
                 fields.append(rest[..<space])
                 rest = rest[space...]
             }
@@ -74,19 +82,23 @@ public struct MemoryMap: Sendable {
             let range = fields[0].split(separator: "-")
             let perms = Array(fields[1].utf8)
             guard range.count == 2, let start = UInt64(range[0], radix: 16), let end = UInt64(range[1], radix: 16),
-                  perms.count == 4, let offset = UInt64(fields[2], radix: 16), let inode = UInt64(fields[4]) else {
+                perms.count == 4, let offset = UInt64(fields[2], radix: 16), let inode = UInt64(fields[4])
+            else {
                 throw ProcessError(.trace, "\(what): line \(number + 1) is not a mapping: \(line)")
             }
-            result.append(Mapping(start: start, end: end, readable: perms[0] == UInt8(ascii: "r"),
-                                  writable: perms[1] == UInt8(ascii: "w"), executable: perms[2] == UInt8(ascii: "x"),
-                                  shared: perms[3] == UInt8(ascii: "s"), offset: offset, inode: inode, path: path))
+            result.append(
+                Mapping(
+                    start: start, end: end, readable: perms[0] == UInt8(ascii: "r"),
+                    writable: perms[1] == UInt8(ascii: "w"), executable: perms[2] == UInt8(ascii: "x"),
+                    shared: perms[3] == UInt8(ascii: "s"), offset: offset, inode: inode, path: path))
         }
         return MemoryMap(mappings: result)
     }
 
     /// The mapping that contains `address`.
     public func mapping(containing address: UInt64) -> Mapping? {
-        var lo = 0, hi = mappings.count
+        var lo = 0
+        var hi = mappings.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if mappings[mid].end <= address { lo = mid + 1 } else { hi = mid }

@@ -38,7 +38,9 @@ public struct PatchArea: Sendable {
     public static let namePrefix = "suture:"
 
     public enum Model: UInt8, Sendable {
-        case stopCheck = 0, perThread = 1, hybrid = 2
+        case stopCheck = 0
+        case perThread = 1
+        case hybrid = 2
         public var name: String {
             switch self {
             case .stopCheck: return "stop-check"
@@ -49,7 +51,13 @@ public struct PatchArea: Sendable {
     }
 
     public enum Phase: UInt8, Sendable {
-        case prepared = 0, committing = 1, applied = 2, reverting = 3, reverted = 4, transition = 5, reverseTransition = 6
+        case prepared = 0
+        case committing = 1
+        case applied = 2
+        case reverting = 3
+        case reverted = 4
+        case transition = 5
+        case reverseTransition = 6
         public var name: String {
             switch self {
             case .transition: return "transition"
@@ -83,7 +91,8 @@ public struct PatchArea: Sendable {
 
         var json: JSON {
             .object([
-                ("name", .string(name)), ("file", .optional(file)), ("address", .integer(address)), ("size", .integer(size)),
+                ("name", .string(name)), ("file", .optional(file)), ("address", .integer(address)),
+                ("size", .integer(size)),
                 ("newAddress", .integer(newAddress)), ("newSize", .integer(newSize)),
                 ("dispatcher", .integer(dispatcher)), ("dispatcherSize", .integer(dispatcherSize)),
                 ("original", .string(hexString(original))), ("viaDispatcher", .string(hexString(viaDispatcher))),
@@ -91,8 +100,10 @@ public struct PatchArea: Sendable {
             ])
         }
 
-        init(name: String, file: String?, address: UInt64, size: UInt64, newAddress: UInt64, newSize: UInt64,
-             dispatcher: UInt64, dispatcherSize: UInt64, original: [UInt8], viaDispatcher: [UInt8], direct: [UInt8]) {
+        init(
+            name: String, file: String?, address: UInt64, size: UInt64, newAddress: UInt64, newSize: UInt64,
+            dispatcher: UInt64, dispatcherSize: UInt64, original: [UInt8], viaDispatcher: [UInt8], direct: [UInt8]
+        ) {
             self.name = name
             self.file = file
             self.address = address
@@ -109,16 +120,17 @@ public struct PatchArea: Sendable {
         init?(json: JSON) {
             func u(_ k: String) -> UInt64? { json[k]?.intValue.map { UInt64(bitPattern: $0) } }
             guard let name = json["name"]?.stringValue, let address = u("address"), let size = u("size"),
-                  let newAddress = u("newAddress"), let newSize = u("newSize"), let dispatcher = u("dispatcher"),
-                  let dispatcherSize = u("dispatcherSize"),
-                  let original = json["original"]?.stringValue.flatMap(bytes(fromHex:)),
-                  let via = json["viaDispatcher"]?.stringValue.flatMap(bytes(fromHex:)),
-                  let direct = json["direct"]?.stringValue.flatMap(bytes(fromHex:)),
-                  original.count == X86Code.entryJumpLength, via.count == original.count, direct.count == original.count
+                let newAddress = u("newAddress"), let newSize = u("newSize"), let dispatcher = u("dispatcher"),
+                let dispatcherSize = u("dispatcherSize"),
+                let original = json["original"]?.stringValue.flatMap(bytes(fromHex:)),
+                let via = json["viaDispatcher"]?.stringValue.flatMap(bytes(fromHex:)),
+                let direct = json["direct"]?.stringValue.flatMap(bytes(fromHex:)),
+                original.count == X86Code.entryJumpLength, via.count == original.count, direct.count == original.count
             else { return nil }
-            self.init(name: name, file: json["file"]?.stringValue, address: address, size: size, newAddress: newAddress,
-                      newSize: newSize, dispatcher: dispatcher, dispatcherSize: dispatcherSize, original: original,
-                      viaDispatcher: via, direct: direct)
+            self.init(
+                name: name, file: json["file"]?.stringValue, address: address, size: size, newAddress: newAddress,
+                newSize: newSize, dispatcher: dispatcher, dispatcherSize: dispatcherSize, original: original,
+                viaDispatcher: via, direct: direct)
         }
     }
 
@@ -160,10 +172,12 @@ public struct PatchArea: Sendable {
 
     /// The memfd's name, as the mapping shows it.
     public var mappingName: String {
-        let safe = String(name.unicodeScalars.prefix(40).map {
-            ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == ".") && $0.isASCII
-                ? Character($0) : "_"
-        })
+        let safe = String(
+            name.unicodeScalars.prefix(40).map {
+                ($0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "-" || $0 == "_" || $0 == ".")
+                    && $0.isASCII
+                    ? Character($0) : "_"
+            })
         return "\(PatchArea.namePrefix)\(sequence):\(safe)"
     }
 
@@ -185,7 +199,9 @@ public struct PatchArea: Sendable {
     func header() throws(ProcessError) -> [UInt8] {
         let text = Array(json.serialized().utf8)
         guard PatchArea.fixedHeaderSize + text.count <= Int(headerSize) else {
-            throw ProcessError(.state, "internal: the patch description (\(text.count) bytes) does not fit its header of \(headerSize) bytes")
+            throw ProcessError(
+                .state,
+                "internal: the patch description (\(text.count) bytes) does not fit its header of \(headerSize) bytes")
         }
         var h = [UInt8](repeating: 0, count: PatchArea.fixedHeaderSize)
         h.storeLE(PatchArea.formatVersion, at: 8)
@@ -210,11 +226,16 @@ public struct PatchArea: Sendable {
         let fixed = try memory.read(m.start, count: PatchArea.fixedHeaderSize)
         guard Array(fixed[0..<8]) == PatchArea.magic else { return nil }
         guard fixed.loadLE(UInt32.self, at: 8) == PatchArea.formatVersion else {
-            throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has format \(fixed.loadLE(UInt32.self, at: 8)), which this suture does not know")
+            throw ProcessError(
+                .state,
+                "the patch area at 0x\(hex(m.start)) has format \(fixed.loadLE(UInt32.self, at: 8)), which this suture does not know"
+            )
         }
         let headerSize = UInt64(fixed.loadLE(UInt32.self, at: 12))
-        let jsonOffset = Int(fixed.loadLE(UInt32.self, at: 24)), jsonLength = Int(fixed.loadLE(UInt32.self, at: 28))
-        guard jsonOffset >= PatchArea.fixedHeaderSize, UInt64(jsonOffset + jsonLength) <= headerSize, headerSize <= size else {
+        let jsonOffset = Int(fixed.loadLE(UInt32.self, at: 24))
+        let jsonLength = Int(fixed.loadLE(UInt32.self, at: 28))
+        guard jsonOffset >= PatchArea.fixedHeaderSize, UInt64(jsonOffset + jsonLength) <= headerSize, headerSize <= size
+        else {
             throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has a corrupt header")
         }
         let text = try memory.read(m.start + UInt64(jsonOffset), count: jsonLength)
@@ -227,8 +248,9 @@ public struct PatchArea: Sendable {
             return UInt64(a)..<UInt64(b)
         }
         guard let name = json["name"]?.stringValue, let sequence = json["sequence"]?.intValue,
-              let text = range("text"), let data = range("data"),
-              let list = json["functions"]?.arrayValue else {
+            let text = range("text"), let data = range("data"),
+            let list = json["functions"]?.arrayValue
+        else {
             throw ProcessError(.state, "the patch area at 0x\(hex(m.start)) has an incomplete description")
         }
         var functions: [Function] = []
@@ -238,12 +260,13 @@ public struct PatchArea: Sendable {
             }
             functions.append(function)
         }
-        var area = PatchArea(start: m.start, size: size, headerSize: headerSize, sequence: Int(sequence), name: name,
-                             digest: json["digest"]?.stringValue ?? "", model: Model(rawValue: fixed[17]) ?? .stopCheck,
-                             objectPath: json["object"]?.stringValue ?? "?",
-                             buildID: json["buildID"]?.stringValue.flatMap(bytes(fromHex:)) ?? [],
-                             text: text, data: data, functions: functions,
-                             appliedAt: json["appliedAt"]?.stringValue ?? "", patchPath: json["patch"]?.stringValue ?? "")
+        var area = PatchArea(
+            start: m.start, size: size, headerSize: headerSize, sequence: Int(sequence), name: name,
+            digest: json["digest"]?.stringValue ?? "", model: Model(rawValue: fixed[17]) ?? .stopCheck,
+            objectPath: json["object"]?.stringValue ?? "?",
+            buildID: json["buildID"]?.stringValue.flatMap(bytes(fromHex:)) ?? [],
+            text: text, data: data, functions: functions,
+            appliedAt: json["appliedAt"]?.stringValue ?? "", patchPath: json["patch"]?.stringValue ?? "")
         for pair in json["unwind"]?.arrayValue ?? [] {
             guard let f = pair[0]?.intValue, let o = pair[1]?.intValue else { continue }
             area.unwind.append((UInt64(bitPattern: f), UInt64(bitPattern: o)))
@@ -276,7 +299,10 @@ public struct AreaScan: Sendable {
         let ms = map.mappings
         while i < ms.count {
             let m = ms[i]
-            guard m.path.hasPrefix(prefix), m.offset == 0 else { i += 1; continue }
+            guard m.path.hasPrefix(prefix), m.offset == 0 else {
+                i += 1
+                continue
+            }
             var size = m.size
             var j = i + 1
             while j < ms.count && ms[j].path == m.path && ms[j].start == m.start + size && ms[j].offset == size {
@@ -298,7 +324,8 @@ public struct AreaScan: Sendable {
     /// The next patch's sequence number.
     public var nextSequence: Int {
         let highest = areas.map(\.sequence).max() ?? 0
-        let incompleteHighest = incomplete.compactMap { Int($0.name.split(separator: ":").dropFirst().first ?? "") }.max() ?? 0
+        let incompleteHighest =
+            incomplete.compactMap { Int($0.name.split(separator: ":").dropFirst().first ?? "") }.max() ?? 0
         return max(highest, incompleteHighest) + 1
     }
 }

@@ -33,7 +33,10 @@ public struct PatchManifest: Sendable, Equatable {
         public var expected: [UInt8]
         public var masked: [Range<Int>]
 
-        public init(name: String, file: String?, isLocal: Bool, symbol: String, size: Int, expected: [UInt8], masked: [Range<Int>]) {
+        public init(
+            name: String, file: String?, isLocal: Bool, symbol: String, size: Int, expected: [UInt8],
+            masked: [Range<Int>]
+        ) {
             self.name = name
             self.file = file
             self.isLocal = isLocal
@@ -82,8 +85,10 @@ public struct PatchManifest: Sendable, Equatable {
     public var newFunctions: [String]
     public var sources: [String]
 
-    public init(name: String, buildID: [UInt8], binary: String, functions: [Function], references: [Reference],
-                newFunctions: [String], sources: [String]) {
+    public init(
+        name: String, buildID: [UInt8], binary: String, functions: [Function], references: [Reference],
+        newFunctions: [String], sources: [String]
+    ) {
         self.name = name
         self.buildID = buildID
         self.binary = binary
@@ -99,18 +104,31 @@ public struct PatchManifest: Sendable, Equatable {
             ("name", .string(name)),
             ("buildID", .string(hexString(buildID))),
             ("binary", .string(binary)),
-            ("functions", .array(functions.map { f in
-                .object([
-                    ("name", .string(f.name)), ("file", .optional(f.file)), ("local", .bool(f.isLocal)),
-                    ("symbol", .string(f.symbol)), ("size", .int(Int64(f.size))),
-                    ("expected", .string(hexString(f.expected))),
-                    ("masked", .array(f.masked.map { .array([.int(Int64($0.lowerBound)), .int(Int64($0.count))]) })),
-                ])
-            })),
-            ("references", .array(references.map { r in
-                .object([("symbol", .string(r.symbol)), ("name", .string(r.name)), ("file", .optional(r.file)),
-                         ("origin", .string(r.origin.rawValue))])
-            })),
+            (
+                "functions",
+                .array(
+                    functions.map { f in
+                        .object([
+                            ("name", .string(f.name)), ("file", .optional(f.file)), ("local", .bool(f.isLocal)),
+                            ("symbol", .string(f.symbol)), ("size", .int(Int64(f.size))),
+                            ("expected", .string(hexString(f.expected))),
+                            (
+                                "masked",
+                                .array(f.masked.map { .array([.int(Int64($0.lowerBound)), .int(Int64($0.count))]) })
+                            ),
+                        ])
+                    })
+            ),
+            (
+                "references",
+                .array(
+                    references.map { r in
+                        .object([
+                            ("symbol", .string(r.symbol)), ("name", .string(r.name)), ("file", .optional(r.file)),
+                            ("origin", .string(r.origin.rawValue)),
+                        ])
+                    })
+            ),
             ("newFunctions", .strings(newFunctions)),
             ("sources", .strings(sources)),
         ])
@@ -123,38 +141,45 @@ public struct PatchManifest: Sendable, Equatable {
             throw bad("manifest format \(format) is not supported (this suture reads format \(Self.format))")
         }
         guard let name = json["name"]?.stringValue, let idText = json["buildID"]?.stringValue,
-              let buildID = bytes(fromHex: idText), !buildID.isEmpty, let binary = json["binary"]?.stringValue,
-              let functionList = json["functions"]?.arrayValue else {
+            let buildID = bytes(fromHex: idText), !buildID.isEmpty, let binary = json["binary"]?.stringValue,
+            let functionList = json["functions"]?.arrayValue
+        else {
             throw bad("the manifest lacks name, buildID, binary or functions")
         }
         var functions: [Function] = []
         for (i, f) in functionList.enumerated() {
             guard let fname = f["name"]?.stringValue, let symbol = f["symbol"]?.stringValue,
-                  let size = f["size"]?.intValue, size > 0, size < 1 << 24,
-                  let expectedText = f["expected"]?.stringValue, let expected = bytes(fromHex: expectedText),
-                  expected.count == Int(size) else {
+                let size = f["size"]?.intValue, size > 0, size < 1 << 24,
+                let expectedText = f["expected"]?.stringValue, let expected = bytes(fromHex: expectedText),
+                expected.count == Int(size)
+            else {
                 throw bad("function \(i) of the manifest is incomplete")
             }
             var masked: [Range<Int>] = []
             for m in f["masked"]?.arrayValue ?? [] {
                 guard let start = m[0]?.intValue, let count = m[1]?.intValue, start >= 0, count >= 0,
-                      start + count <= size else { throw bad("function \(fname): a masked range lies outside it") }
+                    start + count <= size
+                else { throw bad("function \(fname): a masked range lies outside it") }
                 masked.append(Int(start)..<Int(start + count))
             }
-            functions.append(Function(name: fname, file: f["file"]?.stringValue, isLocal: f["local"]?.boolValue ?? false,
-                                      symbol: symbol, size: Int(size), expected: expected, masked: masked))
+            functions.append(
+                Function(
+                    name: fname, file: f["file"]?.stringValue, isLocal: f["local"]?.boolValue ?? false,
+                    symbol: symbol, size: Int(size), expected: expected, masked: masked))
         }
         var references: [Reference] = []
         for r in json["references"]?.arrayValue ?? [] {
             guard let symbol = r["symbol"]?.stringValue, let rname = r["name"]?.stringValue,
-                  let origin = r["origin"]?.stringValue.flatMap(Reference.Origin.init(rawValue:)) else {
+                let origin = r["origin"]?.stringValue.flatMap(Reference.Origin.init(rawValue:))
+            else {
                 throw bad("a reference of the manifest is incomplete")
             }
             references.append(Reference(symbol: symbol, name: rname, file: r["file"]?.stringValue, origin: origin))
         }
-        self.init(name: name, buildID: buildID, binary: binary, functions: functions, references: references,
-                  newFunctions: (json["newFunctions"]?.arrayValue ?? []).compactMap(\.stringValue),
-                  sources: (json["sources"]?.arrayValue ?? []).compactMap(\.stringValue))
+        self.init(
+            name: name, buildID: buildID, binary: binary, functions: functions, references: references,
+            newFunctions: (json["newFunctions"]?.arrayValue ?? []).compactMap(\.stringValue),
+            sources: (json["sources"]?.arrayValue ?? []).compactMap(\.stringValue))
     }
 }
 
@@ -183,20 +208,26 @@ public struct PatchFile: Sendable {
             throw ProcessError(.badPatch, "\(path): not an x86-64 relocatable object, so not a suture process patch")
         }
         guard let section = object.section(named: PatchManifest.sectionName) else {
-            throw ProcessError(.badPatch, "\(path): has no \(PatchManifest.sectionName) section; build it with `suture process build`")
+            throw ProcessError(
+                .badPatch, "\(path): has no \(PatchManifest.sectionName) section; build it with `suture process build`")
         }
         let json: JSON
         do {
             json = try JSON.parse(object.data(section).array)
         } catch {
-            throw ProcessError(.badPatch, "\(path): the \(PatchManifest.sectionName) manifest is not valid JSON: \(error.description)")
+            throw ProcessError(
+                .badPatch, "\(path): the \(PatchManifest.sectionName) manifest is not valid JSON: \(error.description)")
         }
         manifest = try PatchManifest(json: json, what: path)
         self.path = path
         self.object = object
         digest = SHA256.hex(Array(object.storage.bytes))
-        for f in manifest.functions where !object.symbols.contains(where: { $0.name == f.symbol && $0.definingSection != nil }) {
-            throw ProcessError(.badPatch, "\(path): the manifest names \(f.symbol) as the new code of \(f.name), but the object does not define it")
+        for f in manifest.functions
+        where !object.symbols.contains(where: { $0.name == f.symbol && $0.definingSection != nil }) {
+            throw ProcessError(
+                .badPatch,
+                "\(path): the manifest names \(f.symbol) as the new code of \(f.name), but the object does not define it"
+            )
         }
     }
 }

@@ -54,7 +54,9 @@ struct PatchMerge {
                 }
                 let id = object.add(copy)
                 if !s.isLocal && s.type != SymbolType.file { definedGlobals[s.name] = id }
-                if s.type != SymbolType.file && s.type != SymbolType.section && !s.name.isEmpty { usedNames.insert(s.name) }
+                if s.type != SymbolType.file && s.type != SymbolType.section && !s.name.isEmpty {
+                    usedNames.insert(s.name)
+                }
                 symbols[i] = id
             }
             sectionMaps.append(sections)
@@ -84,13 +86,19 @@ struct PatchMerge {
                 }
                 var name = s.name
                 var n = 1
-                while usedNames.contains(name) { name = "\(s.name).suture.\(n)"; n += 1 }
+                while usedNames.contains(name) {
+                    name = "\(s.name).suture.\(n)"
+                    n += 1
+                }
                 usedNames.insert(name)
-                let id = object.add(ObjectSymbol(name: name, type: SymbolType.notype, binding: SymbolBinding.global, place: .undefined))
+                let id = object.add(
+                    ObjectSymbol(name: name, type: SymbolType.notype, binding: SymbolBinding.global, place: .undefined))
                 undefinedByKey[key] = id
                 symbolMaps[p][i] = id
-                references.append(PatchManifest.Reference(symbol: name, name: s.name,
-                                                          file: origin == .local ? part.file : nil, origin: origin))
+                references.append(
+                    PatchManifest.Reference(
+                        symbol: name, name: s.name,
+                        file: origin == .local ? part.file : nil, origin: origin))
             }
         }
 
@@ -104,7 +112,8 @@ struct PatchMerge {
                     var copy = r
                     if let symbol = r.symbol {
                         guard let m = symbolMaps[p][symbol.value] else {
-                            throw ProcessError(.build, "\(part.file): a relocation in \(s.name) refers to a symbol that was not kept")
+                            throw ProcessError(
+                                .build, "\(part.file): a relocation in \(s.name) refers to a symbol that was not kept")
                         }
                         copy.symbol = m
                     }
@@ -119,8 +128,12 @@ struct PatchMerge {
         for s in object.symbols where s.place != .undefined && !s.name.isEmpty { counts[s.name, default: 0] += 1 }
         for (p, part) in parts.enumerated() {
             for f in part.patch.functions where !f.isNew {
-                guard let oldID = part.patch.object.symbols.firstIndex(where: { $0.name == f.symbol && $0.place != .undefined }),
-                      let id = symbolMaps[p][oldID] else {
+                guard
+                    let oldID = part.patch.object.symbols.firstIndex(where: {
+                        $0.name == f.symbol && $0.place != .undefined
+                    }),
+                    let id = symbolMaps[p][oldID]
+                else {
                     throw ProcessError(.build, "\(part.file): the patch object has no code for \(f.originalName)")
                 }
                 var name = object.symbols[id.value].name
@@ -138,7 +151,9 @@ struct PatchMerge {
 
     /// Adds the manifest section.
     mutating func addManifest(_ manifest: PatchManifest) {
-        object.add(ObjectSection(name: PatchManifest.sectionName, type: SectionType.progbits, flags: 0,
-                                 content: .bytes(ELFBytes(Array(manifest.json.serialized(pretty: true).utf8 + [0x0a])))))
+        object.add(
+            ObjectSection(
+                name: PatchManifest.sectionName, type: SectionType.progbits, flags: 0,
+                content: .bytes(ELFBytes(Array(manifest.json.serialized(pretty: true).utf8 + [0x0a])))))
     }
 }

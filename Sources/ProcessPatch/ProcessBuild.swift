@@ -26,7 +26,9 @@ public struct ProcessBuild {
         /// The suture executable, which the compiler wrapper runs.
         public var recorder: String
 
-        public init(diff: String, source: String, buildCommand: String, binary: String, output: String, recorder: String) {
+        public init(
+            diff: String, source: String, buildCommand: String, binary: String, output: String, recorder: String
+        ) {
             self.diff = diff
             self.source = source
             self.buildCommand = buildCommand
@@ -49,14 +51,26 @@ public struct ProcessBuild {
                 ("name", .string(manifest.name)),
                 ("binary", .string(binary)),
                 ("buildID", .string(hexString(manifest.buildID))),
-                ("functions", .array(manifest.functions.map { f in
-                    .object([("name", .string(f.name)), ("file", .optional(f.file)), ("size", .int(Int64(f.size)))])
-                })),
+                (
+                    "functions",
+                    .array(
+                        manifest.functions.map { f in
+                            .object([
+                                ("name", .string(f.name)), ("file", .optional(f.file)), ("size", .int(Int64(f.size))),
+                            ])
+                        })
+                ),
                 ("newFunctions", .strings(manifest.newFunctions)),
-                ("objects", .array(objects.map { o in
-                    .object([("object", .string(o.object)), ("source", .string(o.source)),
-                             ("changed", .strings(o.changed)), ("new", .strings(o.new))])
-                })),
+                (
+                    "objects",
+                    .array(
+                        objects.map { o in
+                            .object([
+                                ("object", .string(o.object)), ("source", .string(o.source)),
+                                ("changed", .strings(o.changed)), ("new", .strings(o.new)),
+                            ])
+                        })
+                ),
             ])
         }
     }
@@ -98,7 +112,8 @@ public struct ProcessBuild {
         } catch let error as ProcessError {
             throw error
         } catch {
-            throw ProcessError(.build, "the build did not produce \(binaryPath): \(error)", cause: error as? any SutureError)
+            throw ProcessError(
+                .build, "the build did not produce \(binaryPath): \(error)", cause: error as? any SutureError)
         }
 
         // 2. A patched copy of the source.
@@ -112,7 +127,9 @@ public struct ProcessBuild {
         Progress.say("suture: the diff touches \(touched.joined(separator: ", "))")
 
         // 3. Recompile the touched objects.
-        let touchesHeader = touched.contains { !CompileRecord.sourceExtensions.contains(String($0.split(separator: ".").last ?? "")) }
+        let touchesHeader = touched.contains {
+            !CompileRecord.sourceExtensions.contains(String($0.split(separator: ".").last ?? ""))
+        }
         var selected: [CompileRecord] = []
         var compiledSources = Set<String>()
         for r in records {
@@ -122,7 +139,10 @@ public struct ProcessBuild {
         }
         for t in touched where CompileRecord.sourceExtensions.contains(String(t.split(separator: ".").last ?? "")) {
             if !compiledSources.contains(t) {
-                throw ProcessError(.build, "\(t): the build compiled no object from it, so it cannot be patched (a new file, or a file built in one compile-and-link step: compile each source with -c)")
+                throw ProcessError(
+                    .build,
+                    "\(t): the build compiled no object from it, so it cannot be patched (a new file, or a file built in one compile-and-link step: compile each source with -c)"
+                )
             }
         }
         var pairs: [(original: String, patched: String, source: String)] = []
@@ -132,7 +152,9 @@ public struct ProcessBuild {
                 throw ProcessError(.build, "\(object): the build removed the object it compiled from \(src)")
             }
             let savedOriginal = Path.join(scratch.path, "original-\(pairs.count).o")
-            do { try FileSystem.copyFile(object, savedOriginal) } catch { throw error.process(.build, "copy \(object)") }
+            do { try FileSystem.copyFile(object, savedOriginal) } catch {
+                throw error.process(.build, "copy \(object)")
+            }
             let patchedObject = Path.join(scratch.path, "patched-\(pairs.count).o")
             try recompile(r, sourceRoot: source, patchedRoot: patchedRoot, output: patchedObject)
             pairs.append((savedOriginal, patchedObject, String(src.dropFirst(source.count + 1))))
@@ -141,15 +163,18 @@ public struct ProcessBuild {
         // 4. Diff each pair.
         let diffs: ObjectDiff.PairResults
         do {
-            diffs = try ObjectDiff.run(pairs.map { ObjectPair(object: $0.source, original: $0.original, patched: $0.patched) },
-                                       rules: .userSpace())
+            diffs = try ObjectDiff.run(
+                pairs.map { ObjectPair(object: $0.source, original: $0.original, patched: $0.patched) },
+                rules: .userSpace())
         } catch {
             throw ProcessError(.build, error.description, cause: error)
         }
         if !diffs.refusals.isEmpty {
-            throw ProcessError(.refused, "\(diffs.refusals.count) change(s) cannot be live-patched; no patch written\n"
-                               + diffs.refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"),
-                               refusals: diffs.refusals)
+            throw ProcessError(
+                .refused,
+                "\(diffs.refusals.count) change(s) cannot be live-patched; no patch written\n"
+                    + diffs.refusals.map { "  \($0.object): \($0.function): \($0.reason)" }.joined(separator: "\n"),
+                refusals: diffs.refusals)
         }
         var parts: [PatchMerge.Part] = []
         var summaries: [(object: String, source: String, changed: [String], new: [String])] = []
@@ -159,8 +184,11 @@ public struct ProcessBuild {
             let file = patch.sourceFile ?? Path.base(of: pair.object)
             parts.append(PatchMerge.Part(patch: patch, file: file))
             originals.append(result.original)
-            summaries.append((pair.object, pair.object, patch.functions.filter { !$0.isNew }.map(\.originalName),
-                              patch.functions.filter(\.isNew).map(\.originalName)))
+            summaries.append(
+                (
+                    pair.object, pair.object, patch.functions.filter { !$0.isNew }.map(\.originalName),
+                    patch.functions.filter(\.isNew).map(\.originalName)
+                ))
         }
         guard !parts.isEmpty else { throw ProcessError(.nothing, "\(options.diff): no functional change to patch") }
 
@@ -178,14 +206,17 @@ public struct ProcessBuild {
             }
         }
         if !checkProblems.isEmpty {
-            throw ProcessError(.refused, "\(checkProblems.count) function(s) cannot be redirected in \(binaryPath); no patch written\n"
-                               + checkProblems.map { "  \($0)" }.joined(separator: "\n"))
+            throw ProcessError(
+                .refused,
+                "\(checkProblems.count) function(s) cannot be redirected in \(binaryPath); no patch written\n"
+                    + checkProblems.map { "  \($0)" }.joined(separator: "\n"))
         }
         let name = Path.base(of: options.diff).split(separator: ".").first.map(String.init) ?? "patch"
-        let manifest = PatchManifest(name: name, buildID: buildID, binary: binaryPath, functions: functions,
-                                     references: merge.references,
-                                     newFunctions: parts.flatMap { $0.patch.functions.filter(\.isNew).map(\.originalName) },
-                                     sources: pairs.map(\.source))
+        let manifest = PatchManifest(
+            name: name, buildID: buildID, binary: binaryPath, functions: functions,
+            references: merge.references,
+            newFunctions: parts.flatMap { $0.patch.functions.filter(\.isNew).map(\.originalName) },
+            sources: pairs.map(\.source))
         merge.addManifest(manifest)
         do {
             try ELFWriter.write(merge.object, to: options.output)
@@ -216,12 +247,13 @@ public struct ProcessBuild {
         let path = wrappers + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
         let result: CommandResult
         do {
-            result = try Command.run(["/bin/sh", "-c", options.buildCommand],
-                                     environment: Command.environment(["PATH": path]),
-                                     workingDirectory: source, capture: true,
-                                     onOutput: { _, chunk in
-                                         if !Progress.quiet { try? FileSystem.writeAll(fd: 2, chunk, context: "stderr") }
-                                     })
+            result = try Command.run(
+                ["/bin/sh", "-c", options.buildCommand],
+                environment: Command.environment(["PATH": path]),
+                workingDirectory: source, capture: true,
+                onOutput: { _, chunk in
+                    if !Progress.quiet { try? FileSystem.writeAll(fd: 2, chunk, context: "stderr") }
+                })
         } catch {
             throw error.process(.build, "run the build")
         }
@@ -238,10 +270,16 @@ public struct ProcessBuild {
             }
         }
         let compiles = records.filter { $0.object != nil }
-        try? FileSystem.writeAtomically(saved, Array((JSON.object([("records", .array(compiles.map(\.json)))])
-            .serialized(pretty: true) + "\n").utf8))
+        try? FileSystem.writeAtomically(
+            saved,
+            Array(
+                (JSON.object([("records", .array(compiles.map(\.json)))])
+                    .serialized(pretty: true) + "\n").utf8))
         guard !compiles.isEmpty else {
-            throw ProcessError(.build, "the build compiled no object and no earlier record exists; clean the tree (e.g. make clean) so that every object is compiled through the wrapper")
+            throw ProcessError(
+                .build,
+                "the build compiled no object and no earlier record exists; clean the tree (e.g. make clean) so that every object is compiled through the wrapper"
+            )
         }
         return compiles
     }
@@ -253,12 +291,20 @@ public struct ProcessBuild {
         do { text = try FileSystem.readText(diff) } catch { throw error.process(.build, "read \(diff)") }
         var chosen: Int?
         for level in [1, 0] {
-            let dry = try? Command.run(["patch", "--dry-run", "--batch", "--forward", "-p\(level)", "-d", root, "-i", diff])
-            if dry?.termination.succeeded == true { chosen = level; break }
+            let dry = try? Command.run([
+                "patch", "--dry-run", "--batch", "--forward", "-p\(level)", "-d", root, "-i", diff,
+            ])
+            if dry?.termination.succeeded == true {
+                chosen = level
+                break
+            }
         }
         guard let level = chosen else {
             let dry = try? Command.run(["patch", "--dry-run", "--batch", "--forward", "-p1", "-d", root, "-i", diff])
-            throw ProcessError(.build, "\(diff) does not apply to the source: \(Command.tail(dry?.stdoutText ?? "") + Command.tail(dry?.stderrText ?? ""))")
+            throw ProcessError(
+                .build,
+                "\(diff) does not apply to the source: \(Command.tail(dry?.stdoutText ?? "") + Command.tail(dry?.stderrText ?? ""))"
+            )
         }
         do {
             _ = try Command.output(["patch", "--batch", "--forward", "-p\(level)", "-d", root, "-i", diff])
@@ -284,14 +330,26 @@ public struct ProcessBuild {
     /// command line, into `output`. Paths into the source tree point into the
     /// copy instead, the object goes to `output` (never over a file of the
     /// original build), and dependency-file options are dropped.
-    func recompile(_ record: CompileRecord, sourceRoot: String, patchedRoot: String, output: String) throws(ProcessError) {
+    func recompile(_ record: CompileRecord, sourceRoot: String, patchedRoot: String, output: String)
+        throws(ProcessError)
+    {
         let directory = record.directory.normalizedPath.replacingPathPrefix(sourceRoot, with: patchedRoot)
         var arguments: [String] = []
         var skip = false
         for a in record.arguments {
-            if skip { skip = false; continue }
-            if a == "-o" || a == "-MF" || a == "-MT" || a == "-MQ" { skip = true; continue }
-            if a.hasPrefix("-o") || a == "-MD" || a == "-MMD" || a == "-MP" || a.hasPrefix("-MF") || a.hasPrefix("-MT") || a.hasPrefix("-MQ") { continue }
+            if skip {
+                skip = false
+                continue
+            }
+            if a == "-o" || a == "-MF" || a == "-MT" || a == "-MQ" {
+                skip = true
+                continue
+            }
+            if a.hasPrefix("-o") || a == "-MD" || a == "-MMD" || a == "-MP" || a.hasPrefix("-MF") || a.hasPrefix("-MT")
+                || a.hasPrefix("-MQ")
+            {
+                continue
+            }
             // Absolute paths into the tree, alone or inside an option (-I/src/include).
             arguments.append(a.replacingPathPrefix(sourceRoot, with: patchedRoot))
         }
@@ -304,7 +362,8 @@ public struct ProcessBuild {
         do {
             let result = try Command.run([record.compiler] + arguments, workingDirectory: directory)
             guard result.termination.succeeded else {
-                throw ProcessError(.build, "recompiling \(src) after the diff failed:\n\(Command.tail(result.stderrText))")
+                throw ProcessError(
+                    .build, "recompiling \(src) after the diff failed:\n\(Command.tail(result.stderrText))")
             }
         } catch let error as ProcessError {
             throw error
@@ -316,7 +375,9 @@ public struct ProcessBuild {
     /// The manifest entry of a replaced function: its original bytes, with
     /// the bytes the linker fills in (relocations, and the instruction bytes
     /// it may rewrite when relaxing GOT loads) masked.
-    func expectedFunction(_ f: PatchedFunction, file: String, original: ObjectIndex, newSymbol: String) throws(ProcessError) -> PatchManifest.Function {
+    func expectedFunction(_ f: PatchedFunction, file: String, original: ObjectIndex, newSymbol: String)
+        throws(ProcessError) -> PatchManifest.Function
+    {
         guard let element = original.elements.first(where: { $0.name == f.originalName && $0.kind == .function }) else {
             throw ProcessError(.build, "\(file): \(f.originalName) is not a function of the original object")
         }
@@ -334,29 +395,34 @@ public struct ProcessBuild {
                 masked.append(max(0, at - before)..<min(bytes.count, at + max(size, 1)))
             }
         }
-        return PatchManifest.Function(name: f.originalName, file: f.isLocal ? file : nil, isLocal: f.isLocal,
-                                      symbol: newSymbol, size: bytes.count, expected: bytes, masked: masked)
+        return PatchManifest.Function(
+            name: f.originalName, file: f.isLocal ? file : nil, isLocal: f.isLocal,
+            symbol: newSymbol, size: bytes.count, expected: bytes, masked: masked)
     }
 
     /// Why the binary's copy of a function cannot be redirected, if it cannot.
     func check(_ f: PatchManifest.Function, in binary: ELFFile, symbols: SymbolTable) -> String? {
         let entry = f.isLocal ? symbols.local(f.name, file: f.file ?? "") : symbols.globals[f.name]
         guard let entry else {
-            return "\(f.name): not in the symbol table of \(binary.path) (inlined everywhere, removed by the linker, or a stripped binary)"
+            return
+                "\(f.name): not in the symbol table of \(binary.path) (inlined everywhere, removed by the linker, or a stripped binary)"
         }
         guard let actual = binary.bytes(atAddress: entry.value, count: f.size) else {
             return "\(f.name): its address 0x\(hex(entry.value)) is outside the binary's loaded segments"
         }
         if let at = f.firstMismatch(actual) {
-            return "\(f.name): the binary's code differs from the compiled object at byte \(at) (was the program built by this build command, without LTO?)"
+            return
+                "\(f.name): the binary's code differs from the compiled object at byte \(at) (was the program built by this build command, without LTO?)"
         }
         if let next = symbols.next(after: entry.value), next < entry.value + UInt64(X86Code.entryJumpLength) {
-            return "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(X86Code.entryJumpLength)"
+            return
+                "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(X86Code.entryJumpLength)"
         }
         do {
             let into = try X86Code.branchesIntoEntry(f.expected)
             if let first = into.first {
-                return "\(f.name): the branch at byte \(first.from) lands on byte \(first.to), inside the \(X86Code.entryJumpLength) bytes the entry jump overwrites"
+                return
+                    "\(f.name): the branch at byte \(first.from) lands on byte \(first.to), inside the \(X86Code.entryJumpLength) bytes the entry jump overwrites"
             }
         } catch {
             return "\(f.name): cannot decode its instructions (\(error.description))"
@@ -386,7 +452,9 @@ extension ELFFile {
     /// holds them.
     func bytes(atAddress address: UInt64, count: Int) -> [UInt8]? {
         for ph in programHeaders where ph.type == SegmentType.load {
-            guard address >= ph.virtualAddress, address + UInt64(count) <= ph.virtualAddress + ph.fileSize else { continue }
+            guard address >= ph.virtualAddress, address + UInt64(count) <= ph.virtualAddress + ph.fileSize else {
+                continue
+            }
             let offset = Int(ph.offset + (address - ph.virtualAddress))
             guard offset + count <= storage.count else { return nil }
             return Array(storage.bytes[offset..<offset + count])

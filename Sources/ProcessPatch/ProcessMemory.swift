@@ -18,8 +18,9 @@ public final class ProcessMemory {
         let fd = open(path, (writable ? O_RDWR : O_RDONLY) | O_CLOEXEC)
         if fd < 0 {
             let err = currentErrno()
-            throw ProcessError(err == .permissionDenied || err == .notPermitted ? .permission : .noSuchProcess,
-                               "process \(pid): cannot open \(path): \(err.shortDescription)")
+            throw ProcessError(
+                err == .permissionDenied || err == .notPermitted ? .permission : .noSuchProcess,
+                "process \(pid): cannot open \(path): \(err.shortDescription)")
         }
         self.fd = fd
     }
@@ -36,7 +37,8 @@ public final class ProcessMemory {
             throw error.process(.trace, "process \(pid)")
         }
         if bytes.count != count {
-            throw ProcessError(.trace, "process \(pid): only \(bytes.count) of \(count) bytes at 0x\(hex(address)) are readable")
+            throw ProcessError(
+                .trace, "process \(pid): only \(bytes.count) of \(count) bytes at 0x\(hex(address)) are readable")
         }
         return bytes
     }

@@ -83,21 +83,26 @@ public struct Revert {
                     tracer.detachQuietly()
                     throw error
                 }
-                return Report(pid: options.pid, name: i.name, sequence: Revert.sequence(of: i.name), attempts: 1, pauses: [],
-                              seconds: Clock.now() - started)
+                return Report(
+                    pid: options.pid, name: i.name, sequence: Revert.sequence(of: i.name), attempts: 1, pauses: [],
+                    seconds: Clock.now() - started)
             }
             area = newestComplete!
         }
         for newer in scan.areas where newer.sequence > area.sequence {
             let shared = area.functions.filter { f in newer.functions.contains { $0.address == f.address } }
             if let f = shared.first {
-                throw ProcessError(.state, "patch #\(newer.sequence) (\(newer.name)) also replaces \(f.name); revert it first")
+                throw ProcessError(
+                    .state, "patch #\(newer.sequence) (\(newer.name)) also replaces \(f.name); revert it first")
             }
         }
         let status = try Status.read(target)
         if let p = status.patches.first(where: { $0.area.sequence == area.sequence }),
-           let odd = p.functions.first(where: { $0.state == .unknown }) {
-            throw ProcessError(.state, "the entry of \(odd.function.name) holds bytes suture did not write; refusing to overwrite them")
+            let odd = p.functions.first(where: { $0.state == .unknown })
+        {
+            throw ProcessError(
+                .state, "the entry of \(odd.function.name) holds bytes suture did not write; refusing to overwrite them"
+            )
         }
 
         var model = options.model ?? area.model
@@ -109,8 +114,14 @@ public struct Revert {
         // Code that must not be running: all of the patch's area.
         var ranges: [Activeness.Range] = []
         for f in area.functions {
-            ranges.append(Activeness.Range(range: f.newAddress..<f.newAddress + max(f.newSize, 1), function: "\(f.name) (patch #\(area.sequence))"))
-            ranges.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher of patch #\(area.sequence))"))
+            ranges.append(
+                Activeness.Range(
+                    range: f.newAddress..<f.newAddress + max(f.newSize, 1),
+                    function: "\(f.name) (patch #\(area.sequence))"))
+            ranges.append(
+                Activeness.Range(
+                    range: f.dispatcher..<f.dispatcher + f.dispatcherSize,
+                    function: "\(f.name) (dispatcher of patch #\(area.sequence))"))
         }
         ranges.append(Activeness.Range(range: area.text, function: "code of patch #\(area.sequence)"))
         let activeness = Activeness(ranges)
@@ -118,27 +129,34 @@ public struct Revert {
         let tracer = try Tracer(pid: options.pid)
         var switching = false
         do throws(ProcessError) {
-            let model = StopCheck(tracer: tracer, target: target, activeness: activeness, deadline: started + options.timeout)
+            let model = StopCheck(
+                tracer: tracer, target: target, activeness: activeness, deadline: started + options.timeout)
             let outcome = try model.run { () throws(ProcessError) in
                 switching = true
                 try AreaSwitch.off(area, memory: target.memory)
             }
             guard outcome.switched else {
                 try tracer.detach()
-                throw StopCheck.busy(pid: options.pid, outcome, timeout: options.timeout, result: "Patch #\(area.sequence) stays applied.")
+                throw StopCheck.busy(
+                    pid: options.pid, outcome, timeout: options.timeout,
+                    result: "Patch #\(area.sequence) stays applied.")
             }
             // Nothing refers to the area any more: unmap it through one thread.
             _ = try tracer.stopOne()
-            try AreaSwitch.unmap(start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
+            try AreaSwitch.unmap(
+                start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
             try tracer.resumeAll()
             try tracer.detach()
-            return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.attempts,
-                          pauses: outcome.pauses, seconds: Clock.now() - started)
+            return Report(
+                pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.attempts,
+                pauses: outcome.pauses, seconds: Clock.now() - started)
         } catch {
             // Leave the process whole: finish a switch made, undo one not made.
             if switching, let applied = try? AreaSwitch.settle(area, tracer: tracer, target: target) {
                 tracer.detachQuietly()
-                throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) is \(applied ? "still applied" : "reverted"))")
+                throw ProcessError(
+                    error.kind,
+                    "\(error.message) (patch #\(area.sequence) is \(applied ? "still applied" : "reverted"))")
             }
             tracer.detachQuietly()
             throw error
@@ -149,41 +167,58 @@ public struct Revert {
     /// old code once seen outside the patch's code; then the area goes. On
     /// timeout the threads go forward to the new code again and the patch
     /// stays applied.
-    func perThread(_ area: PatchArea, target: Target, model: PatchArea.Model, started: Double) throws(ProcessError) -> Report {
+    func perThread(_ area: PatchArea, target: Target, model: PatchArea.Model, started: Double) throws(ProcessError)
+        -> Report
+    {
         var area = area
         let tracer = try Tracer(pid: options.pid)
         do throws(ProcessError) {
-            let back = Transition(tracer: tracer, target: target, direction: .toOld, model: model,
-                                  leaving: Transition.patchCode(area), deadline: started + options.timeout)
+            let back = Transition(
+                tracer: tracer, target: target, direction: .toOld, model: model,
+                leaving: Transition.patchCode(area), deadline: started + options.timeout)
             let outcome = try back.run(&area)
             guard outcome.completed else {
-                let why = "process \(options.pid): gave up after \(outcome.rounds) rounds in \(String(format1: options.timeout)) s; threads stayed inside \(Set(outcome.held.map(\.function)).sorted().joined(separator: ", ")) (\(Transition.describe(outcome.held)))."
+                let why =
+                    "process \(options.pid): gave up after \(outcome.rounds) rounds in \(String(format1: options.timeout)) s; threads stayed inside \(Set(outcome.held.map(\.function)).sorted().joined(separator: ", ")) (\(Transition.describe(outcome.held)))."
                 var old: [Activeness.Range] = []
                 for f in area.functions {
                     old.append(Activeness.Range(range: f.address..<f.address + max(f.size, 1), function: f.name))
-                    old.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
+                    old.append(
+                        Activeness.Range(
+                            range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher)"))
                 }
-                let forward = Transition(tracer: tracer, target: target, direction: .toNew, model: model,
-                                         leaving: Activeness(old), deadline: Clock.now() + options.timeout)
+                let forward = Transition(
+                    tracer: tracer, target: target, direction: .toNew, model: model,
+                    leaving: Activeness(old), deadline: Clock.now() + options.timeout)
                 let again = try forward.run(&area)
                 try tracer.detach()
-                throw ProcessError(.busy, again.completed
-                    ? "\(why) Every thread runs the new code again: patch #\(area.sequence) stays applied."
-                    : "\(why) Going forward again timed out too: patch #\(area.sequence) is left in a transition (see `suture process status`).")
+                throw ProcessError(
+                    .busy,
+                    again.completed
+                        ? "\(why) Every thread runs the new code again: patch #\(area.sequence) stays applied."
+                        : "\(why) Going forward again timed out too: patch #\(area.sequence) is left in a transition (see `suture process status`)."
+                )
             }
-            let removed = try Transition.remove(area, tracer: tracer, target: target, deadline: Clock.now() + options.timeout)
+            let removed = try Transition.remove(
+                area, tracer: tracer, target: target, deadline: Clock.now() + options.timeout)
             try tracer.detach()
             guard removed.switched else {
-                throw StopCheck.busy(pid: options.pid, removed, timeout: options.timeout,
-                                     result: "Every thread runs the old code; the patch's memory stays mapped until `revert` runs again.")
+                throw StopCheck.busy(
+                    pid: options.pid, removed, timeout: options.timeout,
+                    result: "Every thread runs the old code; the patch's memory stays mapped until `revert` runs again."
+                )
             }
-            return Report(pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.rounds,
-                          pauses: outcome.pauses + removed.pauses, seconds: Clock.now() - started)
+            return Report(
+                pid: options.pid, name: area.name, sequence: area.sequence, attempts: outcome.rounds,
+                pauses: outcome.pauses + removed.pauses, seconds: Clock.now() - started)
         } catch {
             if !tracer.threads.isEmpty { _ = try? AreaSwitch.settle(area, tracer: tracer, target: target) }
             tracer.detachQuietly()
             if error.kind == .busy { throw error }
-            throw ProcessError(error.kind, "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)")
+            throw ProcessError(
+                error.kind,
+                "\(error.message) (patch #\(area.sequence) may be left in a per-thread transition: see `suture process status`)"
+            )
         }
     }
 

@@ -94,7 +94,9 @@ public struct Status: Sendable {
             }
             let isNew = byte == 2 || (byte == 0 && area.flag == 2)
             let held = isNew ? nil : holders.first { $0.tid == tid }?.function
-            result.append(ThreadState(tid: tid, name: TargetProcess.threadName(pid: target.pid, tid: tid), isNew: isNew, heldBy: held))
+            result.append(
+                ThreadState(
+                    tid: tid, name: TargetProcess.threadName(pid: target.pid, tid: tid), isNew: isNew, heldBy: held))
         }
         return result
     }
@@ -104,7 +106,9 @@ public struct Status: Sendable {
         if bytes == f.viaDispatcher { return area.flag == 1 ? .new : area.flag >= 2 ? .transition : .old }
         if bytes == f.original { return .old }
         for other in all where other.sequence > area.sequence {
-            if other.functions.contains(where: { $0.address == f.address && ($0.direct == bytes || $0.viaDispatcher == bytes) }) {
+            if other.functions.contains(where: {
+                $0.address == f.address && ($0.direct == bytes || $0.viaDispatcher == bytes)
+            }) {
                 return .replaced(by: other.sequence)
             }
         }
@@ -115,32 +119,56 @@ public struct Status: Sendable {
         .object([
             ("pid", .int(Int64(pid))),
             ("name", .string(name)),
-            ("patches", .array(patches.map { p in
-                .object([
-                    ("sequence", .int(Int64(p.area.sequence))),
-                    ("name", .string(p.area.name)),
-                    ("state", .string(p.state)),
-                    ("model", .string(p.area.model.name)),
-                    ("phase", .string(p.area.phase.name)),
-                    ("appliedAt", .string(p.area.appliedAt)),
-                    ("patchFile", .string(p.area.patchPath)),
-                    ("digest", .string(p.area.digest)),
-                    ("object", .string(p.area.objectPath)),
-                    ("buildID", .string(hexString(p.area.buildID))),
-                    ("area", .object([("start", .integer(p.area.start)), ("size", .integer(p.area.size))])),
-                    ("functions", .array(p.functions.map { f, s in
-                        .object([("name", .string(f.name)), ("file", .optional(f.file)), ("state", .string(s.name)),
-                                 ("address", .integer(f.address)), ("newAddress", .integer(f.newAddress))])
-                    })),
-                    ("threads", .array(p.threads.map { t in
-                        .object([("tid", .int(Int64(t.tid))), ("name", .string(t.name)), ("code", .string(t.isNew ? "new" : "old")),
-                                 ("heldBy", .optional(t.heldBy))])
-                    })),
-                ])
-            })),
-            ("incomplete", .array(incomplete.map {
-                .object([("start", .integer($0.start)), ("size", .integer($0.size)), ("name", .string($0.name))])
-            })),
+            (
+                "patches",
+                .array(
+                    patches.map { p in
+                        .object([
+                            ("sequence", .int(Int64(p.area.sequence))),
+                            ("name", .string(p.area.name)),
+                            ("state", .string(p.state)),
+                            ("model", .string(p.area.model.name)),
+                            ("phase", .string(p.area.phase.name)),
+                            ("appliedAt", .string(p.area.appliedAt)),
+                            ("patchFile", .string(p.area.patchPath)),
+                            ("digest", .string(p.area.digest)),
+                            ("object", .string(p.area.objectPath)),
+                            ("buildID", .string(hexString(p.area.buildID))),
+                            ("area", .object([("start", .integer(p.area.start)), ("size", .integer(p.area.size))])),
+                            (
+                                "functions",
+                                .array(
+                                    p.functions.map { f, s in
+                                        .object([
+                                            ("name", .string(f.name)), ("file", .optional(f.file)),
+                                            ("state", .string(s.name)),
+                                            ("address", .integer(f.address)), ("newAddress", .integer(f.newAddress)),
+                                        ])
+                                    })
+                            ),
+                            (
+                                "threads",
+                                .array(
+                                    p.threads.map { t in
+                                        .object([
+                                            ("tid", .int(Int64(t.tid))), ("name", .string(t.name)),
+                                            ("code", .string(t.isNew ? "new" : "old")),
+                                            ("heldBy", .optional(t.heldBy)),
+                                        ])
+                                    })
+                            ),
+                        ])
+                    })
+            ),
+            (
+                "incomplete",
+                .array(
+                    incomplete.map {
+                        .object([
+                            ("start", .integer($0.start)), ("size", .integer($0.size)), ("name", .string($0.name)),
+                        ])
+                    })
+            ),
         ])
     }
 
@@ -149,7 +177,8 @@ public struct Status: Sendable {
         out += patches.isEmpty ? "no patch applied\n" : "\(patches.count) patch\(patches.count == 1 ? "" : "es")\n"
         for p in patches {
             out += "  #\(p.area.sequence) \(p.area.name)  \(p.state)  \(p.area.model.name)  \(p.area.appliedAt)\n"
-            out += "     \(p.area.objectPath) (build-id \(hexString(p.area.buildID).prefix(16))…), area 0x\(hex(p.area.start)) +\(p.area.size / 1024) KiB\n"
+            out +=
+                "     \(p.area.objectPath) (build-id \(hexString(p.area.buildID).prefix(16))…), area 0x\(hex(p.area.start)) +\(p.area.size / 1024) KiB\n"
             for (f, s) in p.functions {
                 let name = f.name + (f.file.map { " (\($0))" } ?? "")
                 out += "     \(s.name.padded(14)) \(name)  0x\(hex(f.address)) → 0x\(hex(f.newAddress))\n"
@@ -164,7 +193,8 @@ public struct Status: Sendable {
             }
         }
         for i in incomplete {
-            out += "  incomplete area \(i.name) at 0x\(hex(i.start)) (suture stopped while preparing it; `revert` removes it)\n"
+            out +=
+                "  incomplete area \(i.name) at 0x\(hex(i.start)) (suture stopped while preparing it; `revert` removes it)\n"
         }
         return out
     }

@@ -59,8 +59,10 @@ struct StopCheck {
             let resumed = Clock.monotonicNanoseconds()
             outcome.pauses.append(Double(resumed - tracer.stopStarted) / 1e9)
             if outcome.switched {
-                outcome.breakdown = (Double(stopped - tracer.stopStarted) / 1e9, Double(checked - stopped) / 1e9,
-                                     Double(written - checked) / 1e9, Double(resumed - written) / 1e9)
+                outcome.breakdown = (
+                    Double(stopped - tracer.stopStarted) / 1e9, Double(checked - stopped) / 1e9,
+                    Double(written - checked) / 1e9, Double(resumed - written) / 1e9
+                )
                 return outcome
             }
             if Clock.now() + wait > deadline { return outcome }
@@ -72,7 +74,10 @@ struct StopCheck {
     /// The error for attempts that never found the threads out of the way.
     static func busy(pid: Int32, _ outcome: Outcome, timeout: Double, result: String) -> ProcessError {
         let names = Set(outcome.blockers.map(\.function)).sorted()
-        return ProcessError(.busy, "process \(pid): gave up after \(outcome.attempts) attempts in \(String(format1: timeout)) s; threads stayed inside \(names.joined(separator: ", ")) (\(outcome.blockers.prefix(8).map(\.description).joined(separator: "; "))). \(result)")
+        return ProcessError(
+            .busy,
+            "process \(pid): gave up after \(outcome.attempts) attempts in \(String(format1: timeout)) s; threads stayed inside \(names.joined(separator: ", ")) (\(outcome.blockers.prefix(8).map(\.description).joined(separator: "; "))). \(result)"
+        )
     }
 }
 

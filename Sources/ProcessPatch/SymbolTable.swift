@@ -31,9 +31,13 @@ public struct SymbolTable: Sendable {
         var currentFile = ""
         var all: [(UInt64, UInt64, String)] = []
         for s in file.symbols.dropFirst() {
-            if s.type == SymbolType.file { currentFile = s.name; continue }
+            if s.type == SymbolType.file {
+                currentFile = s.name
+                continue
+            }
             guard s.definingSection != nil || s.rawSectionIndex == SpecialSection.absolute, !s.name.isEmpty,
-                  s.type != SymbolType.section, s.type != SymbolType.tls else { continue }
+                s.type != SymbolType.section, s.type != SymbolType.tls
+            else { continue }
             let entry = Entry(value: s.value, size: s.size, type: s.type)
             if s.isLocal {
                 locals[currentFile, default: [:]][s.name] = entry
@@ -65,7 +69,8 @@ public struct SymbolTable: Sendable {
         }
         sorted = all.sorted { $0.0 < $1.0 }.map { (value: $0.0, size: $0.1, name: $0.2) }
         for rs in file.relocationSections where rs.symbolTable != 0 && rs.symbolTable == file.dynamicSymbolTableIndex {
-            for r in rs.relocations where (r.type == 6 || r.type == 7) && r.symbol != 0 && Int(r.symbol) < file.dynamicSymbols.count {
+            for r in rs.relocations
+            where (r.type == 6 || r.type == 7) && r.symbol != 0 && Int(r.symbol) < file.dynamicSymbols.count {
                 let symbol = file.dynamicSymbols[Int(r.symbol)]
                 if symbol.isUndefined && imports[symbol.name] == nil { imports[symbol.name] = r.offset }
             }
@@ -88,7 +93,8 @@ public struct SymbolTable: Sendable {
 
     /// The first symbol that starts after `value`.
     public func next(after value: UInt64) -> UInt64? {
-        var lo = 0, hi = sorted.count
+        var lo = 0
+        var hi = sorted.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if sorted[mid].value <= value { lo = mid + 1 } else { hi = mid }
@@ -98,7 +104,8 @@ public struct SymbolTable: Sendable {
 
     /// `name+0xoffset` for a link-time value inside a symbol.
     public func symbolize(_ value: UInt64) -> String? {
-        var lo = 0, hi = sorted.count
+        var lo = 0
+        var hi = sorted.count
         while lo < hi {
             let mid = (lo + hi) / 2
             if sorted[mid].value <= value { lo = mid + 1 } else { hi = mid }

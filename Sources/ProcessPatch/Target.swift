@@ -31,8 +31,13 @@ final class Target {
     /// The object with this build-id.
     func object(buildID: [UInt8], patch: String) throws(ProcessError) -> LoadedObject {
         if let o = objects.first(where: { $0.buildID == buildID }) { return o }
-        let listed = objects.filter { !$0.isVDSO }.prefix(8).map { "\(Path.base(of: $0.path)) \($0.buildID.map(hexString) ?? "(no build-id)")" }
-        throw ProcessError(.buildIDMismatch, "\(patch) is for build-id \(hexString(buildID)), which no object mapped in process \(pid) (\(process.name)) has: \(listed.joined(separator: ", "))")
+        let listed = objects.filter { !$0.isVDSO }.prefix(8).map {
+            "\(Path.base(of: $0.path)) \($0.buildID.map(hexString) ?? "(no build-id)")"
+        }
+        throw ProcessError(
+            .buildIDMismatch,
+            "\(patch) is for build-id \(hexString(buildID)), which no object mapped in process \(pid) (\(process.name)) has: \(listed.joined(separator: ", "))"
+        )
     }
 
     /// The symbol table of a loaded object (read once).
@@ -52,7 +57,9 @@ final class Target {
             let table = try self.symbols(object)
             switch reference.origin {
             case .local:
-                return table.local(reference.name, file: reference.file ?? "").map { Linker.Resolution(address: object.bias &+ $0.value) }
+                return table.local(reference.name, file: reference.file ?? "").map {
+                    Linker.Resolution(address: object.bias &+ $0.value)
+                }
             case .global:
                 return table.defined(reference.name).map { Linker.Resolution(address: object.bias &+ $0.value) }
             case .external:
@@ -64,11 +71,19 @@ final class Target {
                 if let e = table.defined(reference.name) { return Linker.Resolution(address: object.bias &+ e.value) }
                 let exe = (try? FileSystem.readLink("/proc/\(self.pid)/exe")) ?? ""
                 let executableFirst = self.objects.filter { !$0.isVDSO && $0.path != object.path }
-                    .sorted { ($0.path == exe ? 0 : 1, $0.headerMapping.start) < ($1.path == exe ? 0 : 1, $1.headerMapping.start) }
+                    .sorted {
+                        ($0.path == exe ? 0 : 1, $0.headerMapping.start) < (
+                            $1.path == exe ? 0 : 1, $1.headerMapping.start
+                        )
+                    }
                 for other in executableFirst {
-                    guard let t = try? self.symbols(other), let e = t.dynamic[reference.name], e.type != SymbolType.tls else { continue }
+                    guard let t = try? self.symbols(other), let e = t.dynamic[reference.name], e.type != SymbolType.tls
+                    else { continue }
                     if e.type == SymbolType.gnuIfunc {
-                        throw ProcessError(.unresolved, "the patch calls \(reference.name), an ifunc of \(Path.base(of: other.path)) that the program does not import; its implementation is chosen at load time and cannot be called directly")
+                        throw ProcessError(
+                            .unresolved,
+                            "the patch calls \(reference.name), an ifunc of \(Path.base(of: other.path)) that the program does not import; its implementation is chosen at load time and cannot be called directly"
+                        )
                     }
                     return Linker.Resolution(address: other.bias &+ e.value)
                 }

@@ -34,7 +34,9 @@ public struct TargetProcess: Sendable {
     public func checkOwner() throws(ProcessError) {
         let me = Kernel.effectiveUserID()
         if me != 0 && me != uid {
-            throw ProcessError(.permission, "process \(pid) (\(name)) belongs to user \(uid); only root may patch another user's process")
+            throw ProcessError(
+                .permission,
+                "process \(pid) (\(name)) belongs to user \(uid); only root may patch another user's process")
         }
     }
 

@@ -59,14 +59,16 @@ public final class Tracer {
                         awaitingFirstStop.insert(tid)
                         continue
                     }
-                    let tracer = (FileSystem.readTextIfPresent("/proc/\(pid)/status")).flatMap {
-                        TargetProcess.fields($0)["TracerPid"]
-                    } ?? "0"
+                    let tracer =
+                        (FileSystem.readTextIfPresent("/proc/\(pid)/status")).flatMap {
+                            TargetProcess.fields($0)["TracerPid"]
+                        } ?? "0"
                     detachQuietly()
                     if error.errno == .notPermitted && tracer != "0" {
                         throw ProcessError(.trace, "process \(pid) is already traced by process \(tracer)")
                     }
-                    throw error.process(error.errno == .notPermitted ? .permission : .trace, "process \(pid): cannot attach")
+                    throw error.process(
+                        error.errno == .notPermitted ? .permission : .trace, "process \(pid): cannot attach")
                 }
             }
             rounds += 1
@@ -79,7 +81,9 @@ public final class Tracer {
 
     /// `TracerPid` of one thread.
     static func tracerOf(pid: Int32, tid: Int32) -> Int32? {
-        FileSystem.readTextIfPresent("/proc/\(pid)/task/\(tid)/status").flatMap { TargetProcess.fields($0)["TracerPid"] }.flatMap { Int32($0) }
+        FileSystem.readTextIfPresent("/proc/\(pid)/task/\(tid)/status").flatMap {
+            TargetProcess.fields($0)["TracerPid"]
+        }.flatMap { Int32($0) }
     }
 
     // MARK: - Stopping and resuming
@@ -95,7 +99,9 @@ public final class Tracer {
     public func interruptAll() throws(ProcessError) {
         stopStarted = Clock.monotonicNanoseconds()
         for (tid, state) in states where state == .running && !awaitingFirstStop.contains(tid) {
-            do { try Ptrace.interrupt(tid) } catch { if error.errno != .noSuchProcess { throw error.process(.trace, "process \(pid)") } }
+            do { try Ptrace.interrupt(tid) } catch {
+                if error.errno != .noSuchProcess { throw error.process(.trace, "process \(pid)") }
+            }
         }
     }
 
@@ -104,7 +110,10 @@ public final class Tracer {
         let deadline = Clock.now() + stopTimeout
         while let tid = states.first(where: { $0.value == .running })?.key {
             guard let status = try waitBounded(tid, deadline: deadline) else {
-                throw ProcessError(.trace, "process \(pid): thread \(tid) (\(TargetProcess.threadName(pid: pid, tid: tid))) did not stop within \(Int(stopTimeout)) s")
+                throw ProcessError(
+                    .trace,
+                    "process \(pid): thread \(tid) (\(TargetProcess.threadName(pid: pid, tid: tid))) did not stop within \(Int(stopTimeout)) s"
+                )
             }
             try handle(tid, status, stopping: true)
         }
@@ -128,7 +137,10 @@ public final class Tracer {
         stopStarted = Clock.monotonicNanoseconds()
         if states[tid] == .running && !awaitingFirstStop.contains(tid) {
             do { try Ptrace.interrupt(tid) } catch {
-                if error.errno == .noSuchProcess { forget(tid); return false }
+                if error.errno == .noSuchProcess {
+                    forget(tid)
+                    return false
+                }
                 throw error.process(.trace, "process \(pid)")
             }
         }
@@ -159,7 +171,10 @@ public final class Tracer {
             if state == .groupStopped { try Ptrace.listen(tid) } else { try Ptrace.resume(tid, signal: signal) }
             states[tid] = .running
         } catch {
-            if error.errno == .noSuchProcess { forget(tid); return }
+            if error.errno == .noSuchProcess {
+                forget(tid)
+                return
+            }
             throw error.process(.trace, "process \(pid): resume thread \(tid)")
         }
     }
@@ -171,7 +186,10 @@ public final class Tracer {
         for tid in threads where states[tid] == .running {
             let status: WaitStatus?
             do { status = try Kernel.waitThread(tid, blocking: false) } catch {
-                if error.errno == .noChildProcess { forget(tid); continue }
+                if error.errno == .noChildProcess {
+                    forget(tid)
+                    continue
+                }
                 throw error.process(.trace, "process \(pid)")
             }
             if let status { try handle(tid, status, stopping: false) }
@@ -283,8 +301,10 @@ public final class Tracer {
 
     /// Runs a stopped thread until `isLast` accepts a system-call exit inside
     /// `code`, passing signals on. Returns each (number, result) seen.
-    func runSyscalls(_ tid: Int32, code: Range<UInt64>,
-                     isLast: (_ number: Int64, _ result: Int64) -> Bool) throws(ProcessError) -> [(number: Int64, result: Int64)] {
+    func runSyscalls(
+        _ tid: Int32, code: Range<UInt64>,
+        isLast: (_ number: Int64, _ result: Int64) -> Bool
+    ) throws(ProcessError) -> [(number: Int64, result: Int64)] {
         var seen: [(Int64, Int64)] = []
         var signal: Int32 = 0
         let deadline = Clock.now() + stopTimeout
@@ -295,11 +315,14 @@ public final class Tracer {
             states[tid] = .running
             signal = 0
             guard let status = try waitBounded(tid, deadline: deadline) else {
-                throw ProcessError(.trace, "process \(pid): injected system call in thread \(tid) did not finish within \(Int(stopTimeout)) s")
+                throw ProcessError(
+                    .trace,
+                    "process \(pid): injected system call in thread \(tid) did not finish within \(Int(stopTimeout)) s")
             }
             guard status.stopped else {
                 forget(tid)
-                throw ProcessError(.noSuchProcess, "process \(pid): thread \(tid) ended while running injected code (\(status))")
+                throw ProcessError(
+                    .noSuchProcess, "process \(pid): thread \(tid) ended while running injected code (\(status))")
             }
             states[tid] = .syscallStop
             if status.event == 0 && status.stopSignal == Ptrace.syscallStopSignal {
@@ -307,7 +330,8 @@ public final class Tracer {
                 guard let op = try? Ptrace.syscallOperation(tid), op == .exit else { continue }
                 // The instruction after `syscall` (2 bytes) tells whose call it was.
                 guard code.contains(regs.rip &- 2) else { continue }
-                let number = Int64(bitPattern: regs.origRax), result = Int64(bitPattern: regs.rax)
+                let number = Int64(bitPattern: regs.origRax)
+                let result = Int64(bitPattern: regs.rax)
                 seen.append((number, result))
                 if isLast(number, result) { return seen.map { (number: $0.0, result: $0.1) } }
             } else if status.event == Ptrace.eventClone {

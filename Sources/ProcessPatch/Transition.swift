@@ -106,18 +106,23 @@ struct Transition {
     private func begin(_ area: inout PatchArea, _ outcome: inout Outcome) throws(ProcessError) {
         // The entries are rewritten only when no thread is in the middle of
         // an entry's first instructions (or interrupted there: stack words).
-        let entries = Activeness(area.functions.map {
-            Activeness.Range(range: $0.address..<$0.address + UInt64(X86Code.entryJumpLength), function: $0.name)
-        })
+        let entries = Activeness(
+            area.functions.map {
+                Activeness.Range(range: $0.address..<$0.address + UInt64(X86Code.entryJumpLength), function: $0.name)
+            })
         while true {
             try Interruption.check()
             try tracer.stopAll()
-            let inEntry = direction == .toNew && area.flag == 0
+            let inEntry =
+                direction == .toNew && area.flag == 0
                 ? try entries.check(tracer: tracer, memory: memory, map: &target.map) : []
             if inEntry.isEmpty { break }
             try tracer.resumeAll()
             if Clock.now() > deadline {
-                throw ProcessError(.busy, "process \(tracer.pid): threads stayed at the entry of \(Set(inEntry.map(\.function)).sorted().joined(separator: ", "))")
+                throw ProcessError(
+                    .busy,
+                    "process \(tracer.pid): threads stayed at the entry of \(Set(inEntry.map(\.function)).sorted().joined(separator: ", "))"
+                )
             }
             try tracer.run(for: 0.002)
         }
@@ -168,7 +173,8 @@ struct Transition {
         case .toNew:
             try memory.write(area.flagAddress, [1])
             area.flag = 1
-            for f in area.functions where memory.readPrefix(f.address, count: X86Code.entryJumpLength) == f.viaDispatcher {
+            for f in area.functions
+            where memory.readPrefix(f.address, count: X86Code.entryJumpLength) == f.viaDispatcher {
                 try memory.write(f.address, f.direct)
             }
             area.phase = .applied
@@ -196,8 +202,13 @@ struct Transition {
             // Known: check that it still holds for every thread.
             for tid in tracer.threads {
                 let fs = try tracer.registers(tid).words[ThreadRegisters.fsBase]
-                guard fs != 0, let word = try? memory.read(fs + UInt64(area.tidOffset), count: 4), word.loadLE(UInt32.self, at: 0) == UInt32(tid) else {
-                    throw ProcessError(.refused, "process \(tracer.pid): thread \(tid) does not keep its thread ID at %fs:0x\(hex(UInt64(area.tidOffset))) like the others; the per-thread models cannot tell it apart")
+                guard fs != 0, let word = try? memory.read(fs + UInt64(area.tidOffset), count: 4),
+                    word.loadLE(UInt32.self, at: 0) == UInt32(tid)
+                else {
+                    throw ProcessError(
+                        .refused,
+                        "process \(tracer.pid): thread \(tid) does not keep its thread ID at %fs:0x\(hex(UInt64(area.tidOffset))) like the others; the per-thread models cannot tell it apart"
+                    )
                 }
             }
             return
@@ -206,7 +217,10 @@ struct Transition {
         for tid in tracer.threads {
             let fs = try tracer.registers(tid).words[ThreadRegisters.fsBase]
             guard fs != 0 else {
-                throw ProcessError(.refused, "process \(tracer.pid): thread \(tid) has no thread pointer (%fs base 0); the per-thread models need one")
+                throw ProcessError(
+                    .refused,
+                    "process \(tracer.pid): thread \(tid) has no thread pointer (%fs base 0); the per-thread models need one"
+                )
             }
             let block = memory.readPrefix(fs, count: 4096)
             var found = Set<Int>()
@@ -218,7 +232,10 @@ struct Transition {
             candidates = candidates.map { $0.intersection(found) } ?? found
         }
         guard let offset = candidates?.min() else {
-            throw ProcessError(.refused, "process \(tracer.pid): no thread keeps its thread ID in its thread control block; the per-thread models cannot tell threads apart")
+            throw ProcessError(
+                .refused,
+                "process \(tracer.pid): no thread keeps its thread ID in its thread control block; the per-thread models cannot tell threads apart"
+            )
         }
         area.tidOffset = UInt32(offset)
         var field: [UInt8] = []
@@ -236,7 +253,9 @@ struct Transition {
 
     func setTableByte(_ area: PatchArea, _ tid: Int32, _ value: UInt8) throws(ProcessError) {
         guard tid >= 0, UInt32(tid) < area.tableEntries else {
-            throw ProcessError(.refused, "process \(tracer.pid): thread ID \(tid) is beyond the thread table (\(area.tableEntries) entries)")
+            throw ProcessError(
+                .refused,
+                "process \(tracer.pid): thread ID \(tid) is beyond the thread table (\(area.tableEntries) entries)")
         }
         try memory.write(area.tableAddress + UInt64(tid), [value])
     }
@@ -287,8 +306,14 @@ struct Transition {
     static func patchCode(_ area: PatchArea) -> Activeness {
         var ranges: [Activeness.Range] = []
         for f in area.functions {
-            ranges.append(Activeness.Range(range: f.newAddress..<f.newAddress + max(f.newSize, 1), function: "\(f.name) (patch #\(area.sequence))"))
-            ranges.append(Activeness.Range(range: f.dispatcher..<f.dispatcher + f.dispatcherSize, function: "\(f.name) (dispatcher of patch #\(area.sequence))"))
+            ranges.append(
+                Activeness.Range(
+                    range: f.newAddress..<f.newAddress + max(f.newSize, 1),
+                    function: "\(f.name) (patch #\(area.sequence))"))
+            ranges.append(
+                Activeness.Range(
+                    range: f.dispatcher..<f.dispatcher + f.dispatcherSize,
+                    function: "\(f.name) (dispatcher of patch #\(area.sequence))"))
         }
         ranges.append(Activeness.Range(range: area.text, function: "code of patch #\(area.sequence)"))
         return Activeness(ranges)
@@ -298,10 +323,13 @@ struct Transition {
 extension Transition {
     /// Unmaps an area whose functions are all back on the old code, once no
     /// thread is inside its code (stop-and-check, until `deadline`).
-    static func remove(_ area: PatchArea, tracer: Tracer, target: Target, deadline: Double) throws(ProcessError) -> StopCheck.Outcome {
+    static func remove(_ area: PatchArea, tracer: Tracer, target: Target, deadline: Double) throws(ProcessError)
+        -> StopCheck.Outcome
+    {
         let check = StopCheck(tracer: tracer, target: target, activeness: patchCode(area), deadline: deadline)
         return try check.run { () throws(ProcessError) in
-            try AreaSwitch.unmap(start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
+            try AreaSwitch.unmap(
+                start: area.start, size: area.size, unwind: area.unwind, tracer: tracer, target: target)
         }
     }
 

@@ -20,7 +20,8 @@ enum UnwindRegistration {
     static func functions(_ target: Target) -> (register: UInt64, deregister: UInt64)? {
         for object in target.objects where Path.base(of: object.path).hasPrefix("libgcc_s.so") {
             guard let table = try? target.symbols(object),
-                  let register = table.dynamic["__register_frame_info"], let deregister = table.dynamic["__deregister_frame_info"]
+                let register = table.dynamic["__register_frame_info"],
+                let deregister = table.dynamic["__deregister_frame_info"]
             else { continue }
             return (object.bias &+ register.value, object.bias &+ deregister.value)
         }
@@ -51,12 +52,16 @@ enum UnwindRegistration {
     /// during the calls (a lock one of them holds cannot block them), and
     /// all are stopped again afterwards. Call it only once no thread can
     /// enter the area any more.
-    static func deregister(unwind: [(frame: UInt64, object: UInt64)], in tid: Int32, tracer: Tracer,
-                           target: Target) throws(ProcessError) {
+    static func deregister(
+        unwind: [(frame: UInt64, object: UInt64)], in tid: Int32, tracer: Tracer,
+        target: Target
+    ) throws(ProcessError) {
         let registered = unwind.filter { target.memory.readPrefix(mark($0), count: 1).first == 1 }
         guard !registered.isEmpty else { return }
         guard let f = functions(target) else {
-            throw ProcessError(.state, "process \(tracer.pid): the patch's unwind tables are registered, but libgcc_s is no longer loaded")
+            throw ProcessError(
+                .state,
+                "process \(tracer.pid): the patch's unwind tables are registered, but libgcc_s is no longer loaded")
         }
         let stoppedOthers = tracer.threads.filter { $0 != tid && tracer.isStopped($0) }
         for other in stoppedOthers { try tracer.resume(other) }
@@ -83,7 +88,9 @@ enum UnwindRegistration {
     /// restores the registers itself) and then restores the registers from
     /// the stack and returns to where the thread was: if Suture dies during
     /// the call, the thread continues as if nothing happened.
-    static func call(_ function: UInt64, _ arguments: [UInt64], in tid: Int32, tracer: Tracer, target: Target) throws(ProcessError) -> UInt64 {
+    static func call(_ function: UInt64, _ arguments: [UInt64], in tid: Int32, tracer: Tracer, target: Target)
+        throws(ProcessError) -> UInt64
+    {
         let injector = try Injector(tracer: tracer, memory: target.memory, objects: target.objects, map: target.map)
         let original = try tracer.registers(tid)
         let saved = Injector.restartable(original)
@@ -97,9 +104,12 @@ enum UnwindRegistration {
         stub.restoreAndReturn()
         let code = stub.finish()
         let words: [UInt64] = [
-            saved[ThreadRegisters.r15], saved[ThreadRegisters.r14], saved[ThreadRegisters.r13], saved[ThreadRegisters.r12],
-            saved[ThreadRegisters.r11], saved[ThreadRegisters.r10], saved[ThreadRegisters.r9], saved[ThreadRegisters.r8],
-            saved[ThreadRegisters.rbp], saved[ThreadRegisters.rdi], saved[ThreadRegisters.rsi], saved[ThreadRegisters.rdx],
+            saved[ThreadRegisters.r15], saved[ThreadRegisters.r14], saved[ThreadRegisters.r13],
+            saved[ThreadRegisters.r12],
+            saved[ThreadRegisters.r11], saved[ThreadRegisters.r10], saved[ThreadRegisters.r9],
+            saved[ThreadRegisters.r8],
+            saved[ThreadRegisters.rbp], saved[ThreadRegisters.rdi], saved[ThreadRegisters.rsi],
+            saved[ThreadRegisters.rdx],
             saved[ThreadRegisters.rcx], saved[ThreadRegisters.rbx], saved[ThreadRegisters.rax], saved.eflags, saved.rip,
         ]
         var frame: [UInt8] = []
@@ -123,7 +133,9 @@ enum UnwindRegistration {
         var interrupted: ProcessError?
         do { try DebugPause.point("unwind-call") } catch { interrupted = error }
         // On failure from here on, the stub stays: the thread may still run it.
-        _ = try tracer.runSyscalls(tid, code: injector.scratch..<injector.scratch + UInt64(code.count)) { number, _ in number == getpid }
+        _ = try tracer.runSyscalls(tid, code: injector.scratch..<injector.scratch + UInt64(code.count)) { number, _ in
+            number == getpid
+        }
         let result = try tracer.registers(tid)[ThreadRegisters.rbx]
         try tracer.setRegisters(tid, saved)
         try target.memory.write(injector.scratch, previous)

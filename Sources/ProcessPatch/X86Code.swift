@@ -54,8 +54,10 @@ public enum X86Code {
     /// 42  movzbl (%r11,%rax), %r11d  84  old: the moved entry
     /// 47  pop %rax
     /// ```
-    public static func threadDispatch(at address: UInt64, flag: UInt64, table: UInt64, entries: UInt32,
-                                      tidOffset: UInt32, new: UInt64) -> [UInt8]? {
+    public static func threadDispatch(
+        at address: UInt64, flag: UInt64, table: UInt64, entries: UInt32,
+        tidOffset: UInt32, new: UInt64
+    ) -> [UInt8]? {
         var b: [UInt8] = []
         func rel(_ end: Int, _ target: UInt64) -> Bool {
             guard let r = rel32(from: address &+ UInt64(end), to: target) else { return false }
@@ -63,24 +65,36 @@ public enum X86Code {
             return true
         }
         let old = address &+ UInt64(threadDispatchLength)
-        b += [0x80, 0x3d]; guard rel(7, flag) else { return nil }; b.append(0x01)
-        b += [0x0f, 0x84]; guard rel(13, new) else { return nil }
-        b += [0x0f, 0x82]; guard rel(19, old) else { return nil }
+        b += [0x80, 0x3d]
+        guard rel(7, flag) else { return nil }
+        b.append(0x01)
+        b += [0x0f, 0x84]
+        guard rel(13, new) else { return nil }
+        b += [0x0f, 0x82]
+        guard rel(19, old) else { return nil }
         b.append(0x50)
-        b += [0x64, 0x8b, 0x04, 0x25]; b.appendLE(tidOffset)
-        b.append(0x3d); b.appendLE(entries)
+        b += [0x64, 0x8b, 0x04, 0x25]
+        b.appendLE(tidOffset)
+        b.append(0x3d)
+        b.appendLE(entries)
         b += [0x73, 70 - 35]
-        b += [0x4c, 0x8d, 0x1d]; guard rel(42, table) else { return nil }
+        b += [0x4c, 0x8d, 0x1d]
+        guard rel(42, table) else { return nil }
         b += [0x45, 0x0f, 0xb6, 0x1c, 0x03]
         b.append(0x58)
         b += [0x41, 0x80, 0xfb, 0x01]
-        b += [0x0f, 0x84]; guard rel(58, old) else { return nil }
+        b += [0x0f, 0x84]
+        guard rel(58, old) else { return nil }
         b += [0x41, 0x80, 0xfb, 0x02]
-        b += [0x0f, 0x84]; guard rel(68, new) else { return nil }
+        b += [0x0f, 0x84]
+        guard rel(68, new) else { return nil }
         b += [0xeb, 71 - 70]
         b.append(0x58)
-        b += [0x80, 0x3d]; guard rel(78, flag) else { return nil }; b.append(0x02)
-        b += [0x0f, 0x84]; guard rel(84, new) else { return nil }
+        b += [0x80, 0x3d]
+        guard rel(78, flag) else { return nil }
+        b.append(0x02)
+        b += [0x0f, 0x84]
+        guard rel(84, new) else { return nil }
         return b
     }
     public static let threadDispatchLength = 84
@@ -107,8 +121,10 @@ public enum X86Code {
     /// to `newAddress`: relative branches and RIP-relative operands are
     /// re-aimed at their original targets, short branches widened, and a
     /// jump back to the first instruction not moved is appended.
-    public static func moveEntry(_ entry: [UInt8], from oldAddress: UInt64, to newAddress: UInt64,
-                                 covering minimum: Int = entryJumpLength) throws(MoveError) -> MovedEntry {
+    public static func moveEntry(
+        _ entry: [UInt8], from oldAddress: UInt64, to newAddress: UInt64,
+        covering minimum: Int = entryJumpLength
+    ) throws(MoveError) -> MovedEntry {
         var code: [UInt8] = []
         var consumed = 0
         var endsFlow = false
@@ -124,7 +140,10 @@ public enum X86Code {
             let here = newAddress &+ UInt64(code.count)
             if let target = i.target(in: entry) {
                 if target > 0 && target < minimum {
-                    throw MoveError(description: "a branch at entry+\(i.offset) targets entry+\(target), inside the bytes the entry jump replaces")
+                    throw MoveError(
+                        description:
+                            "a branch at entry+\(i.offset) targets entry+\(target), inside the bytes the entry jump replaces"
+                    )
                 }
                 let absolute = oldAddress &+ UInt64(bitPattern: Int64(target))
                 let prefixes = Array(original[0..<i.prefixLength])
@@ -137,10 +156,12 @@ public enum X86Code {
                 case .conditional(let cc):
                     out = prefixes + [0x0f, 0x80 | cc]
                 case .other, .none:
-                    throw MoveError(description: "the instruction at entry+\(i.offset) (loop, jrcxz or xbegin) cannot be moved")
+                    throw MoveError(
+                        description: "the instruction at entry+\(i.offset) (loop, jrcxz or xbegin) cannot be moved")
                 }
                 guard let rel = rel32(from: here &+ UInt64(out.count + 4), to: absolute) else {
-                    throw MoveError(description: "the branch at entry+\(i.offset) cannot reach its target from 0x\(hex(here))")
+                    throw MoveError(
+                        description: "the branch at entry+\(i.offset) cannot reach its target from 0x\(hex(here))")
                 }
                 out.appendLE(UInt32(bitPattern: rel))
                 code += out
@@ -149,7 +170,10 @@ public enum X86Code {
                 let displacement = Int32(bitPattern: original.loadLE(UInt32.self, at: d))
                 let absolute = oldNext &+ UInt64(bitPattern: Int64(displacement))
                 guard let rel = rel32(from: here &+ UInt64(i.length), to: absolute) else {
-                    throw MoveError(description: "the RIP-relative operand at entry+\(i.offset) cannot reach 0x\(hex(absolute)) from 0x\(hex(here))")
+                    throw MoveError(
+                        description:
+                            "the RIP-relative operand at entry+\(i.offset) cannot reach 0x\(hex(absolute)) from 0x\(hex(here))"
+                    )
                 }
                 out.storeLE(UInt32(bitPattern: rel), at: d)
                 code += out
@@ -157,7 +181,10 @@ public enum X86Code {
                 code += original
             }
             consumed += i.length
-            if i.endsFlow { endsFlow = true; break }
+            if i.endsFlow {
+                endsFlow = true
+                break
+            }
         }
         if !endsFlow {
             let here = newAddress &+ UInt64(code.count)

@@ -78,7 +78,9 @@ public enum X86Decoder {
 
     static let oneByte: [Shape] = {
         var t = [Shape](repeating: Shape(modrm: false, immediate: .none), count: 256)
-        func set(_ ops: [Int], _ modrm: Bool, _ imm: Immediate) { for o in ops { t[o] = Shape(modrm: modrm, immediate: imm) } }
+        func set(_ ops: [Int], _ modrm: Bool, _ imm: Immediate) {
+            for o in ops { t[o] = Shape(modrm: modrm, immediate: imm) }
+        }
         func invalid(_ ops: [Int]) { for o in ops { t[o].invalid = true } }
         // ALU blocks 00-3F.
         for base in stride(from: 0x00, through: 0x38, by: 8) {
@@ -86,29 +88,46 @@ public enum X86Decoder {
             set([base + 4], false, .byte)
             set([base + 5], false, .z)
         }
-        invalid([0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61, 0x82, 0x9a,
-                 0xce, 0xd4, 0xd5, 0xd6, 0xea])
+        invalid([
+            0x06, 0x07, 0x0e, 0x16, 0x17, 0x1e, 0x1f, 0x27, 0x2f, 0x37, 0x3f, 0x60, 0x61, 0x82, 0x9a,
+            0xce, 0xd4, 0xd5, 0xd6, 0xea,
+        ])
         set([0x63], true, .none)
-        set([0x68], false, .z); set([0x69], true, .z); set([0x6a], false, .byte); set([0x6b], true, .byte)
+        set([0x68], false, .z)
+        set([0x69], true, .z)
+        set([0x6a], false, .byte)
+        set([0x6b], true, .byte)
         set(Array(0x70...0x7f), false, .rel8)
-        set([0x80, 0x83], true, .byte); set([0x81], true, .z)
+        set([0x80, 0x83], true, .byte)
+        set([0x81], true, .z)
         set(Array(0x84...0x8f), true, .none)
         set(Array(0xa0...0xa3), false, .moffs)
-        set([0xa8], false, .byte); set([0xa9], false, .z)
-        set(Array(0xb0...0xb7), false, .byte); set(Array(0xb8...0xbf), false, .v)
-        set([0xc0, 0xc1, 0xc6], true, .byte); set([0xc7], true, .z)
-        set([0xc2, 0xca], false, .word); set([0xc8], false, .enterForm); set([0xcd], false, .byte)
-        set(Array(0xd0...0xd3), true, .none); set(Array(0xd8...0xdf), true, .none)
-        set(Array(0xe0...0xe3), false, .rel8); set(Array(0xe4...0xe7), false, .byte)
-        set([0xe8, 0xe9], false, .rel32); set([0xeb], false, .rel8)
-        set([0xf6], true, .groupF6); set([0xf7], true, .groupF7)
+        set([0xa8], false, .byte)
+        set([0xa9], false, .z)
+        set(Array(0xb0...0xb7), false, .byte)
+        set(Array(0xb8...0xbf), false, .v)
+        set([0xc0, 0xc1, 0xc6], true, .byte)
+        set([0xc7], true, .z)
+        set([0xc2, 0xca], false, .word)
+        set([0xc8], false, .enterForm)
+        set([0xcd], false, .byte)
+        set(Array(0xd0...0xd3), true, .none)
+        set(Array(0xd8...0xdf), true, .none)
+        set(Array(0xe0...0xe3), false, .rel8)
+        set(Array(0xe4...0xe7), false, .byte)
+        set([0xe8, 0xe9], false, .rel32)
+        set([0xeb], false, .rel8)
+        set([0xf6], true, .groupF6)
+        set([0xf7], true, .groupF7)
         set([0xfe, 0xff], true, .none)
         return t
     }()
 
     static let twoByte: [Shape] = {
         var t = [Shape](repeating: Shape(modrm: true, immediate: .none), count: 256)
-        func set(_ ops: [Int], _ modrm: Bool, _ imm: Immediate) { for o in ops { t[o] = Shape(modrm: modrm, immediate: imm) } }
+        func set(_ ops: [Int], _ modrm: Bool, _ imm: Immediate) {
+            for o in ops { t[o] = Shape(modrm: modrm, immediate: imm) }
+        }
         func invalid(_ ops: [Int]) { for o in ops { t[o].invalid = true } }
         set([0x05, 0x06, 0x07, 0x08, 0x09, 0x0b, 0x0e], false, .none)
         set([0x0f], true, .byte)  // 3DNow!
@@ -119,8 +138,10 @@ public enum X86Decoder {
         set([0xa0, 0xa1, 0xa2, 0xa8, 0xa9, 0xaa], false, .none)
         set([0xa4, 0xac, 0xba, 0xc2, 0xc4, 0xc5, 0xc6], true, .byte)
         set(Array(0xc8...0xcf), false, .none)
-        invalid([0x04, 0x0a, 0x0c, 0x24, 0x25, 0x26, 0x27, 0x36, 0x39, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f,
-                 0x7a, 0x7b, 0xa6, 0xa7])
+        invalid([
+            0x04, 0x0a, 0x0c, 0x24, 0x25, 0x26, 0x27, 0x36, 0x39, 0x3b, 0x3c, 0x3d, 0x3e, 0x3f,
+            0x7a, 0x7b, 0xa6, 0xa7,
+        ])
         return t
     }()
 
@@ -150,13 +171,19 @@ public enum X86Decoder {
             let b = try peek()
             switch b {
             case 0xf0, 0xf2, 0xf3, 0x2e, 0x36, 0x3e, 0x26, 0x64, 0x65:
-                p += 1; rexW = false
+                p += 1
+                rexW = false
             case 0x66:
-                p += 1; operand16 = true; rexW = false
+                p += 1
+                operand16 = true
+                rexW = false
             case 0x67:
-                p += 1; address32 = true; rexW = false
+                p += 1
+                address32 = true
+                rexW = false
             case 0x40...0x4f:
-                p += 1; rexW = b & 8 != 0
+                p += 1
+                rexW = b & 8 != 0
             default:
                 break prefixes
             }
@@ -199,8 +226,13 @@ public enum X86Decoder {
             let op = try byte()
             switch map {
             case 1:
-                if op == 0x77 { shape = Shape(modrm: false, immediate: .none) }
-                else { shape = Shape(modrm: true, immediate: [0x70, 0x71, 0x72, 0x73, 0xc2, 0xc4, 0xc5, 0xc6].contains(op) ? .byte : .none) }
+                if op == 0x77 {
+                    shape = Shape(modrm: false, immediate: .none)
+                } else {
+                    shape = Shape(
+                        modrm: true,
+                        immediate: [0x70, 0x71, 0x72, 0x73, 0xc2, 0xc4, 0xc5, 0xc6].contains(op) ? .byte : .none)
+                }
             case 2: shape = Shape(modrm: true, immediate: .none)
             case 3: shape = Shape(modrm: true, immediate: .byte)
             default: throw fail("unknown VEX opcode map \(map)")
@@ -212,7 +244,10 @@ public enum X86Decoder {
             _ = try byte()
             let op = try byte()
             switch p0 & 0x7 {
-            case 1: shape = Shape(modrm: true, immediate: [0x70, 0x71, 0x72, 0x73, 0xc2, 0xc4, 0xc5, 0xc6].contains(op) ? .byte : .none)
+            case 1:
+                shape = Shape(
+                    modrm: true,
+                    immediate: [0x70, 0x71, 0x72, 0x73, 0xc2, 0xc4, 0xc5, 0xc6].contains(op) ? .byte : .none)
             case 2, 5, 6: shape = Shape(modrm: true, immediate: .none)
             case 3: shape = Shape(modrm: true, immediate: .byte)
             default: throw fail("unknown EVEX opcode map \(p0 & 7)")
@@ -226,7 +261,9 @@ public enum X86Decoder {
             if shape.invalid { throw fail("invalid opcode \(String(opcode, radix: 16)) in 64-bit mode") }
             switch opcode {
             case 0x70...0x7f: relative = .conditional(opcode & 0x0f)
-            case 0xeb, 0xe9: relative = .jump; endsFlow = true
+            case 0xeb, 0xe9:
+                relative = .jump
+                endsFlow = true
             case 0xe8: relative = .call
             case 0xe0...0xe3: relative = .other
             case 0xc3, 0xc2, 0xcb, 0xca, 0xcf, 0xf4, 0xcc: endsFlow = true
@@ -238,7 +275,8 @@ public enum X86Decoder {
         var ripDisplacement: Int?
         if shape.modrm {
             let modrm = try byte()
-            let mod = modrm >> 6, rm = modrm & 7
+            let mod = modrm >> 6
+            let rm = modrm & 7
             modrmRegField = (modrm >> 3) & 7
             if mod != 3 {
                 if rm == 4 {
@@ -278,8 +316,9 @@ public enum X86Decoder {
         p += immediate
         guard p <= bytes.count else { throw fail("instruction runs past the end of the code") }
         guard p - offset <= 15 else { throw fail("instruction longer than 15 bytes") }
-        return Instruction(offset: offset, length: p - offset, prefixLength: prefixLength, relative: relative,
-                           relativeField: relativeField, ripDisplacement: ripDisplacement, endsFlow: endsFlow)
+        return Instruction(
+            offset: offset, length: p - offset, prefixLength: prefixLength, relative: relative,
+            relativeField: relativeField, ripDisplacement: ripDisplacement, endsFlow: endsFlow)
     }
 
     /// Decodes `bytes[range]` linearly, one instruction after the other.

@@ -26,7 +26,8 @@ public struct CompilerCheck: Sendable, Equatable {
     public static func check(kernelCompiler: String?) -> CompilerCheck {
         var candidates: [String] = []
         if let kernelCompiler, let first = kernelCompiler.split(separator: " ").first,
-           first.hasPrefix("gcc") || first.hasPrefix("clang") {
+            first.hasPrefix("gcc") || first.hasPrefix("clang")
+        {
             candidates.append(String(first))
         }
         candidates.append("gcc")
@@ -54,9 +55,11 @@ public struct CompilerCheck: Sendable, Equatable {
     public var mismatchMessage: String {
         let hostText = host ?? "no \(program) on this machine"
         guard let kernel else {
-            return "cannot tell which compiler built the kernel (no compile.h in the headers and no CONFIG_CC_VERSION_TEXT); host has \(hostText)"
+            return
+                "cannot tell which compiler built the kernel (no compile.h in the headers and no CONFIG_CC_VERSION_TEXT); host has \(hostText)"
         }
-        return "the kernel was built with \"\(kernel)\" but this machine has \"\(hostText)\"; objects would not match the running code"
+        return
+            "the kernel was built with \"\(kernel)\" but this machine has \"\(hostText)\"; objects would not match the running code"
     }
 
     public var json: JSON {

@@ -62,7 +62,8 @@ public struct DebianVersion: Comparable, Hashable, Sendable, CustomStringConvert
     private static func isDigit(_ c: UInt8) -> Bool { c >= 48 && c <= 57 }
 
     static func compareFragment(_ a: [UInt8], _ b: [UInt8]) -> Int {
-        var i = 0, j = 0
+        var i = 0
+        var j = 0
         while i < a.count || j < b.count {
             var firstDiff = 0
             while (i < a.count && !isDigit(a[i])) || (j < b.count && !isDigit(b[j])) {

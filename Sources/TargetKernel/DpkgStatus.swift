@@ -24,7 +24,10 @@ public struct DpkgStatus: Sendable {
             isInstalled = false
         }
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty { flush(); continue }
+            if line.isEmpty {
+                flush()
+                continue
+            }
             if line.hasPrefix("Package: ") {
                 name = String(line.dropFirst(9))
             } else if line.hasPrefix("Version: ") {

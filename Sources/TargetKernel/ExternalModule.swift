@@ -27,7 +27,8 @@ public struct ExternalModule: Sendable {
 
     /// Runs make; a make that runs but fails is a result, not an error.
     public func make(_ targets: [String], variables: [String] = [], keepGoing: Bool = false)
-        throws(KernelError) -> CommandResult {
+        throws(KernelError) -> CommandResult
+    {
         do {
             return try Command.run(arguments(targets, variables: variables, keepGoing: keepGoing))
         } catch {

@@ -10,7 +10,8 @@ public struct InstalledModules: Sendable {
 
     public init(_ kernel: KernelRelease) throws(KernelError) {
         guard let directory = kernel.modulesDirectory else {
-            throw KernelError(.missingPiece, "\(kernel.release) has no /lib/modules folder; its modules are not installed")
+            throw KernelError(
+                .missingPiece, "\(kernel.release) has no /lib/modules folder; its modules are not installed")
         }
         let depPath = Path.join(directory, "modules.dep")
         guard let text = FileSystem.readTextIfPresent(depPath) else {

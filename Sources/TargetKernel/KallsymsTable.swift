@@ -40,8 +40,12 @@ public struct KallsymsTable: Sendable {
             if line.isEmpty { continue }
             let fields = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
             guard fields.count >= 3, fields[1].count == 1,
-                  let address = UInt64(String(decoding: fields[0], as: UTF8.self), radix: 16) else {
-                throw KernelError(.missingPiece, "\(source): line \(lineNumber) is not a kallsyms line: \(String(decoding: line.prefix(80), as: UTF8.self))")
+                let address = UInt64(String(decoding: fields[0], as: UTF8.self), radix: 16)
+            else {
+                throw KernelError(
+                    .missingPiece,
+                    "\(source): line \(lineNumber) is not a kallsyms line: \(String(decoding: line.prefix(80), as: UTF8.self))"
+                )
             }
             var module: String?
             if fields.count >= 4 {
@@ -95,8 +99,9 @@ public struct ExportedSymbols: Sendable {
             let fields = line.split(separator: "\t", omittingEmptySubsequences: false)
             guard fields.count >= 4 else { continue }
             let namespace = fields.count >= 5 && !fields[4].isEmpty ? String(fields[4]) : nil
-            symbols[String(fields[1])] = Export(owner: String(fields[2]), namespace: namespace,
-                                                gplOnly: fields[3].hasSuffix("_GPL"))
+            symbols[String(fields[1])] = Export(
+                owner: String(fields[2]), namespace: namespace,
+                gplOnly: fields[3].hasSuffix("_GPL"))
         }
         self.symbols = symbols
     }

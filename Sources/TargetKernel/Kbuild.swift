@@ -28,8 +28,10 @@ public struct Kbuild: Sendable, Equatable {
     public var buildUser: String?
     public var buildHost: String?
 
-    public init(sourceDirectory: String, compiler: String, kernelRelease: String,
-                buildUser: String? = nil, buildHost: String? = nil) {
+    public init(
+        sourceDirectory: String, compiler: String, kernelRelease: String,
+        buildUser: String? = nil, buildHost: String? = nil
+    ) {
         self.sourceDirectory = sourceDirectory
         self.compiler = compiler
         self.kernelRelease = kernelRelease
@@ -45,8 +47,10 @@ public struct Kbuild: Sendable, Equatable {
 
     /// The full `make` argument vector for `targets`.
     public func arguments(_ targets: [String], cflags: [String], jobs: Int) -> [String] {
-        var args = ["make", "-C", sourceDirectory, "O=\(Kbuild.objectFolder)", "-j\(max(1, jobs))",
-                    "CC=\(compiler)", "KERNELRELEASE=\(kernelRelease)"]
+        var args = [
+            "make", "-C", sourceDirectory, "O=\(Kbuild.objectFolder)", "-j\(max(1, jobs))",
+            "CC=\(compiler)", "KERNELRELEASE=\(kernelRelease)",
+        ]
         if !cflags.isEmpty { args.append("KCFLAGS=\(cflags.joined(separator: " "))") }
         return args + targets
     }
@@ -72,7 +76,8 @@ public struct Kbuild: Sendable, Equatable {
         let progress = MakeProgress(phase: phase)
         let result: CommandResult
         do {
-            result = try Command.run(arguments(targets, cflags: cflags, jobs: jobs), environment: environment()) { _, chunk in
+            result = try Command.run(arguments(targets, cflags: cflags, jobs: jobs), environment: environment()) {
+                _, chunk in
                 progress.observe(chunk)
             }
         } catch {
@@ -81,7 +86,9 @@ public struct Kbuild: Sendable, Equatable {
         guard result.termination.succeeded else {
             var tail = Command.tail(result.stderrText, lines: 25)
             if tail.isEmpty { tail = Command.tail(result.stdoutText, lines: 25) }
-            throw KernelError(failure, "make \(targets.joined(separator: " ")) in \(sourceDirectory) failed (\(result.termination)):\n\(tail)")
+            throw KernelError(
+                failure,
+                "make \(targets.joined(separator: " ")) in \(sourceDirectory) failed (\(result.termination)):\n\(tail)")
         }
         return result
     }
@@ -91,7 +98,8 @@ public struct Kbuild: Sendable, Equatable {
     /// `LINUX_COMPILE_BY` and `LINUX_COMPILE_HOST` from a headers tree.
     static func buildIdentity(headers: String?) -> (user: String?, host: String?) {
         guard let headers,
-              let text = FileSystem.readTextIfPresent(Path.join(headers, "include/generated/compile.h")) else {
+            let text = FileSystem.readTextIfPresent(Path.join(headers, "include/generated/compile.h"))
+        else {
             return (nil, nil)
         }
         func value(_ name: String) -> String? {
@@ -162,7 +170,8 @@ public struct KbuildCommandFile: Sendable, Equatable {
     public init(target: String, buildDirectory: String) throws(KernelError) {
         let file = KbuildCommandFile.path(for: target, buildDirectory: buildDirectory)
         guard let text = FileSystem.readTextIfPresent(file) else {
-            throw KernelError(.compileFailed, "no kbuild record \(file) for \(target); was it compiled in this workspace?")
+            throw KernelError(
+                .compileFailed, "no kbuild record \(file) for \(target); was it compiled in this workspace?")
         }
         try self.init(target: target, text: text, file: file)
     }
@@ -179,7 +188,9 @@ public struct KbuildCommandFile: Sendable, Equatable {
                 var item = line.trimmingCharacters(in: " ")
                 let continues = item.hasSuffix("\\")
                 if continues { item = String(item.dropLast()).trimmingWhitespace() }
-                if !item.isEmpty && !item.hasPrefix("$(wildcard") { deps.append(KbuildCommandFile.sourceRelative(item)) }
+                if !item.isEmpty && !item.hasPrefix("$(wildcard") {
+                    deps.append(KbuildCommandFile.sourceRelative(item))
+                }
                 if !continues { inDeps = false }
                 continue
             }
@@ -187,7 +198,8 @@ public struct KbuildCommandFile: Sendable, Equatable {
                 command = String(line.dropFirst(prefix.count))
             }
             if line.hasPrefix("source_\(target) := ") {
-                source = KbuildCommandFile.sourceRelative(String(line.dropFirst("source_\(target) := ".count)).trimmingWhitespace())
+                source = KbuildCommandFile.sourceRelative(
+                    String(line.dropFirst("source_\(target) := ".count)).trimmingWhitespace())
             }
             if line.hasPrefix("deps_\(target) := ") {
                 inDeps = line.hasSuffix("\\")

@@ -66,7 +66,9 @@ public enum KbuildMembership: Sendable, Equatable {
                 }
             }
             for line in logical {
-                guard let op = line.firstRange(of: "+=") ?? line.firstRange(of: ":=") ?? line.firstRange(of: "=") else { continue }
+                guard let op = line.firstRange(of: "+=") ?? line.firstRange(of: ":=") ?? line.firstRange(of: "=") else {
+                    continue
+                }
                 let lhs = String(line[..<op.lowerBound]).trimmingWhitespace()
                 var rhs = String(line[op.upperBound...])
                 var words: [String] = []
@@ -76,7 +78,8 @@ public enum KbuildMembership: Sendable, Equatable {
                     let inner = rhs[start.upperBound..<close]
                     if let comma = inner.firstIndex(of: ",") {
                         let prefix = String(inner[..<comma]).trimmingWhitespace()
-                        for w in inner[inner.index(after: comma)...].split(whereSeparator: { $0 == " " || $0 == "\t" }) {
+                        for w in inner[inner.index(after: comma)...].split(whereSeparator: { $0 == " " || $0 == "\t" })
+                        {
                             words.append(prefix + w)
                         }
                     }
@@ -112,10 +115,16 @@ public enum KbuildMembership: Sendable, Equatable {
             let owner = lhs[..<dash]
             guard let (value, option) = value(of: lhs[lhs.index(after: dash)...], config: config) else { continue }
             if owner == "obj" {
-                consider(State(value: value, option: option, module: value == .module ? String(Path.base(of: name).dropLast(2)).replacingDashes() : nil))
+                consider(
+                    State(
+                        value: value, option: option,
+                        module: value == .module ? String(Path.base(of: name).dropLast(2)).replacingDashes() : nil))
             } else if let composite = state(of: "\(owner).o", in: dir, root: root, config: config, depth: depth + 1) {
                 var s = composite
-                if rank(value) < rank(s.value) { s.value = value; s.option = option ?? s.option }
+                if rank(value) < rank(s.value) {
+                    s.value = value
+                    s.option = option ?? s.option
+                }
                 if s.value == .module { s.module = String(owner).replacingDashes() }
                 consider(s)
             }
@@ -125,7 +134,9 @@ public enum KbuildMembership: Sendable, Equatable {
         if !dir.isEmpty, state.value != .no {
             let parent = Path.directory(of: dir)
             let parentDir = parent == "." ? "" : parent
-            if let folder = self.state(of: Path.base(of: dir) + "/", in: parentDir, root: root, config: config, depth: depth + 1) {
+            if let folder = self.state(
+                of: Path.base(of: dir) + "/", in: parentDir, root: root, config: config, depth: depth + 1)
+            {
                 if folder.value == .no { return folder }
                 if folder.value == .module && state.value == .yes { state.value = .module }
             }
@@ -147,4 +158,3 @@ extension String {
     /// The kernel's module name for a file name: `-` becomes `_`.
     public func replacingDashes() -> String { String(map { $0 == "-" ? "_" : $0 }) }
 }
-

@@ -15,7 +15,9 @@ import Platform
 /// renamed into place, so a failure leaves no half-fetched kernel.
 public struct KernelCatalog: Sendable {
     /// The suites searched, in this order.
-    public static let suites = ["bookworm", "bookworm-security", "bookworm-backports", "trixie", "trixie-security", "sid"]
+    public static let suites = [
+        "bookworm", "bookworm-security", "bookworm-backports", "trixie", "trixie-security", "sid",
+    ]
     public static let recordName = ".suture-kernel"
     static let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
@@ -42,7 +44,8 @@ public struct KernelCatalog: Sendable {
 
         public static func == (a: Record, b: Record) -> Bool {
             a.release == b.release && a.suite == b.suite && a.version == b.version
-                && a.packages.map(\.name) == b.packages.map(\.name) && a.packages.map(\.version) == b.packages.map(\.version)
+                && a.packages.map(\.name) == b.packages.map(\.name)
+                && a.packages.map(\.version) == b.packages.map(\.version)
         }
 
         /// deb822 text that `DpkgStatus` reads as installed packages.
@@ -71,7 +74,10 @@ public struct KernelCatalog: Sendable {
                 version = nil
             }
             for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-                if line.isEmpty { flush(); continue }
+                if line.isEmpty {
+                    flush()
+                    continue
+                }
                 if line.hasPrefix("Package: ") { name = String(line.dropFirst(9)) }
                 if line.hasPrefix("Version: ") { version = String(line.dropFirst(9)) }
                 if line.hasPrefix("Suite: ") { suite = String(line.dropFirst(7)) }
@@ -79,20 +85,23 @@ public struct KernelCatalog: Sendable {
             }
             flush()
             guard let suite, let release,
-                  let image = packages.first(where: { $0.name.hasPrefix("linux-image-") }) else { return nil }
+                let image = packages.first(where: { $0.name.hasPrefix("linux-image-") })
+            else { return nil }
             self.init(release: release, suite: suite, version: image.version, packages: packages)
         }
 
         /// The suite recorded in a fetched kernel's folder.
         public static func suite(in directory: String) -> String? {
-            FileSystem.readTextIfPresent(Path.join(directory, KernelCatalog.recordName)).flatMap(Record.init(text:))?.suite
+            FileSystem.readTextIfPresent(Path.join(directory, KernelCatalog.recordName)).flatMap(Record.init(text:))?
+                .suite
         }
 
         public var hasSource: Bool { packages.contains { $0.name.hasPrefix("linux-source-") } }
     }
 
     public func record(of release: String) -> Record? {
-        FileSystem.readTextIfPresent(Path.join(directory(of: release), KernelCatalog.recordName)).flatMap(Record.init(text:))
+        FileSystem.readTextIfPresent(Path.join(directory(of: release), KernelCatalog.recordName)).flatMap(
+            Record.init(text:))
     }
 
     /// Every complete fetched kernel.
@@ -111,7 +120,8 @@ public struct KernelCatalog: Sendable {
     /// `…/debian-security` for the security suites. `SUTURE_DEBIAN_MIRROR`
     /// replaces `http://deb.debian.org` (a local mirror or proxy).
     static func mirror(_ suite: String) -> String {
-        var base = FileSystem.environment("SUTURE_DEBIAN_MIRROR").flatMap { $0.isEmpty ? nil : $0 } ?? "http://deb.debian.org"
+        var base =
+            FileSystem.environment("SUTURE_DEBIAN_MIRROR").flatMap { $0.isEmpty ? nil : $0 } ?? "http://deb.debian.org"
         while base.hasSuffix("/") { base.removeLast() }
         return base + (suite.hasSuffix("-security") ? "/debian-security" : "/debian")
     }
@@ -149,14 +159,17 @@ public struct KernelCatalog: Sendable {
     func aptEnvironment(_ suite: String) throws(KernelError) -> [String: String] {
         let d = aptDirectory(suite)
         guard FileSystem.exists(KernelCatalog.keyring) else {
-            throw KernelError(.missingPiece, "\(KernelCatalog.keyring) is missing; install debian-archive-keyring to check Debian's signatures")
+            throw KernelError(
+                .missingPiece,
+                "\(KernelCatalog.keyring) is missing; install debian-archive-keyring to check Debian's signatures")
         }
         do throws(PlatformError) {
             for sub in ["empty", "state", "lists/partial", "cache", "archives/partial", "log"] {
                 try FileSystem.makeDirectories(Path.join(d, sub))
             }
             if !FileSystem.exists(Path.join(d, "status")) { try FileSystem.write(Path.join(d, "status"), "") }
-            try FileSystem.writeAtomically(Path.join(d, "apt.conf"), Array(KernelCatalog.aptConfiguration(directory: d).utf8))
+            try FileSystem.writeAtomically(
+                Path.join(d, "apt.conf"), Array(KernelCatalog.aptConfiguration(directory: d).utf8))
             let source = "deb [signed-by=\(KernelCatalog.keyring)] \(KernelCatalog.mirror(suite)) \(suite) main\n"
             try FileSystem.writeAtomically(Path.join(d, "sources.list"), Array(source.utf8))
         } catch {
@@ -188,7 +201,8 @@ public struct KernelCatalog: Sendable {
             do {
                 result = try Command.run(["apt-get", "-q", "update"], environment: environment, timeout: 600)
             } catch {
-                throw KernelError(.missingPiece, "cannot run apt-get update for \(suite): \(error.description)", cause: error)
+                throw KernelError(
+                    .missingPiece, "cannot run apt-get update for \(suite): \(error.description)", cause: error)
             }
             // apt's own words: "Err:1 URL" and the reason on the next line, else its first E:/W: line.
             let out = result.stdoutText.split(separator: "\n").map(String.init)
@@ -196,14 +210,19 @@ public struct KernelCatalog: Sendable {
             if let i = out.firstIndex(where: { $0.hasPrefix("Err:") }) {
                 complaint = out[i...].prefix(2).map { $0.trimmingWhitespace() }.joined(separator: ": ")
             } else {
-                complaint = result.stderrText.split(separator: "\n").first { $0.hasPrefix("E:") || $0.hasPrefix("W:") }.map(String.init)
+                complaint = result.stderrText.split(separator: "\n").first { $0.hasPrefix("E:") || $0.hasPrefix("W:") }
+                    .map(String.init)
             }
             guard result.termination.succeeded, indexPath(suite) != nil, !result.stderrText.contains("E:") else {
-                throw KernelError(.suiteUnreachable, "cannot reach suite \(suite) at \(KernelCatalog.mirror(suite)): \(complaint ?? Command.tail(result.stderrText, lines: 3))")
+                throw KernelError(
+                    .suiteUnreachable,
+                    "cannot reach suite \(suite) at \(KernelCatalog.mirror(suite)): \(complaint ?? Command.tail(result.stderrText, lines: 3))"
+                )
             }
         }
         guard let path = indexPath(suite), let text = FileSystem.readTextIfPresent(path) else {
-            throw KernelError(.missingPiece, "no package index for \(suite) in \(Path.join(aptDirectory(suite), "lists"))")
+            throw KernelError(
+                .missingPiece, "no package index for \(suite) in \(Path.join(aptDirectory(suite), "lists"))")
         }
         return PackageIndex(text: text)
     }
@@ -216,7 +235,9 @@ public struct KernelCatalog: Sendable {
         let src = Path.join(root, "usr/src")
         for name in (try? FileSystem.list(src)) ?? [] where name.hasPrefix("linux-headers-") {
             let makefile = Path.join(src, name, "Makefile")
-            guard FileSystem.kind(makefile) == .file, let text = FileSystem.readTextIfPresent(makefile) else { continue }
+            guard FileSystem.kind(makefile) == .file, let text = FileSystem.readTextIfPresent(makefile) else {
+                continue
+            }
             let rewritten = relocatedMakefile(text, root: final)
             guard rewritten != text else { continue }
             do {
@@ -250,7 +271,11 @@ public struct KernelCatalog: Sendable {
                 ("version", .string(record.version)),
                 ("suite", .string(record.suite)),
                 ("directory", .string(directory)),
-                ("packages", .array(record.packages.map { .object([("name", .string($0.name)), ("version", .string($0.version))]) })),
+                (
+                    "packages",
+                    .array(
+                        record.packages.map { .object([("name", .string($0.name)), ("version", .string($0.version))]) })
+                ),
                 ("source", .bool(record.hasSource)),
                 ("reused", .bool(reused)),
                 ("downloadedBytes", .int(Int64(downloadedBytes))),
@@ -275,14 +300,16 @@ public struct KernelCatalog: Sendable {
     ) throws(KernelError) -> Outcome {
         let started = Clock.now()
         guard !spec.isEmpty, !spec.contains("/"), !spec.hasPrefix(".") else {
-            throw KernelError(.usage, "\(spec.isEmpty ? "an empty name" : spec): not a kernel release or package version")
+            throw KernelError(
+                .usage, "\(spec.isEmpty ? "an empty name" : spec): not a kernel release or package version")
         }
         for suite in suites where !KernelCatalog.suites.contains(suite) {
             throw KernelError(.usage, "unknown suite \(suite); known: \(KernelCatalog.suites.joined(separator: ", "))")
         }
         if let record = existing(spec), record.hasSource || !withSource {
-            return Outcome(record: record, directory: directory(of: record.release), reused: true, downloadedBytes: 0,
-                           seconds: Clock.now() - started)
+            return Outcome(
+                record: record, directory: directory(of: record.release), reused: true, downloadedBytes: 0,
+                seconds: Clock.now() - started)
         }
         var indexes: [(suite: String, index: PackageIndex)] = []
         var selection: KernelSelection?
@@ -308,7 +335,8 @@ public struct KernelCatalog: Sendable {
         }
         guard let selection else {
             let searched = suites.filter { !unreachable.contains($0) }
-            var message = "no suite carries \(KernelSelector.looksLikeRelease(spec) ? "kernel release \(spec)" : "a kernel image of package version \(spec)"); searched \(searched.isEmpty ? "none" : searched.joined(separator: ", "))"
+            var message =
+                "no suite carries \(KernelSelector.looksLikeRelease(spec) ? "kernel release \(spec)" : "a kernel image of package version \(spec)"); searched \(searched.isEmpty ? "none" : searched.joined(separator: ", "))"
             if !unreachable.isEmpty { message += "; could not reach \(unreachable.joined(separator: ", "))" }
             throw KernelError(.unknownKernel, message)
         }
@@ -330,10 +358,12 @@ public struct KernelCatalog: Sendable {
         defer { lock.unlock() }
         let previous = record(of: selection.release)
         if let previous, previous.hasSource || selection.source == nil {
-            return Outcome(record: previous, directory: final, reused: true, downloadedBytes: 0, seconds: Clock.now() - started)
+            return Outcome(
+                record: previous, directory: final, reused: true, downloadedBytes: 0, seconds: Clock.now() - started)
         }
         // Stages of this release left by a killed fetch: nobody else holds the lock, so they are dead.
-        for name in (try? FileSystem.list(kernelsDirectory)) ?? [] where name.hasPrefix(".\(selection.release).partial-") {
+        for name in (try? FileSystem.list(kernelsDirectory)) ?? []
+        where name.hasPrefix(".\(selection.release).partial-") {
             try? FileSystem.removeTree(Path.join(kernelsDirectory, name))
         }
         let have = Set(previous?.packages.map(\.name) ?? [])
@@ -354,19 +384,24 @@ public struct KernelCatalog: Sendable {
             throw KernelError(.prepareFailed, error.description, cause: error)
         }
         let bytes = wanted.reduce(0) { $0 + ($1.size ?? 0) }
-        Progress.say("suture: downloading \(wanted.count) packages of \(selection.release) (\(selection.version), \(megabytes(bytes)) MB) from \(selection.suite) …")
+        Progress.say(
+            "suture: downloading \(wanted.count) packages of \(selection.release) (\(selection.version), \(megabytes(bytes)) MB) from \(selection.suite) …"
+        )
         let download = Clock.now()
         let specs = wanted.map { "\($0.name)=\($0.version)" }
         let environment = try aptEnvironment(selection.suite)
         let result: CommandResult
         do {
-            result = try Command.run(["apt-get", "-q", "download"] + specs, environment: environment,
-                                     workingDirectory: debs, timeout: 3600)
+            result = try Command.run(
+                ["apt-get", "-q", "download"] + specs, environment: environment,
+                workingDirectory: debs, timeout: 3600)
         } catch {
             throw KernelError(.missingPiece, "cannot run apt-get download: \(error.description)", cause: error)
         }
         guard result.termination.succeeded else {
-            throw KernelError(.missingPiece, "apt-get download \(specs.joined(separator: " ")) failed: \(Command.tail(result.stderrText, lines: 3))")
+            throw KernelError(
+                .missingPiece,
+                "apt-get download \(specs.joined(separator: " ")) failed: \(Command.tail(result.stderrText, lines: 3))")
         }
         let files = ((try? FileSystem.list(debs)) ?? []).filter { $0.hasSuffix(".deb") }
         Progress.say("suture: downloaded in \(Int((Clock.now() - download).rounded())) s; unpacking …")
@@ -388,7 +423,9 @@ public struct KernelCatalog: Sendable {
         if previous == nil {
             // Trixie and later ship the modules in usr/lib/modules (merged /usr):
             // give the root the /lib a merged-/usr system has, for depmod and the guest.
-            if !FileSystem.exists(Path.join(unpacked, "lib/modules")), FileSystem.isDirectory(Path.join(unpacked, "usr/lib/modules")) {
+            if !FileSystem.exists(Path.join(unpacked, "lib/modules")),
+                FileSystem.isDirectory(Path.join(unpacked, "usr/lib/modules"))
+            {
                 do {
                     if FileSystem.exists(Path.join(unpacked, "lib")) {
                         try FileSystem.symlink(target: "../usr/lib/modules", at: Path.join(unpacked, "lib/modules"))
@@ -396,7 +433,8 @@ public struct KernelCatalog: Sendable {
                         try FileSystem.symlink(target: "usr/lib", at: Path.join(unpacked, "lib"))
                     }
                 } catch {
-                    throw KernelError(.prepareFailed, "cannot link lib/modules in \(unpacked): \(error.description)", cause: error)
+                    throw KernelError(
+                        .prepareFailed, "cannot link lib/modules in \(unpacked): \(error.description)", cause: error)
                 }
             }
             // What the image package's postinst does on a real install: modules.dep and friends.
@@ -406,12 +444,15 @@ public struct KernelCatalog: Sendable {
             do {
                 _ = try Command.output(depmod + [selection.release])
             } catch {
-                throw KernelError(.prepareFailed, "depmod for \(selection.release) in \(unpacked) failed: \(error.description)", cause: error)
+                throw KernelError(
+                    .prepareFailed, "depmod for \(selection.release) in \(unpacked) failed: \(error.description)",
+                    cause: error)
             }
         }
         try KernelCatalog.relocateHeaders(in: unpacked, to: final)
-        let record = Record(release: selection.release, suite: selection.suite, version: selection.version,
-                            packages: (previous?.packages ?? []) + wanted.map { ($0.name, $0.version) })
+        let record = Record(
+            release: selection.release, suite: selection.suite, version: selection.version,
+            packages: (previous?.packages ?? []) + wanted.map { ($0.name, $0.version) })
         do {
             try FileSystem.removeTree(debs)
             if previous == nil {
@@ -427,9 +468,11 @@ public struct KernelCatalog: Sendable {
                 try FileSystem.writeAtomically(Path.join(final, KernelCatalog.recordName), Array(record.text.utf8))
             }
         } catch {
-            throw KernelError(.prepareFailed, "cannot move the fetched kernel into \(final): \(error.description)", cause: error)
+            throw KernelError(
+                .prepareFailed, "cannot move the fetched kernel into \(final): \(error.description)", cause: error)
         }
-        return Outcome(record: record, directory: final, reused: false, downloadedBytes: bytes, seconds: Clock.now() - started)
+        return Outcome(
+            record: record, directory: final, reused: false, downloadedBytes: bytes, seconds: Clock.now() - started)
     }
 }
 

@@ -28,7 +28,8 @@ public enum KernelImage {
             throw KernelError(.missingPiece, "decompress \(image): \(error.description)", cause: error)
         }
         guard result.termination.succeeded, result.stdout.starts(with: [0x7f, 0x45, 0x4c, 0x46]) else {
-            throw KernelError(.missingPiece, "\(image): \(tool[0]) did not produce an ELF kernel: \(Command.tail(result.stderrText))")
+            throw KernelError(
+                .missingPiece, "\(image): \(tool[0]) did not produce an ELF kernel: \(Command.tail(result.stderrText))")
         }
         return result.stdout
     }
@@ -65,20 +66,25 @@ public enum KernelImage {
     /// kernel build appends to it.
     static func compressedPayload(_ bytes: UnsafeRawBufferPointer, image: String) throws(KernelError) -> [UInt8] {
         func u32(_ offset: Int) -> Int {
-            Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3]) << 24
+            Int(bytes[offset]) | Int(bytes[offset + 1]) << 8 | Int(bytes[offset + 2]) << 16 | Int(bytes[offset + 3])
+                << 24
         }
-        guard bytes.count > 0x250, bytes[0x202] == 0x48, bytes[0x203] == 0x64, bytes[0x204] == 0x72, bytes[0x205] == 0x53 else {
+        guard bytes.count > 0x250, bytes[0x202] == 0x48, bytes[0x203] == 0x64, bytes[0x204] == 0x72,
+            bytes[0x205] == 0x53
+        else {
             throw KernelError(.missingPiece, "\(image): no x86 boot header (HdrS at 0x202)")
         }
         let version = Int(bytes[0x206]) | Int(bytes[0x207]) << 8
         guard version >= 0x208 else {
-            throw KernelError(.missingPiece, "\(image): boot protocol \(version >> 8).\(version & 0xff) has no payload fields")
+            throw KernelError(
+                .missingPiece, "\(image): boot protocol \(version >> 8).\(version & 0xff) has no payload fields")
         }
         let setupSectors = bytes[0x1f1] == 0 ? 4 : Int(bytes[0x1f1])
         let start = (setupSectors + 1) * 512 + u32(0x248)
         let length = u32(0x24c)
         guard length > 4, start + length <= bytes.count else {
-            throw KernelError(.missingPiece, "\(image): payload at offset \(start), \(length) bytes, lies outside the file")
+            throw KernelError(
+                .missingPiece, "\(image): payload at offset \(start), \(length) bytes, lies outside the file")
         }
         return Array(bytes[start..<(start + length - 4)])
     }

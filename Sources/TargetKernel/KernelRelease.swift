@@ -79,7 +79,8 @@ public struct KernelRelease: Sendable, Equatable {
     /// image's, the only case in which it reproduces the shipped code.
     public var matchingSourceTarball: String? {
         guard let sourceTarball, let sourceVersion, let packageVersion,
-              DebianVersion(sourceVersion) == DebianVersion(packageVersion) else { return nil }
+            DebianVersion(sourceVersion) == DebianVersion(packageVersion)
+        else { return nil }
         return sourceTarball
     }
 

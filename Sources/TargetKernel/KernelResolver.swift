@@ -22,14 +22,18 @@ public struct KernelResolver: Sendable {
         self.root = root
         self.runningRelease = runningRelease ?? Kernel.release()
         self.dpkg = dpkg ?? DpkgStatus(path: Path.join(root, "var/lib/dpkg/status"))
-        self.catalog = catalog ?? (root == "/" ? CacheLocation.kernels(CacheLocation.root())
-            : Path.join(root, "var/cache/suture/kernels"))
+        self.catalog =
+            catalog
+            ?? (root == "/"
+                ? CacheLocation.kernels(CacheLocation.root())
+                : Path.join(root, "var/cache/suture/kernels"))
     }
 
     /// Every kernel fetched into the catalog, newest first.
     public func fetched() -> [KernelRelease] {
         let names = (try? FileSystem.list(catalog)) ?? []
-        return names.filter { !$0.hasPrefix(".") }.compactMap { describeFetched($0) }.sorted(by: KernelResolver.newerFirst)
+        return names.filter { !$0.hasPrefix(".") }.compactMap { describeFetched($0) }.sorted(
+            by: KernelResolver.newerFirst)
     }
 
     /// A fetched kernel, described from its folder: a root of its own with
@@ -39,8 +43,9 @@ public struct KernelResolver: Sendable {
         let directory = Path.join(catalog, release)
         let record = Path.join(directory, KernelCatalog.recordName)
         guard FileSystem.exists(record) else { return nil }
-        let inner = KernelResolver(root: directory, runningRelease: "", dpkg: DpkgStatus(path: record),
-                                   catalog: Path.join(directory, ".none"))
+        let inner = KernelResolver(
+            root: directory, runningRelease: "", dpkg: DpkgStatus(path: record),
+            catalog: Path.join(directory, ".none"))
         let kernel = inner.describe(release)
         guard FileSystem.exists(kernel.image) else { return nil }
         return kernel.fetched(into: directory)
@@ -111,7 +116,9 @@ public struct KernelResolver: Sendable {
             case .directory: return root == "/" ? ((try? FileSystem.realPath(current)) ?? current) : current
             case .symlink:
                 guard let target = try? FileSystem.readLink(current) else { return nil }
-                current = target.hasPrefix("/") ? path(String(target.drop { $0 == "/" }))
+                current =
+                    target.hasPrefix("/")
+                    ? path(String(target.drop { $0 == "/" }))
                     : Path.join(Path.directory(of: current), target)
             default: return nil
             }
@@ -142,14 +149,19 @@ public struct KernelResolver: Sendable {
     public func defaultTarget() throws(KernelError) -> KernelRelease {
         let all = installed()
         if let running = all.first(where: { $0.isRunning }),
-           running.livepatch, running.hasHeaders, running.matchingSourceTarball != nil {
+            running.livepatch, running.hasHeaders, running.matchingSourceTarball != nil
+        {
             return running
         }
         guard let newest = all.first(where: { $0.livepatch }) else {
             if all.isEmpty {
-                throw KernelError(.noKernel, "no kernel image in \(path("boot")); install linux-image-amd64 (the README's set-up does)")
+                throw KernelError(
+                    .noKernel,
+                    "no kernel image in \(path("boot")); install linux-image-amd64 (the README's set-up does)")
             }
-            throw KernelError(.noLivepatch, "none of the installed kernels (\(all.map(\.release).joined(separator: ", "))) has CONFIG_LIVEPATCH=y")
+            throw KernelError(
+                .noLivepatch,
+                "none of the installed kernels (\(all.map(\.release).joined(separator: ", "))) has CONFIG_LIVEPATCH=y")
         }
         return newest
     }
@@ -167,7 +179,10 @@ public struct KernelResolver: Sendable {
                 if let fetched = describeFetched(spec) { return fetched }
                 let known = installed().map(\.release)
                 let fetchedNames = fetched().map(\.release)
-                throw KernelError(.unknownKernel, "kernel \(spec) is not installed (no \(candidate.image)) nor fetched (no \(Path.join(catalog, spec))); installed: \(known.isEmpty ? "none" : known.joined(separator: ", ")); fetched: \(fetchedNames.isEmpty ? "none" : fetchedNames.joined(separator: ", ")). `suture kernel fetch \(spec)` downloads a Debian kernel into the cache")
+                throw KernelError(
+                    .unknownKernel,
+                    "kernel \(spec) is not installed (no \(candidate.image)) nor fetched (no \(Path.join(catalog, spec))); installed: \(known.isEmpty ? "none" : known.joined(separator: ", ")); fetched: \(fetchedNames.isEmpty ? "none" : fetchedNames.joined(separator: ", ")). `suture kernel fetch \(spec)` downloads a Debian kernel into the cache"
+                )
             }
             return candidate
         }
@@ -184,7 +199,8 @@ public struct KernelResolver: Sendable {
         if FileSystem.isDirectory(absolute) {
             let candidate = describe(base)
             guard FileSystem.exists(candidate.image) else {
-                throw KernelError(.unknownKernel, "\(spec): a folder, but no kernel image \(candidate.image) for release \(base)")
+                throw KernelError(
+                    .unknownKernel, "\(spec): a folder, but no kernel image \(candidate.image) for release \(base)")
             }
             return candidate
         }

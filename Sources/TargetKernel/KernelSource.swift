@@ -12,13 +12,17 @@ public enum SourceOrigin: Sendable, Equatable {
 
     public var json: JSON {
         switch self {
-        case let .installedPackage(package, version, tarball):
-            return .object([("kind", .string("installed-package")), ("package", .string(package)),
-                            ("version", .string(version)), ("path", .string(tarball))])
-        case let .downloadedPackage(package, version):
-            return .object([("kind", .string("downloaded-package")), ("package", .string(package)),
-                            ("version", .string(version))])
-        case let .user(path):
+        case .installedPackage(let package, let version, let tarball):
+            return .object([
+                ("kind", .string("installed-package")), ("package", .string(package)),
+                ("version", .string(version)), ("path", .string(tarball)),
+            ])
+        case .downloadedPackage(let package, let version):
+            return .object([
+                ("kind", .string("downloaded-package")), ("package", .string(package)),
+                ("version", .string(version)),
+            ])
+        case .user(let path):
             return .object([("kind", .string("user")), ("path", .string(path))])
         }
     }
@@ -27,7 +31,8 @@ public enum SourceOrigin: Sendable, Equatable {
         switch json["kind"]?.stringValue {
         case "installed-package":
             guard let p = json["package"]?.stringValue, let v = json["version"]?.stringValue,
-                  let t = json["path"]?.stringValue else { return nil }
+                let t = json["path"]?.stringValue
+            else { return nil }
             self = .installedPackage(package: p, version: v, tarball: t)
         case "downloaded-package":
             guard let p = json["package"]?.stringValue, let v = json["version"]?.stringValue else { return nil }
@@ -42,9 +47,9 @@ public enum SourceOrigin: Sendable, Equatable {
 
     public var summary: String {
         switch self {
-        case let .installedPackage(package, version, _): return "\(package) \(version) (installed)"
-        case let .downloadedPackage(package, version): return "\(package) \(version) (downloaded)"
-        case let .user(path): return path
+        case .installedPackage(let package, let version, _): return "\(package) \(version) (installed)"
+        case .downloadedPackage(let package, let version): return "\(package) \(version) (downloaded)"
+        case .user(let path): return path
         }
     }
 }
@@ -67,8 +72,10 @@ enum KernelSource {
             }
         }
         guard let v = fields["VERSION"], let p = fields["PATCHLEVEL"], let s = fields["SUBLEVEL"],
-              Int(v) != nil, Int(p) != nil, Int(s) != nil else {
-            throw KernelError(.sourceMismatch, "\(makefile): no numeric VERSION, PATCHLEVEL and SUBLEVEL; not a kernel source tree")
+            Int(v) != nil, Int(p) != nil, Int(s) != nil
+        else {
+            throw KernelError(
+                .sourceMismatch, "\(makefile): no numeric VERSION, PATCHLEVEL and SUBLEVEL; not a kernel source tree")
         }
         return "\(v).\(p).\(s)"
     }
@@ -80,15 +87,21 @@ enum KernelSource {
         let found = try makefileVersion(tree: tree)
         if let expected = kernel.upstreamVersion, !expected.isEmpty {
             guard found == expected else {
-                throw KernelError(.sourceMismatch, "\(origin) is Linux \(found) (VERSION/PATCHLEVEL/SUBLEVEL of its Makefile), but kernel \(kernel.release) is package version \(kernel.packageVersion ?? "?"), Linux \(expected)")
+                throw KernelError(
+                    .sourceMismatch,
+                    "\(origin) is Linux \(found) (VERSION/PATCHLEVEL/SUBLEVEL of its Makefile), but kernel \(kernel.release) is package version \(kernel.packageVersion ?? "?"), Linux \(expected)"
+                )
             }
             return []
         }
         let series = kernel.series
         guard found.hasPrefix(series + ".") else {
-            throw KernelError(.sourceMismatch, "\(origin) is Linux \(found), but kernel \(kernel.release) is Linux \(series)")
+            throw KernelError(
+                .sourceMismatch, "\(origin) is Linux \(found), but kernel \(kernel.release) is Linux \(series)")
         }
-        return ["kernel \(kernel.release) has no Debian package version; only its series \(series) was checked against \(origin) (Linux \(found))"]
+        return [
+            "kernel \(kernel.release) has no Debian package version; only its series \(series) was checked against \(origin) (Linux \(found))"
+        ]
     }
 
     /// The distro source matching the image's package version: the
@@ -103,12 +116,19 @@ enum KernelSource {
     static func download(for kernel: KernelRelease, into directory: String) throws(KernelError) -> String {
         if kernel.isFetched {
             // The host's apt knows nothing of other releases' kernels: the catalog fetches their source.
-            throw KernelError(.missingPiece, "kernel \(kernel.release) was fetched without \(kernel.sourcePackage); run `suture kernel fetch \(kernel.release)` (without --no-source) to add it, or pass --source TARBALL|DIR")
+            throw KernelError(
+                .missingPiece,
+                "kernel \(kernel.release) was fetched without \(kernel.sourcePackage); run `suture kernel fetch \(kernel.release)` (without --no-source) to add it, or pass --source TARBALL|DIR"
+            )
         }
         guard let version = kernel.packageVersion else {
-            throw KernelError(.missingPiece, "kernel \(kernel.release) has no Debian package version, so no matching \(kernel.sourcePackage) can be chosen; pass --source TARBALL|DIR")
+            throw KernelError(
+                .missingPiece,
+                "kernel \(kernel.release) has no Debian package version, so no matching \(kernel.sourcePackage) can be chosen; pass --source TARBALL|DIR"
+            )
         }
-        let installedNote = kernel.sourceVersion.map { "installed \(kernel.sourcePackage) is \($0)" }
+        let installedNote =
+            kernel.sourceVersion.map { "installed \(kernel.sourcePackage) is \($0)" }
             ?? "\(kernel.sourcePackage) is not installed"
         let spec = "\(kernel.sourcePackage)=\(version)"
         do {
@@ -119,17 +139,22 @@ enum KernelSource {
         Progress.say("suture: \(installedNote), kernel \(kernel.release) needs \(version); apt-get download \(spec) …")
         let result: CommandResult
         do {
-            result = try Command.run(["apt-get", "download", spec], environment: Command.environment(["LC_ALL": "C"]),
-                                     workingDirectory: directory)
+            result = try Command.run(
+                ["apt-get", "download", spec], environment: Command.environment(["LC_ALL": "C"]),
+                workingDirectory: directory)
         } catch {
             throw KernelError(.missingPiece, "cannot run apt-get to fetch \(spec): \(error.description)", cause: error)
         }
         guard result.termination.succeeded else {
-            throw KernelError(.missingPiece, "kernel \(kernel.release) is package version \(version), but \(installedNote), and `apt-get download \(spec)` failed: \(Command.tail(result.stderrText, lines: 3)). Run `apt-get update`, or pass --source TARBALL|DIR")
+            throw KernelError(
+                .missingPiece,
+                "kernel \(kernel.release) is package version \(version), but \(installedNote), and `apt-get download \(spec)` failed: \(Command.tail(result.stderrText, lines: 3)). Run `apt-get update`, or pass --source TARBALL|DIR"
+            )
         }
         let debs = ((try? FileSystem.list(directory)) ?? []).filter { $0.hasSuffix(".deb") }
         guard let deb = debs.first else {
-            throw KernelError(.missingPiece, "apt-get download \(spec) reported success but left no .deb in \(directory)")
+            throw KernelError(
+                .missingPiece, "apt-get download \(spec) reported success but left no .deb in \(directory)")
         }
         let unpacked = Path.join(directory, "unpacked")
         do {
@@ -139,7 +164,9 @@ enum KernelSource {
         }
         try? FileSystem.removeFile(Path.join(directory, deb))
         let srcDir = Path.join(unpacked, "usr/src")
-        let tarballs = ((try? FileSystem.list(srcDir)) ?? []).filter { $0.hasPrefix("linux-source") && $0.contains(".tar") }
+        let tarballs = ((try? FileSystem.list(srcDir)) ?? []).filter {
+            $0.hasPrefix("linux-source") && $0.contains(".tar")
+        }
         guard let tarball = tarballs.first else {
             throw KernelError(.prepareFailed, "\(deb) holds no linux-source tarball under /usr/src")
         }
@@ -193,7 +220,10 @@ enum KernelSource {
     static func checkClean(directory: String) throws(KernelError) {
         for piece in [".config", "include/config", "arch/x86/include/generated"]
         where FileSystem.exists(Path.join(directory, piece)) {
-            throw KernelError(.sourceMismatch, "\(directory) is not a clean source tree (it has \(piece)); use a copy after `make mrproper`, or the tarball")
+            throw KernelError(
+                .sourceMismatch,
+                "\(directory) is not a clean source tree (it has \(piece)); use a copy after `make mrproper`, or the tarball"
+            )
         }
     }
 }

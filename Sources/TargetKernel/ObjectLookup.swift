@@ -22,8 +22,10 @@ extension Workspace {
     /// includes it. For headers, `keep` drops candidates before they are
     /// preprocessed (objects this configuration does not build), and
     /// `limit` stops before preprocessing more candidates than that.
-    public func objects(compiling files: [String], keep: (String) -> Bool = { _ in true },
-                        limit: Int? = nil) throws(KernelError) -> [String: [String]] {
+    public func objects(
+        compiling files: [String], keep: (String) -> Bool = { _ in true },
+        limit: Int? = nil
+    ) throws(KernelError) -> [String: [String]] {
         var candidatesOf: [String: [String]] = [:]
         var allCandidates: [String] = []
         for file in files {
@@ -60,15 +62,21 @@ extension Workspace {
                 }
             }
             guard !candidates.isEmpty else {
-                throw KernelError(.missingPiece, isHeader
-                    ? "no object that \(tree.release) builds includes \(target)"
-                    : "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it")
+                throw KernelError(
+                    .missingPiece,
+                    isHeader
+                        ? "no object that \(tree.release) builds includes \(target)"
+                        : "no object of the \(tree.release) tree compiles \(target): no Makefile names it and no .c file includes it"
+                )
             }
             candidatesOf[target] = candidates
             for c in candidates where !allCandidates.contains(c) { allCandidates.append(c) }
         }
         if let limit, allCandidates.count > limit {
-            throw KernelError(.tooMany, "at least \(allCandidates.count) objects of \(tree.release) include \(files.joined(separator: ", ")) (by #include search), more than \(limit)")
+            throw KernelError(
+                .tooMany,
+                "at least \(allCandidates.count) objects of \(tree.release) include \(files.joined(separator: ", ")) (by #include search), more than \(limit)"
+            )
         }
         let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
         _ = try compile(preprocessed)
@@ -84,7 +92,10 @@ extension Workspace {
                 return record.source == target || record.dependencies.contains(target)
             }
             guard !confirmed.isEmpty else {
-                throw KernelError(.missingPiece, "no object of the \(tree.release) tree compiles \(target): the compiler's dependencies of \(candidates.joined(separator: ", ")) do not name it")
+                throw KernelError(
+                    .missingPiece,
+                    "no object of the \(tree.release) tree compiles \(target): the compiler's dependencies of \(candidates.joined(separator: ", ")) do not name it"
+                )
             }
             result[target] = confirmed.sorted()
         }
@@ -121,7 +132,8 @@ extension Workspace {
         while i + word.count <= text.count {
             if text[i] == word[0] && text[i..<i + word.count].elementsEqual(word)
                 && (i == 0 || !isNameByte(text[i - 1]))
-                && (i + word.count == text.count || !isNameByte(text[i + word.count])) {
+                && (i + word.count == text.count || !isNameByte(text[i + word.count]))
+            {
                 return true
             }
             i += 1
@@ -132,8 +144,9 @@ extension Workspace {
     /// The `.c` files whose `#include` lines resolve to `cFile`.
     private func includers(of cFile: String) throws(KernelError) -> [String] {
         let base = Path.base(of: cFile)
-        let output = try grep(["-RlF", "--include=*.c", "-e", "\(base)\"", "-e", "\(base)>"]
-                              + searchFolders(skipping: []), what: "#include of \(base)")
+        let output = try grep(
+            ["-RlF", "--include=*.c", "-e", "\(base)\"", "-e", "\(base)>"]
+                + searchFolders(skipping: []), what: "#include of \(base)")
         var found: [String] = []
         for hit in output.split(separator: "\n").map(String.init) where hit != cFile {
             guard let text = FileSystem.readTextIfPresent(Path.join(sourceDirectory, hit)) else { continue }
@@ -204,8 +217,9 @@ extension Workspace {
     }
 
     private func includeIndex() throws(KernelError) -> IncludeIndex {
-        let output = try grep(["-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"]
-                              + searchFolders(skipping: ["samples", "scripts"]), what: "#include lines")
+        let output = try grep(
+            ["-RHE", "--include=*.c", "--include=*.h", "^[[:space:]]*#[[:space:]]*include"]
+                + searchFolders(skipping: ["samples", "scripts"]), what: "#include lines")
         return IncludeIndex(grepOutput: output)
     }
 
@@ -231,7 +245,10 @@ extension Workspace {
         var parts: [Substring] = []
         for part in path.split(separator: "/") {
             if part == "." { continue }
-            if part == "..", let last = parts.last, last != ".." { parts.removeLast(); continue }
+            if part == "..", let last = parts.last, last != ".." {
+                parts.removeLast()
+                continue
+            }
             parts.append(part)
         }
         return parts.joined(separator: "/")

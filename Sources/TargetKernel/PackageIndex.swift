@@ -13,8 +13,10 @@ public struct PackageStanza: Sendable, Equatable {
     /// The first line of `Description:`.
     public var summary: String
 
-    public init(name: String, version: String, filename: String? = nil, size: Int? = nil, sha256: String? = nil,
-                depends: String = "", summary: String = "") {
+    public init(
+        name: String, version: String, filename: String? = nil, size: Int? = nil, sha256: String? = nil,
+        depends: String = "", summary: String = ""
+    ) {
         self.name = name
         self.version = version
         self.filename = filename
@@ -49,14 +51,20 @@ public struct PackageIndex: Sendable {
         var fields: [String: String] = [:]
         func flush() {
             if let name = fields["Package"], let version = fields["Version"] {
-                result.append(PackageStanza(
-                    name: name, version: version, filename: fields["Filename"], size: fields["Size"].flatMap { Int($0) },
-                    sha256: fields["SHA256"], depends: fields["Depends"] ?? "", summary: fields["Description"] ?? ""))
+                result.append(
+                    PackageStanza(
+                        name: name, version: version, filename: fields["Filename"],
+                        size: fields["Size"].flatMap { Int($0) },
+                        sha256: fields["SHA256"], depends: fields["Depends"] ?? "", summary: fields["Description"] ?? ""
+                    ))
             }
             fields = [:]
         }
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            if line.isEmpty { flush(); continue }
+            if line.isEmpty {
+                flush()
+                continue
+            }
             if line.first == " " || line.first == "\t" { continue }
             guard let colon = line.firstIndex(of: ":") else { continue }
             let key = String(line[..<colon])
@@ -112,7 +120,8 @@ public enum KernelSelector {
     static func release(ofImage package: PackageStanza) -> String? {
         let prefix = "linux-image-"
         guard package.name.hasPrefix(prefix), !package.name.hasSuffix("-dbg"),
-              !package.summary.contains("meta-package") else { return nil }
+            !package.summary.contains("meta-package")
+        else { return nil }
         var release = String(package.name.dropFirst(prefix.count))
         if release.hasSuffix("-unsigned") { release.removeLast("-unsigned".count) }
         // A release starts with a version with at least two dots or an ABI: `6.1.0-57-amd64`.
@@ -132,10 +141,12 @@ public enum KernelSelector {
             return byRelease ? release == spec : DebianVersion(package.version) == wanted
         }
         return matching.sorted { a, b in
-            let ra = release(ofImage: a) ?? "", rb = release(ofImage: b) ?? ""
+            let ra = release(ofImage: a) ?? ""
+            let rb = release(ofImage: b) ?? ""
             if ra.count != rb.count { return ra.count < rb.count }
             if ra != rb { return ra < rb }
-            let va = DebianVersion(a.version), vb = DebianVersion(b.version)
+            let va = DebianVersion(a.version)
+            let vb = DebianVersion(b.version)
             if va != vb { return va > vb }
             return !a.name.hasSuffix("-unsigned") && b.name.hasSuffix("-unsigned")
         }
@@ -153,22 +164,30 @@ public enum KernelSelector {
             let version = image.version
             func need(_ name: String) throws(KernelError) -> PackageStanza {
                 guard let package = index.package(name, version: version) else {
-                    throw KernelError(.missingPiece, "\(suite) carries \(image.name) \(version) but not \(name) \(version); the kernel cannot be prepared without it")
+                    throw KernelError(
+                        .missingPiece,
+                        "\(suite) carries \(image.name) \(version) but not \(name) \(version); the kernel cannot be prepared without it"
+                    )
                 }
                 return package
             }
             let headers = try need("linux-headers-\(release)")
             var pieces = [headers]
             for name in headers.dependencyNames
-            where (name.hasPrefix("linux-headers-") || name.hasPrefix("linux-kbuild-")) && !pieces.contains(where: { $0.name == name }) {
+            where (name.hasPrefix("linux-headers-") || name.hasPrefix("linux-kbuild-"))
+                && !pieces.contains(where: { $0.name == name })
+            {
                 pieces.append(try need(name))
             }
             let source = withSource ? try need("linux-source-\(KernelRelease.series(of: release))") : nil
-            return KernelSelection(suite: suite, release: release, version: version, image: image,
-                                   headers: pieces, source: source)
+            return KernelSelection(
+                suite: suite, release: release, version: version, image: image,
+                headers: pieces, source: source)
         }
         let names = suites.map(\.suite).joined(separator: ", ")
-        let what = looksLikeRelease(spec) ? "kernel release \(spec) (package linux-image-\(spec))"
+        let what =
+            looksLikeRelease(spec)
+            ? "kernel release \(spec) (package linux-image-\(spec))"
             : "a kernel image of package version \(spec)"
         throw KernelError(.unknownKernel, "no suite carries \(what); searched \(names.isEmpty ? "no suites" : names)")
     }

@@ -60,21 +60,24 @@ public struct PreparedTree: Sendable {
     /// The tree at `path` described by `json` (the contents of `file`).
     static func decode(_ json: JSON, path: String, file metadataPath: String) throws(KernelError) -> PreparedTree {
         guard let release = json["release"]?.stringValue,
-              let upstream = json["upstreamVersion"]?.stringValue,
-              let origin = json["source"].flatMap(SourceOrigin.init(json:)),
-              let make = json["make"], let cc = make["cc"]?.stringValue,
-              let kernelRelease = make["kernelRelease"]?.stringValue,
-              let compiler = json["compiler"] else {
+            let upstream = json["upstreamVersion"]?.stringValue,
+            let origin = json["source"].flatMap(SourceOrigin.init(json:)),
+            let make = json["make"], let cc = make["cc"]?.stringValue,
+            let kernelRelease = make["kernelRelease"]?.stringValue,
+            let compiler = json["compiler"]
+        else {
             throw KernelError(.notPristine, "\(metadataPath): incomplete tree description")
         }
-        let check = CompilerCheck(kernel: compiler["kernel"]?.stringValue,
-                                  program: compiler["program"]?.stringValue ?? cc,
-                                  host: compiler["host"]?.stringValue)
+        let check = CompilerCheck(
+            kernel: compiler["kernel"]?.stringValue,
+            program: compiler["program"]?.stringValue ?? cc,
+            host: compiler["host"]?.stringValue)
         return PreparedTree(
             path: path, key: Path.base(of: path), release: release,
             packageVersion: json["packageVersion"]?.stringValue, upstreamVersion: upstream, origin: origin,
-            kbuild: Kbuild(sourceDirectory: Path.join(path, "source"), compiler: cc, kernelRelease: kernelRelease,
-                           buildUser: make["buildUser"]?.stringValue, buildHost: make["buildHost"]?.stringValue),
+            kbuild: Kbuild(
+                sourceDirectory: Path.join(path, "source"), compiler: cc, kernelRelease: kernelRelease,
+                buildUser: make["buildUser"]?.stringValue, buildHost: make["buildHost"]?.stringValue),
             compiler: check,
             configDrift: json["configDrift"]?.arrayValue?.compactMap(\.stringValue) ?? [],
             metadata: json)
@@ -106,7 +109,10 @@ public struct PreparedTree: Sendable {
         let differences = try verify()
         guard differences.isEmpty else {
             let when = what.map { " after \($0)" } ?? ""
-            throw KernelError(.notPristine, "the prepared tree \(path) was changed\(when): \(differences.prefix(5).map(\.description).joined(separator: ", "))\(differences.count > 5 ? ", …" : ""); run `suture kernel prepare` to restore it")
+            throw KernelError(
+                .notPristine,
+                "the prepared tree \(path) was changed\(when): \(differences.prefix(5).map(\.description).joined(separator: ", "))\(differences.count > 5 ? ", …" : ""); run `suture kernel prepare` to restore it"
+            )
         }
     }
 

@@ -35,9 +35,16 @@ public struct TreeCache: Sendable {
             guard case .object(var pairs) = tree.json else { return tree.json }
             pairs.append(("reused", .bool(reused)))
             pairs.append(("seconds", .double((seconds * 100).rounded() / 100)))
-            pairs.append(("phases", .array(phases.map {
-                .object([("name", .string($0.name)), ("seconds", .double(($0.seconds * 100).rounded() / 100))])
-            })))
+            pairs.append(
+                (
+                    "phases",
+                    .array(
+                        phases.map {
+                            .object([
+                                ("name", .string($0.name)), ("seconds", .double(($0.seconds * 100).rounded() / 100)),
+                            ])
+                        })
+                ))
             pairs.append(("warnings", .strings(warnings)))
             return .object(pairs)
         }
@@ -47,7 +54,10 @@ public struct TreeCache: Sendable {
     /// plus `-src-<12 hex>` of the path, size and mtime of a `--source`.
     public func key(for kernel: KernelRelease, source: String? = nil) throws(KernelError) -> String {
         guard let config = kernel.config else {
-            throw KernelError(.missingPiece, "kernel \(kernel.release) has no config (expected /boot/config-\(kernel.release)); install its linux-image package again")
+            throw KernelError(
+                .missingPiece,
+                "kernel \(kernel.release) has no config (expected /boot/config-\(kernel.release)); install its linux-image package again"
+            )
         }
         let hash: String
         do {
@@ -110,11 +120,18 @@ public struct TreeCache: Sendable {
             guard allowCompilerMismatch else {
                 if let directory = kernel.catalogDirectory {
                     let program = kernel.compilerName ?? "its compiler"
-                    throw KernelError(.compilerMismatch, "kernel \(kernel.release) (fetched into \(directory)) needs a build root with \(program): \(compiler.mismatchMessage). Build roots for other Debian releases' compilers are not available yet (issue 19, part 2); pass --allow-compiler-mismatch to build with the host's compiler anyway")
+                    throw KernelError(
+                        .compilerMismatch,
+                        "kernel \(kernel.release) (fetched into \(directory)) needs a build root with \(program): \(compiler.mismatchMessage). Build roots for other Debian releases' compilers are not available yet (issue 19, part 2); pass --allow-compiler-mismatch to build with the host's compiler anyway"
+                    )
                 }
-                throw KernelError(.compilerMismatch, "\(compiler.mismatchMessage). Install the kernel's compiler, or pass --allow-compiler-mismatch to build anyway")
+                throw KernelError(
+                    .compilerMismatch,
+                    "\(compiler.mismatchMessage). Install the kernel's compiler, or pass --allow-compiler-mismatch to build anyway"
+                )
             }
-            Progress.warn("""
+            Progress.warn(
+                """
                 suture: WARNING: COMPILER MISMATCH, allowed by --allow-compiler-mismatch.
                 suture: WARNING: \(compiler.mismatchMessage).
                 suture: WARNING: patches built from this tree may not match the running kernel's code.
@@ -140,9 +157,12 @@ public struct TreeCache: Sendable {
         if FileSystem.exists(final) {
             if let tree = try? PreparedTree.open(final), let differences = try? tree.verify() {
                 if differences.isEmpty {
-                    return Outcome(tree: tree, reused: true, phases: [], warnings: warnings, seconds: Clock.now() - started)
+                    return Outcome(
+                        tree: tree, reused: true, phases: [], warnings: warnings, seconds: Clock.now() - started)
                 }
-                warn("the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again")
+                warn(
+                    "the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again"
+                )
             } else {
                 warn("\(final) is not a complete prepared tree; preparing it again")
             }
@@ -155,8 +175,9 @@ public struct TreeCache: Sendable {
         defer { Cleanup.unregister(token) }
         do throws(KernelError) {
             var timer = PhaseTimer()
-            let tree = try build(kernel, key: key, source: source, compiler: compiler, partial: partial,
-                                 final: final, jobs: jobs, timer: &timer, warn: warn)
+            let tree = try build(
+                kernel, key: key, source: source, compiler: compiler, partial: partial,
+                final: final, jobs: jobs, timer: &timer, warn: warn)
             do {
                 try FileSystem.rename(partial, final)
             } catch {
@@ -207,17 +228,22 @@ public struct TreeCache: Sendable {
                 _ = try KernelSource.checkVersion(tree: absolute, kernel: kernel, origin: absolute)
                 Progress.say("suture: copying \(absolute) …")
                 try makeDirectory(sourceDirectory)
-                try KernelSource.runTool(["cp", "-a", "--reflink=auto", absolute + "/.", sourceDirectory + "/"],
-                                         doing: "copy \(absolute)")
+                try KernelSource.runTool(
+                    ["cp", "-a", "--reflink=auto", absolute + "/.", sourceDirectory + "/"],
+                    doing: "copy \(absolute)")
             } else {
                 Progress.say("suture: unpacking \(absolute) …")
                 let top = try KernelSource.extract(tarball: absolute, into: Path.join(partial, "unpack"))
                 try moveSource(top, to: sourceDirectory)
             }
-            warn("--source \(absolute): its upstream version was checked, but the distro revision\(kernel.packageVersion.map { " (\($0))" } ?? "") cannot be checked from a bare tree")
+            warn(
+                "--source \(absolute): its upstream version was checked, but the distro revision\(kernel.packageVersion.map { " (\($0))" } ?? "") cannot be checked from a bare tree"
+            )
         } else {
             let tarball: String
-            if let installed = KernelSource.installedTarball(for: kernel), case let .installedPackage(_, _, path) = installed {
+            if let installed = KernelSource.installedTarball(for: kernel),
+                case .installedPackage(_, _, let path) = installed
+            {
                 origin = installed
                 tarball = path
             } else {
@@ -237,8 +263,9 @@ public struct TreeCache: Sendable {
 
         // 2. Configure and prepare, out of tree in `source/_build`.
         let identity = Kbuild.buildIdentity(headers: kernel.headers)
-        let kbuild = Kbuild(sourceDirectory: sourceDirectory, compiler: compiler.program, kernelRelease: kernel.release,
-                            buildUser: identity.user, buildHost: identity.host)
+        let kbuild = Kbuild(
+            sourceDirectory: sourceDirectory, compiler: compiler.program, kernelRelease: kernel.release,
+            buildUser: identity.user, buildHost: identity.host)
         try makeDirectory(kbuild.buildDirectory)
         do {
             try FileSystem.copyFile(configPath, Path.join(kbuild.buildDirectory, ".config"))
@@ -246,10 +273,13 @@ public struct TreeCache: Sendable {
             throw KernelError(.prepareFailed, error.description, cause: error)
         }
         Progress.say("suture: make olddefconfig …")
-        try kbuild.make(["olddefconfig"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "olddefconfig", failure: .prepareFailed)
+        try kbuild.make(
+            ["olddefconfig"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "olddefconfig", failure: .prepareFailed)
         timer.lap("olddefconfig")
         Progress.say("suture: make modules_prepare (\(jobs) jobs) …")
-        try kbuild.make(["modules_prepare"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "modules_prepare", failure: .prepareFailed)
+        try kbuild.make(
+            ["modules_prepare"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "modules_prepare",
+            failure: .prepareFailed)
         timer.lap("modules_prepare")
 
         // 3. Compare the resulting config with the shipped one.
@@ -261,11 +291,14 @@ public struct TreeCache: Sendable {
             if drift.contains(where: { $0.hasPrefix("CONFIG_PAHOLE_VERSION") }) && Command.which("pahole") == nil {
                 hint = " (install dwarves: pahole decides the BTF options)"
             }
-            warn("olddefconfig changed \(drift.count) symbol(s) of \(configPath)\(hint): \(drift.prefix(6).joined(separator: ", "))\(drift.count > 6 ? ", …" : "")")
+            warn(
+                "olddefconfig changed \(drift.count) symbol(s) of \(configPath)\(hint): \(drift.prefix(6).joined(separator: ", "))\(drift.count > 6 ? ", …" : "")"
+            )
         }
 
         // 4. Absolute paths that kbuild's tools/ build recorded must name the final place.
-        try ToolsPaths.rewrite(in: kbuild.buildDirectory, from: sourceDirectory + "/", to: Path.join(final, "source") + "/")
+        try ToolsPaths.rewrite(
+            in: kbuild.buildDirectory, from: sourceDirectory + "/", to: Path.join(final, "source") + "/")
 
         // 5. Describe, make read-only, fingerprint.
         var make: [(String, JSON)] = [
@@ -318,7 +351,6 @@ public struct TreeCache: Sendable {
         }
     }
 
-
     // MARK: - Removing trees
 
     /// Renames a tree aside (so it never looks ready again), then removes it.
@@ -329,7 +361,8 @@ public struct TreeCache: Sendable {
             try FileSystem.rename(path, aside)
             try FileSystem.removeTree(aside)
         } catch {
-            throw KernelError(.prepareFailed, "cannot remove the damaged tree \(path): \(error.description)", cause: error)
+            throw KernelError(
+                .prepareFailed, "cannot remove the damaged tree \(path): \(error.description)", cause: error)
         }
     }
 

@@ -84,7 +84,10 @@ public struct TreeManifest: Sendable, Equatable {
             if let was = before[e.path] {
                 // A folder whose only change is its entry list shows up
                 // through the added or removed entries themselves.
-                if was != e && !(e.type == UInt8(ascii: "d") && was.type == e.type && was.mode == e.mode && was.inode == e.inode) {
+                if was != e
+                    && !(e.type == UInt8(ascii: "d") && was.type == e.type && was.mode == e.mode
+                        && was.inode == e.inode)
+                {
                     result.append(Difference(path: e.path, kind: .changed))
                 }
             } else {
@@ -134,23 +137,31 @@ public struct TreeManifest: Sendable, Equatable {
                 throw KernelError(.notPristine, "cannot stat \(root)/\(path): \(currentErrno().shortDescription)")
             }
             let format = st.st_mode & S_IFMT
-            let type: UInt8 = format == S_IFDIR ? UInt8(ascii: "d") : format == S_IFREG ? UInt8(ascii: "f")
-                : format == S_IFLNK ? UInt8(ascii: "l") : UInt8(ascii: "o")
+            let type: UInt8 =
+                format == S_IFDIR
+                ? UInt8(ascii: "d")
+                : format == S_IFREG
+                    ? UInt8(ascii: "f")
+                    : format == S_IFLNK ? UInt8(ascii: "l") : UInt8(ascii: "o")
             if makeReadOnly && type != UInt8(ascii: "l") && (st.st_mode & 0o222) != 0 {
                 guard fchmodat(fd, cName, st.st_mode & 0o7555, 0) == 0,
-                      fstatat(fd, cName, &st, AT_SYMLINK_NOFOLLOW) == 0 else {
-                    throw KernelError(.prepareFailed, "cannot make \(root)/\(path) read-only: \(currentErrno().shortDescription)")
+                    fstatat(fd, cName, &st, AT_SYMLINK_NOFOLLOW) == 0
+                else {
+                    throw KernelError(
+                        .prepareFailed, "cannot make \(root)/\(path) read-only: \(currentErrno().shortDescription)")
                 }
             }
-            visit(Entry(
-                path: path, type: type, mode: UInt32(st.st_mode & 0o7777), size: Int64(st.st_size),
-                mtime: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
-                ctime: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec),
-                inode: UInt64(st.st_ino)))
+            visit(
+                Entry(
+                    path: path, type: type, mode: UInt32(st.st_mode & 0o7777), size: Int64(st.st_size),
+                    mtime: Int64(st.st_mtim.tv_sec) * 1_000_000_000 + Int64(st.st_mtim.tv_nsec),
+                    ctime: Int64(st.st_ctim.tv_sec) * 1_000_000_000 + Int64(st.st_ctim.tv_nsec),
+                    inode: UInt64(st.st_ino)))
             if type == UInt8(ascii: "d") {
                 let child = openat(fd, cName, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)
                 guard child >= 0 else {
-                    throw KernelError(.notPristine, "cannot open folder \(root)/\(path): \(currentErrno().shortDescription)")
+                    throw KernelError(
+                        .notPristine, "cannot open folder \(root)/\(path): \(currentErrno().shortDescription)")
                 }
                 try walkDirectory(child, prefix: path + "/", root: root, makeReadOnly: makeReadOnly, visit)
             }
@@ -214,10 +225,11 @@ public struct TreeManifest: Sendable, Equatable {
             guard fields.count == 5, i < end else {
                 throw KernelError(.notPristine, "\(path):\(lineNumber): malformed manifest line")
             }
-            entries.append(Entry(
-                path: String(decoding: bytes[i..<end], as: UTF8.self), type: type,
-                mode: UInt32(truncatingIfNeeded: fields[0]), size: fields[1], mtime: fields[2],
-                ctime: fields[3], inode: UInt64(bitPattern: fields[4])))
+            entries.append(
+                Entry(
+                    path: String(decoding: bytes[i..<end], as: UTF8.self), type: type,
+                    mode: UInt32(truncatingIfNeeded: fields[0]), size: fields[1], mtime: fields[2],
+                    ctime: fields[3], inode: UInt64(bitPattern: fields[4])))
             start = end + 1
         }
         return TreeManifest(entries: entries)

@@ -14,7 +14,8 @@ extension Workspace {
         for target in targets {
             let r = try Workspace.treePath(target)
             guard r.hasSuffix(".o") || r.hasSuffix(".i") || r.hasSuffix(".s") else {
-                throw KernelError(.usage, "\(target): only objects (.o), preprocessed (.i) and assembly (.s) targets can be compiled")
+                throw KernelError(
+                    .usage, "\(target): only objects (.o), preprocessed (.i) and assembly (.s) targets can be compiled")
             }
             relative.append(r)
         }
@@ -31,7 +32,8 @@ extension Workspace {
         for r in relative {
             let output = Path.join(buildDirectory, r)
             guard FileSystem.exists(output) else {
-                throw KernelError(.compileFailed, "make succeeded but left no \(output); is \(r) a target of this tree?")
+                throw KernelError(
+                    .compileFailed, "make succeeded but left no \(output); is \(r) a target of this tree?")
             }
             result[r] = output
         }

@@ -53,9 +53,10 @@ public final class Workspace: @unchecked Sendable {
             throw KernelError(.prepareFailed, "cannot create a workspace: \(error.description)", cause: error)
         }
         let source = Path.join(directory.path, "src")
-        kbuild = Kbuild(sourceDirectory: source, compiler: tree.kbuild.compiler,
-                        kernelRelease: tree.kbuild.kernelRelease,
-                        buildUser: tree.kbuild.buildUser, buildHost: tree.kbuild.buildHost)
+        kbuild = Kbuild(
+            sourceDirectory: source, compiler: tree.kbuild.compiler,
+            kernelRelease: tree.kbuild.kernelRelease,
+            buildUser: tree.kbuild.buildUser, buildHost: tree.kbuild.buildHost)
         do throws(KernelError) {
             try tree.requirePristine()
             try populate()
@@ -85,8 +86,9 @@ public final class Workspace: @unchecked Sendable {
         } catch {
             throw KernelError(.prepareFailed, "cannot create the workspace \(path): \(error.description)", cause: error)
         }
-        try KernelSource.runTool(["cp", "-a", "--reflink=auto", tree.buildDirectory, buildDirectory],
-                                 doing: "copy \(tree.buildDirectory) into the workspace")
+        try KernelSource.runTool(
+            ["cp", "-a", "--reflink=auto", tree.buildDirectory, buildDirectory],
+            doing: "copy \(tree.buildDirectory) into the workspace")
         // The pristine copy is read-only; the workspace's must be writable.
         try KernelSource.runTool(["chmod", "-R", "u+w", buildDirectory], doing: "make \(buildDirectory) writable")
         try ToolsPaths.rewrite(in: buildDirectory, from: tree.buildDirectory + "/", to: buildDirectory + "/")
@@ -106,7 +108,8 @@ public final class Workspace: @unchecked Sendable {
             try FileSystem.removeFile(target)
             try FileSystem.write(target, contents, mode: 0o644)
         } catch {
-            throw KernelError(.prepareFailed, "cannot write \(relative) in the workspace: \(error.description)", cause: error)
+            throw KernelError(
+                .prepareFailed, "cannot write \(relative) in the workspace: \(error.description)", cause: error)
         }
         if !replacedFiles.contains(relative) { replacedFiles.append(relative) }
     }
@@ -148,7 +151,9 @@ public final class Workspace: @unchecked Sendable {
                     throw PlatformError(.invalidData, "\(current) is not a folder")
                 }
             } catch {
-                throw KernelError(.prepareFailed, "cannot prepare \(relativeDirectory) in the workspace: \(error.description)", cause: error)
+                throw KernelError(
+                    .prepareFailed, "cannot prepare \(relativeDirectory) in the workspace: \(error.description)",
+                    cause: error)
             }
         }
     }
@@ -158,8 +163,11 @@ public final class Workspace: @unchecked Sendable {
         var parts = file.split(separator: "/").filter { $0 != "." }
         while parts.first == "" { parts.removeFirst() }
         guard !file.hasPrefix("/"), !parts.isEmpty, !parts.contains(".."),
-              parts.first.map(String.init) != Kbuild.objectFolder else {
-            throw KernelError(.usage, "\(file): expected a path inside the kernel tree, relative to its top, such as fs/proc/meminfo.c")
+            parts.first.map(String.init) != Kbuild.objectFolder
+        else {
+            throw KernelError(
+                .usage,
+                "\(file): expected a path inside the kernel tree, relative to its top, such as fs/proc/meminfo.c")
         }
         return parts.joined(separator: "/")
     }

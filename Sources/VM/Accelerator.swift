@@ -23,8 +23,10 @@ public enum Accelerator: String, Sendable, CaseIterable {
     /// boots the kernel under KVM without a root file system and expects
     /// its "Kernel panic" line within `timeout` seconds. The answer is
     /// cached in `cacheDirectory`, keyed by host kernel and QEMU binary.
-    public static func detect(qemu: String, kernel: BootKernel, cacheDirectory: String?,
-                              timeout: Double = 20) -> Accelerator {
+    public static func detect(
+        qemu: String, kernel: BootKernel, cacheDirectory: String?,
+        timeout: Double = 20
+    ) -> Accelerator {
         guard access("/dev/kvm", R_OK | W_OK) == 0 else { return .tcg }
         let key = probeKey(qemu: qemu)
         let cacheFile = cacheDirectory.map { Path.join($0, "accelerator") }
@@ -46,11 +48,12 @@ public enum Accelerator: String, Sendable, CaseIterable {
     }
 
     static func probe(qemu: String, kernel: BootKernel, timeout: Double) -> Bool {
-        let argv = [qemu] + Accelerator.kvm.qemuArguments + [
-            "-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
-            "-kernel", kernel.path, "-append", "console=ttyS0 loglevel=1 panic=-1",
-            "-serial", "stdio",
-        ]
+        let argv =
+            [qemu] + Accelerator.kvm.qemuArguments + [
+                "-m", "256", "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+                "-kernel", kernel.path, "-append", "console=ttyS0 loglevel=1 panic=-1",
+                "-serial", "stdio",
+            ]
         guard let result = try? Command.run(argv, timeout: timeout) else { return false }
         return !result.timedOut && result.stdoutText.contains("Kernel panic")
     }

@@ -27,7 +27,8 @@ public struct BootKernel: Sendable, Equatable {
     /// means no fast boot.
     public static func prepare(_ release: KernelRelease, cacheDirectory: String?) -> BootKernel {
         guard let cacheDirectory, KernelImage.supportsPVH(release),
-              let cached = KernelImage.cachedVmlinux(release, cacheDirectory: cacheDirectory) else { return bzImage(release) }
+            let cached = KernelImage.cachedVmlinux(release, cacheDirectory: cacheDirectory)
+        else { return bzImage(release) }
         return BootKernel(path: cached, isPVH: true)
     }
 }

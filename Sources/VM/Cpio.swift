@@ -113,8 +113,10 @@ public struct CpioWriter: ~Copyable {
         }
     }
 
-    private mutating func header(name: String, mode: UInt32, nlink: UInt32, size fileSize: Int,
-                                 rdev: (UInt32, UInt32) = (0, 0), inode: UInt32? = nil) {
+    private mutating func header(
+        name: String, mode: UInt32, nlink: UInt32, size fileSize: Int,
+        rdev: (UInt32, UInt32) = (0, 0), inode: UInt32? = nil
+    ) {
         let start = size
         out.write("070701")
         let ino = inode ?? nextInode

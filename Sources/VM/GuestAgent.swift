@@ -46,8 +46,10 @@ public final class GuestAgent {
     /// Serves requests until the host goes away.
     public func serve() throws(VMError) {
         let boot = readKernelLog(maximumLevel: 4)
-        try send(.ready(release: Kernel.release(), taint: Self.taint(), log: boot,
-                        sharedSize: UInt64(shared?.size ?? 0)))
+        try send(
+            .ready(
+                release: Kernel.release(), taint: Self.taint(), log: boot,
+                sharedSize: UInt64(shared?.size ?? 0)))
         while let message = try receive() {
             switch message {
             case .run(let command):
@@ -56,7 +58,9 @@ public final class GuestAgent {
                 try send(Self.answer { () throws(PlatformError) in try Self.write(contents, to: path, mode: mode) })
             case .uploadShared(let path, let mode, let length):
                 guard let shared, length <= UInt64(shared.size) else {
-                    try send(.failed("upload of \(length) bytes does not fit the shared region (\(shared?.size ?? 0) bytes)"))
+                    try send(
+                        .failed("upload of \(length) bytes does not fit the shared region (\(shared?.size ?? 0) bytes)")
+                    )
                     continue
                 }
                 let contents = shared.read(Int(length))
@@ -76,7 +80,7 @@ public final class GuestAgent {
                     try send(.file(contents))
                 }
             case .cancel, .release:
-                break // nothing is running
+                break  // nothing is running
             }
         }
     }
@@ -125,12 +129,17 @@ public final class GuestAgent {
             if ready > 0 {
                 var open: [(fd: Int32, toStdout: Bool)] = []
                 for (i, s) in streams.enumerated() {
-                    if fds[i].revents == 0 { open.append(s); continue }
+                    if fds[i].revents == 0 {
+                        open.append(s)
+                        continue
+                    }
                     if try forward(s.fd, toStdout: s.toStdout) != .closed { open.append(s) }
                 }
                 streams = open
                 if fds[fds.count - 1].revents != 0 {
-                    guard try readFromHost() else { throw VMError(.protocolError, "the host went away during a command") }
+                    guard try readFromHost() else {
+                        throw VMError(.protocolError, "the host went away during a command")
+                    }
                     while let frame = try decoder.next() { try handleDuringRun(try HostMessage(frame)) }
                 }
             }
@@ -216,7 +225,8 @@ public final class GuestAgent {
             }
             if n == 0 { break }
             if let (level, line) = KernelLog.format(record: String(decoding: record[0..<n], as: UTF8.self)),
-               level <= maximumLevel {
+                level <= maximumLevel
+            {
                 lines += line + "\n"
             }
         }

@@ -18,8 +18,10 @@ public struct GuestImage: Sendable {
     public var files: [GuestFile]
     public var modules: [String]
 
-    public init(release: KernelRelease, sutureBinary: String, busybox: String = "/bin/busybox",
-                files: [GuestFile] = [], modules: [String] = []) {
+    public init(
+        release: KernelRelease, sutureBinary: String, busybox: String = "/bin/busybox",
+        files: [GuestFile] = [], modules: [String] = []
+    ) {
         self.release = release
         self.sutureBinary = sutureBinary
         self.busybox = busybox
@@ -46,10 +48,12 @@ public struct GuestImage: Sendable {
     }
 
     private func writeEntries(into cpio: inout CpioWriter) throws(VMError) {
-        for (path, mode) in [("/bin", 0o755), ("/sbin", 0o755), ("/usr/bin", 0o755), ("/usr/sbin", 0o755),
-                             ("/etc", 0o755), ("/proc", 0o555), ("/sys", 0o555), ("/dev", 0o755),
-                             ("/tmp", 0o1777), ("/root", 0o700), ("/run", 0o755), ("/mnt", 0o755),
-                             ("/var/tmp", 0o1777)] as [(String, UInt32)] {
+        for (path, mode) in [
+            ("/bin", 0o755), ("/sbin", 0o755), ("/usr/bin", 0o755), ("/usr/sbin", 0o755),
+            ("/etc", 0o755), ("/proc", 0o555), ("/sys", 0o555), ("/dev", 0o755),
+            ("/tmp", 0o1777), ("/root", 0o700), ("/run", 0o755), ("/mnt", 0o755),
+            ("/var/tmp", 0o1777),
+        ] as [(String, UInt32)] {
             try cpio.directory(path, mode: mode)
         }
         // The kernel opens /dev/console for /init's standard streams before
@@ -69,11 +73,13 @@ public struct GuestImage: Sendable {
             try addHostFile(library, at: library, mode: 0o755, into: &cpio)
         }
 
-        try cpio.file("/etc/passwd", mode: 0o644, text: """
-            root:x:0:0:root:/root:/bin/sh
-            nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
+        try cpio.file(
+            "/etc/passwd", mode: 0o644,
+            text: """
+                root:x:0:0:root:/root:/bin/sh
+                nobody:x:65534:65534:nobody:/nonexistent:/bin/sh
 
-            """)
+                """)
         try cpio.file("/etc/group", mode: 0o644, text: "root:x:0:\nnogroup:x:65534:\n")
         try cpio.file("/init", mode: 0o755, text: GuestImage.initScript)
 
@@ -136,13 +142,19 @@ public struct GuestImage: Sendable {
     }
 
     /// Copies a host file's bytes (following symlinks) into the archive.
-    private func addHostFile(_ hostPath: String, at guestPath: String, mode: UInt32?,
-                             into cpio: inout CpioWriter) throws(VMError) {
+    private func addHostFile(
+        _ hostPath: String, at guestPath: String, mode: UInt32?,
+        into cpio: inout CpioWriter
+    ) throws(VMError) {
         let file: MappedFile
         let permissions: UInt32
         do throws(PlatformError) {
             file = try MappedFile(path: hostPath)
-            if let mode { permissions = mode } else { permissions = UInt32(try FileSystem.status(hostPath).st_mode & 0o7777) }
+            if let mode {
+                permissions = mode
+            } else {
+                permissions = UInt32(try FileSystem.status(hostPath).st_mode & 0o7777)
+            }
         } catch {
             throw VMError(.badInput, "read \(hostPath)", error)
         }
@@ -156,7 +168,8 @@ public struct GuestImage: Sendable {
     /// busybox `modprobe NAME` works in the guest.
     private func addModules(into cpio: inout CpioWriter) throws(VMError) {
         guard let directory = release.modulesDirectory else {
-            throw VMError(.badInput, "kernel \(release.release) has no /lib/modules directory, so --modules cannot work")
+            throw VMError(
+                .badInput, "kernel \(release.release) has no /lib/modules directory, so --modules cannot work")
         }
         let depPath = Path.join(directory, "modules.dep")
         guard let depText = FileSystem.readTextIfPresent(depPath) else {
@@ -170,7 +183,9 @@ public struct GuestImage: Sendable {
         let builtinNames = Set(builtin.split(separator: "\n").map { ModuleDependencies.moduleName(ofPath: String($0)) })
         for name in modules where graph.module(named: name) == nil {
             if builtinNames.contains(ModuleDependencies.normalized(name)) {
-                throw VMError(.badInput, "\(name) is built into kernel \(release.release), not a module: leave it out of --modules")
+                throw VMError(
+                    .badInput,
+                    "\(name) is built into kernel \(release.release), not a module: leave it out of --modules")
             }
             throw VMError(.badInput, "kernel \(release.release) has no module \(name) (not in \(depPath))")
         }
@@ -189,7 +204,9 @@ public struct GuestImage: Sendable {
                     throw VMError(.missingTool, "decompress \(source)", error)
                 }
                 guard result.termination.succeeded else {
-                    throw VMError(.badInput, "\(decompressor.joined(separator: " ")) \(source) failed: \(Command.tail(result.stderrText))")
+                    throw VMError(
+                        .badInput,
+                        "\(decompressor.joined(separator: " ")) \(source) failed: \(Command.tail(result.stderrText))")
                 }
                 try cpio.file(Path.join(guestDirectory, target), mode: 0o644, bytes: result.stdout)
             } else {
@@ -222,7 +239,8 @@ public struct GuestImage: Sendable {
             }
             let normalized = "/" + (try CpioWriter.entryName(guest))
             if let root = GuestFile.refusedRoots.first(where: { GuestFile.isUnder(normalized, $0) }) {
-                throw VMError(.usage, "--add \(file.hostPath): \(guest) would be hidden by the \(root) mount in the guest")
+                throw VMError(
+                    .usage, "--add \(file.hostPath): \(guest) would be hidden by the \(root) mount in the guest")
             }
             var target = normalized
             if GuestFile.isUnder(normalized, GuestFile.stagedRoot) {

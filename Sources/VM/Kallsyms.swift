@@ -16,10 +16,14 @@ public enum Kallsyms {
 
     /// The cached copy when it is newer than the kernel image, else a
     /// fresh one from a guest (then cached). `cached` tells which.
-    public static func load(_ configuration: VMConfiguration, refresh: Bool = false) throws(VMError) -> (text: [UInt8], cached: Bool) {
+    public static func load(_ configuration: VMConfiguration, refresh: Bool = false) throws(VMError) -> (
+        text: [UInt8], cached: Bool
+    ) {
         let path = cachePath(release: configuration.kernel.release, cacheRoot: configuration.cacheRoot)
-        if !refresh, let cache = try? FileSystem.status(path), let image = try? FileSystem.status(configuration.kernel.image),
-           cache.st_mtim.tv_sec >= image.st_mtim.tv_sec, let text = try? FileSystem.read(path), !text.isEmpty {
+        if !refresh, let cache = try? FileSystem.status(path),
+            let image = try? FileSystem.status(configuration.kernel.image),
+            cache.st_mtim.tv_sec >= image.st_mtim.tv_sec, let text = try? FileSystem.read(path), !text.isEmpty
+        {
             return (text, true)
         }
         let vm = try VirtualMachine(configuration)
@@ -37,7 +41,10 @@ public enum Kallsyms {
     public static func read(from vm: VirtualMachine) throws(VMError) -> [UInt8] {
         let run = try vm.run("gzip -c /proc/kallsyms", timeout: 300)
         guard run.commandStatus == 0, run.kernelProblem == nil else {
-            throw VMError(.guestFailed, "reading /proc/kallsyms in the guest failed (\(run.commandStatus.map { "status \($0)" } ?? "no status")): \(run.stderrText)\(run.kernelLog)")
+            throw VMError(
+                .guestFailed,
+                "reading /proc/kallsyms in the guest failed (\(run.commandStatus.map { "status \($0)" } ?? "no status")): \(run.stderrText)\(run.kernelLog)"
+            )
         }
         let result: CommandResult
         do {
@@ -46,7 +53,8 @@ public enum Kallsyms {
             throw VMError(.missingTool, "gunzip the guest's kallsyms", error)
         }
         guard result.termination.succeeded, !result.stdout.isEmpty else {
-            throw VMError(.protocolError, "the guest's kallsyms did not arrive intact: \(Command.tail(result.stderrText))")
+            throw VMError(
+                .protocolError, "the guest's kallsyms did not arrive intact: \(Command.tail(result.stderrText))")
         }
         return result.stdout
     }

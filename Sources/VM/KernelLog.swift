@@ -36,9 +36,13 @@ public enum KernelLog {
         if added & taintDie != 0 { note(.oops) }
         if added & taintWarn != 0 { note(.warning) }
         for line in log.split(separator: "\n") {
-            if line.contains("Kernel panic - not syncing") { note(.panic) }
-            else if isOopsLine(line) { note(.oops) }
-            else if line.contains("WARNING: CPU:") || line.contains("------------[ cut here ]------------") { note(.warning) }
+            if line.contains("Kernel panic - not syncing") {
+                note(.panic)
+            } else if isOopsLine(line) {
+                note(.oops)
+            } else if line.contains("WARNING: CPU:") || line.contains("------------[ cut here ]------------") {
+                note(.warning)
+            }
         }
         return worst
     }
@@ -62,7 +66,8 @@ public enum KernelLog {
         if let newline = text.firstIndex(of: "\n") { text = text[..<newline] }
         let seconds = String(usec / 1_000_000)
         let micros = String(usec % 1_000_000)
-        let stamp = String(repeating: " ", count: max(0, 5 - seconds.count)) + seconds + "."
+        let stamp =
+            String(repeating: " ", count: max(0, 5 - seconds.count)) + seconds + "."
             + String(repeating: "0", count: 6 - micros.count) + micros
         return (priority & 7, "[\(stamp)] \(text)")
     }

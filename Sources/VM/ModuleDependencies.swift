@@ -52,8 +52,9 @@ public struct ModuleDependencies: Sendable {
             guard !path.isEmpty else { continue }
             let dependencies = line[line.index(after: colon)...]
                 .split(separator: " ", omittingEmptySubsequences: true).map(String.init)
-            let module = Module(name: ModuleDependencies.moduleName(ofPath: path), path: path,
-                                dependencies: dependencies)
+            let module = Module(
+                name: ModuleDependencies.moduleName(ofPath: path), path: path,
+                dependencies: dependencies)
             byName[module.name] = module
             byPath[path] = module
         }
@@ -74,18 +75,22 @@ public struct ModuleDependencies: Sendable {
         func visit(_ module: Module, chain: [String]) throws(VMError) {
             if seen.contains(module.path) { return }
             if chain.contains(module.path) {
-                throw VMError(.badInput, "modules.dep has a dependency cycle: \((chain + [module.path]).joined(separator: " -> "))")
+                throw VMError(
+                    .badInput,
+                    "modules.dep has a dependency cycle: \((chain + [module.path]).joined(separator: " -> "))")
             }
             for path in module.dependencies {
                 guard let dependency = byPath[path] else {
-                    throw VMError(.badInput, "modules.dep: \(module.path) depends on \(path), which has no entry of its own")
+                    throw VMError(
+                        .badInput, "modules.dep: \(module.path) depends on \(path), which has no entry of its own")
                 }
                 try visit(dependency, chain: chain + [module.path])
             }
             // Soft dependencies that name nothing installed are skipped,
             // as modprobe skips them.
             for name in softDependencies[module.name] ?? [] {
-                for provider in providers(of: name) where !chain.contains(provider.path) && provider.path != module.path {
+                for provider in providers(of: name) where !chain.contains(provider.path) && provider.path != module.path
+                {
                     try visit(provider, chain: chain + [module.path])
                 }
             }
@@ -125,10 +130,15 @@ public struct ModuleDependencies: Sendable {
         case none, xz, zstd, gzip
 
         public init(path: String) {
-            if path.hasSuffix(".ko.xz") { self = .xz }
-            else if path.hasSuffix(".ko.zst") { self = .zstd }
-            else if path.hasSuffix(".ko.gz") { self = .gzip }
-            else { self = .none }
+            if path.hasSuffix(".ko.xz") {
+                self = .xz
+            } else if path.hasSuffix(".ko.zst") {
+                self = .zstd
+            } else if path.hasSuffix(".ko.gz") {
+                self = .gzip
+            } else {
+                self = .none
+            }
         }
 
         /// The command that writes the decompressed file to stdout.

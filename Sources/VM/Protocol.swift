@@ -44,15 +44,23 @@ public struct FrameDecoder: Sendable {
     /// The next complete frame, or nil if more bytes are needed.
     public mutating func next() throws(VMError) -> Frame? {
         let available = buffer.count - start
-        guard available >= Frame.headerSize else { compact(); return nil }
+        guard available >= Frame.headerSize else {
+            compact()
+            return nil
+        }
         guard buffer[start] == Frame.magic else {
-            throw VMError(.protocolError, "agent channel out of step: byte 0x\(String(buffer[start], radix: 16)) where a frame should start")
+            throw VMError(
+                .protocolError,
+                "agent channel out of step: byte 0x\(String(buffer[start], radix: 16)) where a frame should start")
         }
         let length = Int(readLittleEndian(UInt32.self, buffer, at: start + 2))
         guard length <= Frame.maximumPayload else {
             throw VMError(.protocolError, "agent channel corrupted: frame of \(length) bytes")
         }
-        guard available >= Frame.headerSize + length else { compact(); return nil }
+        guard available >= Frame.headerSize + length else {
+            compact()
+            return nil
+        }
         let kind = buffer[start + 1]
         let payloadStart = start + Frame.headerSize
         let payload = Array(buffer[payloadStart..<payloadStart + length])
@@ -215,9 +223,15 @@ public enum GuestMessage: Equatable, Sendable {
         switch frame.kind {
         case GuestMessage.readyKind:
             self = .ready(release: try r.string(), taint: try r.u64(), log: try r.string(), sharedSize: try r.u64())
-        case GuestMessage.stdoutKind: self = .stdout(frame.payload); return
-        case GuestMessage.stderrKind: self = .stderr(frame.payload); return
-        case GuestMessage.fileKind: self = .file(frame.payload); return
+        case GuestMessage.stdoutKind:
+            self = .stdout(frame.payload)
+            return
+        case GuestMessage.stderrKind:
+            self = .stderr(frame.payload)
+            return
+        case GuestMessage.fileKind:
+            self = .file(frame.payload)
+            return
         case GuestMessage.exitKind:
             self = .exit(status: Int32(bitPattern: try r.u32()), taint: try r.u64(), log: try r.string())
         case GuestMessage.doneKind: self = .done
@@ -255,7 +269,9 @@ struct PayloadReader {
 
     private mutating func need(_ n: Int, _ what: String) throws(VMError) {
         guard n >= 0, data.count - offset >= n else {
-            throw VMError(.protocolError, "truncated message: \(what) at offset \(offset) needs \(n) bytes, \(data.count - offset) left")
+            throw VMError(
+                .protocolError,
+                "truncated message: \(what) at offset \(offset) needs \(n) bytes, \(data.count - offset) left")
         }
     }
 

@@ -49,7 +49,10 @@ struct QemuLaunch {
     let bootKernel: BootKernel
 
     /// How ttyS1 is connected.
-    enum SecondSerial { case agentSocket, terminal(rows: Int, columns: Int) }
+    enum SecondSerial {
+        case agentSocket
+        case terminal(rows: Int, columns: Int)
+    }
 
     static func start(_ configuration: VMConfiguration, secondSerial: SecondSerial) throws(VMError) -> QemuLaunch {
         guard let qemu = Command.which("qemu-system-x86_64") else {
@@ -65,7 +68,8 @@ struct QemuLaunch {
         }
         let cacheDirectory = writableDirectory(CacheLocation.vm(configuration.cacheRoot))
         let kernel = BootKernel.prepare(configuration.kernel, cacheDirectory: cacheDirectory)
-        let accelerator = configuration.accelerator
+        let accelerator =
+            configuration.accelerator
             ?? Accelerator.detect(qemu: qemu, kernel: kernel, cacheDirectory: cacheDirectory)
 
         // The initramfs lives only in a memfd that QEMU inherits: nothing
@@ -77,9 +81,10 @@ struct QemuLaunch {
             throw VMError(.system, "create the initramfs", error)
         }
         defer { close(initramfs) }
-        let image = GuestImage(release: configuration.kernel,
-                               sutureBinary: StrippedExecutable.prepare(suture, cacheDirectory: cacheDirectory),
-                               files: configuration.files, modules: configuration.modules)
+        let image = GuestImage(
+            release: configuration.kernel,
+            sutureBinary: StrippedExecutable.prepare(suture, cacheDirectory: cacheDirectory),
+            files: configuration.files, modules: configuration.modules)
         let initramfsSize = try image.write(to: initramfs)
 
         let console = try socketPair()
@@ -88,12 +93,16 @@ struct QemuLaunch {
         var closeOnExit = [console.theirs]
         defer { for fd in closeOnExit { close(fd) } }
         var kernelArguments = ["console=ttyS0", "quiet", "panic=-1"]
-        var argv = [qemu, "-name", "suture-vm-\(getpid())", "-nodefaults", "-no-user-config",
-                    "-display", "none", "-no-reboot"]
+        var argv = [
+            qemu, "-name", "suture-vm-\(getpid())", "-nodefaults", "-no-user-config",
+            "-display", "none", "-no-reboot",
+        ]
         argv += accelerator.qemuArguments
-        argv += ["-m", String(configuration.memoryMB), "-smp", String(configuration.cpus),
-                 "-kernel", kernel.path, "-initrd", "/proc/self/fd/\(initramfs)",
-                 "-chardev", "socket,id=console,fd=\(console.theirs)", "-serial", "chardev:console"]
+        argv += [
+            "-m", String(configuration.memoryMB), "-smp", String(configuration.cpus),
+            "-kernel", kernel.path, "-initrd", "/proc/self/fd/\(initramfs)",
+            "-chardev", "socket,id=console,fd=\(console.theirs)", "-serial", "chardev:console",
+        ]
         var descriptors = [initramfs, console.theirs]
         switch secondSerial {
         case .agentSocket:
@@ -136,9 +145,10 @@ struct QemuLaunch {
             if transfer >= 0 { close(transfer) }
             throw VMError(.qemuFailed, "start \(qemu)", error)
         }
-        return QemuLaunch(process: process, console: console.ours, agent: agent?.ours ?? -1,
-                          errors: process.standardError, transfer: transfer, accelerator: accelerator,
-                          initramfsSize: initramfsSize, bootKernel: kernel)
+        return QemuLaunch(
+            process: process, console: console.ours, agent: agent?.ours ?? -1,
+            errors: process.standardError, transfer: transfer, accelerator: accelerator,
+            initramfsSize: initramfsSize, bootKernel: kernel)
     }
 
     /// A connected pair of stream sockets, both close-on-exec; ours is

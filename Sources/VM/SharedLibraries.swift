@@ -29,7 +29,9 @@ enum SharedLibraries {
             let trimmed = String(line).trimmingWhitespace()
             if trimmed.contains("statically linked") { return [] }
             if trimmed.contains("=> not found") {
-                throw VMError(.badInput, "\(executable) needs \(trimmed.split(separator: " ").first ?? ""), which is not installed")
+                throw VMError(
+                    .badInput,
+                    "\(executable) needs \(trimmed.split(separator: " ").first ?? ""), which is not installed")
             }
             var candidate = Substring(trimmed)
             if let arrow = candidate.firstRange(of: "=> ") { candidate = candidate[arrow.upperBound...] }

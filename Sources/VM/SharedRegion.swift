@@ -54,8 +54,10 @@ final class SharedRegion {
 
     /// The QEMU arguments that expose `/proc/self/fd/FD` to the guest.
     static func qemuArguments(fd: Int32, size: Int = defaultSize) -> [String] {
-        ["-object", "memory-backend-file,id=transfer,mem-path=/proc/self/fd/\(fd),size=\(size),share=on",
-         "-device", "ivshmem-plain,memdev=transfer"]
+        [
+            "-object", "memory-backend-file,id=transfer,mem-path=/proc/self/fd/\(fd),size=\(size),share=on",
+            "-device", "ivshmem-plain,memdev=transfer",
+        ]
     }
 
     /// In the guest: the ivshmem device's BAR 2, if there is one.
@@ -64,7 +66,7 @@ final class SharedRegion {
         for name in (try? FileSystem.list(root)) ?? [] {
             let directory = Path.join(root, name)
             guard FileSystem.readTextIfPresent(Path.join(directory, "vendor"))?.trimmingWhitespace() == vendor,
-                  FileSystem.readTextIfPresent(Path.join(directory, "device"))?.trimmingWhitespace() == device
+                FileSystem.readTextIfPresent(Path.join(directory, "device"))?.trimmingWhitespace() == device
             else { continue }
             let resource = Path.join(directory, "resource2")
             guard let st = try? FileSystem.status(resource), st.st_size > 0 else { return nil }

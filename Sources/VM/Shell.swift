@@ -30,8 +30,10 @@ public enum GuestShell {
             restore()
             Cleanup.unregister(token)
         }
-        let launch = try QemuLaunch.start(configuration, secondSerial: .terminal(
-            rows: hasSize ? Int(size.ws_row) : 24, columns: hasSize ? Int(size.ws_col) : 80))
+        let launch = try QemuLaunch.start(
+            configuration,
+            secondSerial: .terminal(
+                rows: hasSize ? Int(size.ws_row) : 24, columns: hasSize ? Int(size.ws_col) : 80))
         var console: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 65536)
         while true {
@@ -41,8 +43,13 @@ public enum GuestShell {
                 break
             }
             let n = buffer.withUnsafeMutableBytes { Glibc.read(launch.console, $0.baseAddress, $0.count) }
-            if n > 0 { console.append(contentsOf: buffer[0..<n]); continue }
-            if n < 0 && (currentErrno() == .interrupted || currentErrno() == .resourceTemporarilyUnavailable) { continue }
+            if n > 0 {
+                console.append(contentsOf: buffer[0..<n])
+                continue
+            }
+            if n < 0 && (currentErrno() == .interrupted || currentErrno() == .resourceTemporarilyUnavailable) {
+                continue
+            }
             break
         }
         close(launch.console)

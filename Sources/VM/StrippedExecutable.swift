@@ -12,7 +12,8 @@ import Platform
 enum StrippedExecutable {
     static func prepare(_ executable: String, cacheDirectory: String?) -> String {
         guard let cacheDirectory, let strip = Command.which("strip"),
-              let st = try? FileSystem.status(executable) else { return executable }
+            let st = try? FileSystem.status(executable)
+        else { return executable }
         let directory = Path.join(cacheDirectory, "binaries")
         let key = SHA256.hex(Array(executable.utf8)).prefix(12)
         let prefix = "\(Path.base(of: executable))-\(key)-"
@@ -21,9 +22,10 @@ enum StrippedExecutable {
         if FileSystem.exists(cached) { return cached }
         let temporary = "\(cached).tmp.\(getpid())"
         guard (try? FileSystem.makeDirectories(directory)) != nil,
-              let result = try? Command.run([strip, "-o", temporary, executable]),
-              result.termination.succeeded,
-              (try? FileSystem.rename(temporary, cached)) != nil else {
+            let result = try? Command.run([strip, "-o", temporary, executable]),
+            result.termination.succeeded,
+            (try? FileSystem.rename(temporary, cached)) != nil
+        else {
             try? FileSystem.removeFile(temporary)
             return executable
         }

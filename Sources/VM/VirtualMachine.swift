@@ -91,7 +91,10 @@ public final class VirtualMachine {
 
         let deadline = Clock.now() + configuration.bootTimeout
         let first: Event
-        do { first = try next(until: deadline) } catch { shutdown(); throw error }
+        do { first = try next(until: deadline) } catch {
+            shutdown()
+            throw error
+        }
         switch first {
         case .message(.ready(let release, let taint, let log, let sharedSize)):
             if let region, sharedSize == UInt64(region.size) { shared = region }
@@ -105,7 +108,10 @@ public final class VirtualMachine {
         case .deadline:
             let log = KernelLog.consoleText(consoleSinceMark)
             shutdown()
-            throw VMError(.bootTimeout, "the guest did not come up within \(Int(configuration.bootTimeout)) s (\(accelerator.rawValue)); console:\n\(Command.tail(log))")
+            throw VMError(
+                .bootTimeout,
+                "the guest did not come up within \(Int(configuration.bootTimeout)) s (\(accelerator.rawValue)); console:\n\(Command.tail(log))"
+            )
         case .stopped:
             let detail = failureDetail()
             shutdown()
@@ -129,14 +135,17 @@ public final class VirtualMachine {
     ///     killed; if the guest does not answer within 5 s more, the whole
     ///     machine is (and `isRunning` turns false).
     ///   - onOutput: called with each chunk of output as it arrives.
-    public func run(_ command: String, timeout: Double? = nil,
-                    onOutput: ((Command.Stream, [UInt8]) -> Void)? = nil) throws(VMError) -> GuestRun {
+    public func run(
+        _ command: String, timeout: Double? = nil,
+        onOutput: ((Command.Stream, [UInt8]) -> Void)? = nil
+    ) throws(VMError) -> GuestRun {
         guard !stopped else { throw VMError(.notRunning, "the guest is not running any more") }
         let started = Clock.now()
         consoleSinceMark = []
         send(.run(command: command))
-        var result = GuestRun(commandStatus: nil, stdout: [], stderr: [], kernelLog: "",
-                              kernelProblem: nil, timedOut: false, seconds: 0)
+        var result = GuestRun(
+            commandStatus: nil, stdout: [], stderr: [], kernelLog: "",
+            kernelProblem: nil, timedOut: false, seconds: 0)
         var deadline = timeout.map { started + $0 }
         while true {
             switch try next(until: deadline) {
@@ -149,7 +158,9 @@ public final class VirtualMachine {
             case .message(.sharedOutput(let toStdout, let length)):
                 guard let shared, length <= UInt64(shared.size) else {
                     shutdown()
-                    throw VMError(.protocolError, "the agent reported \(length) bytes of output in a shared region it cannot have")
+                    throw VMError(
+                        .protocolError, "the agent reported \(length) bytes of output in a shared region it cannot have"
+                    )
                 }
                 let bytes = shared.read(Int(length))
                 send(.release)
@@ -198,9 +209,12 @@ public final class VirtualMachine {
         guard path.hasPrefix("/") else { throw VMError(.usage, "upload: guest path \(path) must be absolute") }
         if let shared, contents.count <= shared.size {
             shared.write(contents)
-            try request(.uploadShared(path: path, mode: mode, length: UInt64(contents.count)), what: "upload to \(path)", size: 0)
+            try request(
+                .uploadShared(path: path, mode: mode, length: UInt64(contents.count)), what: "upload to \(path)",
+                size: 0)
         } else {
-            try request(.upload(path: path, mode: mode, contents: contents), what: "upload to \(path)", size: contents.count)
+            try request(
+                .upload(path: path, mode: mode, contents: contents), what: "upload to \(path)", size: contents.count)
         }
     }
 
@@ -267,7 +281,7 @@ public final class VirtualMachine {
         for fd in [console, agent] where fd >= 0 { close(fd) }
         console = -1
         agent = -1
-        errors = -1 // owned and closed by `qemu`
+        errors = -1  // owned and closed by `qemu`
     }
 
     // MARK: - Channel
@@ -289,9 +303,11 @@ public final class VirtualMachine {
         while true {
             if let frame = try decoder.next() { return .message(try GuestMessage(frame)) }
             if stopped { return .stopped }
-            var fds = [pollfd(fd: agent, events: Int16(POLLIN) | (outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0),
-                       pollfd(fd: console, events: Int16(POLLIN), revents: 0),
-                       pollfd(fd: errors, events: Int16(POLLIN), revents: 0)]
+            var fds = [
+                pollfd(fd: agent, events: Int16(POLLIN) | (outgoing.isEmpty ? 0 : Int16(POLLOUT)), revents: 0),
+                pollfd(fd: console, events: Int16(POLLIN), revents: 0),
+                pollfd(fd: errors, events: Int16(POLLIN), revents: 0),
+            ]
             var wait: Int32 = -1
             if let deadline {
                 let left = deadline - Clock.now()

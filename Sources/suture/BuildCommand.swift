@@ -9,37 +9,46 @@ struct BuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Turn plain source diffs against the target kernel into a livepatch module.",
         discussion: """
-        The diffs (patch -p1, applied in order, together one cumulative patch) are applied to a
-        scratch copy of the distro's own source. Only the objects they touch are compiled, before
-        and after, with the distro's config and compiler; the objects are diffed function by
-        function; references the module loader cannot resolve become klp relocations, with symbol
-        positions from the target's kallsyms (--kallsyms, else /proc/kallsyms of the running target,
-        else a guest of the target kernel). The result is livepatch-NAME.ko for the kernel's
-        livepatch core, with replace set unless --no-replace.
-        Anything that cannot be live-patched is refused with its reason, and no module is written.
-        """)
+            The diffs (patch -p1, applied in order, together one cumulative patch) are applied to a
+            scratch copy of the distro's own source. Only the objects they touch are compiled, before
+            and after, with the distro's config and compiler; the objects are diffed function by
+            function; references the module loader cannot resolve become klp relocations, with symbol
+            positions from the target's kallsyms (--kallsyms, else /proc/kallsyms of the running target,
+            else a guest of the target kernel). The result is livepatch-NAME.ko for the kernel's
+            livepatch core, with replace set unless --no-replace.
+            Anything that cannot be live-patched is refused with its reason, and no module is written.
+            """)
 
     @Argument(help: "Unified diffs against the kernel source, applied in order with patch -p1.")
     var diffs: [String]
 
     @OptionGroup var kernel: KernelOption
 
-    @Option(help: ArgumentHelp("Use this source tarball or folder instead of the distro's source package.", valueName: "TARBALL|DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Use this source tarball or folder instead of the distro's source package.", valueName: "TARBALL|DIR"))
     var source: String?
 
     @Option(help: ArgumentHelp("The target's /proc/kallsyms, as root sees it.", valueName: "FILE"))
     var kallsyms: String?
 
-    @Option(help: "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters).")
+    @Option(
+        help:
+            "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters)."
+    )
     var name: String?
 
-    @Flag(name: .customLong("no-replace"), help: "Stack on earlier patches instead of replacing them (atomic replace is the default).")
+    @Flag(
+        name: .customLong("no-replace"),
+        help: "Stack on earlier patches instead of replacing them (atomic replace is the default).")
     var noReplace = false
 
     @Option(name: .shortAndLong, help: ArgumentHelp("Write the module into this folder.", valueName: "DIR"))
     var output = "."
 
-    @Option(help: ArgumentHelp("Cache folder for prepared trees (default: $SUTURE_CACHE, else /var/cache/suture).", valueName: "DIR"))
+    @Option(
+        help: ArgumentHelp(
+            "Cache folder for prepared trees (default: $SUTURE_CACHE, else /var/cache/suture).", valueName: "DIR"))
     var cache: String?
 
     @Flag(help: "Build even though the host compiler differs from the one that built the kernel.")
@@ -79,9 +88,14 @@ struct BuildCommand: ParsableCommand {
                 if !object.callbacks.isEmpty { text += "  callbacks: \(object.callbacks.joined(separator: ", "))\n" }
                 if !object.klpSymbols.isEmpty { text += "  klp:     \(object.klpSymbols.joined(separator: ", "))\n" }
             }
-            text += "redirects: " + outcome.redirects.map { "\($0.oldName)\($0.sympos > 0 ? ",\($0.sympos)" : "")" }.joined(separator: ", ") + "\n"
+            text +=
+                "redirects: "
+                + outcome.redirects.map { "\($0.oldName)\($0.sympos > 0 ? ",\($0.sympos)" : "")" }.joined(
+                    separator: ", ") + "\n"
             text += "klp relocations: \(outcome.klpRelocations) in \(outcome.klpSections.count) section(s)\n"
-            text += "phases: " + outcome.phases.map { "\($0.name) \(String(format1: $0.seconds)) s" }.joined(separator: ", ")
+            text +=
+                "phases: "
+                + outcome.phases.map { "\($0.name) \(String(format1: $0.seconds)) s" }.joined(separator: ", ")
                 + "; suture's own processing \(String(format1: outcome.ownSeconds)) s; total \(String(format1: Clock.now() - started)) s\n"
             text += "wrote \(outcome.modulePath) (\(outcome.moduleName), replace=\(outcome.replace ? 1 : 0))\n"
             writeStandardOutput(text)

@@ -10,15 +10,17 @@ struct DemoCommand: ParsableCommand {
         commandName: "demo",
         abstract: "Build a live patch from a diff and try it on the target kernel in a throwaway VM.",
         discussion: """
-        Writes an example diff that makes /proc/version say the kernel is live-patched, builds it
-        with `suture build` for the target Debian kernel, boots that kernel with `suture vm`, and
-        shows /proc/version before, after `suture load` (with `suture status`), and after
-        `suture unload`. Nothing is loaded into the host kernel.
-        """)
+            Writes an example diff that makes /proc/version say the kernel is live-patched, builds it
+            with `suture build` for the target Debian kernel, boots that kernel with `suture vm`, and
+            shows /proc/version before, after `suture load` (with `suture status`), and after
+            `suture unload`. Nothing is loaded into the host kernel.
+            """)
 
     @OptionGroup var kernel: KernelOption
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("Keep the diff and the module in this folder (default: a temporary one).", valueName: "DIR"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("Keep the diff and the module in this folder (default: a temporary one).", valueName: "DIR"))
     var output: String?
 
     func run() throws {
@@ -44,8 +46,9 @@ struct DemoCommand: ParsableCommand {
             options.kallsymsSource = GuestKallsyms()
             options.outputDirectory = folder
             let outcome = try KernelBuild.run(options) { Progress.say("   \($0)") }
-            writeStandardOutput("   built \(outcome.modulePath): redirects \(outcome.redirects.map(\.oldName).joined(separator: ", ")), "
-                + "\(outcome.klpRelocations) klp relocation(s)\n")
+            writeStandardOutput(
+                "   built \(outcome.modulePath): redirects \(outcome.redirects.map(\.oldName).joined(separator: ", ")), "
+                    + "\(outcome.klpRelocations) klp relocation(s)\n")
             took(t)
 
             step("2. Boot \(target.release) in a throwaway QEMU guest")
@@ -60,11 +63,14 @@ struct DemoCommand: ParsableCommand {
             func guest(_ command: String) throws {
                 writeStandardOutput("   $ \(command)\n")
                 let run = try vm.run(command, timeout: 120) { _, bytes in
-                    writeStandardOutput(String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
-                        .map { $0.isEmpty ? "" : "   " + $0 }.joined(separator: "\n"))
+                    writeStandardOutput(
+                        String(decoding: bytes, as: UTF8.self).split(separator: "\n", omittingEmptySubsequences: false)
+                            .map { $0.isEmpty ? "" : "   " + $0 }.joined(separator: "\n"))
                 }
                 guard run.exitStatus == 0 else {
-                    throw BuildError(.linkFailed, "the guest command `\(command)` failed (status \(run.exitStatus))\n\(run.kernelLog)")
+                    throw BuildError(
+                        .linkFailed,
+                        "the guest command `\(command)` failed (status \(run.exitStatus))\n\(run.kernelLog)")
                 }
             }
             step("3. Before: the running kernel")
@@ -82,15 +88,16 @@ struct DemoCommand: ParsableCommand {
             try guest("suture unload livepatch_suture_demo")
             try guest("cat /proc/version")
             took(t)
-            writeStandardOutput("""
+            writeStandardOutput(
+                """
 
-            What happened: suture compiled only fs/proc/version.c, before and after the diff, with the
-            distro's own source, config and compiler, kept the one function that changed, and linked it
-            into a livepatch module. The kernel's livepatch core redirected version_proc_show to the new
-            code while the system ran, and back again on unload, without a reboot.
-            Total \(String(format1: Clock.now() - started)) s.
+                What happened: suture compiled only fs/proc/version.c, before and after the diff, with the
+                distro's own source, config and compiler, kept the one function that changed, and linked it
+                into a livepatch module. The kernel's livepatch core redirected version_proc_show to the new
+                code while the system ran, and back again on unload, without a reboot.
+                Total \(String(format1: Clock.now() - started)) s.
 
-            """)
+                """)
         }
     }
 }

@@ -9,13 +9,13 @@ struct DiffCommand: ParsableCommand {
         commandName: "diff",
         abstract: "Compare two builds of an object function by function and emit the patch object.",
         discussion: """
-        ORIG.o and PATCHED.o are the same source compiled before and after a change, both with
-        -ffunction-sections -fdata-sections. Every function and data object is reported as
-        unchanged, changed, new or removed, with a reason. Changes that cannot be live-patched are
-        refused, all listed at once, and then no output is written (exit status 1).
-        Kernel rules (fentry required, the kernel's special sections, __init refused) apply by
-        default; --user-space applies the rules for programs instead.
-        """)
+            ORIG.o and PATCHED.o are the same source compiled before and after a change, both with
+            -ffunction-sections -fdata-sections. Every function and data object is reported as
+            unchanged, changed, new or removed, with a reason. Changes that cannot be live-patched are
+            refused, all listed at once, and then no output is written (exit status 1).
+            Kernel rules (fentry required, the kernel's special sections, __init refused) apply by
+            default; --user-space applies the rules for programs instead.
+            """)
 
     @Argument(help: "The object built from the original source.")
     var original: String
@@ -26,7 +26,9 @@ struct DiffCommand: ParsableCommand {
     @Option(name: .shortAndLong, help: "Write the patch object here.")
     var output: String?
 
-    @Flag(name: .long, help: "Diff under user-space rules (no fentry, no kernel special sections, no TLS or ifunc changes).")
+    @Flag(
+        name: .long,
+        help: "Diff under user-space rules (no fentry, no kernel special sections, no TLS or ifunc changes).")
     var userSpace = false
 
     @OptionGroup var json: JSONOption
@@ -34,10 +36,15 @@ struct DiffCommand: ParsableCommand {
     func run() throws {
         try reportingErrors(json: json.json) {
             let rules: TargetRules = userSpace ? .userSpace() : .kernel()
-            let result = try ObjectDiff.run(original: ELFFile.open(original), patched: ELFFile.open(patched), rules: rules)
-            let refused = result.refusals.isEmpty ? nil : PatchCoreError(
-                .refused, "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written",
-                object: patched, refusals: result.refusals)
+            let result = try ObjectDiff.run(
+                original: ELFFile.open(original), patched: ELFFile.open(patched), rules: rules)
+            let refused =
+                result.refusals.isEmpty
+                ? nil
+                : PatchCoreError(
+                    .refused,
+                    "\(patched): \(result.refusals.count) change(s) cannot be live-patched; no output written",
+                    object: patched, refusals: result.refusals)
             if json.json {
                 // One object: the report, and on refusal the error with the refusals.
                 var report = result.report.json
@@ -72,7 +79,8 @@ struct DiffCommand: ParsableCommand {
         var text = ""
         for (title, list) in [("functions", report.functions), ("data", report.data)] {
             let interesting = list.filter { $0.status != .unchanged || !$0.reason.isEmpty }
-            text += "\(title): \(list.count), of which \(list.filter { $0.status == .changed }.count) changed, "
+            text +=
+                "\(title): \(list.count), of which \(list.filter { $0.status == .changed }.count) changed, "
                 + "\(list.filter { $0.status == .new }.count) new, \(list.filter { $0.status == .removed }.count) removed\n"
             for v in interesting.sorted(by: { $0.name < $1.name }) {
                 text += "  \(v.status.rawValue.padding(9)) \(v.name)\(v.reason.isEmpty ? "" : ": \(v.reason)")\n"

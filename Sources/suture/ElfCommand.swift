@@ -8,11 +8,11 @@ struct ElfCommand: ParsableCommand {
         commandName: "elf",
         abstract: "Print the sections, symbols and relocations of an ELF file.",
         discussion: """
-        Reads relocatable objects, kernel modules (.ko, also .ko.xz and .ko.zst), executables and
-        shared objects. With --json, prints one object:
-        {"sections":[…],"symbols":[…],"dynamicSymbols":[…],"relocations":[…]}, with types spelled
-        as readelf prints them.
-        """)
+            Reads relocatable objects, kernel modules (.ko, also .ko.xz and .ko.zst), executables and
+            shared objects. With --json, prints one object:
+            {"sections":[…],"symbols":[…],"dynamicSymbols":[…],"relocations":[…]}, with types spelled
+            as readelf prints them.
+            """)
 
     @Argument(help: "The ELF file.")
     var file: String

@@ -8,11 +8,11 @@ struct ForceCommand: ParsableCommand {
         commandName: "force",
         abstract: "Complete a stuck transition by marking every task as migrated.",
         discussion: """
-        Writes 1 to /sys/kernel/livepatch/NAME/force. The stacks of the remaining tasks are not \
-        checked, so they may run old and new code mixed, and the kernel keeps the module of a patch \
-        forced out (and of patches a forced cumulative patch replaces) for good: it can never be \
-        removed. Prefer `suture unload NAME`, which reverses the transition safely.
-        """)
+            Writes 1 to /sys/kernel/livepatch/NAME/force. The stacks of the remaining tasks are not \
+            checked, so they may run old and new code mixed, and the kernel keeps the module of a patch \
+            forced out (and of patches a forced cumulative patch replaces) for good: it can never be \
+            removed. Prefer `suture unload NAME`, which reverses the transition safely.
+            """)
 
     @Argument(help: "The patch in transition.")
     var name: String

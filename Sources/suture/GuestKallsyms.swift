@@ -8,7 +8,8 @@ import VM
 /// (`suture vm --kallsyms`, cached per release).
 struct GuestKallsyms: KallsymsSource {
     func kallsyms(of kernel: KernelRelease, cacheRoot: String?, progress: (String) -> Void)
-        throws(BuildError) -> (text: [UInt8], source: String) {
+        throws(BuildError) -> (text: [UInt8], source: String)
+    {
         var configuration = VMConfiguration(kernel: kernel)
         if let cacheRoot { configuration.cacheRoot = cacheRoot }
         if !FileSystem.exists(Kallsyms.cachePath(release: kernel.release, cacheRoot: configuration.cacheRoot)) {

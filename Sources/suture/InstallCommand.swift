@@ -9,37 +9,41 @@ struct InstallCommand: ParsableCommand {
         commandName: "install",
         abstract: "Keep a live patch across reboots: check it, load it, and store it for its kernel.",
         discussion: """
-        Checks that MODULE is a livepatch module built for the kernel release (its vermagic). For \
-        the running kernel it must also load: it is loaded and its transition waited for, unless the \
-        same module is loaded already, and nothing is stored when that fails. For another installed \
-        kernel (--kernel) it is only checked, and loads at that kernel's boot. The module is kept as \
-        RELEASE/NAME.ko in the store ($SUTURE_STORE, default /var/lib/suture) with a record NAME.json: \
-        when it was installed, from which file, its SHA-256 and its place in install order. \
-        Installing a name again replaces the stored copy. `suture load --all` loads the installed \
-        patches; `suture uninstall` removes one.
+            Checks that MODULE is a livepatch module built for the kernel release (its vermagic). For \
+            the running kernel it must also load: it is loaded and its transition waited for, unless the \
+            same module is loaded already, and nothing is stored when that fails. For another installed \
+            kernel (--kernel) it is only checked, and loads at that kernel's boot. The module is kept as \
+            RELEASE/NAME.ko in the store ($SUTURE_STORE, default /var/lib/suture) with a record NAME.json: \
+            when it was installed, from which file, its SHA-256 and its place in install order. \
+            Installing a name again replaces the stored copy. `suture load --all` loads the installed \
+            patches; `suture uninstall` removes one.
 
-        --unit writes the boot unit suture.service (dist/suture.service, its ExecStart running this \
-        suture) into --unit-directory, and does not enable it: `systemctl enable suture.service` \
-        does. At boot it runs `suture load --all` once local file systems are mounted, before \
-        network-pre.target and sysinit.target, unless the kernel command line has suture.enable=0.
+            --unit writes the boot unit suture.service (dist/suture.service, its ExecStart running this \
+            suture) into --unit-directory, and does not enable it: `systemctl enable suture.service` \
+            does. At boot it runs `suture load --all` once local file systems are mounted, before \
+            network-pre.target and sysinit.target, unless the kernel command line has suture.enable=0.
 
-        With --json, prints {"installed":{"name","release","sequence","installedAt","source","module", \
-        "sha256","size","replace","vermagic","problem"},"load":"loaded"|"alreadyLoaded"|"notRunning", \
-        "replaced":[…]}; with --unit, {"unit","execStart","changed","enabled"}.
-        """)
+            With --json, prints {"installed":{"name","release","sequence","installedAt","source","module", \
+            "sha256","size","replace","vermagic","problem"},"load":"loaded"|"alreadyLoaded"|"notRunning", \
+            "replaced":[…]}; with --unit, {"unit","execStart","changed","enabled"}.
+            """)
 
     @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
     var module: String?
 
     @OptionGroup var kernel: InstalledKernelOption
 
-    @Option(help: ArgumentHelp("Seconds to wait for the transition when loading, before reversing it.", valueName: "SECONDS"))
+    @Option(
+        help: ArgumentHelp(
+            "Seconds to wait for the transition when loading, before reversing it.", valueName: "SECONDS"))
     var timeout: Double = 30
 
     @Flag(help: "Install the boot unit suture.service instead of a patch; it is not enabled.")
     var unit = false
 
-    @Option(name: .customLong("unit-directory"), help: ArgumentHelp("Where --unit writes suture.service.", valueName: "DIR"))
+    @Option(
+        name: .customLong("unit-directory"), help: ArgumentHelp("Where --unit writes suture.service.", valueName: "DIR")
+    )
     var unitDirectory = BootUnit.defaultDirectory
 
     @OptionGroup var output: JSONOption
@@ -61,15 +65,19 @@ struct InstallCommand: ParsableCommand {
             let manager = LivepatchManager(.live(), progress: livepatchProgress)
             let (release, target) = try kernel.target(store: store, running: manager.runningRelease)
             if let target, target.config != nil, !target.livepatch {
-                throw LivepatchError(.unsupported, "kernel \(target.release) has no live patching support (CONFIG_LIVEPATCH is not set in \(target.config ?? "its config"))")
+                throw LivepatchError(
+                    .unsupported,
+                    "kernel \(target.release) has no live patching support (CONFIG_LIVEPATCH is not set in \(target.config ?? "its config"))"
+                )
             }
             let outcome = try manager.install(module, release: release, store: store, timeout: timeout)
             if output.json {
-                printJSON(.object([
-                    ("installed", outcome.entry.json),
-                    ("load", .string(outcome.load.rawValue)),
-                    ("replaced", .strings(outcome.replaced)),
-                ]))
+                printJSON(
+                    .object([
+                        ("installed", outcome.entry.json),
+                        ("load", .string(outcome.load.rawValue)),
+                        ("replaced", .strings(outcome.replaced)),
+                    ]))
             } else {
                 writeStandardOutput(StoreText.install(outcome))
             }
@@ -81,16 +89,18 @@ struct InstallCommand: ParsableCommand {
         let (path, changed) = try BootUnit.install(directory: unitDirectory, executable: executable)
         let enabled = FileSystem.exists(Path.join(unitDirectory, BootUnit.wantedBy + ".wants", BootUnit.name))
         if output.json {
-            printJSON(.object([
-                ("unit", .string(path)),
-                ("execStart", .string("\(executable) load --all")),
-                ("changed", .bool(changed)),
-                ("enabled", .bool(enabled)),
-            ]))
+            printJSON(
+                .object([
+                    ("unit", .string(path)),
+                    ("execStart", .string("\(executable) load --all")),
+                    ("changed", .bool(changed)),
+                    ("enabled", .bool(enabled)),
+                ]))
             return
         }
         var text = "\(changed ? "wrote" : "unchanged:") \(path), running \(executable) load --all at boot\n"
-        text += enabled
+        text +=
+            enabled
             ? "it is enabled; run `systemctl daemon-reload` to pick up changes\n"
             : "it is not enabled: `systemctl daemon-reload && systemctl enable \(BootUnit.name)` loads the installed patches at every boot\n"
         writeStandardOutput(text)

@@ -12,8 +12,10 @@ struct KernelCommand: ParsableCommand {
 
 /// `--cache DIR` for commands that use the tree cache.
 struct CacheOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Cache folder (default: $SUTURE_CACHE, else \(CacheLocation.defaultRoot)).", valueName: "DIR"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Cache folder (default: $SUTURE_CACHE, else \(CacheLocation.defaultRoot)).", valueName: "DIR"))
     var cache: String?
 
     /// The resolver, with fetched kernels looked up in this cache.
@@ -26,7 +28,9 @@ extension KernelCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "Show the installed and fetched kernels, what Suture needs of each, their compiler, and the default target.")
+            abstract:
+                "Show the installed and fetched kernels, what Suture needs of each, their compiler, and the default target."
+        )
 
         @OptionGroup var cacheOption: CacheOption
         @OptionGroup var output: JSONOption
@@ -56,25 +60,35 @@ extension KernelCommand {
                         pairs.append(("build", .string(extra.1.text)))
                         return .object(pairs)
                     }
-                    printJSON(.object([
-                        ("running", .string(resolver.runningRelease)),
-                        ("default", .optional(defaultRelease)),
-                        ("kernels", .array(items)),
-                    ]))
+                    printJSON(
+                        .object([
+                            ("running", .string(resolver.runningRelease)),
+                            ("default", .optional(defaultRelease)),
+                            ("kernels", .array(items)),
+                        ]))
                     return
                 }
                 guard !kernels.isEmpty else {
                     writeStandardOutput("No kernel images in /boot, and none fetched into \(resolver.catalog).\n")
                     return
                 }
-                var lines = [["RELEASE", "PACKAGE", "ORIGIN", "LIVEPATCH", "HEADERS", "SOURCE", "TREE", "COMPILER", "BUILD", "NOTE"]]
+                var lines = [
+                    [
+                        "RELEASE", "PACKAGE", "ORIGIN", "LIVEPATCH", "HEADERS", "SOURCE", "TREE", "COMPILER", "BUILD",
+                        "NOTE",
+                    ]
+                ]
                 for (kernel, (tree, build)) in zip(kernels, zip(trees, builds)) {
                     var notes: [String] = []
                     if kernel.release == defaultRelease { notes.append("default") }
                     if kernel.isRunning { notes.append("running") }
-                    let source = kernel.matchingSourceTarball != nil ? (kernel.isFetched ? "fetched" : "installed")
-                        : kernel.sourceVersion.map { "\($0) (mismatch)" } ?? (kernel.isFetched ? "not fetched" : "not installed")
-                    let origin = kernel.isFetched
+                    let source =
+                        kernel.matchingSourceTarball != nil
+                        ? (kernel.isFetched ? "fetched" : "installed")
+                        : kernel.sourceVersion.map { "\($0) (mismatch)" }
+                            ?? (kernel.isFetched ? "not fetched" : "not installed")
+                    let origin =
+                        kernel.isFetched
                         ? "fetched (\(kernel.catalogDirectory.flatMap { KernelCatalog.Record.suite(in: $0) } ?? "?"))"
                         : "installed"
                     lines.append([
@@ -84,7 +98,9 @@ extension KernelCommand {
                     ])
                 }
                 writeStandardOutput(table(lines))
-                writeStandardOutput("Running kernel: \(resolver.runningRelease)\(kernels.contains { $0.isRunning } ? "" : " (not installed here)")\n")
+                writeStandardOutput(
+                    "Running kernel: \(resolver.runningRelease)\(kernels.contains { $0.isRunning } ? "" : " (not installed here)")\n"
+                )
             }
         }
     }
@@ -94,15 +110,15 @@ extension KernelCommand {
             commandName: "fetch",
             abstract: "Download a Debian kernel (image, headers, kbuild, linux-source) into the cache.",
             discussion: """
-            RELEASE is what `uname -r` prints (6.12.118+deb12-amd64); a package version \
-            (6.12.118-1~deb12u1) picks that version's plain amd64 flavour. The suites \
-            \(KernelCatalog.suites.joined(separator: ", ")) are searched in that order, each \
-            with its own apt state under CACHE/apt/SUITE: the host's apt configuration and \
-            dpkg database are not touched. apt checks the archive signature and the \
-            packages' SHA256. The packages are unpacked with dpkg-deb -x into \
-            CACHE/kernels/RELEASE; nothing goes to /boot or dpkg. Fetching again reuses \
-            what is there. Every --kernel accepts the fetched release; it is never the default.
-            """)
+                RELEASE is what `uname -r` prints (6.12.118+deb12-amd64); a package version \
+                (6.12.118-1~deb12u1) picks that version's plain amd64 flavour. The suites \
+                \(KernelCatalog.suites.joined(separator: ", ")) are searched in that order, each \
+                with its own apt state under CACHE/apt/SUITE: the host's apt configuration and \
+                dpkg database are not touched. apt checks the archive signature and the \
+                packages' SHA256. The packages are unpacked with dpkg-deb -x into \
+                CACHE/kernels/RELEASE; nothing goes to /boot or dpkg. Fetching again reuses \
+                what is there. Every --kernel accepts the fetched release; it is never the default.
+                """)
 
         @Argument(help: ArgumentHelp("The kernel release or package version.", valueName: "RELEASE|VERSION"))
         var spec: String
@@ -124,9 +140,13 @@ extension KernelCommand {
                 if output.json {
                     printJSON(outcome.json)
                 } else {
-                    let how = outcome.reused ? "already fetched"
+                    let how =
+                        outcome.reused
+                        ? "already fetched"
                         : "fetched \((outcome.downloadedBytes + 524_288) / 1_048_576) MB in \(Int(outcome.seconds.rounded())) s"
-                    writeStandardOutput("\(outcome.record.release) (\(outcome.record.version), \(outcome.record.suite)): \(how)\n  folder: \(outcome.directory)\n  source: \(outcome.record.hasSource ? "yes" : "no (--no-source)")\n")
+                    writeStandardOutput(
+                        "\(outcome.record.release) (\(outcome.record.version), \(outcome.record.suite)): \(how)\n  folder: \(outcome.directory)\n  source: \(outcome.record.hasSource ? "yes" : "no (--no-source)")\n"
+                    )
                 }
             }
         }
@@ -137,21 +157,25 @@ extension KernelCommand {
             commandName: "prepare",
             abstract: "Make the pristine, configured source tree of a kernel, once.",
             discussion: """
-            The source is the linux-source package whose version equals the kernel image's: \
-            the installed one, or else that exact version fetched with `apt-get download` and \
-            unpacked privately. The tree is configured with the kernel's config \
-            (`make olddefconfig`, `make modules_prepare`), recorded in a manifest, made \
-            read-only and cached under CACHE/trees/RELEASE-CONFIGHASH. A tree that is \
-            already prepared and pristine is reused at once.
-            """)
+                The source is the linux-source package whose version equals the kernel image's: \
+                the installed one, or else that exact version fetched with `apt-get download` and \
+                unpacked privately. The tree is configured with the kernel's config \
+                (`make olddefconfig`, `make modules_prepare`), recorded in a manifest, made \
+                read-only and cached under CACHE/trees/RELEASE-CONFIGHASH. A tree that is \
+                already prepared and pristine is reused at once.
+                """)
 
         @OptionGroup var kernel: KernelOption
-        @Option(name: .long, help: ArgumentHelp(
-            "Use this kernel source tarball or clean folder instead of the distro package; its VERSION/PATCHLEVEL/SUBLEVEL must match the kernel.",
-            valueName: "TARBALL|DIR"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Use this kernel source tarball or clean folder instead of the distro package; its VERSION/PATCHLEVEL/SUBLEVEL must match the kernel.",
+                valueName: "TARBALL|DIR"))
         var source: String?
         @OptionGroup var cacheOption: CacheOption
-        @Flag(name: .long, help: "Build even if the host compiler differs from the one that built the kernel (warns loudly).")
+        @Flag(
+            name: .long,
+            help: "Build even if the host compiler differs from the one that built the kernel (warns loudly).")
         var allowCompilerMismatch = false
         @OptionGroup var output: JSONOption
 
@@ -165,7 +189,9 @@ extension KernelCommand {
                     printJSON(outcome.json)
                 } else {
                     let how = outcome.reused ? "already prepared" : "prepared in \(Int(outcome.seconds.rounded())) s"
-                    writeStandardOutput("\(target.release): \(how)\n  tree:   \(outcome.tree.path)\n  source: \(outcome.tree.origin.summary)\n")
+                    writeStandardOutput(
+                        "\(target.release): \(how)\n  tree:   \(outcome.tree.path)\n  source: \(outcome.tree.origin.summary)\n"
+                    )
                 }
             }
         }
@@ -176,12 +202,17 @@ extension KernelCommand {
             commandName: "compile",
             abstract: "Compile objects of a prepared tree in a throwaway workspace, optionally with files replaced.")
 
-        @Argument(help: ArgumentHelp("Objects to build, relative to the tree's top, such as fs/proc/meminfo.o.", valueName: "OBJECT"))
+        @Argument(
+            help: ArgumentHelp(
+                "Objects to build, relative to the tree's top, such as fs/proc/meminfo.o.", valueName: "OBJECT"))
         var objects: [String]
-        @Option(name: .long, help: ArgumentHelp(
-            "Replace a tree file with a local one (repeatable).", valueName: "TREE-PATH=FILE"))
+        @Option(
+            name: .long,
+            help: ArgumentHelp(
+                "Replace a tree file with a local one (repeatable).", valueName: "TREE-PATH=FILE"))
         var replace: [String] = []
-        @Option(name: .long, help: ArgumentHelp("Copy the objects here (default: the current folder).", valueName: "DIR"))
+        @Option(
+            name: .long, help: ArgumentHelp("Copy the objects here (default: the current folder).", valueName: "DIR"))
         var output: String = "."
         @Option(name: .long, help: ArgumentHelp("KCFLAGS for the compile.", valueName: "FLAGS"))
         var cflags: String = Kbuild.defaultCFlags.joined(separator: " ")
@@ -228,13 +259,14 @@ extension KernelCommand {
                 let workspaceSeconds = created - started
                 let compileSeconds = compiled - created
                 if jsonOption.json {
-                    printJSON(.object([
-                        ("release", .string(tree.release)),
-                        ("tree", .string(tree.path)),
-                        ("objects", .object(copied)),
-                        ("workspaceSeconds", .double((workspaceSeconds * 1000).rounded() / 1000)),
-                        ("compileSeconds", .double((compileSeconds * 1000).rounded() / 1000)),
-                    ]))
+                    printJSON(
+                        .object([
+                            ("release", .string(tree.release)),
+                            ("tree", .string(tree.path)),
+                            ("objects", .object(copied)),
+                            ("workspaceSeconds", .double((workspaceSeconds * 1000).rounded() / 1000)),
+                            ("compileSeconds", .double((compileSeconds * 1000).rounded() / 1000)),
+                        ]))
                 } else {
                     for (object, path) in copied { writeStandardOutput("\(object) → \(path.stringValue ?? "")\n") }
                     Progress.say("suture: workspace \(seconds(workspaceSeconds)), compile \(seconds(compileSeconds))")
@@ -248,7 +280,8 @@ extension KernelCommand {
             commandName: "objects",
             abstract: "Find the objects that compile a .c file, including files #included into another unit.")
 
-        @Argument(help: ArgumentHelp("A .c file relative to the tree's top, such as kernel/sched/rt.c.", valueName: "FILE"))
+        @Argument(
+            help: ArgumentHelp("A .c file relative to the tree's top, such as kernel/sched/rt.c.", valueName: "FILE"))
         var file: String
         @OptionGroup var kernel: KernelOption
         @OptionGroup var cacheOption: CacheOption

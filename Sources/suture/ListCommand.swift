@@ -8,23 +8,23 @@ struct ListCommand: ParsableCommand {
         commandName: "list",
         abstract: "List the livepatch modules of the running kernel in stack order.",
         discussion: """
-        Shows each patch's state (enabled, patching, unpatching, or gone when the module is still \
-        loaded but its patch was disabled or replaced), its objects (vmlinux or a module, patched or \
-        waiting for that module) and functions with their sympos, and the replace flag when it is \
-        known: 6.1 kernels do not show it, so Suture reads it from the modinfo of modules it loaded.
+            Shows each patch's state (enabled, patching, unpatching, or gone when the module is still \
+            loaded but its patch was disabled or replaced), its objects (vmlinux or a module, patched or \
+            waiting for that module) and functions with their sympos, and the replace flag when it is \
+            known: 6.1 kernels do not show it, so Suture reads it from the modinfo of modules it loaded.
 
-        With --json, prints {"patches":[{"name","module","state","enabled","transition","direction", \
-        "replace","file","objects":[{"name","patched","functions":[{"name","sympos"}]}], \
-        "pendingTasks":[{"pid","tid","comm","stack","patchFunctions"}],"hiddenTasksPending"}]}.
+            With --json, prints {"patches":[{"name","module","state","enabled","transition","direction", \
+            "replace","file","objects":[{"name","patched","functions":[{"name","sympos"}]}], \
+            "pendingTasks":[{"pid","tid","comm","stack","patchFunctions"}],"hiddenTasksPending"}]}.
 
-        --installed shows the patches installed for the kernel (`suture install`; default the \
-        running one) in install order next to what is loaded: each one's state is loaded, \
-        notLoaded, otherBuildLoaded, superseded (a cumulative patch installed later replaces it), \
-        corrupt (with its problem) or notRunning (another kernel), and livepatch modules loaded but \
-        not installed are listed apart. With --json: {"release","running","directory", \
-        "installed":[{…the shape of `suture install --json`'s "installed"…,"state","loadedFrom"}], \
-        "notLoaded":[NAME…],"notInstalled":[NAME…]}.
-        """)
+            --installed shows the patches installed for the kernel (`suture install`; default the \
+            running one) in install order next to what is loaded: each one's state is loaded, \
+            notLoaded, otherBuildLoaded, superseded (a cumulative patch installed later replaces it), \
+            corrupt (with its problem) or notRunning (another kernel), and livepatch modules loaded but \
+            not installed are listed apart. With --json: {"release","running","directory", \
+            "installed":[{…the shape of `suture install --json`'s "installed"…,"state","loadedFrom"}], \
+            "notLoaded":[NAME…],"notInstalled":[NAME…]}.
+            """)
 
     @Flag(help: "Show the installed patches next to the loaded ones.")
     var installed = false

@@ -8,23 +8,23 @@ struct LoadCommand: ParsableCommand {
         commandName: "load",
         abstract: "Load a livepatch module into the running kernel and wait for its transition.",
         discussion: """
-        Refuses a file that is not a livepatch module (modinfo livepatch=Y) built for the running \
-        kernel release. Loads it with finit_module and shows the tasks that have not migrated yet. \
-        If the transition does not finish within --timeout seconds, prints the blocking tasks with \
-        their kernel stacks, reverses the transition, removes the module and exits 1. When the new \
-        patch replaces earlier ones, their modules are removed too.
+            Refuses a file that is not a livepatch module (modinfo livepatch=Y) built for the running \
+            kernel release. Loads it with finit_module and shows the tasks that have not migrated yet. \
+            If the transition does not finish within --timeout seconds, prints the blocking tasks with \
+            their kernel stacks, reverses the transition, removes the module and exits 1. When the new \
+            patch replaces earlier ones, their modules are removed too.
 
-        --all loads every patch installed for the running kernel (`suture install`) in install \
-        order, as the boot unit does: it reports each one, goes on past a failure, and exits 1 if \
-        any failed. Patches loaded already stay as they are; a damaged store entry (unreadable \
-        record, module missing or not matching its SHA-256) fails without being loaded; patches \
-        that a cumulative patch installed later replaces are skipped.
+            --all loads every patch installed for the running kernel (`suture install`) in install \
+            order, as the boot unit does: it reports each one, goes on past a failure, and exits 1 if \
+            any failed. Patches loaded already stay as they are; a damaged store entry (unreadable \
+            record, module missing or not matching its SHA-256) fails without being loaded; patches \
+            that a cumulative patch installed later replaces are skipped.
 
-        With --json, prints {"patches":[…],"loaded":NAME,"replaced":[…]}: every loaded patch \
-        afterwards, in the shape of `suture list --json`. With --all, {"release","directory", \
-        "results":[{"name","status":"loaded"|"alreadyLoaded"|"superseded"|"failed", \
-        "error":{"code","message"}|null,"seconds"}],"failed":N,"patches":[…]}.
-        """)
+            With --json, prints {"patches":[…],"loaded":NAME,"replaced":[…]}: every loaded patch \
+            afterwards, in the shape of `suture list --json`. With --all, {"release","directory", \
+            "results":[{"name","status":"loaded"|"alreadyLoaded"|"superseded"|"failed", \
+            "error":{"code","message"}|null,"seconds"}],"failed":N,"patches":[…]}.
+            """)
 
     @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
     var module: String?
@@ -60,10 +60,13 @@ struct LoadCommand: ParsableCommand {
             }
             let outcome = try manager.load(module, parameters: parameters, timeout: timeout, wait: !noWait)
             if output.json {
-                printJSON(LivepatchJSON.patches(try manager.list(), [
-                    ("loaded", .string(outcome.patch.name)),
-                    ("replaced", .strings(outcome.replaced)),
-                ]))
+                printJSON(
+                    LivepatchJSON.patches(
+                        try manager.list(),
+                        [
+                            ("loaded", .string(outcome.patch.name)),
+                            ("replaced", .strings(outcome.replaced)),
+                        ]))
             } else {
                 var text = LivepatchText.status([outcome.patch])
                 if !outcome.replaced.isEmpty {
@@ -80,13 +83,14 @@ extension LoadCommand {
     private func loadAll(_ manager: LivepatchManager) throws {
         let outcome = try manager.loadAll(store: .configured(), timeout: timeout)
         if output.json {
-            printJSON(.object([
-                ("release", .string(outcome.release)),
-                ("directory", .string(outcome.directory)),
-                ("results", .array(outcome.results.map(\.json))),
-                ("failed", .integer(outcome.failed.count)),
-                ("patches", .array(((try? manager.list()) ?? []).map(\.json))),
-            ]))
+            printJSON(
+                .object([
+                    ("release", .string(outcome.release)),
+                    ("directory", .string(outcome.directory)),
+                    ("results", .array(outcome.results.map(\.json))),
+                    ("failed", .integer(outcome.failed.count)),
+                    ("patches", .array(((try? manager.list()) ?? []).map(\.json))),
+                ]))
         } else {
             writeStandardOutput(StoreText.loadAll(outcome))
         }

@@ -9,29 +9,29 @@ struct ProcessApplyCommand: ParsableCommand {
         commandName: "apply",
         abstract: "Apply a process patch to a running process.",
         discussion: """
-        Checks first that the process is yours (or that you are root), that one of its mapped
-        objects has the patch's build-id, and that every old function's bytes in memory are
-        the ones the patch was built against. Then attaches to every thread with ptrace, maps
-        the patch next to the program, and switches the functions over under a model:
+            Checks first that the process is yours (or that you are root), that one of its mapped
+            objects has the patch's build-id, and that every old function's bytes in memory are
+            the ones the patch was built against. Then attaches to every thread with ptrace, maps
+            the patch next to the program, and switches the functions over under a model:
 
-        stop-check (default): all threads stop; if none is inside a function being replaced,
-        every function switches at once, else they resume and suture tries again until
-        --timeout. On timeout the process is left as it was and suture exits 1 naming the
-        threads and functions in the way.
+            stop-check (default): all threads stop; if none is inside a function being replaced,
+            every function switches at once, else they resume and suture tries again until
+            --timeout. On timeout the process is left as it was and suture exits 1 naming the
+            threads and functions in the way.
 
-        per-thread: every old function enters a dispatcher that sends each thread to the old
-        or the new code by its own state; a thread moves to the new code when suture sees it
-        outside every old function (instruction pointer and stack); new threads start on the
-        new code. When all have moved, the dispatchers become direct jumps. On timeout every
-        thread goes back to the old code, the patch is removed, and suture exits 1.
+            per-thread: every old function enters a dispatcher that sends each thread to the old
+            or the new code by its own state; a thread moves to the new code when suture sees it
+            outside every old function (instruction pointer and stack); new threads start on the
+            new code. When all have moved, the dispatchers become direct jumps. On timeout every
+            thread goes back to the old code, the patch is removed, and suture exits 1.
 
-        hybrid: as per-thread, but every thread's stack is checked once at the start and all
-        threads outside the old functions move at once.
+            hybrid: as per-thread, but every thread's stack is checked once at the start and all
+            threads outside the old functions move at once.
 
-        If suture dies at any point, the process runs on, each thread wholly old or wholly new;
-        `suture process status` shows a transition in progress, `apply` again finishes it and
-        `revert` reverses it.
-        """)
+            If suture dies at any point, the process runs on, each thread wholly old or wholly new;
+            `suture process status` shows a transition in progress, `apply` again finishes it and
+            `revert` reverses it.
+            """)
 
     @OptionGroup var process: PIDOption
 
@@ -57,16 +57,19 @@ struct ProcessApplyCommand: ParsableCommand {
                 printJSON(report.json)
             } else {
                 if let summary = report.transitionSummary {
-                    writeStandardOutput("applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
-                        + "(\(report.area.functions.count) function(s), \(report.area.model.name): \(summary), "
-                        + "\(Int((report.seconds * 1000).rounded())) ms in all)\n")
+                    writeStandardOutput(
+                        "applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
+                            + "(\(report.area.functions.count) function(s), \(report.area.model.name): \(summary), "
+                            + "\(Int((report.seconds * 1000).rounded())) ms in all)\n")
                     return
                 }
                 let sorted = report.pauses.sorted()
                 let median = sorted.isEmpty ? 0 : sorted[sorted.count / 2]
-                writeStandardOutput("applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
-                    + "(\(report.area.functions.count) function(s), \(report.attempts) attempt(s), "
-                    + "median pause \(Int((median * 1e6).rounded())) µs, \(Int((report.seconds * 1000).rounded())) ms in all)\n")
+                writeStandardOutput(
+                    "applied \(report.area.name) to process \(report.pid) as patch #\(report.area.sequence) "
+                        + "(\(report.area.functions.count) function(s), \(report.attempts) attempt(s), "
+                        + "median pause \(Int((median * 1e6).rounded())) µs, \(Int((report.seconds * 1000).rounded())) ms in all)\n"
+                )
             }
         }
     }

@@ -8,24 +8,24 @@ struct ProcessBuildCommand: ParsableCommand {
         commandName: "build",
         abstract: "Build a process patch file from a source diff.",
         discussion: """
-        Runs COMMAND in DIR once, with a compiler wrapper first on PATH that adds
-        -ffunction-sections -fdata-sections and records every object's command line. The
-        binary at PATH that this build produces is the one to run and patch later: a binary
-        built otherwise will not match the patch. Each source file must be compiled with -c,
-        the binary must keep its symbol table (not stripped) and have a build-id, and LTO is
-        not supported.
+            Runs COMMAND in DIR once, with a compiler wrapper first on PATH that adds
+            -ffunction-sections -fdata-sections and records every object's command line. The
+            binary at PATH that this build produces is the one to run and patch later: a binary
+            built otherwise will not match the patch. Each source file must be compiled with -c,
+            the binary must keep its symbol table (not stripped) and have a build-id, and LTO is
+            not supported.
 
-        The diff is applied with `patch` to a scratch copy of DIR, only the objects whose
-        source it touches are recompiled (all of them when it touches a header), and each
-        pair is compared under user-space rules. Changed data, thread-local storage and ifuncs
-        are refused, all listed at once, and nothing is written.
+            The diff is applied with `patch` to a scratch copy of DIR, only the objects whose
+            source it touches are recompiled (all of them when it touches a header), and each
+            pair is compared under user-space rules. Changed data, thread-local storage and ifuncs
+            are refused, all listed at once, and nothing is written.
 
-        The patch file is an ELF relocatable object with a .suture.process section holding
-        the binary's build-id, the functions replaced and their expected bytes.
+            The patch file is an ELF relocatable object with a .suture.process section holding
+            the binary's build-id, the functions replaced and their expected bytes.
 
-        Example:
-          suture process build fix.diff --source ~/src/server --build "make" --binary server
-        """)
+            Example:
+              suture process build fix.diff --source ~/src/server --build "make" --binary server
+            """)
 
     @Argument(help: "The source diff (as `diff -u` or `git diff` writes it).")
     var diff: String
@@ -39,7 +39,9 @@ struct ProcessBuildCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The binary the build produces, relative to DIR or absolute.", valueName: "PATH"))
     var binary: String
 
-    @Option(name: .shortAndLong, help: ArgumentHelp("The patch file to write (default: DIFF's name with .patch.o).", valueName: "FILE"))
+    @Option(
+        name: .shortAndLong,
+        help: ArgumentHelp("The patch file to write (default: DIFF's name with .patch.o).", valueName: "FILE"))
     var output: String?
 
     @OptionGroup var json: JSONOption
@@ -51,13 +53,19 @@ struct ProcessBuildCommand: ParsableCommand {
             if let dot = stem.lastIndex(of: "."), dot != stem.startIndex { stem = String(stem[..<dot]) }
             let out = Path.absolute(output ?? stem + ".patch.o")
             let recorder = try FileSystem.readLink("/proc/self/exe")
-            let result = try ProcessBuild(.init(diff: diff, source: source, buildCommand: build, binary: binary,
-                                                output: out, recorder: recorder)).run()
+            let result = try ProcessBuild(
+                .init(
+                    diff: diff, source: source, buildCommand: build, binary: binary,
+                    output: out, recorder: recorder)
+            ).run()
             if json.json {
                 printJSON(result.json)
             } else {
-                var text = "wrote \(result.output): \(result.manifest.functions.count) function(s) for \(result.binary) (build-id \(hexString(result.manifest.buildID)))\n"
-                for f in result.manifest.functions { text += "  replaces \(f.name)\(f.file.map { " (\($0))" } ?? "")\n" }
+                var text =
+                    "wrote \(result.output): \(result.manifest.functions.count) function(s) for \(result.binary) (build-id \(hexString(result.manifest.buildID)))\n"
+                for f in result.manifest.functions {
+                    text += "  replaces \(f.name)\(f.file.map { " (\($0))" } ?? "")\n"
+                }
                 for n in result.manifest.newFunctions { text += "  adds     \(n)\n" }
                 writeStandardOutput(text)
             }

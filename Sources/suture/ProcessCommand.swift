@@ -8,11 +8,11 @@ struct ProcessCommand: ParsableCommand {
         commandName: "process",
         abstract: "Live-patch running programs from a source diff, through ptrace.",
         discussion: """
-        `build` turns a diff into a patch file for a program built by its own build command;
-        `apply` loads it into a running process of that program, `revert` takes it out again,
-        and `status` shows what is applied. The patch state lives inside the process, so any
-        later suture can report on it or revert it.
-        """,
+            `build` turns a diff into a patch file for a program built by its own build command;
+            `apply` loads it into a running process of that program, `revert` takes it out again,
+            and `status` shows what is applied. The patch state lives inside the process, so any
+            later suture can report on it or revert it.
+            """,
         subcommands: [
             ProcessBuildCommand.self,
             ProcessApplyCommand.self,

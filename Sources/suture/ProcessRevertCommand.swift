@@ -9,13 +9,13 @@ struct ProcessRevertCommand: ParsableCommand {
         commandName: "revert",
         abstract: "Remove the newest patch, or the one named, from a running process.",
         discussion: """
-        Uses the patch's model (or --model) in reverse. stop-check: no thread may be in the
-        patch's code, then all switch back at once. per-thread and hybrid: each thread moves back
-        to the old code once seen outside the patch's code (on timeout, all go forward again and
-        the patch stays). A patch in a per-thread transition is reversed per thread. The original
-        entry bytes come back and the patch's memory is unmapped. A patch that a newer patch
-        replaces again must wait until the newer one is reverted.
-        """)
+            Uses the patch's model (or --model) in reverse. stop-check: no thread may be in the
+            patch's code, then all switch back at once. per-thread and hybrid: each thread moves back
+            to the old code once seen outside the patch's code (on timeout, all go forward again and
+            the patch stays). A patch in a per-thread transition is reversed per thread. The original
+            entry bytes come back and the patch's memory is unmapped. A patch that a newer patch
+            replaces again must wait until the newer one is reverted.
+            """)
 
     @OptionGroup var process: PIDOption
 
@@ -40,8 +40,9 @@ struct ProcessRevertCommand: ParsableCommand {
             if json.json {
                 printJSON(report.json)
             } else {
-                writeStandardOutput("reverted patch #\(report.sequence) (\(report.name)) from process \(report.pid) "
-                    + "(\(report.attempts) attempt(s), \(Int((report.seconds * 1000).rounded())) ms)\n")
+                writeStandardOutput(
+                    "reverted patch #\(report.sequence) (\(report.name)) from process \(report.pid) "
+                        + "(\(report.attempts) attempt(s), \(Int((report.seconds * 1000).rounded())) ms)\n")
             }
         }
     }

@@ -8,10 +8,10 @@ struct ProcessStatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "List the patches applied to a process and each function's state.",
         discussion: """
-        Reads the state suture keeps inside the process; the process is not stopped. A patch
-        is `applied`, or `inactive` when an apply or revert was interrupted before its switch
-        (`revert` removes it).
-        """)
+            Reads the state suture keeps inside the process; the process is not stopped. A patch
+            is `applied`, or `inactive` when an apply or revert was interrupted before its switch
+            (`revert` removes it).
+            """)
 
     @OptionGroup var process: PIDOption
 

@@ -8,11 +8,11 @@ struct StatusCommand: ParsableCommand {
         commandName: "status",
         abstract: "Show one live patch, or all, with the tasks a transition waits for.",
         discussion: """
-        Like `suture list`, and during a transition also its direction (patching or unpatching) \
-        and each pending task with its kernel stack, the frames that belong to the patch marked.
+            Like `suture list`, and during a transition also its direction (patching or unpatching) \
+            and each pending task with its kernel stack, the frames that belong to the patch marked.
 
-        With --json, prints the shape of `suture list --json`.
-        """)
+            With --json, prints the shape of `suture list --json`.
+            """)
 
     @Argument(help: "The patch (module name or file name); all patches when omitted.")
     var name: String?

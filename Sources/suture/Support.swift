@@ -12,9 +12,11 @@ struct JSONOption: ParsableArguments {
 
 /// `--kernel RELEASE|PATH` for every command that targets a kernel.
 struct KernelOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y).",
-        valueName: "RELEASE|PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y).",
+            valueName: "RELEASE|PATH"))
     var kernel: String?
 }
 
@@ -48,9 +50,11 @@ func printJSON(_ value: JSON) {
 /// release that only the store still knows is taken as it is, so patches
 /// of a removed kernel can be listed and uninstalled.
 struct InstalledKernelOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp(
-        "The kernel whose patch store to use, by release or image path (default: the running kernel).",
-        valueName: "RELEASE|PATH"))
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "The kernel whose patch store to use, by release or image path (default: the running kernel).",
+            valueName: "RELEASE|PATH"))
     var kernel: String?
 
     /// The release, with what the resolver knows of it when it is not the

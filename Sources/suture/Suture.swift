@@ -8,10 +8,10 @@ struct Suture: ParsableCommand {
         commandName: "suture",
         abstract: "Live-patch Linux kernels and running programs from a plain source diff.",
         discussion: """
-        Exit status: 0 success, 1 failure or refusal, 64 usage error.
-        `suture vm` returns the guest command's status, 124 on timeout,
-        125 for a VM or tool failure and 126 for a guest kernel oops, panic or warning.
-        """,
+            Exit status: 0 success, 1 failure or refusal, 64 usage error.
+            `suture vm` returns the guest command's status, 124 on timeout,
+            125 for a VM or tool failure and 126 for a guest kernel oops, panic or warning.
+            """,
         subcommands: [
             ElfCommand.self,
             DiffCommand.self,

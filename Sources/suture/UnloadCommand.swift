@@ -8,15 +8,15 @@ struct UnloadCommand: ParsableCommand {
         commandName: "unload",
         abstract: "Disable a live patch, wait for its transition and remove its module.",
         discussion: """
-        NAME is the module name (livepatch_foo) or its file name (livepatch-foo, livepatch-foo.ko). \
-        --all unloads every livepatch module, newest first. A module whose patch is already \
-        disabled or replaced is simply removed. The kernel cannot enable a disabled patch again: \
-        to bring it back, load it again. \
-        If disabling does not finish within --timeout seconds, prints the blocking tasks, reverses \
-        so that the patch stays applied, and exits 1.
+            NAME is the module name (livepatch_foo) or its file name (livepatch-foo, livepatch-foo.ko). \
+            --all unloads every livepatch module, newest first. A module whose patch is already \
+            disabled or replaced is simply removed. The kernel cannot enable a disabled patch again: \
+            to bring it back, load it again. \
+            If disabling does not finish within --timeout seconds, prints the blocking tasks, reverses \
+            so that the patch stays applied, and exits 1.
 
-        With --json, prints {"patches":[…],"unloaded":[…]}: the patches that remain.
-        """)
+            With --json, prints {"patches":[…],"unloaded":[…]}: the patches that remain.
+            """)
 
     @Argument(help: "The patch to unload.")
     var name: String?

@@ -12,33 +12,36 @@ struct VMCommand: ParsableCommand {
         commandName: "vm",
         abstract: "Run a command in a throwaway QEMU guest of the target kernel.",
         discussion: """
-        COMMAND runs as root with /bin/sh -c in a busybox guest that carries
-        this suture binary. A single argument is a shell command line
-        ('cat /proc/x | wc -l'); several arguments are one command and its
-        arguments, passed unchanged (sh -c 'a; b'). Its stdout and stderr arrive unchanged; the kernel
-        console stays apart.
+            COMMAND runs as root with /bin/sh -c in a busybox guest that carries
+            this suture binary. A single argument is a shell command line
+            ('cat /proc/x | wc -l'); several arguments are one command and its
+            arguments, passed unchanged (sh -c 'a; b'). Its stdout and stderr arrive unchanged; the kernel
+            console stays apart.
 
-        Exit status: the command's, or 124 when --timeout killed it, 125 when
-        the VM or suture failed, 126 when the guest kernel oopsed, panicked or
-        warned (the kernel log is shown then).
+            Exit status: the command's, or 124 when --timeout killed it, 125 when
+            the VM or suture failed, 126 when the guest kernel oopsed, panicked or
+            warned (the kernel log is shown then).
 
-        Examples:
-          suture vm -- cat /proc/version
-          suture vm --modules xfs --add p.ko:/root/p.ko -- insmod /root/p.ko
-          suture vm --kallsyms > kallsyms.txt
-          suture vm --shell
-        """)
+            Examples:
+              suture vm -- cat /proc/version
+              suture vm --modules xfs --add p.ko:/root/p.ko -- insmod /root/p.ko
+              suture vm --kallsyms > kallsyms.txt
+              suture vm --shell
+            """)
 
     @OptionGroup var kernel: KernelOption
 
-    @Option(name: .customLong("add"), help: ArgumentHelp(
-        "Put a host file or directory into the guest, at GUEST_PATH or at its own absolute path (repeatable).",
-        valueName: "FILE[:GUEST_PATH]"))
+    @Option(
+        name: .customLong("add"),
+        help: ArgumentHelp(
+            "Put a host file or directory into the guest, at GUEST_PATH or at its own absolute path (repeatable).",
+            valueName: "FILE[:GUEST_PATH]"))
     var add: [String] = []
 
-    @Option(help: ArgumentHelp(
-        "Carry these modules of the target release and their dependencies, for modprobe.",
-        valueName: "NAME,..."))
+    @Option(
+        help: ArgumentHelp(
+            "Carry these modules of the target release and their dependencies, for modprobe.",
+            valueName: "NAME,..."))
     var modules: [String] = []
 
     @Option(help: ArgumentHelp("Kill the command after this many seconds (exit 124).", valueName: "SECONDS"))
@@ -47,7 +50,8 @@ struct VMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Guest memory.", valueName: "MB"))
     var memory: Int = 512
 
-    @Option(help: ArgumentHelp("Force an accelerator (default: KVM when it works here, else TCG).", valueName: "kvm|tcg"))
+    @Option(
+        help: ArgumentHelp("Force an accelerator (default: KVM when it works here, else TCG).", valueName: "kvm|tcg"))
     var accel: Accelerator?
 
     @Flag(help: "Print the guest's /proc/kallsyms as root sees it (cached per release).")
@@ -58,7 +62,9 @@ struct VMCommand: ParsableCommand {
 
     @OptionGroup var output: JSONOption
 
-    @Argument(parsing: .postTerminator, help: ArgumentHelp("The command line to run in the guest, after --.", valueName: "COMMAND"))
+    @Argument(
+        parsing: .postTerminator,
+        help: ArgumentHelp("The command line to run in the guest, after --.", valueName: "COMMAND"))
     var command: [String] = []
 
     func validate() throws {
@@ -103,10 +109,12 @@ struct VMCommand: ParsableCommand {
     }
 
     static func shellQuoted(_ word: String) -> String {
-        let safe = !word.isEmpty && word.unicodeScalars.allSatisfy {
-            ($0.value >= 0x30 && $0.value <= 0x39) || ($0.value | 0x20 >= 0x61 && $0.value | 0x20 <= 0x7a)
-                || "_@%+=:,./-".unicodeScalars.contains($0)
-        }
+        let safe =
+            !word.isEmpty
+            && word.unicodeScalars.allSatisfy {
+                ($0.value >= 0x30 && $0.value <= 0x39) || ($0.value | 0x20 >= 0x61 && $0.value | 0x20 <= 0x7a)
+                    || "_@%+=:,./-".unicodeScalars.contains($0)
+            }
         if safe { return word }
         var quoted = "'"
         for c in word { quoted += c == "'" ? "'\\''" : String(c) }
@@ -123,7 +131,9 @@ struct VMCommand: ParsableCommand {
         if chatty { Progress.say("suture: booting \(configuration.kernel.release) …") }
         let vm = try VirtualMachine(configuration)
         defer { vm.shutdown() }
-        if chatty { Progress.say("suture: guest up in \(formatSeconds(vm.bootSeconds)) s (\(vm.accelerator.rawValue))") }
+        if chatty {
+            Progress.say("suture: guest up in \(formatSeconds(vm.bootSeconds)) s (\(vm.accelerator.rawValue))")
+        }
         let json = output.json
         var result = try vm.run(commandLine, timeout: timeout) { stream, bytes in
             guard !json else { return }
@@ -136,15 +146,16 @@ struct VMCommand: ParsableCommand {
             result.kernelLog = vm.bootLog + result.kernelLog
         }
         if json {
-            printJSON(.object([
-                ("exitStatus", .integer(result.exitStatus)),
-                ("stdout", .string(result.stdoutText)),
-                ("stderr", .string(result.stderrText)),
-                ("kernelLog", .string(result.kernelLog)),
-                ("kernelProblem", result.kernelProblem.map { .string($0.rawValue) } ?? .null),
-                ("bootSeconds", .double(rounded(vm.bootSeconds))),
-                ("runSeconds", .double(rounded(result.seconds))),
-            ]))
+            printJSON(
+                .object([
+                    ("exitStatus", .integer(result.exitStatus)),
+                    ("stdout", .string(result.stdoutText)),
+                    ("stderr", .string(result.stderrText)),
+                    ("kernelLog", .string(result.kernelLog)),
+                    ("kernelProblem", result.kernelProblem.map { .string($0.rawValue) } ?? .null),
+                    ("bootSeconds", .double(rounded(vm.bootSeconds))),
+                    ("runSeconds", .double(rounded(result.seconds))),
+                ]))
         } else if let problem = result.kernelProblem {
             Progress.warn("suture: guest kernel \(problem.rawValue) during the command; kernel log:")
             Progress.warn(result.kernelLog.trimmingWhitespace())
@@ -159,12 +170,13 @@ struct VMCommand: ParsableCommand {
         let path = Kallsyms.cachePath(release: configuration.kernel.release, cacheRoot: configuration.cacheRoot)
         if output.json {
             let lines = text.reduce(0) { $1 == 10 ? $0 + 1 : $0 }
-            printJSON(.object([
-                ("release", .string(configuration.kernel.release)),
-                ("cached", .bool(cached)),
-                ("cacheFile", .string(path)),
-                ("symbols", .integer(lines)),
-            ]))
+            printJSON(
+                .object([
+                    ("release", .string(configuration.kernel.release)),
+                    ("cached", .bool(cached)),
+                    ("cacheFile", .string(path)),
+                    ("symbols", .integer(lines)),
+                ]))
         } else {
             try? FileSystem.writeAll(fd: 1, text, context: "stdout")
         }

@@ -96,11 +96,13 @@ import Testing
         Self.expectFailure(b, "e_shoff past the end", contains: "past the end of the file", offset: 40)
 
         b = bytes
-        b[60] = 0xff; b[61] = 0xfe
+        b[60] = 0xff
+        b[61] = 0xfe
         Self.expectFailure(b, "absurd e_shnum", contains: "cannot fit", offset: 60)
 
         b = bytes
-        b[62] = 0xf0; b[63] = 0x00
+        b[62] = 0xf0
+        b[63] = 0x00
         Self.expectFailure(b, "e_shstrndx out of range", contains: "e_shstrndx", offset: 62)
 
         b = bytes
@@ -124,7 +126,9 @@ import Testing
         Self.expectFailure(b, "absurd size", contains: "extends past the end", offset: UInt64(h))
 
         // Make the section overlap the one before it in the file.
-        let other = layout.sections.first { $0.index != text.index && $0.hasFileData && $0.size >= text.size && $0.index > 0 }!
+        let other = layout.sections.first {
+            $0.index != text.index && $0.hasFileData && $0.size >= text.size && $0.index > 0
+        }!
         b = bytes
         Self.put64(&b, h + 24, other.offset)
         Self.expectFailure(b, "overlap", contains: "overlaps")
@@ -172,7 +176,8 @@ import Testing
         Self.expectFailure(b, "symbol name", contains: "name offset 2147483647")
 
         b = bytes
-        b[entry + 6] = 0x00; b[entry + 7] = 0x7f
+        b[entry + 6] = 0x00
+        b[entry + 7] = 0x7f
         Self.expectFailure(b, "symbol section", contains: "refers to section 32512", offset: UInt64(entry + 6))
 
         let rela = layout.file.relocationSections.first { !$0.relocations.isEmpty }!

@@ -52,7 +52,8 @@ import Testing
 
         let missing = try Command.run([try SutureBinary.checked(), "elf", Path.join(dir.path, "missing.ko")])
         #expect(missing.termination == .exited(1))
-        #expect(missing.stderrText.contains("missing.ko: cannot read: No such file or directory"), "\(missing.stderrText)")
+        #expect(
+            missing.stderrText.contains("missing.ko: cannot read: No such file or directory"), "\(missing.stderrText)")
 
         let usage = try Command.run([try SutureBinary.checked(), "elf"])
         #expect(usage.termination == .exited(64))

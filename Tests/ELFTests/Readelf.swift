@@ -18,7 +18,7 @@ struct ReadelfView {
     }
 
     var sections: [Section] = []
-    var symbols: [String: [Symbol]] = [:]   // by table name
+    var symbols: [String: [Symbol]] = [:]  // by table name
     var relocations: [Relocation] = []
     var warnings: [String] = []
 
@@ -33,11 +33,18 @@ struct ReadelfView {
     }
 
     init(text: String) {
-        enum Part { case none, sections, symbols(String), relocations(String, dynamic: Bool) }
+        enum Part {
+            case none, sections
+            case symbols(String)
+            case relocations(String, dynamic: Bool)
+        }
         var part = Part.none
         for line in text.split(separator: "\n", omittingEmptySubsequences: false) {
             let s = String(line)
-            if s.hasPrefix("Section Headers:") { part = .sections; continue }
+            if s.hasPrefix("Section Headers:") {
+                part = .sections
+                continue
+            }
             if s.hasPrefix("Symbol table '") {
                 let name = s.dropFirst("Symbol table '".count).prefix { $0 != "'" }
                 part = .symbols(String(name))
@@ -48,7 +55,10 @@ struct ReadelfView {
                 part = .relocations(name, dynamic: false)
                 continue
             }
-            if s.isEmpty || s.hasPrefix("Key to Flags") { if case .sections = part { part = .none }; continue }
+            if s.isEmpty || s.hasPrefix("Key to Flags") {
+                if case .sections = part { part = .none }
+                continue
+            }
             switch part {
             case .none: continue
             case .sections:
@@ -69,9 +79,11 @@ struct ReadelfView {
                 // Index 0 has an empty name; otherwise the first token is the name.
                 let name = index == 0 ? "" : tokens.removeFirst()
                 let type = tokens.joined(separator: " ")
-                sections.append(Section(index: index, name: name, type: type, address: address, offset: offset,
-                                        size: size, entrySize: entrySize, flags: flags, link: link, info: info,
-                                        alignment: alignment))
+                sections.append(
+                    Section(
+                        index: index, name: name, type: type, address: address, offset: offset,
+                        size: size, entrySize: entrySize, flags: flags, link: link, info: info,
+                        alignment: alignment))
             case .symbols(let table):
                 let trimmed = s.trimmingWhitespace()
                 guard let colon = trimmed.firstIndex(of: ":"), let index = Int(trimmed[..<colon]) else { continue }
@@ -88,12 +100,15 @@ struct ReadelfView {
                 if ndx == "OS" || ndx == "PRC" || ndx == "RSV" { ndx += " " + tokens.removeFirst() }
                 var name = tokens.joined(separator: " ")
                 if table == ".dynsym", let at = name.firstIndex(of: "@") { name = String(name[..<at]) }
-                symbols[table, default: []].append(Symbol(index: index, value: value, size: size, type: type, bind: bind,
-                                                          visibility: vis, section: ndx, name: name))
+                symbols[table, default: []].append(
+                    Symbol(
+                        index: index, value: value, size: size, type: type, bind: bind,
+                        visibility: vis, section: ndx, name: name))
             case .relocations(let section, _):
                 var tokens = s.split(separator: " ").map(String.init)
                 guard tokens.count >= 3, let offset = UInt64(tokens[0], radix: 16),
-                      let info = UInt64(tokens[1], radix: 16) else { continue }
+                    let info = UInt64(tokens[1], radix: 16)
+                else { continue }
                 tokens.removeFirst(3)
                 let type = String(s.split(separator: " ")[2])
                 let symbolIndex = UInt32(truncatingIfNeeded: info >> 32)
@@ -102,21 +117,25 @@ struct ReadelfView {
                 if symbolIndex == 0 {
                     if let last = tokens.last, let v = UInt64(last, radix: 16) { addend = Int64(bitPattern: v) }
                 } else {
-                    tokens.removeFirst() // symbol value
+                    tokens.removeFirst()  // symbol value
                     if tokens.count >= 2, tokens[tokens.count - 2] == "+" || tokens[tokens.count - 2] == "-" {
                         let magnitude = UInt64(tokens.removeLast(), radix: 16)!
                         let sign = tokens.removeLast()
                         addend = sign == "-" ? Int64(bitPattern: 0 &- magnitude) : Int64(bitPattern: magnitude)
                     }
                     var name = tokens.joined(separator: " ")
-                    if let at = name.firstIndex(of: "@"), section.hasPrefix(".rela.dyn") || section.hasPrefix(".rela.plt") {
+                    if let at = name.firstIndex(of: "@"),
+                        section.hasPrefix(".rela.dyn") || section.hasPrefix(".rela.plt")
+                    {
                         name = String(name[..<at])
                     }
                     symbol = name
                 }
-                relocations.append(Relocation(section: section, offset: offset, symbolIndex: symbolIndex,
-                                              typeNumber: UInt32(truncatingIfNeeded: info), type: type,
-                                              symbol: symbol, addend: addend))
+                relocations.append(
+                    Relocation(
+                        section: section, offset: offset, symbolIndex: symbolIndex,
+                        typeNumber: UInt32(truncatingIfNeeded: info), type: type,
+                        symbol: symbol, addend: addend))
             }
         }
     }

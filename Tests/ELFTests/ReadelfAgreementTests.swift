@@ -34,7 +34,9 @@ import Testing
             #expect(UInt32(mine["link"]!.intValue!) == theirs.link)
             #expect(UInt32(mine["info"]!.intValue!) == theirs.info)
             #expect(UInt64(mine["align"]!.intValue!) == theirs.alignment)
-            #expect(Set(ELFDump.flagLetters(flags)) == Set(theirs.flags), "\(path): \(name) flags \(flags) vs \(theirs.flags)")
+            #expect(
+                Set(ELFDump.flagLetters(flags)) == Set(theirs.flags),
+                "\(path): \(name) flags \(flags) vs \(theirs.flags)")
         }
 
         // Symbols of both tables.
@@ -57,8 +59,12 @@ import Testing
                     let s = m["section"]!.stringValue!
                     // readelf spells other reserved indexes "OS [0xff20]", "PRC[0xff00]" …
                     if s.hasPrefix("0x"), let v = UInt32(s.dropFirst(2), radix: 16) {
-                        let padded = "0x" + String(repeating: "0", count: max(0, 4 - String(v, radix: 16).count)) + String(v, radix: 16)
-                        section = v >= 0xff20 && v <= 0xff3f ? "OS [\(padded)]" : v < 0xff20 ? "PRC[\(padded)]" : "RSV[\(padded)]"
+                        let padded =
+                            "0x" + String(repeating: "0", count: max(0, 4 - String(v, radix: 16).count))
+                            + String(v, radix: 16)
+                        section =
+                            v >= 0xff20 && v <= 0xff3f
+                            ? "OS [\(padded)]" : v < 0xff20 ? "PRC[\(padded)]" : "RSV[\(padded)]"
                     } else {
                         section = s
                     }

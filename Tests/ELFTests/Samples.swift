@@ -16,7 +16,8 @@ enum Samples {
         for release in releases {
             let dir = Path.join(base, release, "kernel")
             guard FileSystem.isDirectory(dir) else { continue }
-            let found = (try? Command.output(["find", dir, "-name", "*.ko*", "-type", "f"]))?
+            let found =
+                (try? Command.output(["find", dir, "-name", "*.ko*", "-type", "f"]))?
                 .split(separator: "\n").map(String.init).sorted() ?? []
             if found.count > best.count { best = found }
         }
@@ -63,7 +64,8 @@ enum Samples {
             for job in jobs {
                 _ = try Command.output(job)
             }
-            let files = ["sample.o", "sample-debug.o", "sample-pic.o", "groups.o", "sample-exe", "libsample.so"].map(out)
+            let files = ["sample.o", "sample-debug.o", "sample-pic.o", "groups.o", "sample-exe", "libsample.so"].map(
+                out)
             cached = files
             return files
         }

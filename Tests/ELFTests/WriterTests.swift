@@ -14,8 +14,9 @@ import Testing
         #expect(keptA.count == b.sections.count, "\(label): section count")
         for (x, y) in zip(keptA, b.sections) {
             #expect(x.name == y.name, "\(label): section name")
-            #expect(x.type == y.type && x.flags == y.flags && x.alignment == y.alignment && x.entrySize == y.entrySize,
-                    "\(label): section \(x.name) header")
+            #expect(
+                x.type == y.type && x.flags == y.flags && x.alignment == y.alignment && x.entrySize == y.entrySize,
+                "\(label): section \(x.name) header")
             if !generated.contains(x.type) && !x.isRelocationSection {
                 #expect(a.data(x) == b.data(y), "\(label): section \(x.name) contents")
                 #expect(x.size == y.size)
@@ -28,8 +29,12 @@ import Testing
         #expect(a.symbols.map { describe(a, $0) } == b.symbols.map { describe(b, $0) }, "\(label): symbols")
         #expect(a.relocationSections.count == b.relocationSections.count)
         for (x, y) in zip(a.relocationSections, b.relocationSections) {
-            let xs = x.relocations.map { "\($0.offset)|\($0.type)|\(a.displayName(of: a.symbols[Int($0.symbol)]))|\($0.addend)" }
-            let ys = y.relocations.map { "\($0.offset)|\($0.type)|\(b.displayName(of: b.symbols[Int($0.symbol)]))|\($0.addend)" }
+            let xs = x.relocations.map {
+                "\($0.offset)|\($0.type)|\(a.displayName(of: a.symbols[Int($0.symbol)]))|\($0.addend)"
+            }
+            let ys = y.relocations.map {
+                "\($0.offset)|\($0.type)|\(b.displayName(of: b.symbols[Int($0.symbol)]))|\($0.addend)"
+            }
             #expect(xs == ys, "\(label): relocations of \(a.sections[x.section].name)")
             #expect(a.sections[x.target].name == b.sections[y.target].name)
         }
@@ -63,14 +68,22 @@ import Testing
         var object = try RelocatableObject(file)
         let text = try #require(object.section(named: ".text"))
         // A local symbol added after globals must still be written first.
-        let local = object.add(ObjectSymbol(name: "suture_local_marker", type: SymbolType.notype,
-                                            binding: SymbolBinding.local, place: .section(text)))
-        let klp = object.add(ObjectSymbol(name: ".klp.sym.vmlinux.saved_command_line,0", type: SymbolType.object,
-                                          binding: SymbolBinding.global, place: .reserved(SpecialSection.livepatch)))
-        object.add(ObjectSection.rela(".klp.rela.vmlinux..text", target: text,
-                                      flags: SectionFlags.alloc | SectionFlags.infoLink | SectionFlags.relaLivepatch,
-                                      [ObjectRelocation(offset: 16, type: 2, symbol: klp, addend: -4),
-                                       ObjectRelocation(offset: 24, type: 2, symbol: local, addend: 0)]))
+        let local = object.add(
+            ObjectSymbol(
+                name: "suture_local_marker", type: SymbolType.notype,
+                binding: SymbolBinding.local, place: .section(text)))
+        let klp = object.add(
+            ObjectSymbol(
+                name: ".klp.sym.vmlinux.saved_command_line,0", type: SymbolType.object,
+                binding: SymbolBinding.global, place: .reserved(SpecialSection.livepatch)))
+        object.add(
+            ObjectSection.rela(
+                ".klp.rela.vmlinux..text", target: text,
+                flags: SectionFlags.alloc | SectionFlags.infoLink | SectionFlags.relaLivepatch,
+                [
+                    ObjectRelocation(offset: 16, type: 2, symbol: klp, addend: -4),
+                    ObjectRelocation(offset: 24, type: 2, symbol: local, addend: 0),
+                ]))
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let out = Path.join(dir.path, "rewritten.ko")
@@ -108,26 +121,40 @@ import Testing
         // int answer(void) { return helper() + 0x29 - 0x29 + 42 - 42 + value; } in machine code:
         //   call helper; add eax, [rip+value]; ret
         let code: [UInt8] = [0xe8, 0, 0, 0, 0, 0x03, 0x05, 0, 0, 0, 0, 0xc3]
-        let text = object.add(.progbits(".text.answer", flags: SectionFlags.alloc | SectionFlags.execInstr, alignment: 16, code))
-        let data = object.add(.progbits(".data.value", flags: SectionFlags.alloc | SectionFlags.write, alignment: 4, [0x20, 0, 0, 0]))
-        object.add(ObjectSymbol(name: "scratch.c", type: SymbolType.file, binding: SymbolBinding.local,
-                                place: .reserved(SpecialSection.absolute)))
-        let value = object.add(ObjectSymbol(name: "value", size: 4, type: SymbolType.object,
-                                            binding: SymbolBinding.local, place: .section(data)))
-        object.add(ObjectSymbol(name: "answer", size: UInt64(code.count), type: SymbolType.function,
-                                binding: SymbolBinding.global, place: .section(text)))
-        let helper = object.add(ObjectSymbol(name: "helper", type: SymbolType.notype,
-                                             binding: SymbolBinding.global, place: .undefined))
-        object.add(.rela(".rela.text.answer", target: text, [
-            ObjectRelocation(offset: 1, type: 4, symbol: helper, addend: -4),
-            ObjectRelocation(offset: 7, type: 2, symbol: value, addend: -4),
-        ]))
+        let text = object.add(
+            .progbits(".text.answer", flags: SectionFlags.alloc | SectionFlags.execInstr, alignment: 16, code))
+        let data = object.add(
+            .progbits(".data.value", flags: SectionFlags.alloc | SectionFlags.write, alignment: 4, [0x20, 0, 0, 0]))
+        object.add(
+            ObjectSymbol(
+                name: "scratch.c", type: SymbolType.file, binding: SymbolBinding.local,
+                place: .reserved(SpecialSection.absolute)))
+        let value = object.add(
+            ObjectSymbol(
+                name: "value", size: 4, type: SymbolType.object,
+                binding: SymbolBinding.local, place: .section(data)))
+        object.add(
+            ObjectSymbol(
+                name: "answer", size: UInt64(code.count), type: SymbolType.function,
+                binding: SymbolBinding.global, place: .section(text)))
+        let helper = object.add(
+            ObjectSymbol(
+                name: "helper", type: SymbolType.notype,
+                binding: SymbolBinding.global, place: .undefined))
+        object.add(
+            .rela(
+                ".rela.text.answer", target: text,
+                [
+                    ObjectRelocation(offset: 1, type: 4, symbol: helper, addend: -4),
+                    ObjectRelocation(offset: 7, type: 2, symbol: value, addend: -4),
+                ]))
         let dir = try TemporaryDirectory()
         defer { dir.remove() }
         let objectPath = Path.join(dir.path, "answer.o")
         try ELFWriter.write(object, to: objectPath)
         let main = Path.join(dir.path, "main.c")
-        try FileSystem.write(main, "int helper(void) { return 10; }\nint answer(void);\nint main(void) { return answer(); }\n")
+        try FileSystem.write(
+            main, "int helper(void) { return 10; }\nint answer(void);\nint main(void) { return answer(); }\n")
         let exe = Path.join(dir.path, "answer")
         _ = try Command.output(["gcc", "-o", exe, main, objectPath])
         let run = try Command.run([exe])
@@ -145,8 +172,10 @@ import Testing
         for i in 0..<65_300 {
             last = object.add(.progbits(".text.f\(i)", flags: SectionFlags.alloc | SectionFlags.execInstr, [0xc3]))
         }
-        object.add(ObjectSymbol(name: "last_function", size: 1, type: SymbolType.function,
-                                binding: SymbolBinding.global, place: .section(last)))
+        object.add(
+            ObjectSymbol(
+                name: "last_function", size: 1, type: SymbolType.function,
+                binding: SymbolBinding.global, place: .section(last)))
         let bytes = try ELFWriter.write(object)
         let file = try ELFFile.parse(bytes)
         #expect(file.sections.count > 65_300)

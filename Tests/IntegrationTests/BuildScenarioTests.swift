@@ -24,8 +24,9 @@ struct BuildScenarioTests {
         let dir = try TemporaryDirectory(prefix: "suture-scenario")
         Cleanup.register { dir.remove() }
         let names = diffs
-        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path] + diffs,
-                                  timeout: 900)
+        let run = try Command.run(
+            [try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path] + diffs,
+            timeout: 900)
         try #require(run.termination == .exited(0), "suture build \(names) failed: \(run.stdoutText)\(run.stderrText)")
         let report = try JSON.parse(run.stdout)
         return (try #require(report["module"]?.stringValue), report)
@@ -42,13 +43,16 @@ struct BuildScenarioTests {
     static func unload(_ guest: TestGuest, _ module: String) throws {
         try guest.check("suture unload livepatch_\(module)")
         #expect(try guest.check("ls /sys/kernel/livepatch").isEmpty, "a patch is still registered")
-        let errors = try guest.run("dmesg | grep -E 'livepatch: .*([Ee]rror|fail|invalid)|Oops|BUG:|WARNING:|Call Trace'")
+        let errors = try guest.run(
+            "dmesg | grep -E 'livepatch: .*([Ee]rror|fail|invalid)|Oops|BUG:|WARNING:|Call Trace'")
         #expect(errors.stdoutText.isEmpty, "kernel log after \(module):\n\(errors.stdoutText)")
     }
 
     /// load → check → unload → check restored, for a command whose output changes.
-    static func scenario(_ fixtures: [String], module: String, command: String,
-                         before: (String) -> Bool, after: (String) -> Bool) throws {
+    static func scenario(
+        _ fixtures: [String], module: String, command: String,
+        before: (String) -> Bool, after: (String) -> Bool
+    ) throws {
         let guest = try TestGuest.current()
         let (path, _) = try build(fixtures, as: module)
         let original = try guest.check(command)
@@ -62,13 +66,15 @@ struct BuildScenarioTests {
     }
 
     @Test func procStringChange() throws {
-        try Self.scenario(["proc-string"], module: "proc_string", command: "cat /proc/loadavg",
-                          before: { !$0.contains("patched") }, after: { $0.hasSuffix(" patched\n") })
+        try Self.scenario(
+            ["proc-string"], module: "proc_string", command: "cat /proc/loadavg",
+            before: { !$0.contains("patched") }, after: { $0.hasSuffix(" patched\n") })
     }
 
     @Test func staticFunctionWithStaticData() throws {
-        try Self.scenario(["static-data"], module: "static_data", command: "cat /proc/consoles",
-                          before: { $0.contains("(") && !$0.contains("[") }, after: { $0.contains("[") && $0.contains("]") })
+        try Self.scenario(
+            ["static-data"], module: "static_data", command: "cat /proc/consoles",
+            before: { $0.contains("(") && !$0.contains("[") }, after: { $0.contains("[") && $0.contains("]") })
     }
 
     @Test func staticLocalKeepsItsValue() throws {
@@ -91,8 +97,9 @@ struct BuildScenarioTests {
     }
 
     @Test func newFunction() throws {
-        try Self.scenario(["new-function"], module: "new_function", command: "cat /proc/cmdline",
-                          before: { !$0.contains("suture_new_function") }, after: { $0.hasSuffix(" suture_new_function\n") })
+        try Self.scenario(
+            ["new-function"], module: "new_function", command: "cat /proc/cmdline",
+            before: { !$0.contains("suture_new_function") }, after: { $0.hasSuffix(" suture_new_function\n") })
     }
 
     @Test func newGlobalVariable() throws {
@@ -109,27 +116,31 @@ struct BuildScenarioTests {
     @Test func functionInlinedIntoItsCallers() throws {
         let guest = try TestGuest.current()
         try guest.check("mkdir -p /mnt/hidden && mount -t proc -o hidepid=invisible proc /mnt/hidden")
-        try Self.scenario(["inline"], module: "inline", command: "grep /mnt/hidden /proc/mounts",
-                          before: { $0.contains("hidepid=invisible") && !$0.contains("patched") },
-                          after: { $0.contains("hidepid=invisible-patched") })
+        try Self.scenario(
+            ["inline"], module: "inline", command: "grep /mnt/hidden /proc/mounts",
+            before: { $0.contains("hidepid=invisible") && !$0.contains("patched") },
+            after: { $0.contains("hidepid=invisible-patched") })
         try guest.check("umount /mnt/hidden")
     }
 
     @Test func staticKeyInAnIncludedFile() throws {
-        try Self.scenario(["static-key"], module: "static_key", command: "cat /proc/pressure/cpu",
-                          before: { $0.hasPrefix("some avg10=") && !$0.contains("patched") },
-                          after: { $0.split(separator: "\n").allSatisfy { $0.hasSuffix(" patched") } })
+        try Self.scenario(
+            ["static-key"], module: "static_key", command: "cat /proc/pressure/cpu",
+            before: { $0.hasPrefix("some avg10=") && !$0.contains("patched") },
+            after: { $0.split(separator: "\n").allSatisfy { $0.hasSuffix(" patched") } })
     }
 
     @Test func warnOnInTheChangedFunction() throws {
-        try Self.scenario(["warn-on"], module: "warn_on", command: "grep '^proc /proc ' /proc/mounts",
-                          before: { !$0.contains("suture") }, after: { $0.contains(",suture") })
+        try Self.scenario(
+            ["warn-on"], module: "warn_on", command: "grep '^proc /proc ' /proc/mounts",
+            before: { !$0.contains("suture") }, after: { $0.contains(",suture") })
     }
 
     @Test func copyFromUser() throws {
-        try Self.scenario(["copy-from-user"], module: "copy_from_user",
-                          command: "sh -c 'echo xyz > /proc/$$/comm; read name < /proc/$$/comm; echo $name'",
-                          before: { $0 == "xyz\n" }, after: { $0 == "Xyz\n" })
+        try Self.scenario(
+            ["copy-from-user"], module: "copy_from_user",
+            command: "sh -c 'echo xyz > /proc/$$/comm; read name < /proc/$$/comm; echo $name'",
+            before: { $0 == "xyz\n" }, after: { $0 == "Xyz\n" })
     }
 
     @Test func localNameThatKallsymsHoldsMoreThanOnce() throws {
@@ -148,15 +159,17 @@ struct BuildScenarioTests {
     }
 
     @Test func changeInAnIncludedCFile() throws {
-        try Self.scenario(["included-file"], module: "included_file", command: "head -1 /proc/schedstat",
-                          before: { $0.hasPrefix("version ") && !$0.contains("patched") },
-                          after: { $0.hasSuffix(" patched\n") })
+        try Self.scenario(
+            ["included-file"], module: "included_file", command: "head -1 /proc/schedstat",
+            before: { $0.hasPrefix("version ") && !$0.contains("patched") },
+            after: { $0.hasSuffix(" patched\n") })
     }
 
     @Test func twoDiffsInOneBuild() throws {
-        try Self.scenario(["proc-string", "static-data"], module: "two_diffs",
-                          command: "cat /proc/loadavg /proc/consoles",
-                          before: { !$0.contains("patched") && !$0.contains("[") },
-                          after: { $0.contains(" patched\n") && $0.contains("[") })
+        try Self.scenario(
+            ["proc-string", "static-data"], module: "two_diffs",
+            command: "cat /proc/loadavg /proc/consoles",
+            before: { !$0.contains("patched") && !$0.contains("[") },
+            after: { $0.contains(" patched\n") && $0.contains("[") })
     }
 }

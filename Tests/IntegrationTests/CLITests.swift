@@ -12,7 +12,9 @@ import VM
 struct CLITests {
     @Test func printsTheKernelVersionAndKeepsStreamsApart() async throws {
         let release = try TestGuest.targetKernel()
-        let r = try await SutureCLI.run(["vm", "--", #"cat /proc/version; printf 'x\000y\r\n'; printf 'to stderr' >&2; exit 5"#])
+        let r = try await SutureCLI.run([
+            "vm", "--", #"cat /proc/version; printf 'x\000y\r\n'; printf 'to stderr' >&2; exit 5"#,
+        ])
         #expect(r.termination == .exited(5))
         let expected = Array("Linux version \(release.release) ".utf8)
         #expect(r.stdout.starts(with: expected), "\(r.stdoutText)")
@@ -25,7 +27,10 @@ struct CLITests {
         let r = try await SutureCLI.run(["vm", "--json", "--", "sh", "-c", "printf out; printf \"it's\" >&2; exit 3"])
         #expect(r.termination == .exited(3))
         let json = try JSON.parse(r.stdout)
-        #expect(json.objectValue?.map(\.0) == ["exitStatus", "stdout", "stderr", "kernelLog", "kernelProblem", "bootSeconds", "runSeconds"])
+        #expect(
+            json.objectValue?.map(\.0) == [
+                "exitStatus", "stdout", "stderr", "kernelLog", "kernelProblem", "bootSeconds", "runSeconds",
+            ])
         #expect(json["exitStatus"]?.intValue == 3)
         #expect(json["stdout"]?.stringValue == "out")
         #expect(json["stderr"]?.stringValue == "it's")
@@ -58,19 +63,20 @@ struct CLITests {
             "--modules", "binfmt_misc,xfs", "--", script,
         ])
         #expect(r.termination == .exited(0), "\(r.stderrText)")
-        #expect(r.stdoutText == """
-            tool ran
-            751 /tmp/t/tool.sh
-            604 \(plain)
-            710 \(tree)/a
-            640 \(tree)/a/b/leaf
-            1777 /tmp
-            plain text
-            leaf
-            binfmt_misc 
-            xfs 
+        #expect(
+            r.stdoutText == """
+                tool ran
+                751 /tmp/t/tool.sh
+                604 \(plain)
+                710 \(tree)/a
+                640 \(tree)/a/b/leaf
+                1777 /tmp
+                plain text
+                leaf
+                binfmt_misc 
+                xfs 
 
-            """)
+                """)
     }
 
     @Test func enforcesTheTimeoutAndLeavesNothingBehind() async throws {
@@ -184,7 +190,10 @@ final class InputPipe {
     }
 
     func closeReadEnd() {
-        if readEnd >= 0 { close(readEnd); readEnd = -1 }
+        if readEnd >= 0 {
+            close(readEnd)
+            readEnd = -1
+        }
     }
 
     func write(_ text: String) throws {

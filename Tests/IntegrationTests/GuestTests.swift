@@ -84,7 +84,8 @@ struct GuestTests {
 
         try guest.check("insmod /root/test_klp_livepatch.ko")
         let sysfs = "/sys/kernel/livepatch/test_klp_livepatch"
-        try guest.check("while [ \"$(cat \(sysfs)/transition)\" != 0 ]; do sleep 0.1; done; cat \(sysfs)/enabled", timeout: 60)
+        try guest.check(
+            "while [ \"$(cat \(sysfs)/transition)\" != 0 ]; do sleep 0.1; done; cat \(sysfs)/enabled", timeout: 60)
         #expect(try guest.check("cat /proc/cmdline") == "test_klp_livepatch: this has been live patched\n")
 
         try guest.check("echo 0 > \(sysfs)/enabled")

@@ -37,7 +37,9 @@ struct KernelCatalogCLITests {
         #expect(FileSystem.exists(Path.join(directory, "lib/modules/\(release)/modules.dep")))
         // The headers include the cached common headers, not /usr/src's.
         let makefile = try FileSystem.readText(Path.join(directory, "usr/src/linux-headers-\(release)/Makefile"))
-        let included = makefile.split(separator: "\n").first { $0.hasPrefix("include ") }.map { String($0.dropFirst(8)) }
+        let included = makefile.split(separator: "\n").first { $0.hasPrefix("include ") }.map {
+            String($0.dropFirst(8))
+        }
         #expect(included?.hasPrefix(directory + "/usr/src/linux-headers-") == true)
         #expect(included.map { FileSystem.exists($0) } == true)
         let names = json["packages"]?.arrayValue?.compactMap { $0["name"]?.stringValue } ?? []
@@ -50,7 +52,9 @@ struct KernelCatalogCLITests {
         #expect(DpkgStatus(path: "/var/lib/dpkg/status").version(of: "linux-image-\(release)") == nil)
 
         // Idempotent: the second fetch reuses it at once.
-        let again = try await SutureCLI.run(["kernel", "fetch", release, "--suite", "bookworm-security", "--no-source", "--json"])
+        let again = try await SutureCLI.run([
+            "kernel", "fetch", release, "--suite", "bookworm-security", "--no-source", "--json",
+        ])
         #expect(again.termination == .exited(0), "\(again.stderrText)")
         let againJSON = try JSON.parse(again.stdout)
         #expect(againJSON["reused"]?.boolValue == true)
@@ -70,18 +74,24 @@ struct KernelCatalogCLITests {
         #expect(entry["build"]?.stringValue == "host")
 
         // It boots, with its modules from the cache.
-        let boot = try await SutureCLI.run(["vm", "--kernel", release, "--modules", "xfs", "--",
-                                            "uname -r; modprobe xfs && grep -o '^xfs ' /proc/modules"])
+        let boot = try await SutureCLI.run([
+            "vm", "--kernel", release, "--modules", "xfs", "--",
+            "uname -r; modprobe xfs && grep -o '^xfs ' /proc/modules",
+        ])
         #expect(boot.termination == .exited(0), "\(boot.stderrText)")
         #expect(boot.stdoutText == "\(release)\nxfs \n")
     }
 
     @Test func anUnknownReleaseIsAClearError() async throws {
-        let r = try await SutureCLI.run(["kernel", "fetch", "6.12.9999+deb12-amd64", "--suite", "bookworm-security", "--json"])
+        let r = try await SutureCLI.run([
+            "kernel", "fetch", "6.12.9999+deb12-amd64", "--suite", "bookworm-security", "--json",
+        ])
         #expect(r.termination == .exited(1))
         let json = try JSON.parse(r.stdout)
         #expect(json["error"]?["code"]?.stringValue == "unknown-kernel")
-        #expect(json["error"]?["message"]?.stringValue?.contains("no suite carries kernel release 6.12.9999+deb12-amd64; searched bookworm-security") == true)
+        #expect(
+            json["error"]?["message"]?.stringValue?.contains(
+                "no suite carries kernel release 6.12.9999+deb12-amd64; searched bookworm-security") == true)
         let unknown = try await SutureCLI.run(["vm", "--kernel", "6.12.9999+deb12-amd64", "--", "true"])
         #expect(unknown.termination == .exited(125))  // suture vm: 125 for a failure before the command runs
         #expect(unknown.stderrText.contains("suture kernel fetch 6.12.9999+deb12-amd64"))
@@ -97,7 +107,9 @@ struct KernelCatalogCLITests {
         let json = try JSON.parse(r.stdout)
         #expect(json["error"]?["code"]?.stringValue == "suite-unreachable")
         let message = json["error"]?["message"]?.stringValue ?? ""
-        #expect(message.contains("cannot reach suite bookworm-security at http://127.0.0.1:9/debian-security"), "\(message)")
+        #expect(
+            message.contains("cannot reach suite bookworm-security at http://127.0.0.1:9/debian-security"), "\(message)"
+        )
         #expect(message.contains("Connection refused"), "\(message)")
         #expect(((try? FileSystem.list(Path.join(cache.path, "kernels"))) ?? []).isEmpty)
     }

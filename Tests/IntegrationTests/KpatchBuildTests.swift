@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Foundation
-import Synchronization
 import Platform
+import Synchronization
 import Testing
 import VM
 
@@ -37,9 +37,12 @@ struct KpatchBuildTests {
         let objects = report["objects"]?.arrayValue ?? []
         for object in objects {
             let callbacks = object["callbacks"]?.arrayValue?.compactMap(\.stringValue) ?? []
-            #expect(callbacks == ["pre_patch=suture_test_pre_patch", "post_patch=suture_test_post_patch",
-                                  "pre_unpatch=suture_test_pre_unpatch", "post_unpatch=suture_test_post_unpatch"],
-                    "\(object["object"]?.stringValue ?? "?"): \(callbacks)")
+            #expect(
+                callbacks == [
+                    "pre_patch=suture_test_pre_patch", "post_patch=suture_test_post_patch",
+                    "pre_unpatch=suture_test_pre_unpatch", "post_unpatch=suture_test_post_unpatch",
+                ],
+                "\(object["object"]?.stringValue ?? "?"): \(callbacks)")
         }
         #expect(try guest.check("grep -c '^binfmt_misc ' /proc/modules || true") == "0\n")
 
@@ -62,8 +65,11 @@ struct KpatchBuildTests {
         mark = try Self.mark(guest)
         try Scenarios.unload(guest, "callbacks")
         let unloadLines = try Self.callbackLines(guest, after: mark)
-        #expect(unloadLines == ["binfmt_misc pre_unpatch", "vmlinux pre_unpatch", "binfmt_misc post_unpatch", "vmlinux post_unpatch"],
-                "\(unloadLines)")
+        #expect(
+            unloadLines == [
+                "binfmt_misc pre_unpatch", "vmlinux pre_unpatch", "binfmt_misc post_unpatch", "vmlinux post_unpatch",
+            ],
+            "\(unloadLines)")
         #expect(try guest.check(ModuleBuildTests.binfmtStatus) == "enabled\n")
         try ModuleBuildTests.removeBinfmt(guest)
     }
@@ -82,8 +88,10 @@ struct KpatchBuildTests {
         let mark = try Self.mark(guest)
         try Scenarios.unload(guest, "shadow")
         #expect(try guest.check("grep -c Suture_serial /proc/$(cat /tmp/new.pid)/status || true") == "0\n")
-        let freed = try guest.check("dmesg | sed -n '/suture-test-mark-\(mark)$/,$p' | sed -n 's/.*suture-shadow: freed \\([0-9]*\\).*/\\1/p'")
-        #expect((Int(freed.trimmingWhitespace()) ?? 0) >= 1, "the unpatch callback freed no shadow variable: '\(freed)'")
+        let freed = try guest.check(
+            "dmesg | sed -n '/suture-test-mark-\(mark)$/,$p' | sed -n 's/.*suture-shadow: freed \\([0-9]*\\).*/\\1/p'")
+        #expect(
+            (Int(freed.trimmingWhitespace()) ?? 0) >= 1, "the unpatch callback freed no shadow variable: '\(freed)'")
         try guest.check("kill $(cat /tmp/old.pid) $(cat /tmp/new.pid)")
     }
 
@@ -122,7 +130,10 @@ struct KpatchBuildTests {
         let without = Path.join(dir.path, "without-ignore.diff")
         try FileSystem.write(without, String(text[..<hunk.lowerBound]) + "\n")
         let (_, plain) = try Scenarios.build(diffs: [without], as: "noignore")
-        #expect(plain["objects"]?[0]?["changed"]?.arrayValue?.compactMap(\.stringValue) == ["do_task_stat", "proc_pid_status"])
+        #expect(
+            plain["objects"]?[0]?["changed"]?.arrayValue?.compactMap(\.stringValue) == [
+                "do_task_stat", "proc_pid_status",
+            ])
 
         try Scenarios.load(guest, path, "ignore")
         let functions = try guest.check("ls /sys/kernel/livepatch/livepatch_ignore/vmlinux")
@@ -138,17 +149,19 @@ struct KpatchBuildTests {
         let guest = try TestGuest.current()
         let (path, report) = try Scenarios.build(["header-inline"], as: "header")
         let objects = report["objects"]?.arrayValue ?? []
-        let changed = Dictionary(uniqueKeysWithValues: objects.compactMap { o -> (String, [String])? in
-            guard let name = o["object"]?.stringValue else { return nil }
-            return (name, o["changed"]?.arrayValue?.compactMap(\.stringValue) ?? [])
-        })
+        let changed = Dictionary(
+            uniqueKeysWithValues: objects.compactMap { o -> (String, [String])? in
+                guard let name = o["object"]?.stringValue else { return nil }
+                return (name, o["changed"]?.arrayValue?.compactMap(\.stringValue) ?? [])
+            })
         // Only the objects whose code really uses the helper are in the patch.
         #expect(changed.keys.sorted() == ["fs/fat/file.o", "fs/fat/inode.o"], "\(changed)")
         #expect(changed["fs/fat/inode.o"]?.contains("fat_fill_inode") == true)
         #expect(objects.allSatisfy { $0["target"]?.stringValue == "fat" })
 
         let mount = "mount -t vfat -o loop /tmp/hdr.img /mnt/hdr"
-        try guest.check("dd if=/dev/zero of=/tmp/hdr.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/hdr.img >/dev/null")
+        try guest.check(
+            "dd if=/dev/zero of=/tmp/hdr.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/hdr.img >/dev/null")
         try guest.check("mkdir -p /mnt/hdr && \(mount) && echo x > /mnt/hdr/file && umount /mnt/hdr")
         #expect(try guest.check("\(mount) && stat -c %a /mnt/hdr/file; umount /mnt/hdr") == "755\n")
         try Scenarios.load(guest, path, "header")

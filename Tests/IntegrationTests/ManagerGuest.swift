@@ -35,7 +35,8 @@ struct ManagerGuestTests {
         let wrong = try withVermagicRelease(try KernelTestModules.bytes("test_klp_livepatch"), "\(release)-other")
         try guest.upload(wrong, to: path("wrong_vermagic"), mode: 0o644)
         var generator = SystemRandomNumberGenerator()
-        try guest.upload((0..<50_000).map { _ in UInt8.random(in: 0...255, using: &generator) }, to: path("garbage"), mode: 0o644)
+        try guest.upload(
+            (0..<50_000).map { _ in UInt8.random(in: 0...255, using: &generator) }, to: path("garbage"), mode: 0o644)
     }
 
     /// A copy of a module whose vermagic names another release, written
@@ -62,7 +63,8 @@ struct ManagerGuestTests {
 
     /// Back to a kernel without test modules, and an empty kernel log.
     func reset() throws {
-        _ = try guest.run("""
+        _ = try guest.run(
+            """
             p=/sys/module/test_klp_callbacks_busy/parameters/block_transition
             [ -e $p ] && echo N > $p
             suture unload --all >/dev/null 2>&1
@@ -82,13 +84,15 @@ struct ManagerGuestTests {
         try expectQuietKernelLog(sourceLocation: sourceLocation)
     }
 
-    func expectQuietKernelLog(allowing allowed: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws {
+    func expectQuietKernelLog(allowing allowed: [String] = [], sourceLocation: SourceLocation = #_sourceLocation) throws
+    {
         let log = try guest.check("dmesg")
         for line in log.split(separator: "\n").map(String.init) {
             // `[   20.430013] livepatch: …`: the livepatch core's own messages.
             let message = line.firstRange(of: "] ").map { String(line[$0.upperBound...]) } ?? line
             let lower = message.lowercased()
-            let bad = ["oops", "bug:", "warning:", "call trace", "general protection"].contains { lower.contains($0) }
+            let bad =
+                ["oops", "bug:", "warning:", "call trace", "general protection"].contains { lower.contains($0) }
                 || (lower.hasPrefix("livepatch: ") && ["fail", "error", "invalid"].contains { lower.contains($0) })
             if bad && !allowed.contains(where: { line.contains($0) }) {
                 Issue.record("kernel log: \(line)", sourceLocation: sourceLocation)

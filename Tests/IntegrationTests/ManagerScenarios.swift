@@ -30,7 +30,8 @@ extension ManagerGuestTests {
         let object = try #require(patch["objects"]?[0])
         #expect(object["name"]?.stringValue == "vmlinux")
         #expect(object["patched"]?.boolValue == true)
-        #expect(object["functions"] == .array([.object([("name", .string("cmdline_proc_show")), ("sympos", .int(1))])]))
+        #expect(
+            object["functions"] == .array([.object([("name", .string("cmdline_proc_show")), ("sympos", .int(1))])]))
 
         let status = try guest.check("suture status test-klp-livepatch")
         #expect(status.hasPrefix("test_klp_livepatch: enabled, replace: unknown\n"))
@@ -125,7 +126,8 @@ extension ManagerGuestTests {
         let tasks = try #require(patch["pendingTasks"]?.arrayValue)
         let kworker = try #require(tasks.first { $0["patchFunctions"] == .strings(["busymod_work_func"]) })
         #expect(kworker["comm"]?.stringValue?.hasPrefix("kworker/") == true)
-        #expect(kworker["stack"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("busymod_work_func+") == true } == true)
+        #expect(
+            kworker["stack"]?.arrayValue?.contains { $0.stringValue?.hasPrefix("busymod_work_func+") == true } == true)
 
         // A second load must wait for the kernel: one transition at a time.
         let busy = try guest.run("suture load \(Self.path("test_klp_livepatch"))")
@@ -151,7 +153,8 @@ extension ManagerGuestTests {
 
         try guest.check("insmod \(Self.path("test_klp_callbacks_mod"))")
         #expect(try object("test_klp_callbacks_mod")?["patched"]?.boolValue == true)
-        #expect(try guest.check("suture status test_klp_callbacks_demo").contains("  test_klp_callbacks_mod: patched\n"))
+        #expect(
+            try guest.check("suture status test_klp_callbacks_demo").contains("  test_klp_callbacks_mod: patched\n"))
 
         try guest.check("suture unload test_klp_callbacks_demo")
         try guest.check("rmmod test_klp_callbacks_mod")
@@ -165,17 +168,22 @@ extension ManagerGuestTests {
             #expect(r.commandStatus == 1, "\(command)", sourceLocation: sourceLocation)
             #expect(r.stderrText.contains(message), "\(command): \(r.stderrText)", sourceLocation: sourceLocation)
             #expect(r.kernelProblem == nil, sourceLocation: sourceLocation)
-            #expect(try guest.check("ls /sys/kernel/livepatch; grep test_klp_ /proc/modules || true") == "",
-                    "\(command) left something behind", sourceLocation: sourceLocation)
+            #expect(
+                try guest.check("ls /sys/kernel/livepatch; grep test_klp_ /proc/modules || true") == "",
+                "\(command) left something behind", sourceLocation: sourceLocation)
         }
-        try refused("suture load \(Self.path("test_klp_shadow_vars"))", "is a kernel module (test_klp_shadow_vars) but not a livepatch module")
+        try refused(
+            "suture load \(Self.path("test_klp_shadow_vars"))",
+            "is a kernel module (test_klp_shadow_vars) but not a livepatch module")
         try refused("suture load \(Self.path("test_klp_callbacks_mod"))", "not a livepatch module")
         try refused("suture load \(Self.path("wrong_vermagic"))", "was built for kernel ")
         try refused("suture load \(Self.path("wrong_vermagic"))", "-other (vermagic \"")
         try refused("su nobody -c \"$(command -v suture) load \(Self.path("test_klp_livepatch"))\"", "needs root")
         try refused("suture load \(Self.path("garbage"))", "is not a kernel module")
         try refused("suture load \(Self.path("missing"))", "no such file")
-        try refused("suture load \(Self.path("test_klp_livepatch")) no_such_parameter=1", "has no parameter \"no_such_parameter\"")
+        try refused(
+            "suture load \(Self.path("test_klp_livepatch")) no_such_parameter=1",
+            "has no parameter \"no_such_parameter\"")
 
         let json = try guest.run("suture load --json \(Self.path("garbage"))")
         #expect(json.commandStatus == 1)
@@ -183,10 +191,12 @@ extension ManagerGuestTests {
 
         // The kernel's own refusal: the pre-patch callback fails, and the
         // reason from the kernel log is quoted.
-        try refused("suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
-                    "the kernel refused test_klp_callbacks_demo")
-        try refused("suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
-                    "livepatch: pre-patch callback failed for object 'vmlinux'")
+        try refused(
+            "suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
+            "the kernel refused test_klp_callbacks_demo")
+        try refused(
+            "suture load \(Self.path("test_klp_callbacks_demo")) pre_patch_ret=-19",
+            "livepatch: pre-patch callback failed for object 'vmlinux'")
         #expect(try guest.check("dmesg").contains("livepatch: failed to enable patch 'test_klp_callbacks_demo'"))
         try expectQuietKernelLog(allowing: ["pre-patch callback failed", "failed to enable patch"])
         _ = try guest.run("dmesg -c")
@@ -202,7 +212,8 @@ extension ManagerGuestTests {
     /// nothing is left half-loaded.
     @Test func concurrentLoads() throws {
         try guest.check("insmod \(Self.path("test_klp_callbacks_busy")) block_transition=Y")
-        let both = try guest.run("""
+        let both = try guest.run(
+            """
             (suture load \(Self.path("test_klp_callbacks_demo")) --timeout 4 >/tmp/a.out 2>/tmp/a.err; echo $? >/tmp/a.rc) &
             sleep 1
             suture load \(Self.path("test_klp_livepatch")) >/tmp/b.out 2>/tmp/b.err; echo $? >/tmp/b.rc
@@ -220,7 +231,8 @@ extension ManagerGuestTests {
         try expectClean()
 
         // The same module twice at once: one loads it, the other refuses.
-        let twice = try guest.run("""
+        let twice = try guest.run(
+            """
             suture load \(Self.path("test_klp_livepatch")) >/dev/null 2>/tmp/c.err & c=$!
             suture load \(Self.path("test_klp_livepatch")) >/dev/null 2>/tmp/d.err; d=$?
             wait $c; c=$?

@@ -61,10 +61,12 @@ struct ModuleBuildTests {
         #expect(try guest.check("suture status livepatch_binfmt_after").contains("waiting"))
         for round in 1...2 {
             try Self.mountBinfmt(guest)
-            #expect(try Self.object(guest, "binfmt_misc")?.1 == true, "round \(round): not patched when the module came")
+            #expect(
+                try Self.object(guest, "binfmt_misc")?.1 == true, "round \(round): not patched when the module came")
             #expect(try guest.check(Self.binfmtStatus) == "enabled (patched)\n", "round \(round)")
             try Self.removeBinfmt(guest)
-            #expect(try Self.object(guest, "binfmt_misc")?.1 == false, "round \(round): still marked patched after rmmod")
+            #expect(
+                try Self.object(guest, "binfmt_misc")?.1 == false, "round \(round): still marked patched after rmmod")
         }
         try Scenarios.unload(guest, "binfmt_after")
         try Self.mountBinfmt(guest)
@@ -77,10 +79,13 @@ struct ModuleBuildTests {
         let (path, report) = try Scenarios.build(["module-internal"], as: "fat_internal")
         let klp = report["objects"]?[0]?["klpSymbols"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(klp.contains(".klp.sym.fat.fat_statfs,0"), "\(klp)")
-        #expect(klp.contains(".klp.sym.fat.fat_time_fat2unix,0"), "an export of the patched module must be a klp symbol: \(klp)")
+        #expect(
+            klp.contains(".klp.sym.fat.fat_time_fat2unix,0"),
+            "an export of the patched module must be a klp symbol: \(klp)")
         let depends = try Command.output(["modinfo", "-F", "depends", path]).trimmingWhitespace()
         #expect(!depends.split(separator: ",").contains("fat"), "the patch must not depend on fat: \(depends)")
-        try guest.check("dd if=/dev/zero of=/tmp/fat.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/fat.img >/dev/null")
+        try guest.check(
+            "dd if=/dev/zero of=/tmp/fat.img bs=1024 count=4096 2>/dev/null && mkdosfs /tmp/fat.img >/dev/null")
         try guest.check("mkdir -p /mnt/fat && mount -t vfat -o loop /tmp/fat.img /mnt/fat")
         let command = "grep ' /mnt/fat ' /proc/mounts"
         #expect(!(try guest.check(command)).contains("suture="))
@@ -98,7 +103,9 @@ struct ModuleBuildTests {
         let targets = Set(report["objects"]?.arrayValue?.compactMap { $0["target"]?.stringValue } ?? [])
         #expect(targets == ["vmlinux", "binfmt_misc"])
         let sections = report["klpSections"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        #expect(sections.contains { $0.hasPrefix(".klp.rela.vmlinux.") } && sections.contains { $0.hasPrefix(".klp.rela.binfmt_misc.") })
+        #expect(
+            sections.contains { $0.hasPrefix(".klp.rela.vmlinux.") }
+                && sections.contains { $0.hasPrefix(".klp.rela.binfmt_misc.") })
         try Self.mountBinfmt(guest)
         try Scenarios.load(guest, path, "mixed")
         #expect(try guest.check("cat /proc/loadavg").hasSuffix(" patched\n"))

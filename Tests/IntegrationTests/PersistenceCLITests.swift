@@ -18,14 +18,16 @@ import Testing
     }
 
     func suture(_ arguments: [String]) throws -> CommandResult {
-        try Command.run([try SutureBinary.checked()] + arguments,
-                        environment: Command.environment(["SUTURE_STORE": store]), timeout: 120)
+        try Command.run(
+            [try SutureBinary.checked()] + arguments,
+            environment: Command.environment(["SUTURE_STORE": store]), timeout: 120)
     }
 
     // MARK: - The boot unit
 
     @Test func theUnitPassesSystemdAnalyzeVerifyAndHonoursTheCommandLine() throws {
-        let analyze = try #require(Command.which("systemd-analyze"), "systemd-analyze is missing: scripts/setup.sh installs systemd")
+        let analyze = try #require(
+            Command.which("systemd-analyze"), "systemd-analyze is missing: scripts/setup.sh installs systemd")
         let directory = Path.join(files.path, "system")
         let run = try suture(["install", "--unit", "--unit-directory", directory, "--json"])
         #expect(run.termination == .exited(0), "\(run.stderrText)")
@@ -41,8 +43,9 @@ import Testing
         #expect(text.contains("\nExecStart=\(binary) load --all\n"), "\(text)")
 
         let verify = try Command.run([analyze, "verify", unit], timeout: 60)
-        #expect(verify.termination == .exited(0) && verify.stderrText.isEmpty && verify.stdoutText.isEmpty,
-                "systemd-analyze verify: \(verify.stdoutText)\(verify.stderrText)")
+        #expect(
+            verify.termination == .exited(0) && verify.stderrText.isEmpty && verify.stdoutText.isEmpty,
+            "systemd-analyze verify: \(verify.stdoutText)\(verify.stderrText)")
 
         // The check can fail: a misspelt unit is reported on stderr.
         let broken = Path.join(directory, "broken.service")
@@ -56,16 +59,23 @@ import Testing
         let installed = try suture(["install", "--unit", "--unit-directory", Path.join(root, "etc/systemd/system")])
         #expect(installed.termination == .exited(0), "\(installed.stderrText)")
         for (cmdline, runs) in [("quiet suture.enable=0", false), ("quiet", true), ("suture.enable=1 quiet", true)] {
-            let condition = try Command.run([analyze, "condition", "--root=\(root)", "--unit=suture.service"],
-                                            environment: Command.environment(["SYSTEMD_PROC_CMDLINE": cmdline]), timeout: 60)
-            #expect(condition.termination == .exited(runs ? 0 : 1), "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
-            #expect((condition.stdoutText + condition.stderrText).contains("ConditionKernelCommandLine=!suture.enable=0 \(runs ? "succeeded" : "failed")"),
-                    "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
+            let condition = try Command.run(
+                [analyze, "condition", "--root=\(root)", "--unit=suture.service"],
+                environment: Command.environment(["SYSTEMD_PROC_CMDLINE": cmdline]), timeout: 60)
+            #expect(
+                condition.termination == .exited(runs ? 0 : 1),
+                "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
+            #expect(
+                (condition.stdoutText + condition.stderrText).contains(
+                    "ConditionKernelCommandLine=!suture.enable=0 \(runs ? "succeeded" : "failed")"),
+                "\(cmdline): \(condition.stdoutText)\(condition.stderrText)")
         }
 
         let again = try suture(["install", "--unit", "--unit-directory", directory])
         #expect(again.stdoutText.hasPrefix("unchanged: \(unit)"), "\(again.stdoutText)")
-        #expect(again.stdoutText.contains("it is not enabled: `systemctl daemon-reload && systemctl enable suture.service`"))
+        #expect(
+            again.stdoutText.contains("it is not enabled: `systemctl daemon-reload && systemctl enable suture.service`")
+        )
     }
 
     // MARK: - Another kernel
@@ -81,7 +91,9 @@ import Testing
         #expect(refused.termination == .exited(1))
         let error = try JSON.parse(refused.stdout)["error"]
         #expect(error?["code"]?.stringValue == "livepatch-vermagic")
-        #expect(error?["message"]?.stringValue?.hasSuffix("add --kernel \(target.release)") == true, "\(refused.stdoutText)")
+        #expect(
+            error?["message"]?.stringValue?.hasSuffix("add --kernel \(target.release)") == true, "\(refused.stdoutText)"
+        )
         #expect(!FileSystem.exists(Path.join(store, target.release)))
 
         let run = try suture(["install", patch.path, "--kernel", target.release, "--json"])
@@ -90,17 +102,27 @@ import Testing
         #expect(report.objectValue?.map(\.0) == ["installed", "load", "replaced"])
         #expect(report["load"]?.stringValue == "notRunning")
         #expect(report["installed"]?["sha256"]?.stringValue == patch.sha256)
-        #expect(report["installed"]?.objectValue?.map(\.0) == [
-            "name", "release", "sequence", "installedAt", "source", "module", "sha256", "size", "replace", "vermagic", "problem",
-        ])
-        #expect(try FileSystem.list(Path.join(store, target.release)).sorted() == ["\(patch.name).json", "\(patch.name).ko"])
+        #expect(
+            report["installed"]?.objectValue?.map(\.0) == [
+                "name", "release", "sequence", "installedAt", "source", "module", "sha256", "size", "replace",
+                "vermagic", "problem",
+            ])
+        #expect(
+            try FileSystem.list(Path.join(store, target.release)).sorted() == [
+                "\(patch.name).json", "\(patch.name).ko",
+            ])
 
         let list = try suture(["list", "--installed", "--kernel", target.release])
         #expect(list.termination == .exited(0))
-        #expect(list.stdoutText.hasPrefix("installed for \(target.release) in \(store)/\(target.release):\n  1. \(patch.name)  installed "),
-                "\(list.stdoutText)")
+        #expect(
+            list.stdoutText.hasPrefix(
+                "installed for \(target.release) in \(store)/\(target.release):\n  1. \(patch.name)  installed "),
+            "\(list.stdoutText)")
         let listed = try JSON.parse(try suture(["list", "--installed", "--kernel", target.release, "--json"]).stdout)
-        #expect(listed.objectValue?.map(\.0) == ["release", "running", "directory", "installed", "notLoaded", "notInstalled"])
+        #expect(
+            listed.objectValue?.map(\.0) == [
+                "release", "running", "directory", "installed", "notLoaded", "notInstalled",
+            ])
         #expect(listed["running"]?.boolValue == false)
         #expect(listed["installed"]?[0]?["state"]?.stringValue == "notRunning")
 
@@ -131,7 +153,10 @@ import Testing
         #expect(run.termination == .exited(1))
         let error = try JSON.parse(run.stdout)["error"]
         #expect(error?["code"]?.stringValue == "livepatch-not-installed")
-        #expect(error?["message"]?.stringValue == "livepatch_nothing is not installed for kernel \(Kernel.release()) (\(store)/\(Kernel.release())); nothing is installed for it")
+        #expect(
+            error?["message"]?.stringValue
+                == "livepatch_nothing is not installed for kernel \(Kernel.release()) (\(store)/\(Kernel.release())); nothing is installed for it"
+        )
 
         let missing = try suture(["install", Path.join(files.path, "missing.ko"), "--json"])
         #expect(missing.termination == .exited(1))

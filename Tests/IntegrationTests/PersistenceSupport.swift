@@ -43,8 +43,9 @@ actor PersistenceModules {
         let path = directory.path
         let task = Task {
             try await GuestLock.withLock {
-                Built(procString: try Self.build("proc-string", as: "proc_string", into: path),
-                      staticData: try Self.build("static-data", as: "static_data", into: path))
+                Built(
+                    procString: try Self.build("proc-string", as: "proc_string", into: path),
+                    staticData: try Self.build("static-data", as: "static_data", into: path))
             }
         }
         building = task
@@ -53,8 +54,11 @@ actor PersistenceModules {
 
     static func build(_ fixture: String, as name: String, into directory: String) throws -> PersistencePatch {
         let diff = Path.join(BuildScenarioTests.fixtures, fixture, "patch.diff")
-        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "--no-replace", "--name", name,
-                                   "-o", directory, diff], timeout: 900)
+        let run = try Command.run(
+            [
+                try SutureBinary.checked(), "build", "--json", "--no-replace", "--name", name,
+                "-o", directory, diff,
+            ], timeout: 900)
         guard run.termination == .exited(0) else {
             throw TestError("suture build \(fixture) failed: \(run.stdoutText)\(run.stderrText)")
         }
@@ -102,8 +106,9 @@ final class PersistenceGuest: @unchecked Sendable {
         try lock.withLock {
             guest?.vm.shutdown()
             guest = nil
-            let booted = try TestGuest(try TestGuest.configuration(
-                files: [GuestFile(hostPath: store, guestPath: "/var/lib/suture")]))
+            let booted = try TestGuest(
+                try TestGuest.configuration(
+                    files: [GuestFile(hostPath: store, guestPath: "/var/lib/suture")]))
             guest = booted
             return booted
         }
@@ -119,8 +124,10 @@ final class PersistenceGuest: @unchecked Sendable {
 struct PersistenceGuestTrait: SuiteTrait, TestScoping {
     var isRecursive: Bool { false }
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
         let modules = try await PersistenceModules.shared.modules()
         try await GuestLock.withLock {
             let holder = PersistenceGuest(modules: modules)

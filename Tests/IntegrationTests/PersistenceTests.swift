@@ -38,10 +38,14 @@ struct PersistenceGuestTests {
 
     /// Runs a suture command with `--json` and parses its stdout.
     @discardableResult
-    func json(_ guest: TestGuest, _ command: String, status: Int32 = 0,
-              sourceLocation: SourceLocation = #_sourceLocation) throws -> JSON {
+    func json(
+        _ guest: TestGuest, _ command: String, status: Int32 = 0,
+        sourceLocation: SourceLocation = #_sourceLocation
+    ) throws -> JSON {
         let run = try guest.run("suture \(command) --json")
-        #expect(run.commandStatus == status, "suture \(command): \(run.stdoutText)\(run.stderrText)", sourceLocation: sourceLocation)
+        #expect(
+            run.commandStatus == status, "suture \(command): \(run.stdoutText)\(run.stderrText)",
+            sourceLocation: sourceLocation)
         #expect(run.kernelProblem == nil, "suture \(command): \(run.kernelLog)", sourceLocation: sourceLocation)
         return try JSON.parse(run.stdout)
     }
@@ -53,11 +57,14 @@ struct PersistenceGuestTests {
     }
 
     func states(_ report: JSON) -> [String] {
-        (report["installed"]?.arrayValue ?? []).map { "\($0["name"]?.stringValue ?? "?")=\($0["state"]?.stringValue ?? "?")" }
+        (report["installed"]?.arrayValue ?? []).map {
+            "\($0["name"]?.stringValue ?? "?")=\($0["state"]?.stringValue ?? "?")"
+        }
     }
 
     func noKernelErrors(_ guest: TestGuest, sourceLocation: SourceLocation = #_sourceLocation) throws {
-        let errors = try guest.run("dmesg | grep -E 'livepatch: .*([Ee]rror|fail|invalid)|Oops|BUG:|WARNING:|Call Trace'")
+        let errors = try guest.run(
+            "dmesg | grep -E 'livepatch: .*([Ee]rror|fail|invalid)|Oops|BUG:|WARNING:|Call Trace'")
         #expect(errors.stdoutText.isEmpty, "kernel log:\n\(errors.stdoutText)", sourceLocation: sourceLocation)
     }
 
@@ -71,7 +78,9 @@ struct PersistenceGuestTests {
 
         let started = Clock.now()
         let report = try json(guest, "install \(patch.guestPath)")
-        Figures.note("install \(patch.name) in the guest: \(Figures.seconds(Clock.now() - started)) (host to guest round trip included)")
+        Figures.note(
+            "install \(patch.name) in the guest: \(Figures.seconds(Clock.now() - started)) (host to guest round trip included)"
+        )
         #expect(report["load"]?.stringValue == "loaded")
         let installed = report["installed"]
         #expect(installed?["name"]?.stringValue == patch.name)
@@ -118,7 +127,11 @@ struct PersistenceGuestTests {
     /// `.klp.sym.vmlinux.nr_threads,0` renamed to `nr_threadz`, which kallsyms lacks.
     static func withUnresolvableSymbol(_ module: [UInt8]) throws -> [UInt8] {
         let needle = Array(".klp.sym.vmlinux.nr_threads,".utf8)
-        guard let start = (0...(module.count - needle.count)).first(where: { module[$0..<($0 + needle.count)].elementsEqual(needle) }) else {
+        guard
+            let start = (0...(module.count - needle.count)).first(where: {
+                module[$0..<($0 + needle.count)].elementsEqual(needle)
+            })
+        else {
             throw TestError("the proc-string module has no klp symbol nr_threads")
         }
         var bytes = module
@@ -141,8 +154,10 @@ struct PersistenceGuestTests {
 
         let started = Clock.now()
         let outcome = try json(guest, "load --all")
-        Figures.note("load --all of \(patches.count) patches in the guest: \(Figures.seconds(Clock.now() - started)); "
-                     + "per patch: \((outcome["results"]?.arrayValue ?? []).map { "\($0["seconds"]?.doubleValue ?? -1) s" }.joined(separator: ", "))")
+        Figures.note(
+            "load --all of \(patches.count) patches in the guest: \(Figures.seconds(Clock.now() - started)); "
+                + "per patch: \((outcome["results"]?.arrayValue ?? []).map { "\($0["seconds"]?.doubleValue ?? -1) s" }.joined(separator: ", "))"
+        )
         let results = outcome["results"]?.arrayValue ?? []
         #expect(results.map { $0["name"]?.stringValue } == patches.map(\.name))
         #expect(results.allSatisfy { $0["status"]?.stringValue == "loaded" }, "\(outcome.serialized())")
@@ -168,8 +183,11 @@ struct PersistenceGuestTests {
 
         let run = try guest.run("suture load --all")
         #expect(run.commandStatus == 1, "\(run.stdoutText)\(run.stderrText)")
-        #expect(run.stdoutText.contains("\(damaged.name): FAILED: \(damaged.name) is damaged in the store: its module \(folder)/\(damaged.name).ko was altered"),
-                "\(run.stdoutText)")
+        #expect(
+            run.stdoutText.contains(
+                "\(damaged.name): FAILED: \(damaged.name) is damaged in the store: its module \(folder)/\(damaged.name).ko was altered"
+            ),
+            "\(run.stdoutText)")
         #expect(run.stdoutText.contains("\(intact.name): loaded"), "\(run.stdoutText)")
         #expect(run.stdoutText.contains("1 of 2 installed patches for"), "\(run.stdoutText)")
         #expect(try !isPatched(guest, damaged))
@@ -184,8 +202,11 @@ struct PersistenceGuestTests {
         try guest.check("echo '{' > \(folder)/\(intact.name).json")
         let broken = try json(guest, "load --all", status: 1)
         #expect(broken["failed"]?.intValue == 2)
-        #expect((broken["results"]?.arrayValue ?? []).allSatisfy { $0["error"]?["code"]?.stringValue == "livepatch-store-corrupt" },
-                "\(broken.serialized())")
+        #expect(
+            (broken["results"]?.arrayValue ?? []).allSatisfy {
+                $0["error"]?["code"]?.stringValue == "livepatch-store-corrupt"
+            },
+            "\(broken.serialized())")
         try noKernelErrors(guest)
     }
 
@@ -225,7 +246,8 @@ struct PersistenceGuestTests {
         let folder = Path.join(carried.path, release)
         try FileSystem.makeDirectories(folder)
         for file in try first.check("ls \(Self.store)/\(release)").split(separator: "\n") {
-            try FileSystem.write(Path.join(folder, String(file)), try first.vm.download("\(Self.store)/\(release)/\(file)"))
+            try FileSystem.write(
+                Path.join(folder, String(file)), try first.vm.download("\(Self.store)/\(release)/\(file)"))
         }
 
         let second = try holder.reboot(carrying: carried.path)
@@ -236,8 +258,9 @@ struct PersistenceGuestTests {
         let started = Clock.now()
         let outcome = try json(second, "load --all")
         Figures.note("load --all after the reboot, \(patches.count) patches: \(Figures.seconds(Clock.now() - started))")
-        #expect((outcome["results"]?.arrayValue ?? []).map { $0["status"]?.stringValue } == ["loaded", "loaded"],
-                "\(outcome.serialized())")
+        #expect(
+            (outcome["results"]?.arrayValue ?? []).map { $0["status"]?.stringValue } == ["loaded", "loaded"],
+            "\(outcome.serialized())")
         for patch in patches { #expect(try isPatched(second, patch)) }
         #expect(states(try json(second, "list --installed")) == patches.map { "\($0.name)=loaded" })
         let text = try second.check("suture list --installed")

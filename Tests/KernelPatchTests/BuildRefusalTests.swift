@@ -10,16 +10,18 @@ import Testing
 @Suite(.serialized) struct BuildRefusalTests {
     static let fixtures = Path.join(Path.directory(of: #filePath), "../Fixtures/kernel")
 
-
     /// Runs `suture build` in an empty folder and checks the refusal.
     @discardableResult
-    static func refuse(_ arguments: [String], code: String, mentions: [String],
-                       refusals: [(object: String, function: String, reason: String)]? = nil,
-                       environment: [String: String]? = nil) throws -> String {
+    static func refuse(
+        _ arguments: [String], code: String, mentions: [String],
+        refusals: [(object: String, function: String, reason: String)]? = nil,
+        environment: [String: String]? = nil
+    ) throws -> String {
         let dir = try TemporaryDirectory(prefix: "suture-refusal")
         defer { dir.remove() }
-        let run = try Command.run([try SutureBinary.checked(), "build", "--json", "-o", dir.path] + arguments,
-                                  environment: environment, timeout: 600)
+        let run = try Command.run(
+            [try SutureBinary.checked(), "build", "--json", "-o", dir.path] + arguments,
+            environment: environment, timeout: 600)
         #expect(run.termination == .exited(1), "expected a refusal: \(run.stderrText)")
         let json = try JSON.parse(run.stdout)
         #expect(json["error"]?["code"]?.stringValue == code, "\(run.stdoutText)")
@@ -45,19 +47,22 @@ import Testing
     }
 
     @Test func initCodeIsRefused() throws {
-        try Self.refuse([Path.join(Self.fixtures, "init/patch.diff")], code: "build-refused",
-                        mentions: ["proc_cmdline_init", "__init"])
+        try Self.refuse(
+            [Path.join(Self.fixtures, "init/patch.diff")], code: "build-refused",
+            mentions: ["proc_cmdline_init", "__init"])
     }
 
     @Test func changedDataInitializerIsRefused() throws {
-        try Self.refuse([Path.join(Self.fixtures, "data-initializer/patch.diff")], code: "build-refused",
-                        mentions: ["panic_timeout", "initializer changed"],
-                        refusals: [("kernel/panic.o", "panic_timeout", "initializer changed")])
+        try Self.refuse(
+            [Path.join(Self.fixtures, "data-initializer/patch.diff")], code: "build-refused",
+            mentions: ["panic_timeout", "initializer changed"],
+            refusals: [("kernel/panic.o", "panic_timeout", "initializer changed")])
     }
 
     @Test func noFunctionalChange() throws {
-        try Self.refuse([Path.join(Self.fixtures, "line-only/patch.diff")], code: "build-no-functional-change",
-                        mentions: ["no functional change", "fs/proc/proc_sysctl.o"])
+        try Self.refuse(
+            [Path.join(Self.fixtures, "line-only/patch.diff")], code: "build-no-functional-change",
+            mentions: ["no functional change", "fs/proc/proc_sysctl.o"])
     }
 
     @Test func diffThatDoesNotApplyNamesTheHunk() throws {
@@ -66,7 +71,9 @@ import Testing
         let good = try FileSystem.readText(Path.join(Self.fixtures, "proc-string/patch.diff"))
         let bad = Path.join(dir.path, "stale.diff")
         // Context from another kernel version: the hunk no longer matches.
-        try FileSystem.write(bad, good.replacingFirst("get_avenrun(avnrun, FIXED_1/200, 0);", with: "get_avenrun(avnrun, FIXED_1/100, 0);"))
+        try FileSystem.write(
+            bad,
+            good.replacingFirst("get_avenrun(avnrun, FIXED_1/200, 0);", with: "get_avenrun(avnrun, FIXED_1/100, 0);"))
         try Self.refuse([bad], code: "build-diff-does-not-apply", mentions: ["stale.diff", "Hunk #1 FAILED"])
     }
 
@@ -76,9 +83,13 @@ import Testing
         let header = Path.join(dir.path, "header.diff")
         let source = try KernelResolver().defaultTarget()
         let tree = try TreeCache().prepare(source).tree
-        let lines = try FileSystem.readText(Path.join(tree.sourceDirectory, "include/linux/seq_file.h")).split(separator: "\n", omittingEmptySubsequences: false)
+        let lines = try FileSystem.readText(Path.join(tree.sourceDirectory, "include/linux/seq_file.h")).split(
+            separator: "\n", omittingEmptySubsequences: false)
         // A comment added after the first line: it applies, and hundreds of objects include the header.
-        try FileSystem.write(header, "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,3 +1,4 @@\n \(lines[0])\n+/* suture */\n \(lines[1])\n \(lines[2])\n")
+        try FileSystem.write(
+            header,
+            "--- a/include/linux/seq_file.h\n+++ b/include/linux/seq_file.h\n@@ -1,3 +1,4 @@\n \(lines[0])\n+/* suture */\n \(lines[1])\n \(lines[2])\n"
+        )
         try Self.refuse([header], code: "build-refused", mentions: ["include/linux/seq_file.h", "objects", "--yes"])
     }
 
@@ -91,14 +102,16 @@ import Testing
         let hunk = "--- a/kernel/sys.c\n+++ b/kernel/sys.c\n@@ -1303,6 +1303,7 @@" + String(kpatch[start.lowerBound...])
         let diff = Path.join(dir.path, "plain.diff")
         try FileSystem.write(diff, hunk)
-        try Self.refuse([diff], code: "build-refused", mentions: ["__do_sys_newuname", "__fentry__", "KPATCH_SYSCALL_DEFINEn"],
-                        refusals: [("kernel/sys.o", "__do_sys_newuname", "KPATCH_SYSCALL_DEFINEn")])
+        try Self.refuse(
+            [diff], code: "build-refused", mentions: ["__do_sys_newuname", "__fentry__", "KPATCH_SYSCALL_DEFINEn"],
+            refusals: [("kernel/sys.o", "__do_sys_newuname", "KPATCH_SYSCALL_DEFINEn")])
     }
 
     @Test func forceUnsafeIsRefused() throws {
-        try Self.refuse([Path.join(Self.fixtures, "kpatch-force/patch.diff")], code: "build-refused",
-                        mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"],
-                        refusals: [("fs/proc/loadavg.o", "loadavg_proc_show", "KPATCH_FORCE_UNSAFE")])
+        try Self.refuse(
+            [Path.join(Self.fixtures, "kpatch-force/patch.diff")], code: "build-refused",
+            mentions: ["loadavg_proc_show", "KPATCH_FORCE_UNSAFE", "consistency"],
+            refusals: [("fs/proc/loadavg.o", "loadavg_proc_show", "KPATCH_FORCE_UNSAFE")])
     }
 
     @Test func newFilesAreRefused() throws {
@@ -114,11 +127,13 @@ import Testing
         defer { dir.remove() }
         let tree = Path.join(dir.path, "linux-5.10.0")
         try FileSystem.makeDirectories(tree)
-        try FileSystem.write(Path.join(tree, "Makefile"), "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\n")
+        try FileSystem.write(
+            Path.join(tree, "Makefile"), "VERSION = 5\nPATCHLEVEL = 10\nSUBLEVEL = 0\nEXTRAVERSION =\n")
         let tarball = Path.join(dir.path, "linux-5.10.0.tar.xz")
         _ = try Command.output(["tar", "-cJf", tarball, "-C", dir.path, "linux-5.10.0"])
-        try Self.refuse(["--source", tarball, Path.join(Self.fixtures, "proc-string/patch.diff")],
-                        code: "build-unsupported-change", mentions: ["5.10.0"])
+        try Self.refuse(
+            ["--source", tarball, Path.join(Self.fixtures, "proc-string/patch.diff")],
+            code: "build-unsupported-change", mentions: ["5.10.0"])
     }
 
     @Test func mismatchingCompilerIsRefused() throws {
@@ -128,10 +143,14 @@ import Testing
         let program = String((kernel.compiler ?? "gcc").split(separator: " ")[0])
         let real = try #require(Command.which(program))
         let fake = Path.join(dir.path, program)
-        try FileSystem.write(fake, "#!/bin/sh\n[ \"$1\" = --version ] && { echo '\(program) (Debian 99.1.0-1) 99.1.0'; exit 0; }\nexec \(real) \"$@\"\n", mode: 0o755)
+        try FileSystem.write(
+            fake,
+            "#!/bin/sh\n[ \"$1\" = --version ] && { echo '\(program) (Debian 99.1.0-1) 99.1.0'; exit 0; }\nexec \(real) \"$@\"\n",
+            mode: 0o755)
         let path = dir.path + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
-        try Self.refuse([Path.join(Self.fixtures, "proc-string/patch.diff")], code: "build-unsupported-change",
-                        mentions: ["99.1.0", "--allow-compiler-mismatch"], environment: Command.environment(["PATH": path]))
+        try Self.refuse(
+            [Path.join(Self.fixtures, "proc-string/patch.diff")], code: "build-unsupported-change",
+            mentions: ["99.1.0", "--allow-compiler-mismatch"], environment: Command.environment(["PATH": path]))
     }
 
     @Test func missingDiffIsAnError() throws {
@@ -151,11 +170,14 @@ extension String {
 /// Refusals specific to module code.
 @Suite(.serialized) struct ModuleRefusalTests {
     @Test func jumpLabelOnTheModulesOwnKeyIsRefused() throws {
-        try BuildRefusalTests.refuse([Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
-                                     code: "build-refused",
-                                     mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"],
-                                     refusals: [("net/netfilter/nf_tables_core.o", "nft_trace_enabled", "static_key_enabled"),
-                                                ("net/netfilter/nf_tables_core.o", "nft_counters_enabled", "__jump_table")])
+        try BuildRefusalTests.refuse(
+            [Path.join(BuildRefusalTests.fixtures, "module-static-key/patch.diff")],
+            code: "build-refused",
+            mentions: ["nft_trace_enabled", "nf_tables", "static_key_enabled"],
+            refusals: [
+                ("net/netfilter/nf_tables_core.o", "nft_trace_enabled", "static_key_enabled"),
+                ("net/netfilter/nf_tables_core.o", "nft_counters_enabled", "__jump_table"),
+            ])
     }
 
     @Test func moduleNotInTheConfigurationIsAnError() throws {
@@ -166,12 +188,16 @@ extension String {
         let original = try FileSystem.readText(Path.join(tree.sourceDirectory, "fs/cramfs/inode.c"))
         let patched = original.replacingFirst("static int cramfs_statfs(", with: "static noinline int cramfs_statfs(")
         try #require(patched != original)
-        let a = Path.join(dir.path, "a"), b = Path.join(dir.path, "b")
+        let a = Path.join(dir.path, "a")
+        let b = Path.join(dir.path, "b")
         try FileSystem.write(a, original)
         try FileSystem.write(b, patched)
-        let diff = try Command.run(["diff", "-u", "--label", "a/fs/cramfs/inode.c", "--label", "b/fs/cramfs/inode.c", a, b])
+        let diff = try Command.run([
+            "diff", "-u", "--label", "a/fs/cramfs/inode.c", "--label", "b/fs/cramfs/inode.c", a, b,
+        ])
         let path = Path.join(dir.path, "cramfs.diff")
         try FileSystem.write(path, diff.stdout)
-        try BuildRefusalTests.refuse([path], code: "build-unsupported-change", mentions: ["fs/cramfs/inode.o", "CONFIG_CRAMFS"])
+        try BuildRefusalTests.refuse(
+            [path], code: "build-unsupported-change", mentions: ["fs/cramfs/inode.o", "CONFIG_CRAMFS"])
     }
 }

@@ -24,8 +24,10 @@ import Testing
     }
 
     @Test func refusalsAreListed() {
-        let refusals = [RefusedChange(object: "kernel/panic.o", function: "panic_timeout", reason: "initializer changed"),
-                        RefusedChange(object: "fs/proc/cmdline.o", function: "proc_cmdline_init", reason: "__init")]
+        let refusals = [
+            RefusedChange(object: "kernel/panic.o", function: "panic_timeout", reason: "initializer changed"),
+            RefusedChange(object: "fs/proc/cmdline.o", function: "proc_cmdline_init", reason: "__init"),
+        ]
         let error = BuildError(.refused, "2 change(s) cannot be live-patched", refusals: refusals)
         let listed = error.json["refusals"]?.arrayValue ?? []
         #expect(listed.count == 2)

@@ -22,7 +22,8 @@ import Testing
     }
 
     @Test func klpObjectOfACompileCommand() throws {
-        #expect(try KlpObject.of("fs/proc/meminfo.o", command: "gcc-12 -Wp,-MMD -O2 -c -o fs/proc/meminfo.o") == .vmlinux)
+        #expect(
+            try KlpObject.of("fs/proc/meminfo.o", command: "gcc-12 -Wp,-MMD -O2 -c -o fs/proc/meminfo.o") == .vmlinux)
         let module = "gcc-12 -DMODULE -DKBUILD_BASENAME='\"binfmt_misc\"' -DKBUILD_MODNAME='\"binfmt-misc\"' -c"
         #expect(try KlpObject.of("fs/binfmt_misc.o", command: module) == .module("binfmt_misc"))
         let unquoted = "gcc -DMODULE -DKBUILD_MODNAME=xfs -c"

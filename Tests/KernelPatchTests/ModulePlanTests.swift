@@ -26,12 +26,15 @@ import Testing
         for (name, source) in [("original", original), ("patched", patched)] {
             let file = try scratch.write("\(name)/plan.c", source)
             let object = scratch.file("\(name)/plan.o")
-            _ = try Command.output(["gcc", "-O2", "-c", "-fno-pic", "-ffunction-sections", "-fdata-sections",
-                                    "-o", object, file])
+            _ = try Command.output([
+                "gcc", "-O2", "-c", "-fno-pic", "-ffunction-sections", "-fdata-sections",
+                "-o", object, file,
+            ])
             objects.append(object)
         }
-        let result = try ObjectDiff.run(original: ELFFile.open(objects[0]), patched: ELFFile.open(objects[1]),
-                                        rules: .userSpace())
+        let result = try ObjectDiff.run(
+            original: ELFFile.open(objects[0]), patched: ELFFile.open(objects[1]),
+            rules: .userSpace())
         let patch = try #require(result.patch, "no patch: \(result.refusals)")
         return PatchedObject(object: "kernel/plan.o", target: target, result: result, patch: patch)
     }
@@ -44,7 +47,7 @@ import Testing
         let scratch = try Scratch("suture-plan")
         let patched = try Self.patchedObject(in: scratch)
         let exports = ExportedSymbols(symbols: [
-            "exported_helper": .init(owner: "vmlinux", namespace: "HELPERS"),
+            "exported_helper": .init(owner: "vmlinux", namespace: "HELPERS")
         ])
         let table = try Self.kallsyms([
             "ffffffff81000000 T _text",
@@ -86,12 +89,13 @@ import Testing
         // Two static `twice`, far apart; the object's own neighbour
         // (compute) sits by the second.
         let filler = (0..<200).map { "ffffffff8101\(String(1000 + $0)) t filler_\($0)" }
-        let table = try Self.kallsyms(["ffffffff81000000 T _text", "ffffffff81000100 t twice"] + filler + [
-            "ffffffff81100000 T private_helper",
-            "ffffffff81100100 T exported_helper",
-            "ffffffff81100200 t twice",
-            "ffffffff81100300 T compute",
-        ])
+        let table = try Self.kallsyms(
+            ["ffffffff81000000 T _text", "ffffffff81000100 t twice"] + filler + [
+                "ffffffff81100000 T private_helper",
+                "ffffffff81100100 T exported_helper",
+                "ffffffff81100200 t twice",
+                "ffffffff81100300 T compute",
+            ])
         let exports = ExportedSymbols(symbols: ["exported_helper": .init(owner: "vmlinux")])
         let plan = try LivepatchModule.plan([patched], exports: exports, positions: SymbolPositions(table: table)) {
             (module: String) throws(BuildError) -> ModuleSymbols in throw BuildError(.io, "no module expected")
@@ -104,8 +108,10 @@ import Testing
         let patched = try Self.patchedObject(in: scratch)
         let table = try Self.kallsyms(["ffffffff81000000 T _text", "ffffffff81002100 T compute"])
         let error = #expect(throws: BuildError.self) {
-            try LivepatchModule.plan([patched], exports: ExportedSymbols(symbols: [:]),
-                                     positions: SymbolPositions(table: table)) {
+            try LivepatchModule.plan(
+                [patched], exports: ExportedSymbols(symbols: [:]),
+                positions: SymbolPositions(table: table)
+            ) {
                 (module: String) throws(BuildError) -> ModuleSymbols in throw BuildError(.io, "no module expected")
             }
         }
@@ -119,8 +125,10 @@ import Testing
         let table = try Self.kallsyms(["ffffffff81000000 T _text"])
         var asked: [String] = []
         let error = #expect(throws: BuildError.self) {
-            try LivepatchModule.plan([patched], exports: ExportedSymbols(symbols: [:]),
-                                     positions: SymbolPositions(table: table)) {
+            try LivepatchModule.plan(
+                [patched], exports: ExportedSymbols(symbols: [:]),
+                positions: SymbolPositions(table: table)
+            ) {
                 (module: String) throws(BuildError) -> ModuleSymbols in
                 asked.append(module)
                 throw BuildError(.unsupportedChange, "the module \(module) is not installed")

@@ -25,7 +25,9 @@ import Testing
         _ = try Command.output(["zstd", "-q", "-k", plain])
         let reference = try ModuleSymbols(module: "binfmt_misc", path: plain)
         #expect(reference.defines("bm_status_read") && reference.defines("enabled"))
-        #expect(try reference.position(of: "bm_status_read", local: true, sourceFile: "fs/binfmt_misc.c", user: "test") == 0)
+        #expect(
+            try reference.position(of: "bm_status_read", local: true, sourceFile: "fs/binfmt_misc.c", user: "test") == 0
+        )
         for compressed in [plain + ".xz", plain + ".zst"] {
             let table = try ModuleSymbols(module: "binfmt_misc", path: compressed)
             #expect(table.entries.map(\.name) == reference.entries.map(\.name), "\(compressed)")
@@ -38,7 +40,9 @@ import Testing
         let kernel = try KernelResolver().defaultTarget()
         let path = try #require(try InstalledModules(kernel).path(of: "binfmt_misc"))
         let table = try ModuleSymbols(module: "binfmt_misc", path: path)
-        #expect(throws: BuildError.self) { try table.position(of: "no_such_symbol", local: true, sourceFile: nil, user: "test") }
+        #expect(throws: BuildError.self) {
+            try table.position(of: "no_such_symbol", local: true, sourceFile: nil, user: "test")
+        }
         do {
             _ = try table.position(of: "no_such_symbol", local: true, sourceFile: nil, user: "the patch")
         } catch {

@@ -17,10 +17,12 @@ import Testing
 
     @Test func itIsAOneshotBeforeTheNetworkThatCanBeSwitchedOff() {
         let lines = BootUnit.template.split(separator: "\n").map(String.init)
-        for wanted in ["Type=oneshot", "Wants=network-pre.target",
-                       "ConditionKernelCommandLine=!suture.enable=0", "DefaultDependencies=no",
-                       "After=local-fs.target", "RequiresMountsFor=/var/lib/suture",
-                       "Before=network-pre.target sysinit.target shutdown.target", "WantedBy=\(BootUnit.wantedBy)"] {
+        for wanted in [
+            "Type=oneshot", "Wants=network-pre.target",
+            "ConditionKernelCommandLine=!suture.enable=0", "DefaultDependencies=no",
+            "After=local-fs.target", "RequiresMountsFor=/var/lib/suture",
+            "Before=network-pre.target sysinit.target shutdown.target", "WantedBy=\(BootUnit.wantedBy)",
+        ] {
             #expect(lines.contains(wanted), "\(wanted) is missing")
         }
     }
@@ -44,7 +46,10 @@ import Testing
         #expect(first.changed)
         #expect(try FileSystem.readText(first.path) == BootUnit.text(executable: "/usr/bin/suture"))
         #expect(Files.list(Path.join(directory.path, "system")) == ["suture.service"])
-        #expect(try BootUnit.install(directory: Path.join(directory.path, "system"), executable: "/usr/bin/suture").changed == false)
-        #expect(try BootUnit.install(directory: Path.join(directory.path, "system"), executable: "/sbin/suture").changed)
+        #expect(
+            try BootUnit.install(directory: Path.join(directory.path, "system"), executable: "/usr/bin/suture").changed
+                == false)
+        #expect(
+            try BootUnit.install(directory: Path.join(directory.path, "system"), executable: "/sbin/suture").changed)
     }
 }

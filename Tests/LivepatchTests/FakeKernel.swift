@@ -47,7 +47,7 @@ final class FakeKernel: @unchecked Sendable {
     }
 
     private var patches: [(name: String, patch: Patch)] = []
-    private var modules: [Module] = [] // oldest first
+    private var modules: [Module] = []  // oldest first
     private var tasks: [Task] = []
     private var taint: UInt64 = 0
     /// An idle task that blocks transitions in these directions.
@@ -234,8 +234,11 @@ final class FakeKernel: @unchecked Sendable {
         }
     }
 
-    static let cmdlineObjects = [PatchObject(name: "vmlinux", patched: true,
-                                             functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)])]
+    static let cmdlineObjects = [
+        PatchObject(
+            name: "vmlinux", patched: true,
+            functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)])
+    ]
 
     var patchNames: [String] { lock.withLock { patches.map(\.name) } }
     var moduleNames: [String] { lock.withLock { modules.map(\.name) } }
@@ -269,7 +272,8 @@ final class FakeKernel: @unchecked Sendable {
         let attribute = Path.base(of: path)
         let name = Path.base(of: Path.directory(of: path))
         guard Path.directory(of: Path.directory(of: path)) == tree.livepatch,
-              let index = patches.firstIndex(where: { $0.name == name }) else {
+            let index = patches.firstIndex(where: { $0.name == name })
+        else {
             throw PlatformError(.systemCall, errno: .noSuchFileOrDirectory, "open \(path)")
         }
         guard let number = Int(value.trimmingWhitespace()) else {
@@ -283,7 +287,7 @@ final class FakeKernel: @unchecked Sendable {
                 throw PlatformError(.systemCall, errno: .invalidArgument, "write \(path)")
             }
             if patch.transition {
-                patch.enabled = enabled // klp_reverse_transition
+                patch.enabled = enabled  // klp_reverse_transition
             } else if !enabled {
                 guard !patches.contains(where: { $0.patch.transition }) else {
                     throw PlatformError(.systemCall, errno: .resourceBusy, "write \(path)")
@@ -331,8 +335,10 @@ final class FakeKernel: @unchecked Sendable {
             if livepatch && patches.contains(where: { $0.patch.transition }) {
                 throw PlatformError(.systemCall, errno: .resourceBusy, "finit_module")
             }
-            modules.append(Module(name: name, size: 16384 + image.count, references: livepatch ? 1 : 0,
-                                  flags: livepatch ? "OEK" : "OE"))
+            modules.append(
+                Module(
+                    name: name, size: 16384 + image.count, references: livepatch ? 1 : 0,
+                    flags: livepatch ? "OEK" : "OE"))
             taint |= (1 << 12) | (1 << 13) | (livepatch ? 1 << 15 : 0)
             if livepatch {
                 var patch = Patch(objects: patchObjects[name] ?? Self.cmdlineObjects)

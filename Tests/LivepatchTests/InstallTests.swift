@@ -24,8 +24,10 @@ import Testing
         LivepatchManager(kernel.system(uid: uid), progress: log.sink)
     }
 
-    func module(_ name: String, release: String = SyntheticModule.release, replace: Bool? = false,
-                extra: String? = nil, fileName: String? = nil) throws -> String {
+    func module(
+        _ name: String, release: String = SyntheticModule.release, replace: Bool? = false,
+        extra: String? = nil, fileName: String? = nil
+    ) throws -> String {
         var info = SyntheticModule.livepatch(name, release: release, replace: replace)
         if let extra { info.append(("description", extra)) }
         let path = Path.join(files.path, fileName ?? name.replacingOccurrences(of: "_", with: "-") + ".ko")
@@ -65,7 +67,9 @@ import Testing
 
     @Test func aFailedLoadStoresNothing() throws {
         kernel.loadFailure = (.invalidArgument, ["livepatch: nope"])
-        let error = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_one"), store: store) }
+        let error = #expect(throws: LivepatchError.self) {
+            try manager().install(try module("livepatch_one"), store: store)
+        }
         #expect(error?.kind == .loadFailed)
         #expect(!FileSystem.exists(folder), "left behind: \(storeFiles())")
     }
@@ -73,9 +77,12 @@ import Testing
     @Test func aStoreThatCannotBeWrittenUndoesTheLoad() throws {
         // The record's place in the staging folder is taken by a folder.
         try FileSystem.makeDirectories(Path.join(folder, ".staging/livepatch_one.json"))
-        let error = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_one"), store: store) }
+        let error = #expect(throws: LivepatchError.self) {
+            try manager().install(try module("livepatch_one"), store: store)
+        }
         #expect(error?.kind == .store)
-        #expect(error?.description.hasSuffix("; livepatch_one was unloaded again") == true, "\(error?.description ?? "")")
+        #expect(
+            error?.description.hasSuffix("; livepatch_one was unloaded again") == true, "\(error?.description ?? "")")
         #expect(kernel.loads.count == 1)
         #expect(kernel.patchNames.isEmpty)
         #expect(store.entries(release).isEmpty)
@@ -92,7 +99,9 @@ import Testing
         #expect(Files.list(store.directory("6.1.0-99-amd64")) == ["livepatch_next.json", "livepatch_next.ko"])
         #expect(store.releases() == ["6.1.0-99-amd64"])
 
-        let wrong = #expect(throws: LivepatchError.self) { try manager().install(path, release: "6.1.0-98-amd64", store: store) }
+        let wrong = #expect(throws: LivepatchError.self) {
+            try manager().install(path, release: "6.1.0-98-amd64", store: store)
+        }
         #expect(wrong?.kind == .vermagic)
         #expect(wrong?.description.contains("but the target kernel is 6.1.0-98-amd64") == true)
     }
@@ -101,7 +110,10 @@ import Testing
         let other = try module("livepatch_other", release: "6.1.0-99-amd64")
         let vermagic = #expect(throws: LivepatchError.self) { try manager().install(other, store: store) }
         #expect(vermagic?.kind == .vermagic)
-        #expect(vermagic?.description.hasSuffix("the running kernel is \(release); to install it for kernel 6.1.0-99-amd64, which loads it at its boot, add --kernel 6.1.0-99-amd64") == true)
+        #expect(
+            vermagic?.description.hasSuffix(
+                "the running kernel is \(release); to install it for kernel 6.1.0-99-amd64, which loads it at its boot, add --kernel 6.1.0-99-amd64"
+            ) == true)
 
         let ordinary = Path.join(files.path, "ordinary.ko")
         try FileSystem.write(ordinary, SyntheticModule.bytes([("name", "ordinary"), ("vermagic", "\(release) SMP ")]))
@@ -142,9 +154,13 @@ import Testing
 
         kernel.addModule("livepatch_insmod", livepatch: true)
         kernel.addPatch("livepatch_byhand")
-        let unknown = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_byhand"), store: store) }
+        let unknown = #expect(throws: LivepatchError.self) {
+            try manager().install(try module("livepatch_byhand"), store: store)
+        }
         #expect(unknown?.description.contains("cannot be told (it was not loaded by suture") == true)
-        let gone = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_insmod"), store: store) }
+        let gone = #expect(throws: LivepatchError.self) {
+            try manager().install(try module("livepatch_insmod"), store: store)
+        }
         #expect(gone?.description.contains("whose patch is disabled or replaced") == true)
         #expect(!FileSystem.exists(folder))
     }
@@ -157,14 +173,18 @@ import Testing
         #expect(again.previous?.sequence == 1)
         #expect(again.entry.patch?.sequence == 3)
         #expect(store.entries(release).map(\.name) == ["livepatch_b", "livepatch_a"])
-        #expect(try FileSystem.read(try #require(again.entry.module)) == FileSystem.read(Path.join(files.path, "livepatch-a.ko")))
+        #expect(
+            try FileSystem.read(try #require(again.entry.module))
+                == FileSystem.read(Path.join(files.path, "livepatch-a.ko")))
         #expect(storeFiles() == ["livepatch_a.json", "livepatch_a.ko", "livepatch_b.json", "livepatch_b.ko"])
     }
 
     @Test func installHoldsTheStoreLock() throws {
         let holder = try FileLock(path: store.lockPath, timeout: 1)
         try FileSystem.write(store.lockPath + ".owner", "pid 1: install livepatch_x\n")
-        let error = #expect(throws: LivepatchError.self) { try manager().install(try module("livepatch_one"), store: store) }
+        let error = #expect(throws: LivepatchError.self) {
+            try manager().install(try module("livepatch_one"), store: store)
+        }
         #expect(error?.kind == .locked)
         #expect(error?.description.contains("(pid 1: install livepatch_x) held \(store.lockPath)") == true)
         #expect(log.text.contains("is changing the patch store; waiting"))
@@ -185,7 +205,9 @@ import Testing
 
         let again = #expect(throws: LivepatchError.self) { try manager().uninstall("livepatch_one", store: store) }
         #expect(again?.kind == .notInstalled)
-        #expect(again?.description == "livepatch_one is not installed for kernel \(release) (\(folder)); nothing is installed for it")
+        #expect(
+            again?.description
+                == "livepatch_one is not installed for kernel \(release) (\(folder)); nothing is installed for it")
     }
 
     @Test func uninstallRemovesDamagedEntries() throws {
@@ -225,22 +247,28 @@ import Testing
         }
         _ = try manager().unloadAll()
         let a = Path.join(folder, "livepatch_a.ko")
-        try FileSystem.write(a, try FileSystem.read(a) + [0])         // altered module
-        try FileSystem.write(Path.join(folder, "livepatch_b.json"), "{\"format\": 1") // broken record
-        try FileSystem.removeFile(Path.join(folder, "livepatch_c.ko")) // missing module
-        try FileSystem.write(Path.join(folder, "livepatch_e.ko"), "stray") // module without record
+        try FileSystem.write(a, try FileSystem.read(a) + [0])  // altered module
+        try FileSystem.write(Path.join(folder, "livepatch_b.json"), "{\"format\": 1")  // broken record
+        try FileSystem.removeFile(Path.join(folder, "livepatch_c.ko"))  // missing module
+        try FileSystem.write(Path.join(folder, "livepatch_e.ko"), "stray")  // module without record
 
         let outcome = try manager().loadAll(store: store)
         let byName = Dictionary(uniqueKeysWithValues: outcome.results.map { ($0.name, $0) })
-        #expect(outcome.results.map(\.name) == ["livepatch_a", "livepatch_c", "livepatch_d", "livepatch_b", "livepatch_e"])
+        #expect(
+            outcome.results.map(\.name) == ["livepatch_a", "livepatch_c", "livepatch_d", "livepatch_b", "livepatch_e"])
         #expect(byName["livepatch_d"]?.status == .loaded)
         #expect(outcome.failed.map(\.name).sorted() == ["livepatch_a", "livepatch_b", "livepatch_c", "livepatch_e"])
         #expect(outcome.failed.allSatisfy { $0.error?.kind == .corruptStore })
         #expect(byName["livepatch_a"]?.error?.description.contains("was altered: its SHA-256 is") == true)
-        #expect(byName["livepatch_a"]?.error?.description.hasSuffix(
-            "; `suture install \(Path.join(files.path, "livepatch-a.ko"))` again or `suture uninstall livepatch_a`") == true)
-        #expect(byName["livepatch_b"]?.error?.description.hasSuffix("livepatch_b.json is not valid JSON: invalid JSON at byte 12: unterminated object; `suture uninstall livepatch_b`") == true,
-                "\(byName["livepatch_b"]?.error?.description ?? "")")
+        #expect(
+            byName["livepatch_a"]?.error?.description.hasSuffix(
+                "; `suture install \(Path.join(files.path, "livepatch-a.ko"))` again or `suture uninstall livepatch_a`")
+                == true)
+        #expect(
+            byName["livepatch_b"]?.error?.description.hasSuffix(
+                "livepatch_b.json is not valid JSON: invalid JSON at byte 12: unterminated object; `suture uninstall livepatch_b`"
+            ) == true,
+            "\(byName["livepatch_b"]?.error?.description ?? "")")
         #expect(byName["livepatch_b"]?.error?.description.contains("livepatch_b.json is not valid JSON") == true)
         #expect(byName["livepatch_c"]?.error?.description.contains("livepatch_c.ko is missing") == true)
         #expect(byName["livepatch_e"]?.error?.description.contains("has no record livepatch_e.json beside it") == true)
@@ -300,14 +328,18 @@ import Testing
         #expect(report.installed[2].loadedFrom == Path.join(files.path, "livepatch-c.ko"))
         #expect(report.notLoaded == ["livepatch_b"])
         #expect(report.notInstalled == ["livepatch_extra"])
-        #expect(report.json.objectValue?.map(\.0) == ["release", "running", "directory", "installed", "notLoaded", "notInstalled"])
+        #expect(
+            report.json.objectValue?.map(\.0) == [
+                "release", "running", "directory", "installed", "notLoaded", "notInstalled",
+            ])
 
         let elsewhere = try manager().installed(store: store, release: "6.1.0-99-amd64")
         #expect(!elsewhere.running && elsewhere.installed.isEmpty && elsewhere.notInstalled.isEmpty)
     }
 
     @Test func anotherReleaseIsShownWithoutTheKernel() throws {
-        _ = try manager().install(try module("livepatch_next", release: "6.1.0-99-amd64"), release: "6.1.0-99-amd64", store: store)
+        _ = try manager().install(
+            try module("livepatch_next", release: "6.1.0-99-amd64"), release: "6.1.0-99-amd64", store: store)
         _ = try manager().load(try module("livepatch_now"))
         let report = try manager().installed(store: store, release: "6.1.0-99-amd64")
         #expect(report.installed.map(\.state) == [.notRunning])

@@ -24,8 +24,9 @@ import Testing
     }
 
     func module(_ name: String, replace: Bool? = nil, parameters: [(String, String)] = []) throws -> String {
-        try SyntheticModule.write(name, in: files.path, fileName: name.replacingOccurrences(of: "_", with: "-") + ".ko",
-                                  replace: replace, parameters: parameters)
+        try SyntheticModule.write(
+            name, in: files.path, fileName: name.replacingOccurrences(of: "_", with: "-") + ".ko",
+            replace: replace, parameters: parameters)
     }
 
     // MARK: - load
@@ -89,11 +90,17 @@ import Testing
     }
 
     @Test func kernelRefusalQuotesTheKernelLog() throws {
-        kernel.loadFailure = (.invalidArgument, ["livepatch: Livepatch patch (livepatch_one) is not compatible with the already installed livepatches."])
+        kernel.loadFailure = (
+            .invalidArgument,
+            ["livepatch: Livepatch patch (livepatch_one) is not compatible with the already installed livepatches."]
+        )
         let error = #expect(throws: LivepatchError.self) { try manager().load(try module("livepatch_one")) }
         #expect(error?.kind == .loadFailed)
         #expect(error?.errno == .invalidArgument)
-        #expect(error?.description == "the kernel refused livepatch_one (Invalid argument: its init or the livepatch core failed); kernel log: livepatch: Livepatch patch (livepatch_one) is not compatible with the already installed livepatches.")
+        #expect(
+            error?.description
+                == "the kernel refused livepatch_one (Invalid argument: its init or the livepatch core failed); kernel log: livepatch: Livepatch patch (livepatch_one) is not compatible with the already installed livepatches."
+        )
         #expect(kernel.moduleNames.isEmpty)
     }
 
@@ -119,13 +126,19 @@ import Testing
         }
         #expect(Date().timeIntervalSince(started) >= 0.3)
         #expect(error?.kind == .timeout)
-        #expect(error?.description == "test_klp_callbacks_demo: the transition did not finish within 0.30 s (blocked by kworker/0:2+events (pid 34) in busymod_work_func); it was reversed and the module removed")
-        #expect(log.text.contains("kworker/0:2+events pid 34, in busymod_work_func, which test_klp_callbacks_demo changes"))
+        #expect(
+            error?.description
+                == "test_klp_callbacks_demo: the transition did not finish within 0.30 s (blocked by kworker/0:2+events (pid 34) in busymod_work_func); it was reversed and the module removed"
+        )
+        #expect(
+            log.text.contains("kworker/0:2+events pid 34, in busymod_work_func, which test_klp_callbacks_demo changes"))
         #expect(log.text.contains("  > busymod_work_func+0x1d/0x40 [test_klp_callbacks_busy]"))
         #expect(log.text.contains("patching, 1 task pending: kworker/0:2+events (34)"))
         #expect(log.text.contains("reversing the transition"))
         #expect(log.text.contains("removed module test_klp_callbacks_demo"))
-        #expect(log.text.contains("kernel taint set by this attempt: O (out-of-tree module), E (unsigned module), K (live patched)"))
+        #expect(
+            log.text.contains(
+                "kernel taint set by this attempt: O (out-of-tree module), E (unsigned module), K (live patched)"))
         #expect(kernel.moduleNames == ["test_klp_callbacks_busy"])
         #expect(kernel.patchNames.isEmpty)
         #expect(FileSystem.readTextIfPresent(Path.join(kernel.tree.records, "test_klp_callbacks_demo.json")) == nil)
@@ -133,7 +146,9 @@ import Testing
 
     @Test func timeoutWithOnlyIdleTasksPendingSaysSo() throws {
         kernel.blockByIdleTask([.patching])
-        let error = #expect(throws: LivepatchError.self) { try manager().load(try module("livepatch_one"), timeout: 0.2) }
+        let error = #expect(throws: LivepatchError.self) {
+            try manager().load(try module("livepatch_one"), timeout: 0.2)
+        }
         #expect(error?.kind == .timeout)
         #expect(error?.description.contains("no task in /proc was pending, so idle tasks blocked it") == true)
         #expect(log.text.contains("idle tasks (swapper/N)"))
@@ -143,8 +158,9 @@ import Testing
     /// When the reversal blocks too, nothing can be removed: Suture says so
     /// and leaves the module, rather than pretending.
     @Test func blockedReversalIsReportedAndLeftAlone() throws {
-        kernel.addTask(pid: 34, comm: "kworker/0:2", stack: ["livepatch_cmdline_proc_show+0x1/0x10 [livepatch_one]"],
-                       blocks: [.patching, .unpatching])
+        kernel.addTask(
+            pid: 34, comm: "kworker/0:2", stack: ["livepatch_cmdline_proc_show+0x1/0x10 [livepatch_one]"],
+            blocks: [.patching, .unpatching])
         let error = #expect(throws: LivepatchError.self) {
             try manager { $0.settleTimeout = 0.2 }.load(try module("livepatch_one"), timeout: 0.2)
         }
@@ -200,8 +216,9 @@ import Testing
 
     @Test func unloadThatTimesOutKeepsThePatchApplied() throws {
         _ = try manager().load(try module("livepatch_one"))
-        kernel.addTask(pid: 50, comm: "reader", stack: ["livepatch_cmdline_proc_show+0x1/0x10 [livepatch_one]"],
-                       blocks: [.unpatching])
+        kernel.addTask(
+            pid: 50, comm: "reader", stack: ["livepatch_cmdline_proc_show+0x1/0x10 [livepatch_one]"],
+            blocks: [.unpatching])
         let error = #expect(throws: LivepatchError.self) { try manager().unload("livepatch_one", timeout: 0.2) }
         #expect(error?.kind == .timeout)
         #expect(error?.description.contains("the transition was reversed and the patch stays applied") == true)
@@ -229,7 +246,9 @@ import Testing
 
         kernel.addTask(pid: 9, comm: "stuck", stack: [], blocks: [.patching])
         _ = try manager().load(try module("livepatch_two", replace: false), wait: false)
-        let unconfirmed = #expect(throws: LivepatchError.self) { try manager().force("livepatch_two", confirmed: false) }
+        let unconfirmed = #expect(throws: LivepatchError.self) {
+            try manager().force("livepatch_two", confirmed: false)
+        }
         #expect(unconfirmed?.kind == .force)
         #expect(log.text.contains("warning: forcing marks every remaining task"))
         #expect(log.text.contains("replaces no earlier patch"))
@@ -242,7 +261,7 @@ import Testing
     @Test func aPatchForcedOutKeepsItsModule() throws {
         _ = try manager().load(try module("livepatch_one"))
         kernel.addTask(pid: 9, comm: "stuck", stack: [], blocks: [.unpatching])
-        _ = try? manager().unload("livepatch_one", timeout: 0.05) // reverses back to enabled
+        _ = try? manager().unload("livepatch_one", timeout: 0.05)  // reverses back to enabled
         #expect(kernel.patchState("livepatch_one")! == (true, false))
         // Start disabling by hand, then force it.
         try kernel.writeAttribute(Path.join(kernel.tree.patch("livepatch_one"), "enabled"), "0")
@@ -264,8 +283,10 @@ import Testing
         let error = #expect(throws: LivepatchError.self) { try manager().load(try module("livepatch_one")) }
         #expect(error?.kind == .locked)
         #expect(error?.description.contains("(pid 4242: load other)") == true)
-        #expect(log.text.contains("another suture process (pid 4242: load other) is changing live patches; waiting up to 0 s") ||
-                log.text.contains("waiting up to"))
+        #expect(
+            log.text.contains(
+                "another suture process (pid 4242: load other) is changing live patches; waiting up to 0 s")
+                || log.text.contains("waiting up to"))
         #expect(kernel.loads.isEmpty)
         holder.unlock()
         _ = try manager().load(try module("livepatch_one"))
@@ -274,7 +295,10 @@ import Testing
 
     @Test func aSecondProcessProceedsOnceTheLockIsFree() throws {
         let holder = try FileLock(path: kernel.tree.lock, timeout: 1)
-        let release = Thread { Thread.sleep(forTimeInterval: 0.2); holder.unlock() }
+        let release = Thread {
+            Thread.sleep(forTimeInterval: 0.2)
+            holder.unlock()
+        }
         release.start()
         _ = try manager { $0.lockTimeout = 5 }.load(try module("livepatch_one"))
         #expect(log.text.contains("is changing live patches; waiting up to 5 s"))

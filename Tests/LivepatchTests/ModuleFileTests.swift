@@ -11,8 +11,9 @@ import Testing
     init() throws { directory = try TemporaryDirectory(prefix: "suture-module-file") }
 
     @Test func readsALivepatchModule() throws {
-        let path = try SyntheticModule.write("livepatch_fix", in: directory.path, fileName: "livepatch-fix.ko",
-                                             replace: true, parameters: [("replace", "int"), ("block-it", "bool")])
+        let path = try SyntheticModule.write(
+            "livepatch_fix", in: directory.path, fileName: "livepatch-fix.ko",
+            replace: true, parameters: [("replace", "int"), ("block-it", "bool")])
         let module = try ModuleFile.inspect(path)
         #expect(module.name == "livepatch_fix")
         #expect(module.isLivepatch)
@@ -81,8 +82,10 @@ import Testing
     }
 
     @Test func parametersAreCheckedAndQuoted() throws {
-        let module = try ModuleFile.inspect(try SyntheticModule.write(
-            "p", in: directory.path, parameters: [("replace", "int"), ("block_transition", "bool"), ("text", "charp")]))
+        let module = try ModuleFile.inspect(
+            try SyntheticModule.write(
+                "p", in: directory.path,
+                parameters: [("replace", "int"), ("block_transition", "bool"), ("text", "charp")]))
         #expect(try module.parameterString([]) == "")
         #expect(try module.parameterString(["replace=1", "block-transition=Y"]) == "replace=1 block-transition=Y")
         #expect(try module.parameterString(["block_transition"]) == "block_transition")
@@ -92,7 +95,8 @@ import Testing
             #expect(error?.kind == .parameter, "\(bad)")
         }
         let error = #expect(throws: LivepatchError.self) { try module.parameterString(["unknown=1"]) }
-        #expect(error?.description == "p has no parameter \"unknown\" (its parameters: replace, block_transition, text)")
+        #expect(
+            error?.description == "p has no parameter \"unknown\" (its parameters: replace, block_transition, text)")
     }
 
     @Test func namesAreNormalized() {

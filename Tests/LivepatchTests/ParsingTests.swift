@@ -7,7 +7,10 @@ import Testing
 @Suite struct ParsingTests {
     @Test func stackFramesAsTheKernelPrintsThem() throws {
         let frame = try #require(StackFrame(line: "[<0>] busymod_work_func+0x1d/0x40 [test_klp_callbacks_busy]"))
-        #expect(frame == StackFrame(function: "busymod_work_func", offset: 0x1d, size: 0x40, module: "test_klp_callbacks_busy"))
+        #expect(
+            frame
+                == StackFrame(
+                    function: "busymod_work_func", offset: 0x1d, size: 0x40, module: "test_klp_callbacks_busy"))
         #expect(frame.text == "busymod_work_func+0x1d/0x40 [test_klp_callbacks_busy]")
 
         let vmlinux = try #require(StackFrame(line: "[<ffffffff8d0c4e32>] msleep+0x2d/0x40\n"))
@@ -23,12 +26,12 @@ import Testing
 
     @Test func procModules() {
         let text = """
-        test_klp_livepatch 16384 1 - Live 0xffffffffc0a0d000 (OEK)
-        test_klp_callbacks_busy 16384 0 - Live 0xffffffffc0a05000 (OE)
-        xfs 1994752 0 - Live 0x0000000000000000
-        loading 4096 0 - Loading 0xffffffffc0a00000 (OEK+)
-        garbage line
-        """
+            test_klp_livepatch 16384 1 - Live 0xffffffffc0a0d000 (OEK)
+            test_klp_callbacks_busy 16384 0 - Live 0xffffffffc0a05000 (OE)
+            xfs 1994752 0 - Live 0x0000000000000000
+            loading 4096 0 - Loading 0xffffffffc0a00000 (OEK+)
+            garbage line
+            """
         let modules = LoadedModule.parse(text)
         #expect(modules.map(\.name) == ["test_klp_livepatch", "test_klp_callbacks_busy", "xfs", "loading"])
         #expect(modules.map(\.isLivepatch) == [true, false, false, true])
@@ -51,9 +54,10 @@ import Testing
 
     @Test func loadRecordsRoundTrip() throws {
         for replace in [true, false, nil] as [Bool?] {
-            let record = LoadRecord(name: "livepatch_x", file: "/var/lib/suture/x.ko",
-                                    identity: FileIdentity(size: 260_616, modified: 1_795_955_059_123_456_789, device: 2049, inode: 77),
-                                    replace: replace, loadedAt: "2026-11-29T12:00:00Z", moduleSize: 16384)
+            let record = LoadRecord(
+                name: "livepatch_x", file: "/var/lib/suture/x.ko",
+                identity: FileIdentity(size: 260_616, modified: 1_795_955_059_123_456_789, device: 2049, inode: 77),
+                replace: replace, loadedAt: "2026-11-29T12:00:00Z", moduleSize: 16384)
             let text = record.json.serialized(pretty: true)
             #expect(LoadRecord(json: try JSON.parse(text)) == record)
         }
@@ -61,15 +65,26 @@ import Testing
     }
 
     @Test func framesOfThePatch() {
-        let demo = PatchStatus(name: "demo", module: "demo", present: true, enabled: true, transition: true, replace: nil,
-                               objects: [
-                                   PatchObject(name: "vmlinux", patched: true, functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)]),
-                                   PatchObject(name: "busy", patched: true, functions: [PatchFunction(name: "busymod_work_func", sympos: 1)]),
-                               ])
-        let lower = PatchStatus(name: "lower", module: "lower", present: true, enabled: true, transition: false, replace: nil,
-                                objects: [PatchObject(name: "vmlinux", patched: true, functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)])])
-        let unrelated = PatchStatus(name: "other", module: "other", present: true, enabled: true, transition: false, replace: nil,
-                                    objects: [PatchObject(name: "vmlinux", patched: true, functions: [PatchFunction(name: "meminfo_proc_show", sympos: 1)])])
+        let demo = PatchStatus(
+            name: "demo", module: "demo", present: true, enabled: true, transition: true, replace: nil,
+            objects: [
+                PatchObject(
+                    name: "vmlinux", patched: true, functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)]),
+                PatchObject(
+                    name: "busy", patched: true, functions: [PatchFunction(name: "busymod_work_func", sympos: 1)]),
+            ])
+        let lower = PatchStatus(
+            name: "lower", module: "lower", present: true, enabled: true, transition: false, replace: nil,
+            objects: [
+                PatchObject(
+                    name: "vmlinux", patched: true, functions: [PatchFunction(name: "cmdline_proc_show", sympos: 1)])
+            ])
+        let unrelated = PatchStatus(
+            name: "other", module: "other", present: true, enabled: true, transition: false, replace: nil,
+            objects: [
+                PatchObject(
+                    name: "vmlinux", patched: true, functions: [PatchFunction(name: "meminfo_proc_show", sympos: 1)])
+            ])
         let matcher = PatchFrameMatcher(patch: demo, others: [lower, unrelated])
         #expect(matcher.matches(StackFrame(function: "busymod_work_func", module: "busy")))
         #expect(!matcher.matches(StackFrame(function: "busymod_work_func", module: nil)))

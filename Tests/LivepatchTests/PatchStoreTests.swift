@@ -71,10 +71,11 @@ import Testing
         try FileSystem.write(Path.join(folder, "livepatch_other.json"), Self.record.json.serialized())
         try FileSystem.write(Path.join(folder, ".livepatch_fix.json.tmp.77"), "half")
         let problems = store.entries("6.1.0-1-amd64").map { "\($0.name): \($0.problem ?? "-")" }
-        #expect(problems == [
-            "livepatch_fix: the record of livepatch_fix is for kernel 6.1.0-57-amd64, but it sits in the folder of 6.1.0-1-amd64",
-            "livepatch_other: the record livepatch_other.json is for livepatch_fix, not livepatch_other",
-        ])
+        #expect(
+            problems == [
+                "livepatch_fix: the record of livepatch_fix is for kernel 6.1.0-57-amd64, but it sits in the folder of 6.1.0-1-amd64",
+                "livepatch_other: the record livepatch_other.json is for livepatch_fix, not livepatch_other",
+            ])
     }
 
     @Test func theEnvironmentMovesTheStore() {
@@ -93,39 +94,51 @@ import Testing
         patch.sequence = sequence
         patch.moduleFile = name + ".ko"
         patch.source = "/root/\(name).ko"
-        return StoreEntry(name: name, module: "/var/lib/suture/6.1.0-57-amd64/\(name).ko", patch: patch, problem: problem)
+        return StoreEntry(
+            name: name, module: "/var/lib/suture/6.1.0-57-amd64/\(name).ko", patch: patch, problem: problem)
     }
 
     static let report = InstalledReport(
         release: "6.1.0-57-amd64", running: true, directory: "/var/lib/suture/6.1.0-57-amd64",
         installed: [
             InstalledStatus(entry: entry("livepatch_old", sequence: 1), state: .superseded, loadedFrom: nil),
-            InstalledStatus(entry: entry("livepatch_fix", sequence: 2), state: .loaded,
-                            loadedFrom: "/var/lib/suture/6.1.0-57-amd64/livepatch_fix.ko"),
+            InstalledStatus(
+                entry: entry("livepatch_fix", sequence: 2), state: .loaded,
+                loadedFrom: "/var/lib/suture/6.1.0-57-amd64/livepatch_fix.ko"),
             InstalledStatus(entry: entry("livepatch_net", sequence: 3), state: .notLoaded, loadedFrom: nil),
-            InstalledStatus(entry: entry("livepatch_mm", sequence: 4), state: .otherBuildLoaded, loadedFrom: "/root/mm.ko"),
-            InstalledStatus(entry: StoreEntry(name: "livepatch_bad", module: nil, patch: nil,
-                                              problem: "the record /var/lib/suture/6.1.0-57-amd64/livepatch_bad.json is not valid JSON: unexpected end at offset 9"),
-                            state: .corrupt, loadedFrom: nil),
+            InstalledStatus(
+                entry: entry("livepatch_mm", sequence: 4), state: .otherBuildLoaded, loadedFrom: "/root/mm.ko"),
+            InstalledStatus(
+                entry: StoreEntry(
+                    name: "livepatch_bad", module: nil, patch: nil,
+                    problem:
+                        "the record /var/lib/suture/6.1.0-57-amd64/livepatch_bad.json is not valid JSON: unexpected end at offset 9"
+                ),
+                state: .corrupt, loadedFrom: nil),
         ],
         notInstalled: ["livepatch_adhoc"])
 
     @Test func installedReportText() throws {
         try Golden.check(StoreText.installed(Self.report), "installed.txt")
         try Golden.check(Self.report.json.serialized(pretty: true) + "\n", "installed.json")
-        let empty = InstalledReport(release: "6.1.0-1-amd64", running: false, directory: "/s/6.1.0-1-amd64", installed: [], notInstalled: [])
+        let empty = InstalledReport(
+            release: "6.1.0-1-amd64", running: false, directory: "/s/6.1.0-1-amd64", installed: [], notInstalled: [])
         #expect(StoreText.installed(empty) == "no live patches are installed for 6.1.0-1-amd64 (/s/6.1.0-1-amd64)\n")
     }
 
     @Test func loadAllText() throws {
-        let outcome = LoadAllOutcome(release: "6.1.0-57-amd64", directory: "/var/lib/suture/6.1.0-57-amd64", results: [
-            LoadAllResult(name: "livepatch_old", status: .superseded),
-            LoadAllResult(name: "livepatch_fix", status: .loaded, seconds: 1.234),
-            LoadAllResult(name: "livepatch_net", status: .alreadyLoaded),
-            LoadAllResult(name: "livepatch_quick", status: .loaded, seconds: 0.004),
-            LoadAllResult(name: "livepatch_bad", status: .failed,
-                          error: LivepatchError(.corruptStore, "livepatch_bad is damaged in the store: its module /x is missing")),
-        ])
+        let outcome = LoadAllOutcome(
+            release: "6.1.0-57-amd64", directory: "/var/lib/suture/6.1.0-57-amd64",
+            results: [
+                LoadAllResult(name: "livepatch_old", status: .superseded),
+                LoadAllResult(name: "livepatch_fix", status: .loaded, seconds: 1.234),
+                LoadAllResult(name: "livepatch_net", status: .alreadyLoaded),
+                LoadAllResult(name: "livepatch_quick", status: .loaded, seconds: 0.004),
+                LoadAllResult(
+                    name: "livepatch_bad", status: .failed,
+                    error: LivepatchError(
+                        .corruptStore, "livepatch_bad is damaged in the store: its module /x is missing")),
+            ])
         try Golden.check(StoreText.loadAll(outcome), "load-all.txt")
         try Golden.check(JSON.array(outcome.results.map(\.json)).serialized(pretty: true) + "\n", "load-all.json")
         #expect(outcome.failed.map(\.name) == ["livepatch_bad"])

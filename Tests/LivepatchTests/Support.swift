@@ -19,7 +19,9 @@ final class ProgressLog: @unchecked Sendable {
 
 /// Golden files in Fixtures/; `SUTURE_UPDATE_GOLDEN=1` rewrites them.
 enum Golden {
-    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent(
+        "Fixtures"
+    ).path
 
     static func check(_ actual: String, _ name: String, sourceLocation: SourceLocation = #_sourceLocation) throws {
         let path = Path.join(directory, name)

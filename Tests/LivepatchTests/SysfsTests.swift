@@ -18,8 +18,9 @@ import Testing
 
     static let demoObjects = [
         PatchObject(name: "vmlinux", patched: true, functions: []),
-        PatchObject(name: "test_klp_callbacks_busy", patched: true,
-                    functions: [PatchFunction(name: "busymod_work_func", sympos: 1)]),
+        PatchObject(
+            name: "test_klp_callbacks_busy", patched: true,
+            functions: [PatchFunction(name: "busymod_work_func", sympos: 1)]),
         PatchObject(name: "test_klp_callbacks_mod", patched: false, functions: []),
     ]
 
@@ -33,8 +34,11 @@ import Testing
         kernel.addTask(pid: 1, comm: "init", stack: ["do_wait+0x1/0x2"])
         kernel.addTask(pid: 34, comm: "kworker/0:2+events", stack: busyStack, blocks: [.patching])
         kernel.addTask(pid: 200, tid: 201, comm: "worker", stack: ["futex_wait+0x1/0x2"], blocks: [.patching])
-        try LoadRecord(name: "test_klp_livepatch", file: "/root/test_klp_livepatch.ko", identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: false,
-                       loadedAt: "2026-01-01T00:00:00Z", moduleSize: 16384).write(kernel.tree)
+        try LoadRecord(
+            name: "test_klp_livepatch", file: "/root/test_klp_livepatch.ko",
+            identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: false,
+            loadedAt: "2026-01-01T00:00:00Z", moduleSize: 16384
+        ).write(kernel.tree)
         return kernel
     }
 
@@ -65,8 +69,11 @@ import Testing
 
     @Test func aRecordOfAnEarlierLoadIsIgnored() throws {
         let kernel = try Self.scene()
-        try LoadRecord(name: "test_klp_livepatch", file: "/root/old.ko", identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: true,
-                       loadedAt: "2025-01-01T00:00:00Z", moduleSize: 999).write(kernel.tree)
+        try LoadRecord(
+            name: "test_klp_livepatch", file: "/root/old.ko",
+            identity: FileIdentity(size: 1, modified: 2, device: 3, inode: 4), replace: true,
+            loadedAt: "2025-01-01T00:00:00Z", moduleSize: 999
+        ).write(kernel.tree)
         let patch = try LivepatchManager(kernel.system(), progress: { _ in }).status("test-klp-livepatch")
         #expect(patch.file == nil)
         #expect(patch.replace == nil)
@@ -128,11 +135,11 @@ import Testing
         let kernel = try Self.scene()
         let tree = kernel.tree
         kernel.stop()
-        try FileSystem.makeDirectories(Path.join(tree.proc, "77/task/77"))            // exited: nothing left
+        try FileSystem.makeDirectories(Path.join(tree.proc, "77/task/77"))  // exited: nothing left
         try FileSystem.makeDirectories(Path.join(tree.proc, "78/task/78"))
-        try FileSystem.write(Path.join(tree.proc, "78/task/78/patch_state"), "0\n") // exited before comm
-        try FileSystem.makeDirectories(Path.join(tree.livepatch, "half_freed/vmlinux")) // no enabled
-        try FileSystem.makeDirectories(Path.join(tree.proc, "self"))                  // not a pid
+        try FileSystem.write(Path.join(tree.proc, "78/task/78/patch_state"), "0\n")  // exited before comm
+        try FileSystem.makeDirectories(Path.join(tree.livepatch, "half_freed/vmlinux"))  // no enabled
+        try FileSystem.makeDirectories(Path.join(tree.proc, "self"))  // not a pid
         let manager = LivepatchManager(kernel.system(), progress: { _ in })
         let patches = try manager.list()
         #expect(!patches.contains { $0.name == "half_freed" })
@@ -156,7 +163,8 @@ import Testing
                 let task = Path.join(tree.proc, "\(1000 + round % 7)")
                 try? FileSystem.makeDirectories(Path.join(task, "task/\(1000 + round % 7)"))
                 // procfs never shows a half-written file; a rename does the same.
-                try? FileSystem.writeAtomically(Path.join(task, "task/\(1000 + round % 7)/patch_state"), Array("0\n".utf8))
+                try? FileSystem.writeAtomically(
+                    Path.join(task, "task/\(1000 + round % 7)/patch_state"), Array("0\n".utf8))
                 try? FileSystem.writeAtomically(Path.join(task, "task/\(1000 + round % 7)/comm"), Array("churn\n".utf8))
                 try? FileSystem.removeTree(Path.join(tree.proc, "\(1000 + (round + 3) % 7)"))
                 let patch = tree.patch("flicker")

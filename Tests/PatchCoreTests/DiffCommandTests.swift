@@ -11,13 +11,16 @@ import Testing
         defer { dir.remove() }
         let (original, patched) = try UserSpaceFixtureTests.build("new-function", in: dir.path)
         let out = Path.join(dir.path, "patch.o")
-        let run = try Command.run([try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched, "-o", out])
+        let run = try Command.run([
+            try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched, "-o", out,
+        ])
         #expect(run.termination == .exited(0), "\(run.stderrText)")
         let report = try JSON.parse(run.stdout)
         #expect(report.objectValue?.map(\.0) == ["functions", "data", "refusals", "included"])
-        let statuses = Dictionary(uniqueKeysWithValues: (report["functions"]?.arrayValue ?? []).map {
-            ($0["name"]!.stringValue!, $0["status"]!.stringValue!)
-        })
+        let statuses = Dictionary(
+            uniqueKeysWithValues: (report["functions"]?.arrayValue ?? []).map {
+                ($0["name"]!.stringValue!, $0["status"]!.stringValue!)
+            })
         #expect(statuses["compute"] == "changed")
         #expect(statuses["adjust"] == "new")
         let patch = try ELFFile.open(out)
@@ -34,7 +37,9 @@ import Testing
         #expect(text.termination == .exited(1))
         #expect(text.stderrText.contains("limit: existing data in .data.limit"), "\(text.stderrText)")
         #expect(!FileSystem.exists(out))
-        let json = try Command.run([try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched, "-o", out])
+        let json = try Command.run([
+            try SutureBinary.checked(), "diff", "--user-space", "--json", original, patched, "-o", out,
+        ])
         #expect(json.termination == .exited(1))
         let report = try JSON.parse(json.stdout)
         #expect(report["refusals"]?[0]?["symbol"]?.stringValue == "limit")

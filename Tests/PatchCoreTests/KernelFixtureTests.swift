@@ -98,7 +98,9 @@ import Testing
                     }
                     let diff = try FileSystem.read(Path.join(root, name, "patch.diff"))
                     _ = try Command.output(["patch", "-s", "-p1", "-d", scratch], input: diff)
-                    replacements += try filesOf[name]!.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) }
+                    replacements += try filesOf[name]!.map {
+                        (path: $0, contents: try FileSystem.read(Path.join(scratch, $0)))
+                    }
                 }
                 let workspace = try Workspace(tree: tree, replacing: replacements)
                 let objects = Set(group.flatMap { filesOf[$0]!.map { objectOf[$0]! } }).sorted()
@@ -107,7 +109,9 @@ import Testing
                 try workspace.remove()
                 for name in group {
                     pairs[name] = Set(filesOf[name]!.map { objectOf[$0]! }).sorted().map {
-                        Pair(object: $0, original: Path.join(dir.path, "original", $0), patched: Path.join(patchedDir, $0))
+                        Pair(
+                            object: $0, original: Path.join(dir.path, "original", $0),
+                            patched: Path.join(patchedDir, $0))
                     }
                 }
             }
@@ -131,8 +135,9 @@ import Testing
         let pairs = try #require(built.pairs[name])
         var reports: [(String, JSON)] = []
         for pair in pairs {
-            let result = try ObjectDiff.run(original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
-                                            rules: .kernel())
+            let result = try ObjectDiff.run(
+                original: ELFFile.open(pair.original), patched: ELFFile.open(pair.patched),
+                rules: .kernel())
             reports.append((pair.object, result.report.json))
             if let patch = result.patch {
                 let out = Path.join(built.directory, "patch-\(name).o")

@@ -30,8 +30,11 @@ import Testing
                 _ = try Command.output(["patch", "-s", "-p1", "-d", sideDir], input: diff)
             }
             let object = Path.join(sideDir, "fixture.o")
-            _ = try Command.output([compiler, "-O2", "-c", "-ffunction-sections", "-fdata-sections",
-                                    "-o", object, "fixture.\(ext)"], workingDirectory: sideDir)
+            _ = try Command.output(
+                [
+                    compiler, "-O2", "-c", "-ffunction-sections", "-fdata-sections",
+                    "-o", object, "fixture.\(ext)",
+                ], workingDirectory: sideDir)
             objects.append(object)
         }
         return (objects[0], objects[1])
@@ -42,7 +45,8 @@ import Testing
         let dir = try TemporaryDirectory(prefix: "suture-diff-\(name)")
         defer { dir.remove() }
         let (original, patched) = try Self.build(name, in: dir.path)
-        let result = try ObjectDiff.run(original: ELFFile.open(original), patched: ELFFile.open(patched), rules: .userSpace())
+        let result = try ObjectDiff.run(
+            original: ELFFile.open(original), patched: ELFFile.open(patched), rules: .userSpace())
         let actual = result.report.json.serialized(pretty: true) + "\n"
         let goldenPath = Path.join(Self.root, name, "expected.json")
         if FileSystem.environment("SUTURE_UPDATE_GOLDEN") == "1" {

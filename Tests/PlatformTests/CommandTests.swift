@@ -30,6 +30,6 @@ import Testing
         let fd = try Kernel.memfdCreate(name: "t", closeOnExec: true)
         defer { try? fd.close() }
         let r = try Command.run(["/bin/sh", "-c", "echo hi >&\(fd.rawValue)"], capture: true)
-        #expect(r.termination.succeeded == false) // not passed: closed in the child
+        #expect(r.termination.succeeded == false)  // not passed: closed in the child
     }
 }

@@ -4,7 +4,9 @@ import Testing
 
 @Suite struct JSONTests {
     @Test func roundTripKeepsKeyOrder() throws {
-        let value: JSON = .object([("b", .int(1)), ("a", .array([.string("x\n\"y"), .null, .bool(true)])), ("c", .double(1.5))])
+        let value: JSON = .object([
+            ("b", .int(1)), ("a", .array([.string("x\n\"y"), .null, .bool(true)])), ("c", .double(1.5)),
+        ])
         let text = value.serialized()
         #expect(text == #"{"b":1,"a":["x\n\"y",null,true],"c":1.5}"#)
         #expect(try JSON.parse(text) == value)

@@ -14,13 +14,17 @@ import Testing
         for line in text.split(separator: "\n") {
             guard line.hasPrefix(" "), let colon = line.firstIndex(of: ":") else { continue }
             let address = String(line[..<colon]).trimmingWhitespace()
-            guard let value = UInt64(address, radix: 16), line[line.index(after: colon)...].hasPrefix("\t") else { continue }
+            guard let value = UInt64(address, radix: 16), line[line.index(after: colon)...].hasPrefix("\t") else {
+                continue
+            }
             starts.append(value)
         }
         return starts
     }
 
-    @Test(arguments: ["/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6"])
+    @Test(arguments: [
+        "/lib/x86_64-linux-gnu/libc.so.6", "/lib64/ld-linux-x86-64.so.2", "/usr/lib/x86_64-linux-gnu/libstdc++.so.6",
+    ])
     func agreesWithObjdump(_ path: String) throws {
         let file = try ELFFile.open(path)
         let text = try #require(file.section(named: ".text"))
@@ -42,14 +46,19 @@ import Testing
         }
         #expect(failure == nil, "\(failure ?? "")")
         let mismatch = zip(ours, expected).first { $0 != $1 }
-        #expect(mismatch == nil, "first disagreement with objdump in \(path): ours 0x\(String(mismatch?.0 ?? 0, radix: 16)), objdump 0x\(String(mismatch?.1 ?? 0, radix: 16))")
+        #expect(
+            mismatch == nil,
+            "first disagreement with objdump in \(path): ours 0x\(String(mismatch?.0 ?? 0, radix: 16)), objdump 0x\(String(mismatch?.1 ?? 0, radix: 16))"
+        )
         #expect(ours.count == expected.count, "\(path): \(ours.count) instructions, objdump \(expected.count)")
     }
 
     @Test func relativeBranchesAndRIPOperands() throws {
         // jne +0x10; call +0x100; mov 0x2fe1(%rip),%eax; jmp *0x10(%rip); ret
-        let code: [UInt8] = [0x75, 0x10, 0xe8, 0x00, 0x01, 0x00, 0x00, 0x8b, 0x05, 0xe1, 0x2f, 0x00, 0x00,
-                             0xff, 0x25, 0x10, 0x00, 0x00, 0x00, 0xc3]
+        let code: [UInt8] = [
+            0x75, 0x10, 0xe8, 0x00, 0x01, 0x00, 0x00, 0x8b, 0x05, 0xe1, 0x2f, 0x00, 0x00,
+            0xff, 0x25, 0x10, 0x00, 0x00, 0x00, 0xc3,
+        ]
         let list = try X86Decoder.decodeAll(code)
         #expect(list.map(\.length) == [2, 5, 6, 6, 1])
         #expect(list[0].relative == .conditional(5) && list[0].target(in: code) == 0x12)
@@ -65,14 +74,19 @@ import Testing
         defer { folder.remove() }
         let path = Path.join(folder.path, "code.bin")
         try FileSystem.write(path, code)
-        return try Command.output(["objdump", "-D", "-w", "--no-show-raw-insn", "-b", "binary", "-m", "i386:x86-64",
-                                   "--adjust-vma=0x\(String(address, radix: 16))", path])
+        return try Command.output([
+            "objdump", "-D", "-w", "--no-show-raw-insn", "-b", "binary", "-m", "i386:x86-64",
+            "--adjust-vma=0x\(String(address, radix: 16))", path,
+        ])
     }
 
     @Test func movedEntryKeepsItsTargets() throws {
-        let old: UInt64 = 0x40_1000, new: UInt64 = 0x1040_2000
+        let old: UInt64 = 0x40_1000
+        let new: UInt64 = 0x1040_2000
         // test %edi,%edi; jle +0x24; xor %eax,%eax; mov 0x2fe1(%rip),%ecx; …
-        let entry: [UInt8] = [0x85, 0xff, 0x7e, 0x24, 0x31, 0xc0, 0x8b, 0x0d, 0xe1, 0x2f, 0x00, 0x00] + [UInt8](repeating: 0x90, count: 20)
+        let entry: [UInt8] =
+            [0x85, 0xff, 0x7e, 0x24, 0x31, 0xc0, 0x8b, 0x0d, 0xe1, 0x2f, 0x00, 0x00]
+            + [UInt8](repeating: 0x90, count: 20)
         let moved = try X86Code.moveEntry(entry, from: old, to: new)
         #expect(moved.consumed == 6)
         let text = try DecoderTests.disassemble(moved.code, at: new)

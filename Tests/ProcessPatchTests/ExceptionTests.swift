@@ -40,20 +40,26 @@ import Testing
         try #require(target.waitForLine { $0 == "ready" } != nil)
         #expect(caught(target, from: 0, count: 3) == Array(repeating: "caught old 0", count: 3))
 
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let apply = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30",
+        ])
         try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
         #expect(apply.json["model"]?.stringValue == model)
         #expect(apply.json["state"]?.stringValue == "applied", "\(apply.json.serialized())")
         let applied = target.lines.count
         let first = target.waitForLine(from: applied, timeout: 10) { $0 == "caught new 0" }
-        try #require(first != nil, "no exception from the new code was caught: \(target.lines.suffix(5)), alive: \(target.isAlive)")
+        try #require(
+            first != nil,
+            "no exception from the new code was caught: \(target.lines.suffix(5)), alive: \(target.isAlive)")
         // Many more throws from the new code, in both threads, all caught.
         Clock.sleep(seconds: 0.5)
         let after = caught(target, from: first!.index, count: 5)
         #expect(after == Array(repeating: "caught new 0", count: 5), "\(after)")
         expectRunning(target, "after apply")
 
-        let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)", "--model", model, "--timeout", "30"])
+        let revert = try Suture.json([
+            "process", "revert", "--pid", "\(target.pid)", "--model", model, "--timeout", "30",
+        ])
         try #require(revert.result.termination.succeeded, "revert: \(revert.result.summary)")
         let reverted = target.lines.count
         let old = target.waitForLine(from: reverted, timeout: 10) { $0 == "caught old 0" }
@@ -76,11 +82,15 @@ extension ExceptionTests {
         let target = try TargetProgram([fixture.path("exceptions"), "hold"])
         try #require(target.waitForLine { $0 == "ready" } != nil)
         try #require(target.waitForLine { $0 == "caught old 0" } != nil)
-        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let apply = try BackgroundSuture([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30",
+        ])
         let start = target.lines.count
         let new = target.waitForLine(from: start, timeout: 10) { $0 == "caught new 0" || $0 == "hold done" }
         try #require(new != nil, "\(target.lines.suffix(5)), alive: \(target.isAlive)")
-        #expect(new?.line == "caught new 0", "the new code ran only after the holder left: \(target.lines[start...].prefix(10))")
+        #expect(
+            new?.line == "caught new 0",
+            "the new code ran only after the holder left: \(target.lines[start...].prefix(10))")
         let status = try statusJSON(target.pid)
         let holder = status["patches"]?[0]?["threads"]?.arrayValue?.first { $0["name"]?.stringValue == "holder" }
         #expect(status["patches"]?[0]?["state"]?.stringValue == "transition", "\(status.serialized())")
@@ -134,8 +144,9 @@ extension ExceptionTests {
         // Healthy afterwards: a full apply and revert still unwind.
         let again = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--timeout", "30"])
         try #require(again.termination.succeeded, "\(again.summary)")
-        #expect(target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught new 0" } != nil,
-                "\(target.lines.suffix(3)), alive: \(target.isAlive)")
+        #expect(
+            target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught new 0" } != nil,
+            "\(target.lines.suffix(3)), alive: \(target.isAlive)")
         let last = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
         #expect(last.termination.succeeded, "\(last.summary)")
         #expect(target.waitForLine(from: target.lines.count, timeout: 10) { $0 == "caught old 0" } != nil)

@@ -30,9 +30,15 @@ import Testing
         try FileSystem.setMode(running, 0o755)
         _ = try Command.output(["patch", "-s", "-p1", "-d", fixture.source, "-i", fixture.path("rebuild.diff")])
         let patch = try fixture.patch(binary: "precode")
-        let idA = try Command.output(["readelf", "-n", running]).split(separator: "\n").first { $0.contains("Build ID") }
-        let idB = try Command.output(["readelf", "-n", fixture.path("precode")]).split(separator: "\n").first { $0.contains("Build ID") }
-        try #require(idA != nil && idA == idB, "the fixture should keep its build-id: \(String(describing: idA)) vs \(String(describing: idB))")
+        let idA = try Command.output(["readelf", "-n", running]).split(separator: "\n").first {
+            $0.contains("Build ID")
+        }
+        let idB = try Command.output(["readelf", "-n", fixture.path("precode")]).split(separator: "\n").first {
+            $0.contains("Build ID")
+        }
+        try #require(
+            idA != nil && idA == idB,
+            "the fixture should keep its build-id: \(String(describing: idA)) vs \(String(describing: idB))")
 
         let target = try TargetProgram([running])
         try #require(target.waitForLine { $0 == "value 3" } != nil)
@@ -51,8 +57,10 @@ import Testing
         let patch = try fixture.patch(binary: "loop")
         let child = try ChildProcess(["/bin/true"])
         child.wait()
-        for arguments in [["process", "apply", "--pid", "\(child.pid)", patch], ["process", "status", "--pid", "\(child.pid)"],
-                          ["process", "revert", "--pid", "\(child.pid)"]] {
+        for arguments in [
+            ["process", "apply", "--pid", "\(child.pid)", patch], ["process", "status", "--pid", "\(child.pid)"],
+            ["process", "revert", "--pid", "\(child.pid)"],
+        ] {
             let (result, json) = try Suture.json(arguments)
             #expect(result.termination == .exited(1), "\(result.summary)")
             #expect(json["error"]?["code"]?.stringValue == "process-not-found", "\(result.summary)")
@@ -87,8 +95,11 @@ import Testing
         try FileSystem.setMode(binary, 0o755)
         let target = try TargetProgram([fixture.path("loop"), "1"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
-        for arguments in [["process", "apply", "--pid", "\(target.pid)", patch], ["process", "revert", "--pid", "\(target.pid)"]] {
-            let result = try Command.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary] + arguments + ["--json"])
+        for arguments in [
+            ["process", "apply", "--pid", "\(target.pid)", patch], ["process", "revert", "--pid", "\(target.pid)"],
+        ] {
+            let result = try Command.run(
+                ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", binary] + arguments + ["--json"])
             let json = try? JSON.parse(result.stdoutText)
             #expect(result.termination == .exited(1), "\(result.summary)")
             #expect(json?["error"]?["code"]?.stringValue == "process-permission", "\(result.summary)")

@@ -9,13 +9,13 @@ import Testing
 @Suite struct FormatTests {
     @Test func mapsParseAndHoles() throws {
         let text = """
-        55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 1234                       /srv/app
-        55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 1234                       /srv/app
-        55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
-        7f0000000000-7f0000002000 r-xp 00000000 00:01 264                        /memfd:suture:1:fix (deleted)
-        7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
+            55d0c0a00000-55d0c0a01000 r--p 00000000 08:01 1234                       /srv/app
+            55d0c0a01000-55d0c0a02000 r-xp 00001000 08:01 1234                       /srv/app
+            55d0c1000000-55d0c1021000 rw-p 00000000 00:00 0                          [heap]
+            7f0000000000-7f0000002000 r-xp 00000000 00:01 264                        /memfd:suture:1:fix (deleted)
+            7ffc00000000-7ffc00021000 rw-p 00000000 00:00 0                          [stack]
 
-        """
+            """
         let map = try MemoryMap.parse(text)
         #expect(map.mappings.count == 5)
         let code = try #require(map.mapping(containing: 0x55d0_c0a0_1800))
@@ -30,8 +30,11 @@ import Testing
     @Test func manifestRoundTrip() throws {
         let manifest = PatchManifest(
             name: "fix", buildID: [0xde, 0xad, 0xbe, 0xef], binary: "/srv/app",
-            functions: [.init(name: "helper", file: "calc.c", isLocal: true, symbol: "helper", size: 6,
-                              expected: [0x55, 0xe8, 0, 0, 0, 0], masked: [2..<6])],
+            functions: [
+                .init(
+                    name: "helper", file: "calc.c", isLocal: true, symbol: "helper", size: 6,
+                    expected: [0x55, 0xe8, 0, 0, 0, 0], masked: [2..<6])
+            ],
             references: [.init(symbol: "printf", name: "printf", file: nil, origin: .external)],
             newFunctions: ["extra"], sources: ["calc.c"])
         let parsed = try PatchManifest(json: try JSON.parse(manifest.json.serialized()), what: "test")
@@ -42,15 +45,19 @@ import Testing
     }
 
     @Test func compileRecordsFindSourceAndObject() {
-        let r = CompileRecord(compiler: "/usr/bin/gcc", directory: "/src/app/lib",
-                              arguments: ["-O2", "-I", "../include", "-c", "-o", "../out/x.o", "x.c", "-ffunction-sections"])
+        let r = CompileRecord(
+            compiler: "/usr/bin/gcc", directory: "/src/app/lib",
+            arguments: ["-O2", "-I", "../include", "-c", "-o", "../out/x.o", "x.c", "-ffunction-sections"])
         #expect(r.source == "/src/app/lib/x.c")
         #expect(r.object == "/src/app/out/x.o")
         let implicit = CompileRecord(compiler: "/usr/bin/cc", directory: "/src", arguments: ["-c", "dir/y.c"])
         #expect(implicit.object == "/src/y.o")
         let link = CompileRecord(compiler: "/usr/bin/cc", directory: "/src", arguments: ["-o", "app", "a.o", "b.o"])
         #expect(link.source == nil)
-        #expect(CompileRecord.wrappedArguments(["-c", "a.c", "-ffunction-sections"]) == ["-c", "a.c", "-ffunction-sections", "-fdata-sections"])
+        #expect(
+            CompileRecord.wrappedArguments(["-c", "a.c", "-ffunction-sections"]) == [
+                "-c", "a.c", "-ffunction-sections", "-fdata-sections",
+            ])
     }
 
     /// The patch file of the loop fixture: an ELF relocatable object that

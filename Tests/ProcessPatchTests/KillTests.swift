@@ -30,20 +30,27 @@ import Testing
         let errPath = Path.join(folder.path, "stderr")
         let err = open(errPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { close(err) }
-        let suture = try ChildProcess([try Suture.checked()] + arguments,
-                                      environment: Command.environment(["SUTURE_DEBUG_PAUSE": point]),
-                                      stdout: .null, stderr: .descriptor(err), deathSignal: SIGKILL)
+        let suture = try ChildProcess(
+            [try Suture.checked()] + arguments,
+            environment: Command.environment(["SUTURE_DEBUG_PAUSE": point]),
+            stdout: .null, stderr: .descriptor(err), deathSignal: SIGKILL)
         let deadline = Clock.now() + 120
         var reached = false
         while Clock.now() < deadline && suture.poll() == nil {
-            if (FileSystem.readTextIfPresent(errPath) ?? "").contains("debug pause at \(point)") { reached = true; break }
+            if (FileSystem.readTextIfPresent(errPath) ?? "").contains("debug pause at \(point)") {
+                reached = true
+                break
+            }
             Clock.sleep(seconds: 0.02)
         }
         suture.signal(signal)
         let ending = Clock.now() + 60
         while suture.poll() == nil && Clock.now() < ending { Clock.sleep(seconds: 0.02) }
         let ended = suture.poll()
-        if ended == nil { suture.signal(SIGKILL); suture.wait() }
+        if ended == nil {
+            suture.signal(SIGKILL)
+            suture.wait()
+        }
         try #require(reached, "suture never reached \(point): \(FileSystem.readTextIfPresent(errPath) ?? "")")
         #expect(ended != nil, "suture did not end after signal \(signal) at \(point)")
     }
@@ -64,7 +71,9 @@ import Testing
     func cleanUp(_ target: TargetProgram, _ point: String) throws {
         for _ in 0..<3 {
             let status = try statusJSON(target.pid)
-            if status["patches"]?.arrayValue?.isEmpty != false && status["incomplete"]?.arrayValue?.isEmpty != false { break }
+            if status["patches"]?.arrayValue?.isEmpty != false && status["incomplete"]?.arrayValue?.isEmpty != false {
+                break
+            }
             let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "60"])
             #expect(revert.termination.succeeded, "revert after the kill at \(point): \(revert.summary)")
         }
@@ -105,7 +114,9 @@ import Testing
             #expect(patches.isEmpty && incomplete.count == 1, "\(point): \(status.serialized())")
         default:
             #expect(patches.count == 1, "\(point): \(status.serialized())")
-            #expect(patches.first?["state"]?.stringValue == (switched ? "applied" : "inactive"), "\(point): \(status.serialized())")
+            #expect(
+                patches.first?["state"]?.stringValue == (switched ? "applied" : "inactive"),
+                "\(point): \(status.serialized())")
         }
         try cleanUp(target, point)
     }
@@ -114,17 +125,24 @@ import Testing
     /// every thread marked old and none moved yet: the program runs the old
     /// code through the dispatchers, a new suture reports the transition,
     /// and `revert` reverses it.
-    @Test(arguments: [("transition-started", SIGKILL), ("transition-running", SIGKILL), ("transition-running", SIGTERM)])
+    @Test(arguments: [
+        ("transition-started", SIGKILL), ("transition-running", SIGKILL), ("transition-running", SIGTERM),
+    ])
     func stoppedDuringTransition(_ point: String, _ signal: Int32) throws {
         let (fixture, patch) = try KillTests.shared.get()
         let target = try TargetProgram([fixture.path("loop"), "2"])
         try #require(target.waitForLine { $0 == KillTests.old } != nil)
-        try kill(at: point, ["process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "60"], signal: signal)
+        try kill(
+            at: point,
+            ["process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "60"],
+            signal: signal)
         expectBehaviour(target, KillTests.old, point)
         let status = try statusJSON(target.pid)
         #expect(status["patches"]?[0]?["state"]?.stringValue == "transition", "\(point): \(status.serialized())")
         let threads = status["patches"]?[0]?["threads"]?.arrayValue ?? []
-        #expect(threads.count == 3 && threads.allSatisfy { $0["code"]?.stringValue == "old" }, "\(point): \(status.serialized())")
+        #expect(
+            threads.count == 3 && threads.allSatisfy { $0["code"]?.stringValue == "old" },
+            "\(point): \(status.serialized())")
         try cleanUp(target, point)
     }
 
@@ -136,7 +154,9 @@ import Testing
         let reverted = point == "reverted"
         expectBehaviour(target, reverted ? KillTests.old : KillTests.new, point)
         let status = try statusJSON(target.pid)
-        #expect(status["patches"]?[0]?["state"]?.stringValue == (reverted ? "inactive" : "applied"), "\(point): \(status.serialized())")
+        #expect(
+            status["patches"]?[0]?["state"]?.stringValue == (reverted ? "inactive" : "applied"),
+            "\(point): \(status.serialized())")
         try cleanUp(target, point)
     }
 
@@ -152,9 +172,13 @@ import Testing
         let status = try statusJSON(target.pid)
         if switched {
             #expect(status["patches"]?[0]?["state"]?.stringValue == "applied", "\(status.serialized())")
-            #expect(status["patches"]?[0]?["phase"]?.stringValue == "applied", "the switch was finished: \(status.serialized())")
+            #expect(
+                status["patches"]?[0]?["phase"]?.stringValue == "applied",
+                "the switch was finished: \(status.serialized())")
         } else {
-            #expect(status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty, "undone: \(status.serialized())")
+            #expect(
+                status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty,
+                "undone: \(status.serialized())")
         }
         try cleanUp(target, point)
     }
@@ -168,7 +192,9 @@ import Testing
         expectBehaviour(target, reverted ? KillTests.old : KillTests.new, point)
         let status = try statusJSON(target.pid)
         if reverted {
-            #expect(status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty, "finished: \(status.serialized())")
+            #expect(
+                status["patches"]?.arrayValue?.isEmpty == true && target.sutureMappings.isEmpty,
+                "finished: \(status.serialized())")
         } else {
             #expect(status["patches"]?[0]?["state"]?.stringValue == "applied", "undone: \(status.serialized())")
         }

@@ -15,11 +15,15 @@ import Testing
     /// apply → the new behaviour, status; revert → the old one; clean maps.
     /// Lines are compared among those that start like `new` (the program may
     /// print others in between).
-    func applyAndRevert(_ target: TargetProgram, patch: String, old: String, new: String, model: String,
-                        applyTimeout: Double = 60, check: (JSON) -> Void = { _ in }) throws {
+    func applyAndRevert(
+        _ target: TargetProgram, patch: String, old: String, new: String, model: String,
+        applyTimeout: Double = 60, check: (JSON) -> Void = { _ in }
+    ) throws {
         let kind = String(new.split(separator: " ").first ?? "")
         func same(_ lines: [String]) -> [String] { lines.filter { $0.hasPrefix(kind + " ") } }
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "\(applyTimeout)"])
+        let apply = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "\(applyTimeout)",
+        ])
         try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
         #expect(apply.json["model"]?.stringValue == model)
         check(apply.json)
@@ -57,8 +61,9 @@ import Testing
         try applyAndRevert(target, patch: patch, old: "value 3 2", new: "value 5 4", model: model) { json in
             #expect(json["functions"]?.arrayValue?.count == 2, "compute and scale: \(json.serialized())")
         }
-        #expect(!target.lines.contains { $0.hasPrefix("value") && $0 != "value 3 2" && $0 != "value 5 4" },
-                "a mixed state was seen: \(target.lines.filter { $0 != "value 3 2" && $0 != "value 5 4" }.prefix(5))")
+        #expect(
+            !target.lines.contains { $0.hasPrefix("value") && $0 != "value 3 2" && $0 != "value 5 4" },
+            "a mixed state was seen: \(target.lines.filter { $0 != "value 3 2" && $0 != "value 5 4" }.prefix(5))")
     }
 
     /// Threads are created and end all the time (PTRACE_O_TRACECLONE follows them).
@@ -101,7 +106,9 @@ import Testing
         let target = try TargetProgram([fixture.path("loop"), "2"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
         for (patch, expected) in [(first, "value 5 4"), (second, "value 9 8")] {
-            let apply = try Suture.run(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
+            let apply = try Suture.run([
+                "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60",
+            ])
             try #require(apply.termination.succeeded, "\(apply.summary)")
             #expect(target.waitForLine(from: target.lines.count) { $0 == expected } != nil, "\(target.lines.suffix(3))")
         }
@@ -109,8 +116,12 @@ import Testing
         let patches = status["patches"]?.arrayValue ?? []
         try #require(patches.count == 2, "\(status.serialized())")
         #expect(patches[0]["state"]?.stringValue == "applied" && patches[1]["state"]?.stringValue == "applied")
-        #expect(patches[0]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "replaced by #2" } == true, "\(status.serialized())")
-        #expect(patches[1]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "new" } == true, "\(status.serialized())")
+        #expect(
+            patches[0]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "replaced by #2" } == true,
+            "\(status.serialized())")
+        #expect(
+            patches[1]["functions"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "new" } == true,
+            "\(status.serialized())")
 
         let (refused, json) = try Suture.json(["process", "revert", "--pid", "\(target.pid)", first])
         #expect(refused.termination == .exited(1), "\(refused.summary)")
@@ -143,8 +154,11 @@ import Testing
             // The napper stayed on the old code until its nap ended, while the
             // main thread already ran the new one.
             let lines = target.lines[enter!.index...]
-            let tick2 = lines.firstIndex(of: "tick 2"), nap1 = lines.firstIndex(of: "nap 1")
-            #expect(tick2 != nil && nap1 != nil && tick2! < nap1!, "tick 2 before the napper's old nap ended: \(lines.prefix(60))")
+            let tick2 = lines.firstIndex(of: "tick 2")
+            let nap1 = lines.firstIndex(of: "nap 1")
+            #expect(
+                tick2 != nil && nap1 != nil && tick2! < nap1!,
+                "tick 2 before the napper's old nap ended: \(lines.prefix(60))")
             let ended = lines.first { $0.hasPrefix("nap ") && $0 != "nap enter" }
             #expect(ended == "nap 1", "the napper's nap in progress stayed old: \(lines.prefix(60))")
         }
@@ -157,7 +171,9 @@ import Testing
         try #require(target.waitForLine { $0 == "nap enter" } != nil)
         Clock.sleep(seconds: 0.2)
         let started = Clock.now()
-        let (result, json) = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "3"])
+        let (result, json) = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "3",
+        ])
         #expect(result.termination == .exited(1), "\(result.summary)")
         #expect(json["error"]?["code"]?.stringValue == "process-busy", "\(result.summary)")
         let message = json["error"]?["message"]?.stringValue ?? ""
@@ -185,7 +201,9 @@ import Testing
         let target = try TargetProgram([fixture.path("recursion")])
         try #require(target.waitForLine { $0 == "depth 100" } != nil)
         try applyAndRevert(target, patch: patch, old: "depth 100", new: "depth 1100", model: model)
-        #expect(!target.lines.contains { $0.hasPrefix("bad") }, "a deep recursion mixed old and new: \(target.lines.filter { $0.hasPrefix("bad") })")
+        #expect(
+            !target.lines.contains { $0.hasPrefix("bad") },
+            "a deep recursion mixed old and new: \(target.lines.filter { $0.hasPrefix("bad") })")
     }
 
     @Test(arguments: ScenarioTests.models) func threadBlockedInRead(_ model: String) throws {
@@ -199,7 +217,9 @@ import Testing
         let blocked = waitForThread(target.pid, named: "reader", inSyscall: 0)
         #expect(blocked, "the reader thread should be blocked in read")
 
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
+        let apply = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60",
+        ])
         try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
         expectRunning(target, "after apply")
         try target.send("Hello Again\n")
@@ -242,7 +262,9 @@ import Testing
         try #require(sawFirst, "no responses before the patch: \(load.summary)")
 
         let applyStart = Clock.now()
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60"])
+        let apply = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "60",
+        ])
         let applyEnd = Clock.now()
         try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
         expectRunning(target, "after apply")
@@ -266,7 +288,10 @@ import Testing
         let before = records.filter { $0.end < applyStart }
         let patched = records.filter { $0.start > applyEnd && $0.end < revertStart }
         let restored = records.filter { $0.start > revertEnd }
-        let versions = (before: Set(before.map(\.version)), patched: Set(patched.map(\.version)), restored: Set(restored.map(\.version)))
+        let versions = (
+            before: Set(before.map(\.version)), patched: Set(patched.map(\.version)),
+            restored: Set(restored.map(\.version))
+        )
         #expect(versions.before == ["v1"], "before apply: \(versions.before)")
         #expect(versions.patched == ["v2"], "between apply and revert: \(versions.patched)")
         #expect(versions.restored == ["v1"], "after revert: \(versions.restored)")
@@ -277,7 +302,11 @@ import Testing
 /// Client threads sending "GET NAME" requests to the server, one connection
 /// per request, each checking its answer "hello NAME vN".
 final class ClientLoad: @unchecked Sendable {
-    struct Record { let start: Double; let end: Double; let version: String }
+    struct Record {
+        let start: Double
+        let end: Double
+        let version: String
+    }
 
     let port: UInt16
     let clients: Int
@@ -309,7 +338,8 @@ final class ClientLoad: @unchecked Sendable {
                     let end = Clock.now()
                     lock.withLock {
                         switch outcome {
-                        case .success(let version): recordsStorage.append(Record(start: start, end: end, version: version))
+                        case .success(let version):
+                            recordsStorage.append(Record(start: start, end: end, version: version))
                         case .failure(let error): failuresStorage.append("\(name): \(error.description)")
                         }
                     }
@@ -349,7 +379,9 @@ final class ClientLoad: @unchecked Sendable {
         address.sin_port = port.bigEndian
         address.sin_addr.s_addr = UInt32(0x7f00_0001).bigEndian
         let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+            }
         }
         guard connected == 0 else { return .failure(TestError("connect: \(String(cString: strerror(errno)))")) }
         let request = Array("GET \(name)\n".utf8)

@@ -13,7 +13,9 @@ enum Suture {
     static func checked() throws -> String { try SutureBinary.checked() }
 
     /// Runs suture to completion.
-    static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double = 300) throws -> CommandResult {
+    static func run(_ arguments: [String], environment: [String: String?] = [:], timeout: Double = 300) throws
+        -> CommandResult
+    {
         try Command.run([try checked()] + arguments, environment: Command.environment(environment), timeout: timeout)
     }
 
@@ -42,10 +44,14 @@ final class Fixture: @unchecked Sendable {
     func path(_ file: String) -> String { Path.join(source, file) }
 
     /// `suture process build DIFF --source SRC --build make --binary BINARY`.
-    func build(diff: String = "patch.diff", binary: String, output: String? = nil) throws -> (result: CommandResult, json: JSON, patch: String) {
+    func build(diff: String = "patch.diff", binary: String, output: String? = nil) throws -> (
+        result: CommandResult, json: JSON, patch: String
+    ) {
         let patch = output ?? Path.join(scratch.path, "\(Path.base(of: diff)).patch.o")
-        let (result, json) = try Suture.json(["process", "build", path(diff), "--source", source, "--build", "make",
-                                             "--binary", binary, "-o", patch])
+        let (result, json) = try Suture.json([
+            "process", "build", path(diff), "--source", source, "--build", "make",
+            "--binary", binary, "-o", patch,
+        ])
         return (result, json, patch)
     }
 
@@ -53,7 +59,8 @@ final class Fixture: @unchecked Sendable {
     func patch(diff: String = "patch.diff", binary: String) throws -> String {
         let (result, _, patch) = try build(diff: diff, binary: binary)
         guard result.termination.succeeded else {
-            throw TestError("suture process build failed (\(result.termination)): \(result.stdoutText)\n\(result.stderrText)")
+            throw TestError(
+                "suture process build failed (\(result.termination)): \(result.stdoutText)\n\(result.stderrText)")
         }
         return patch
     }
@@ -92,7 +99,8 @@ final class TargetProgram: @unchecked Sendable {
     }
 
     /// The first line from index `from` on that satisfies `predicate`, waiting up to `timeout`.
-    func waitForLine(from: Int = 0, timeout: Double = 60, _ predicate: (String) -> Bool) -> (index: Int, line: String)? {
+    func waitForLine(from: Int = 0, timeout: Double = 60, _ predicate: (String) -> Bool) -> (index: Int, line: String)?
+    {
         let deadline = Clock.now() + timeout
         var next = from
         while true {
@@ -136,7 +144,9 @@ final class TargetProgram: @unchecked Sendable {
             for tid in tids {
                 guard let text = FileSystem.readTextIfPresent("/proc/\(pid)/task/\(tid)/status") else { continue }
                 for line in text.split(separator: "\n") {
-                    if line.hasPrefix("State:"), let s = String(line.dropFirst(6)).trimmingWhitespace().first, s == "T" || s == "t" {
+                    if line.hasPrefix("State:"), let s = String(line.dropFirst(6)).trimmingWhitespace().first,
+                        s == "T" || s == "t"
+                    {
                         problems.append("thread \(tid) is stopped (\(line))")
                     }
                     if line.hasPrefix("TracerPid:"), String(line.dropFirst(10)).trimmingWhitespace() != "0" {
@@ -151,7 +161,9 @@ final class TargetProgram: @unchecked Sendable {
 
     /// Mappings of suture patch areas in the process.
     var sutureMappings: [String] {
-        (FileSystem.readTextIfPresent("/proc/\(pid)/maps") ?? "").split(separator: "\n").map(String.init).filter { $0.contains("/memfd:suture:") }
+        (FileSystem.readTextIfPresent("/proc/\(pid)/maps") ?? "").split(separator: "\n").map(String.init).filter {
+            $0.contains("/memfd:suture:")
+        }
     }
 }
 

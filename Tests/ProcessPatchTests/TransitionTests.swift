@@ -41,8 +41,9 @@ import Testing
             let napper = threads.first { $0["name"]?.stringValue == "napper" }
             let others = threads.filter { $0["name"]?.stringValue != "napper" }
             if patch?["state"]?.stringValue == "transition",
-               napper?["code"]?.stringValue == "old", napper?["heldBy"]?.stringValue == "nap",
-               !others.isEmpty, others.allSatisfy({ $0["code"]?.stringValue == "new" }) {
+                napper?["code"]?.stringValue == "old", napper?["heldBy"]?.stringValue == "nap",
+                !others.isEmpty, others.allSatisfy({ $0["code"]?.stringValue == "new" })
+            {
                 return status
             }
             Clock.sleep(seconds: 0.05)
@@ -55,17 +56,23 @@ import Testing
         let (_, patch) = try TransitionTests.shared.get()
         let target = try napping("long")
         let napIndex = target.lines.count - 1
-        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let apply = try BackgroundSuture([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30",
+        ])
 
         let status = try waitForHeldNapper(target.pid)
-        try #require(status != nil, "no transition with the napper held: \((try? statusJSON(target.pid))?.serialized() ?? "")")
+        try #require(
+            status != nil, "no transition with the napper held: \((try? statusJSON(target.pid))?.serialized() ?? "")")
         let text = try Suture.run(["process", "status", "--pid", "\(target.pid)"])
-        #expect(text.stdoutText.contains("napper") && text.stdoutText.contains("old, held by nap"), "\(text.stdoutText)")
+        #expect(
+            text.stdoutText.contains("napper") && text.stdoutText.contains("old, held by nap"), "\(text.stdoutText)")
         // The main thread runs the new code while the napper still sleeps in the old one.
         let tick2 = target.waitForLine(from: napIndex) { $0 == "tick 2" }
         try #require(tick2 != nil, "the main thread never ran the new code: \(target.lines.suffix(5))")
         let napEnded = target.lines[napIndex...].firstIndex { $0.hasPrefix("nap ") && $0 != "nap enter" }
-        #expect(napEnded == nil || napEnded! > tick2!.index, "tick 2 came only after the napper left: \(target.lines[napIndex...].prefix(40))")
+        #expect(
+            napEnded == nil || napEnded! > tick2!.index,
+            "tick 2 came only after the napper left: \(target.lines[napIndex...].prefix(40))")
 
         let (result, json) = apply.finish()
         try #require(result.succeeded, "apply: \(result) \(json.serialized())")
@@ -89,7 +96,9 @@ import Testing
     @Test func longSleeperStopsStopAndCheck() throws {
         let (_, patch) = try TransitionTests.shared.get()
         let target = try napping("long")
-        let (result, json) = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", "stop-check", "--timeout", "1.5"])
+        let (result, json) = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", "stop-check", "--timeout", "1.5",
+        ])
         #expect(result.termination == .exited(1), "\(result.summary)")
         #expect(json["error"]?["code"]?.stringValue == "process-busy")
         #expect(target.sutureMappings.isEmpty)
@@ -101,7 +110,9 @@ import Testing
         let (_, patch) = try TransitionTests.shared.get()
         let target = try napping("spawn")
         #expect(target.waitForLine { $0 == "spawned 1" } != nil)
-        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let apply = try BackgroundSuture([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30",
+        ])
         try #require(try waitForHeldNapper(target.pid) != nil, "no transition with the napper held")
         Clock.sleep(seconds: 0.2)
         target.poll()
@@ -110,8 +121,11 @@ import Testing
         let status = try statusJSON(target.pid)
         target.poll()
         let spawned = target.lines[mark...].filter { $0.hasPrefix("spawned") }
-        #expect(status["patches"]?[0]?["state"]?.stringValue == "transition", "still in transition: \(status.serialized())")
-        #expect(spawned.count >= 5 && spawned.allSatisfy { $0 == "spawned 2" }, "threads created during the transition: \(spawned)")
+        #expect(
+            status["patches"]?[0]?["state"]?.stringValue == "transition", "still in transition: \(status.serialized())")
+        #expect(
+            spawned.count >= 5 && spawned.allSatisfy { $0 == "spawned 2" },
+            "threads created during the transition: \(spawned)")
         let (result, json) = apply.finish()
         #expect(result.succeeded, "apply: \(result) \(json.serialized())")
         let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
@@ -125,13 +139,16 @@ import Testing
     func revertDuringTransition(_ model: String) throws {
         let (_, patch) = try TransitionTests.shared.get()
         let target = try napping("long")
-        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30"])
+        let apply = try BackgroundSuture([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", model, "--timeout", "30",
+        ])
         try #require(try waitForHeldNapper(target.pid) != nil, "no transition with the napper held")
         apply.child.signal(SIGKILL)
         _ = apply.child.wait()
         expectRunning(target, "after the kill")
         let status = try waitForHeldNapper(target.pid, timeout: 1)
-        #expect(status != nil, "a new suture reports the transition: \((try? statusJSON(target.pid))?.serialized() ?? "")")
+        #expect(
+            status != nil, "a new suture reports the transition: \((try? statusJSON(target.pid))?.serialized() ?? "")")
         #expect(target.waitForLine(from: target.lines.count) { $0 == "tick 2" } != nil)
 
         let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
@@ -149,14 +166,20 @@ import Testing
     @Test func applyAgainFinishesTransition() throws {
         let (_, patch) = try TransitionTests.shared.get()
         let target = try napping("long")
-        let apply = try BackgroundSuture(["process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "30"])
+        let apply = try BackgroundSuture([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "30",
+        ])
         try #require(try waitForHeldNapper(target.pid) != nil, "no transition with the napper held")
         apply.child.signal(SIGKILL)
         _ = apply.child.wait()
-        let again = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "30"])
+        let again = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", "per-thread", "--timeout", "30",
+        ])
         try #require(again.result.termination.succeeded, "\(again.result.summary)")
         let status = try statusJSON(target.pid)
-        #expect(status["patches"]?.arrayValue?.count == 1 && status["patches"]?[0]?["state"]?.stringValue == "applied", "\(status.serialized())")
+        #expect(
+            status["patches"]?.arrayValue?.count == 1 && status["patches"]?[0]?["state"]?.stringValue == "applied",
+            "\(status.serialized())")
         #expect(target.waitForLine(from: target.lines.count, timeout: 15) { $0 == "nap 2" } != nil)
         let revert = try Suture.run(["process", "revert", "--pid", "\(target.pid)", "--timeout", "30"])
         #expect(revert.termination.succeeded, "\(revert.summary)")
@@ -174,11 +197,15 @@ import Testing
         let patch = try fixture.patch(binary: "loop")
         let target = try TargetProgram([fixture.path("loop"), "3"])
         try #require(target.waitForLine { $0 == "value 3 2" } != nil)
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch, "--model", applied, "--timeout", "60"])
+        let apply = try Suture.json([
+            "process", "apply", "--pid", "\(target.pid)", patch, "--model", applied, "--timeout", "60",
+        ])
         try #require(apply.result.termination.succeeded, "\(apply.result.summary)")
         #expect(target.waitForLine(from: target.lines.count) { $0 == "value 5 4" } != nil)
         #expect(try statusJSON(target.pid)["patches"]?[0]?["model"]?.stringValue == applied)
-        let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)", "--model", reverted, "--timeout", "60"])
+        let revert = try Suture.json([
+            "process", "revert", "--pid", "\(target.pid)", "--model", reverted, "--timeout", "60",
+        ])
         try #require(revert.result.termination.succeeded, "\(revert.result.summary)")
         let back = target.waitForLine(from: target.lines.count) { $0 == "value 3 2" }
         #expect(back != nil)
@@ -199,8 +226,9 @@ final class BackgroundSuture {
         folder = try TemporaryDirectory(prefix: "suture-background")
         let out = open(Path.join(folder.path, "stdout"), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         defer { close(out) }
-        child = try ChildProcess([try Suture.checked()] + arguments + ["--json"], stdout: .descriptor(out), stderr: .null,
-                                 deathSignal: SIGKILL)
+        child = try ChildProcess(
+            [try Suture.checked()] + arguments + ["--json"], stdout: .descriptor(out), stderr: .null,
+            deathSignal: SIGKILL)
     }
 
     deinit {

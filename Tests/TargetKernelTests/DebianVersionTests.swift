@@ -1,6 +1,6 @@
+import TargetKernel
 // SPDX-License-Identifier: GPL-2.0-only
 import Testing
-import TargetKernel
 
 @Suite struct DebianVersionTests {
     @Test(arguments: [

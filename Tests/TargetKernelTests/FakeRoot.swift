@@ -42,7 +42,9 @@ final class FakeRoot {
             // Path.join restarts at an absolute part: keep these relative.
             let headersDir = "usr/src/linux-headers-\(release)"
             try FileSystem.makeDirectories(Path.join(path, headersDir, "include/generated"))
-            try FileSystem.write(Path.join(path, headersDir, "include/generated/compile.h"), """
+            try FileSystem.write(
+                Path.join(path, headersDir, "include/generated/compile.h"),
+                """
                 #define UTS_MACHINE "x86_64"
                 #define LINUX_COMPILE_BY "debian-kernel"
                 #define LINUX_COMPILE_HOST "lists.debian.org"
@@ -72,7 +74,8 @@ final class FakeRoot {
         // A package that was removed but whose config files remain is not installed.
         text += "Package: linux-image-6.1.0-1-amd64\nStatus: deinstall ok config-files\nVersion: 6.1.4-1\n\n"
         for p in packages {
-            text += "Package: \(p.name)\nStatus: install ok installed\nPriority: optional\nVersion: \(p.version)\nDescription: fake\n\n"
+            text +=
+                "Package: \(p.name)\nStatus: install ok installed\nPriority: optional\nVersion: \(p.version)\nDescription: fake\n\n"
         }
         try FileSystem.write(Path.join(path, "var/lib/dpkg/status"), text)
     }
@@ -90,7 +93,8 @@ final class FakeRoot {
         let dir = Path.join(catalog, release)
         try FileSystem.makeDirectories(Path.join(dir, "boot"))
         try FileSystem.write(Path.join(dir, "boot/vmlinuz-\(release)"), "not really a kernel\n")
-        try FileSystem.write(Path.join(dir, "boot/config-\(release)"), "CONFIG_CC_VERSION_TEXT=\"\(compiler)\"\nCONFIG_LIVEPATCH=y\n")
+        try FileSystem.write(
+            Path.join(dir, "boot/config-\(release)"), "CONFIG_CC_VERSION_TEXT=\"\(compiler)\"\nCONFIG_LIVEPATCH=y\n")
         let modules = Path.join(dir, "lib/modules/\(release)")
         try FileSystem.makeDirectories(modules)
         let headers = "usr/src/linux-headers-\(release)"

@@ -27,12 +27,15 @@ import Testing
         defer { dir.remove() }
         try FileSystem.makeDirectories(Path.join(dir.path, "fs/demo"))
         try FileSystem.write(Path.join(dir.path, "fs/Makefile"), "obj-y += core.o\nobj-$(CONFIG_DEMO) += demo/\n")
-        try FileSystem.write(Path.join(dir.path, "fs/demo/Makefile"),
-                             "obj-$(CONFIG_DEMO) += demo-fs.o\ndemo-fs-y := super.o \\\n\tinode.o\ndemo-fs-$(CONFIG_DEMO_EXTRA) += extra.o\n")
+        try FileSystem.write(
+            Path.join(dir.path, "fs/demo/Makefile"),
+            "obj-$(CONFIG_DEMO) += demo-fs.o\ndemo-fs-y := super.o \\\n\tinode.o\ndemo-fs-$(CONFIG_DEMO_EXTRA) += extra.o\n"
+        )
         let m = KernelConfig(text: "CONFIG_DEMO=m\n# CONFIG_DEMO_EXTRA is not set\n")
         #expect(KbuildMembership.of("fs/core.o", tree: dir.path, config: m) == .builtIn)
         #expect(KbuildMembership.of("fs/demo/inode.o", tree: dir.path, config: m) == .module("demo_fs"))
-        #expect(KbuildMembership.of("fs/demo/extra.o", tree: dir.path, config: m) == .notBuilt(option: "CONFIG_DEMO_EXTRA"))
+        #expect(
+            KbuildMembership.of("fs/demo/extra.o", tree: dir.path, config: m) == .notBuilt(option: "CONFIG_DEMO_EXTRA"))
         let n = KernelConfig(text: "# CONFIG_DEMO is not set\n")
         #expect(KbuildMembership.of("fs/demo/super.o", tree: dir.path, config: n) == .notBuilt(option: "CONFIG_DEMO"))
         #expect(KbuildMembership.of("fs/unknown.o", tree: dir.path, config: n) == .unknown)

@@ -17,30 +17,35 @@ import Testing
         let index = try index()
         #expect(index.packages.count == 14)
         let image = try #require(index.package("linux-image-6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1"))
-        #expect(image.filename == "pool/updates/main/l/linux-signed-6.12-amd64/linux-image-6.12.118+deb12-amd64_6.12.118-1~deb12u1_amd64.deb")
+        #expect(
+            image.filename
+                == "pool/updates/main/l/linux-signed-6.12-amd64/linux-image-6.12.118+deb12-amd64_6.12.118-1~deb12u1_amd64.deb"
+        )
         #expect(image.size == 107_211_068)
         #expect(image.sha256 == "8e837371953d0d8e1e9e998a340340dcbd7a13619d529a16773a56870d69bd13")
         let headers = try #require(index.package("linux-headers-6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1"))
-        #expect(headers.dependencyNames == [
-            "linux-base", "linux-headers-6.12.118+deb12-common", "linux-image-6.12.118+deb12-amd64",
-            "linux-image-6.12.118+deb12-amd64-unsigned", "linux-kbuild-6.12.118+deb12", "gcc-12",
-        ])
+        #expect(
+            headers.dependencyNames == [
+                "linux-base", "linux-headers-6.12.118+deb12-common", "linux-image-6.12.118+deb12-amd64",
+                "linux-image-6.12.118+deb12-amd64-unsigned", "linux-kbuild-6.12.118+deb12", "gcc-12",
+            ])
         #expect(index.versions(of: "linux-source-6.12").map(\.version) == ["6.12.118-1~deb12u1", "6.12.117-1~deb12u1"])
     }
 
     @Test func continuationLinesAndBrokenStanzasAreSkipped() {
-        let index = PackageIndex(text: """
-            Package: a
-            Version: 1.0
-            Description: first line
-             a continued line: Version: 9
-            Size: 12
+        let index = PackageIndex(
+            text: """
+                Package: a
+                Version: 1.0
+                Description: first line
+                 a continued line: Version: 9
+                Size: 12
 
-            Package: no-version
-            Size: 3
+                Package: no-version
+                Size: 3
 
-            Version: 2.0
-            """)
+                Version: 2.0
+                """)
         #expect(index.packages == [PackageStanza(name: "a", version: "1.0", size: 12, summary: "first line")])
     }
 
@@ -52,9 +57,11 @@ import Testing
         #expect(selection.version == "6.12.118-1~deb12u1")
         // The signed image, not -unsigned or -dbg.
         #expect(selection.image.name == "linux-image-6.12.118+deb12-amd64")
-        #expect(selection.headers.map(\.name) == [
-            "linux-headers-6.12.118+deb12-amd64", "linux-headers-6.12.118+deb12-common", "linux-kbuild-6.12.118+deb12",
-        ])
+        #expect(
+            selection.headers.map(\.name) == [
+                "linux-headers-6.12.118+deb12-amd64", "linux-headers-6.12.118+deb12-common",
+                "linux-kbuild-6.12.118+deb12",
+            ])
         #expect(selection.source?.name == "linux-source-6.12")
         #expect(selection.source?.version == "6.12.118-1~deb12u1")
         #expect(selection.all.allSatisfy { $0.version == "6.12.118-1~deb12u1" })
@@ -73,17 +80,21 @@ import Testing
 
     @Test func aMissingPieceIsNamed() throws {
         #expect {
-            try KernelSelector.select("6.12.117+deb12-amd64", suites: [("bookworm-security", try index())], withSource: true)
+            try KernelSelector.select(
+                "6.12.117+deb12-amd64", suites: [("bookworm-security", try index())], withSource: true)
         } throws: { error in
             let error = error as? KernelError
-            return error?.kind == .missingPiece && error?.message.contains("linux-headers-6.12.117+deb12-common") == true
+            return error?.kind == .missingPiece
+                && error?.message.contains("linux-headers-6.12.117+deb12-common") == true
         }
     }
 
     @Test func anUnknownKernelNamesTheSuitesSearched() throws {
         let index = try index()
         #expect {
-            try KernelSelector.select("6.12.99+deb12-amd64", suites: [("bookworm", PackageIndex(packages: [])), ("bookworm-security", index)], withSource: true)
+            try KernelSelector.select(
+                "6.12.99+deb12-amd64",
+                suites: [("bookworm", PackageIndex(packages: [])), ("bookworm-security", index)], withSource: true)
         } throws: { error in
             let error = error as? KernelError
             return error?.kind == .unknownKernel && error?.message.contains("bookworm, bookworm-security") == true
@@ -93,7 +104,10 @@ import Testing
     @Test func theFirstSuiteCarryingTheKernelWins() throws {
         let index = try index()
         let selection = try KernelSelector.select(
-            "6.12.118+deb12-amd64", suites: [("bookworm", PackageIndex(packages: [])), ("bookworm-backports", index), ("bookworm-security", index)],
+            "6.12.118+deb12-amd64",
+            suites: [
+                ("bookworm", PackageIndex(packages: [])), ("bookworm-backports", index), ("bookworm-security", index),
+            ],
             withSource: true)
         #expect(selection.suite == "bookworm-backports")
     }
@@ -109,7 +123,9 @@ import Testing
     @Test func theRecordRoundTripsAndReadsAsDpkgStatus() throws {
         let record = KernelCatalog.Record(
             release: "6.12.118+deb12-amd64", suite: "bookworm-security", version: "6.12.118-1~deb12u1",
-            packages: [("linux-image-6.12.118+deb12-amd64", "6.12.118-1~deb12u1"), ("linux-source-6.12", "6.12.118-1~deb12u1")])
+            packages: [
+                ("linux-image-6.12.118+deb12-amd64", "6.12.118-1~deb12u1"), ("linux-source-6.12", "6.12.118-1~deb12u1"),
+            ])
         #expect(KernelCatalog.Record(text: record.text) == record)
         #expect(record.hasSource)
         let dir = try TemporaryDirectory(prefix: "suture-record")
@@ -137,7 +153,9 @@ import Testing
     @Test func fetchRefusesBadNamesAndSuitesBeforeTouchingTheNetwork() throws {
         let dir = try TemporaryDirectory(prefix: "suture-catalog")
         let catalog = KernelCatalog(root: dir.path)
-        for (spec, suites) in [("../x", KernelCatalog.suites), ("", KernelCatalog.suites), ("6.12.118+deb12-amd64", ["stretch"])] {
+        for (spec, suites) in [
+            ("../x", KernelCatalog.suites), ("", KernelCatalog.suites), ("6.12.118+deb12-amd64", ["stretch"]),
+        ] {
             #expect {
                 try catalog.fetch(spec, suites: suites)
             } throws: { error in
@@ -152,8 +170,9 @@ import Testing
 extension KernelCatalogTests {
     @Test func theHeadersMakefileIncludesTheCachedCommonHeaders() {
         let text = "include /usr/src/linux-headers-6.12.118+deb12-common/Makefile\n"
-        #expect(KernelCatalog.relocatedMakefile(text, root: "/c/kernels/6.12.118+deb12-amd64")
-            == "include /c/kernels/6.12.118+deb12-amd64/usr/src/linux-headers-6.12.118+deb12-common/Makefile\n")
+        #expect(
+            KernelCatalog.relocatedMakefile(text, root: "/c/kernels/6.12.118+deb12-amd64")
+                == "include /c/kernels/6.12.118+deb12-amd64/usr/src/linux-headers-6.12.118+deb12-common/Makefile\n")
         let other = "obj-m := x.o\ninclude $(srctree)/Makefile\n"
         #expect(KernelCatalog.relocatedMakefile(other, root: "/c") == other)
     }

@@ -9,7 +9,7 @@ import Testing
     func fakeBzImage(payload: [UInt8]) throws -> [UInt8] {
         let compressed = try Command.run(["gzip", "-c"], input: payload).stdout
         var image = [UInt8](repeating: 0, count: 1024 + 16)
-        image[0x1f1] = 1 // setup sectors: protected-mode code starts at 2 * 512
+        image[0x1f1] = 1  // setup sectors: protected-mode code starts at 2 * 512
         image.replaceSubrange(0x202..<0x206, with: Array("HdrS".utf8))
         image[0x206] = 0x0f
         image[0x207] = 0x02

@@ -11,8 +11,11 @@ import Testing
         let kernel = try SharedTree.kernel()
         let tree = try SharedTree.tree()
         let version = try #require(kernel.packageVersion)
-        #expect(tree.origin == .installedPackage(package: kernel.sourcePackage, version: version,
-                                                 tarball: try #require(kernel.matchingSourceTarball)))
+        #expect(
+            tree.origin
+                == .installedPackage(
+                    package: kernel.sourcePackage, version: version,
+                    tarball: try #require(kernel.matchingSourceTarball)))
         #expect(tree.upstreamVersion == kernel.upstreamVersion)
         #expect(tree.path == Path.join(SharedTree.cache.treesDirectory, try SharedTree.cache.key(for: kernel)))
         #expect(tree.compiler.matches)
@@ -46,7 +49,8 @@ import Testing
             $0.livepatch && $0.release != target.release
                 && DebianVersion($0.packageVersion ?? "0") < DebianVersion(target.packageVersion ?? "0")
         }
-        let kernel = try #require(older.first, "no older kernel image is installed; run scripts/install-older-kernel.sh")
+        let kernel = try #require(
+            older.first, "no older kernel image is installed; run scripts/install-older-kernel.sh")
         let version = try #require(kernel.packageVersion)
         // The installed source is the current kernel's, so it must be fetched.
         #expect(kernel.matchingSourceTarball == nil)
@@ -97,8 +101,10 @@ import Testing
 
         // The shipped image's code, uncompressed with the tree's own script.
         let vmlinux = Path.join(scratch.path, "vmlinux")
-        let extract = try Command.run(["sh", "-c", "\"$0\" \"$1\" > \"$2\"",
-                                       Path.join(tree.sourceDirectory, "scripts/extract-vmlinux"), kernel.image, vmlinux])
+        let extract = try Command.run([
+            "sh", "-c", "\"$0\" \"$1\" > \"$2\"",
+            Path.join(tree.sourceDirectory, "scripts/extract-vmlinux"), kernel.image, vmlinux,
+        ])
         try #require(extract.termination.succeeded, "extract-vmlinux: \(extract.stderrText)")
         let image = try FileSystem.read(vmlinux)
 
@@ -118,7 +124,9 @@ import Testing
         #expect(try workspace.objects(compiling: "kernel/sched/rt.c") == ["kernel/sched/build_policy.o"])
         #expect(try workspace.objects(compiling: "kernel/sched/loadavg.c") == ["kernel/sched/build_utility.o"])
         #expect(try workspace.objects(compiling: "fs/proc/meminfo.c") == ["fs/proc/meminfo.o"])
-        let missing = #expect(throws: KernelError.self) { try workspace.objects(compiling: "kernel/sched/nonexistent.c") }
+        let missing = #expect(throws: KernelError.self) {
+            try workspace.objects(compiling: "kernel/sched/nonexistent.c")
+        }
         #expect(missing?.message.contains("kernel/sched/nonexistent.c") == true)
         let outside = #expect(throws: KernelError.self) { try workspace.objects(compiling: "../etc/passwd.c") }
         #expect(outside?.kind == .usage)

@@ -19,9 +19,11 @@ import Testing
     @Test func anUntouchedTreeVerifies() throws {
         let dir = try makeTree()
         let manifest = try TreeManifest.record(dir.path)
-        #expect(manifest.entries.map(\.path) == [
-            "Makefile", "kernel", "kernel/link.c", "kernel/sched", "kernel/sched/build_policy.c", "kernel/sched/rt.c",
-        ])
+        #expect(
+            manifest.entries.map(\.path) == [
+                "Makefile", "kernel", "kernel/link.c", "kernel/sched", "kernel/sched/build_policy.c",
+                "kernel/sched/rt.c",
+            ])
         #expect(try manifest.verify(dir.path).isEmpty)
     }
 

@@ -35,14 +35,14 @@ import Testing
 
     @Test func includeLinesAreRead() {
         let text = """
-        #include <linux/sched.h>
-          #  include "sched.h"
-        #include"tight.h"
-        // #include "commented.h"
-        #define include "not.h"
-        #include MACRO_HEADER
-        #include <asm/unterminated.h
-        """
+            #include <linux/sched.h>
+              #  include "sched.h"
+            #include"tight.h"
+            // #include "commented.h"
+            #define include "not.h"
+            #include MACRO_HEADER
+            #include <asm/unterminated.h
+            """
         #expect(Workspace.includedNames(text) == ["linux/sched.h", "sched.h", "tight.h"])
     }
 
@@ -67,15 +67,15 @@ import Testing
 
     @Test func theIncludeIndexFindsIncluders() {
         let grep = """
-        kernel/sched/build_policy.c:#include "rt.c"
-        kernel/sched/build_policy.c:#include "deadline.c"
-        kernel/sched/rt.c:#include "sched.h"
-        kernel/time/other.c:#include "rt.c"
-        kernel/sched/core.c:#include <linux/sched.h>
-        fs/proc/base.c:#include <linux/sched.h>
-        fs/proc/base.c: #  include <linux/sched.h>
-        not a grep line
-        """
+            kernel/sched/build_policy.c:#include "rt.c"
+            kernel/sched/build_policy.c:#include "deadline.c"
+            kernel/sched/rt.c:#include "sched.h"
+            kernel/time/other.c:#include "rt.c"
+            kernel/sched/core.c:#include <linux/sched.h>
+            fs/proc/base.c:#include <linux/sched.h>
+            fs/proc/base.c: #  include <linux/sched.h>
+            not a grep line
+            """
         let index = Workspace.IncludeIndex(grepOutput: grep)
         #expect(index.includers(of: "kernel/sched/rt.c") == ["kernel/sched/build_policy.c"])
         #expect(index.includers(of: "kernel/sched/sched.h") == ["kernel/sched/rt.c"])

@@ -20,12 +20,15 @@ import Testing
         #expect(tree.origin == .user(path: tarball))
         #expect(tree.upstreamVersion == upstream)
         #expect(tree.key.hasPrefix("\(kernel.release)-") && tree.key.contains("-src-"))
-        #expect(outcome.warnings.contains { $0.contains("distro revision") && $0.contains(kernel.packageVersion ?? "?") })
+        #expect(
+            outcome.warnings.contains { $0.contains("distro revision") && $0.contains(kernel.packageVersion ?? "?") })
         #expect(outcome.phases.map(\.name) == ["source", "olddefconfig", "modules_prepare", "manifest"])
         // The stand-in's modules_prepare saw KERNELRELEASE, as kbuild does.
         let uts = try FileSystem.readText(Path.join(tree.buildDirectory, "include/generated/utsrelease.h"))
         #expect(uts.contains("\"\(kernel.release)\""))
-        #expect(try FileSystem.read(Path.join(tree.buildDirectory, ".config")) == FileSystem.read(try #require(kernel.config)))
+        #expect(
+            try FileSystem.read(Path.join(tree.buildDirectory, ".config"))
+                == FileSystem.read(try #require(kernel.config)))
         #expect(try tree.verify().isEmpty)
         #expect(try FileSystem.status(Path.join(tree.sourceDirectory, "README")).st_mode & 0o222 == 0)
         // Nothing but the tree and its lock in the cache.
@@ -75,8 +78,9 @@ import Testing
 
     @Test func aCompilerMismatchIsRefusedUnlessAllowed() throws {
         let root = try FakeRoot()
-        try root.addKernel("6.1.0-99-amd64", packageVersion: "6.1.192-3", headers: false,
-                           compiler: "gcc-99 (Fake 99.1.0-1) 99.1.0")
+        try root.addKernel(
+            "6.1.0-99-amd64", packageVersion: "6.1.192-3", headers: false,
+            compiler: "gcc-99 (Fake 99.1.0-1) 99.1.0")
         let kernel = root.resolver().describe("6.1.0-99-amd64")
         let dir = try TemporaryDirectory(prefix: "suture-prepare")
         let tarball = try StandIn.tarball(version: "6.1.192", in: dir.path)
@@ -131,7 +135,10 @@ import Testing
 
         for signal in [SIGKILL, SIGTERM] {
             let child = try ChildProcess(
-                [try SutureBinary.checked(), "kernel", "prepare", "--kernel", kernel.release, "--source", tarball, "--cache", cacheRoot],
+                [
+                    try SutureBinary.checked(), "kernel", "prepare", "--kernel", kernel.release, "--source", tarball,
+                    "--cache", cacheRoot,
+                ],
                 environment: Command.environment(["SUTURE_TEST_STALL": "1"]),
                 stdout: .null, stderr: .null, newProcessGroup: true)
             // Wait until the stand-in's modules_prepare is running.

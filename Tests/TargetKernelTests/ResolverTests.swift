@@ -111,7 +111,8 @@ import Testing
 
     @Test func compilerFallsBackToTheConfigWithoutHeaders() throws {
         let root = try FakeRoot()
-        try root.addKernel("6.1.0-9-amd64", packageVersion: "6.1.27-1", headers: false, compiler: "gcc-12 (Debian 12.2.0-1) 12.2.0")
+        try root.addKernel(
+            "6.1.0-9-amd64", packageVersion: "6.1.27-1", headers: false, compiler: "gcc-12 (Debian 12.2.0-1) 12.2.0")
         #expect(root.resolver().describe("6.1.0-9-amd64").compiler == "gcc-12 (Debian 12.2.0-1) 12.2.0")
     }
 
@@ -140,7 +141,9 @@ import Testing
 
         let notImage = #expect(throws: KernelError.self) { try root.resolver().resolve("/etc/passwd") }
         #expect(notImage?.message.contains("not a kernel image") == true)
-        let missingImage = #expect(throws: KernelError.self) { try root.resolver().resolve("/nonexistent/vmlinuz-6.1.0-9-amd64") }
+        let missingImage = #expect(throws: KernelError.self) {
+            try root.resolver().resolve("/nonexistent/vmlinuz-6.1.0-9-amd64")
+        }
         #expect(missingImage?.message.contains("no such kernel image") == true)
     }
 
@@ -158,14 +161,15 @@ import Testing
 
 @Suite struct KernelConfigTests {
     @Test func parsesValuesAndReportsDrift() {
-        let shipped = KernelConfig(text: """
-            # comment
-            CONFIG_LIVEPATCH=y
-            CONFIG_XFS_FS=m
-            # CONFIG_TEST_LIVEPATCH is not set
-            CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
-            CONFIG_PAHOLE_VERSION=124
-            """)
+        let shipped = KernelConfig(
+            text: """
+                # comment
+                CONFIG_LIVEPATCH=y
+                CONFIG_XFS_FS=m
+                # CONFIG_TEST_LIVEPATCH is not set
+                CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+                CONFIG_PAHOLE_VERSION=124
+                """)
         #expect(shipped["LIVEPATCH"] == .yes)
         #expect(shipped["CONFIG_XFS_FS"] == .module)
         #expect(shipped["TEST_LIVEPATCH"] == .no)
@@ -173,13 +177,14 @@ import Testing
         #expect(shipped["CC_VERSION_TEXT"] == .value("gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"))
         #expect(shipped["XFS_FS"].isEnabled)
 
-        let result = KernelConfig(text: """
-            CONFIG_LIVEPATCH=y
-            CONFIG_XFS_FS=m
-            CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
-            CONFIG_PAHOLE_VERSION=0
-            CONFIG_BUILD_SALT=""
-            """)
+        let result = KernelConfig(
+            text: """
+                CONFIG_LIVEPATCH=y
+                CONFIG_XFS_FS=m
+                CONFIG_CC_VERSION_TEXT="gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0"
+                CONFIG_PAHOLE_VERSION=0
+                CONFIG_BUILD_SALT=""
+                """)
         let drift = shipped.drift(to: result)
         #expect(drift.map(\.name) == ["PAHOLE_VERSION"])
         #expect(drift.first?.expected == .value("124"))
@@ -260,10 +265,13 @@ import Testing
             try root.resolver().resolve("6.12.117+deb13-amd64")
         } throws: { error in
             let error = error as? KernelError
-            return error?.kind == .unknownKernel && error?.message.contains("suture kernel fetch 6.12.117+deb13-amd64") == true
+            return error?.kind == .unknownKernel
+                && error?.message.contains("suture kernel fetch 6.12.117+deb13-amd64") == true
                 && error?.message.contains("installed: 6.1.0-57-amd64") == true
         }
-        #expect(throws: KernelError.self) { try root.resolver().resolve(Path.join(root.catalog, ".6.12.118+deb13-amd64.partial-1")) }
+        #expect(throws: KernelError.self) {
+            try root.resolver().resolve(Path.join(root.catalog, ".6.12.118+deb13-amd64.partial-1"))
+        }
     }
 }
 
@@ -271,14 +279,16 @@ extension FetchedKernelResolverTests {
     @Test func theCompilerIsNamedAsDebianNamesIt() throws {
         let root = try FakeRoot()
         try root.addFetched("6.12.118+deb13-amd64", version: "6.12.118-1")
-        try root.addFetched("6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", compiler: "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
+        try root.addFetched(
+            "6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", compiler: "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
         #expect(try root.resolver().resolve("6.12.118+deb13-amd64").compilerName == "gcc-14")
         #expect(try root.resolver().resolve("6.12.118+deb12-amd64").compilerName == "gcc-12")
     }
 
     @Test func preparingAFetchedKernelWithAnotherCompilerAsksForABuildRoot() throws {
         let root = try FakeRoot()
-        try root.addFetched("6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
+        try root.addFetched(
+            "6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
         let kernel = try root.resolver().resolve("6.12.118+deb13-amd64")
         let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
         #expect {
@@ -301,7 +311,8 @@ extension FetchedKernelResolverTests {
             try TreeCache(root: cache.path).prepare(kernel)
         } throws: { error in
             let error = error as? KernelError
-            return error?.kind == .missingPiece && error?.message.contains("suture kernel fetch 6.12.118+deb12-amd64") == true
+            return error?.kind == .missingPiece
+                && error?.message.contains("suture kernel fetch 6.12.118+deb12-amd64") == true
         }
     }
 }

@@ -33,8 +33,9 @@ enum StandIn {
         let top = Path.join(dir, "linux-\(version)")
         try FileSystem.makeDirectories(Path.join(top, "kernel"))
         let rules = try FileSystem.readText(Path.join(fixtures, "stand-in-kbuild.mk"))
-        try FileSystem.write(Path.join(top, "Makefile"),
-                             "VERSION = \(parts[0])\nPATCHLEVEL = \(parts[1])\nSUBLEVEL = \(parts[2])\nEXTRAVERSION =\n\n" + rules)
+        try FileSystem.write(
+            Path.join(top, "Makefile"),
+            "VERSION = \(parts[0])\nPATCHLEVEL = \(parts[1])\nSUBLEVEL = \(parts[2])\nEXTRAVERSION =\n\n" + rules)
         try FileSystem.write(Path.join(top, "README"), "A stand-in kernel tree for Suture's tests.\n")
         try FileSystem.write(Path.join(top, "kernel/stand_in.c"), "int stand_in;\n")
         return top
@@ -58,7 +59,6 @@ enum StandIn {
         return parts.joined(separator: ".")
     }
 }
-
 
 /// Names in `dir`, or none when it does not exist.
 func entries(_ dir: String) -> [String] { (try? FileSystem.list(dir)) ?? [] }
@@ -107,11 +107,17 @@ struct MaskedCode {
                 while i <= last {
                     if hay[i] == first {
                         var same = true
-                        for j in 1..<a.count where hay[i + j] != a[j] { same = false; break }
+                        for j in 1..<a.count where hay[i + j] != a[j] {
+                            same = false
+                            break
+                        }
                         if same {
                             let origin = i - best.start
                             var all = true
-                            for k in 0..<bytes.count where known[k] && hay[origin + k] != bytes[k] { all = false; break }
+                            for k in 0..<bytes.count where known[k] && hay[origin + k] != bytes[k] {
+                                all = false
+                                break
+                            }
                             if all { found.append(origin) }
                         }
                     }

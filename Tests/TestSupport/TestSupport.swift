@@ -21,8 +21,10 @@ public enum SutureBinary {
     }
 
     /// Runs suture to completion.
-    public static func run(_ arguments: [String], environment: [String: String]? = nil,
-                           timeout: Double? = nil) throws -> CommandResult {
+    public static func run(
+        _ arguments: [String], environment: [String: String]? = nil,
+        timeout: Double? = nil
+    ) throws -> CommandResult {
         try Command.run([try checked()] + arguments, environment: environment, timeout: timeout)
     }
 }

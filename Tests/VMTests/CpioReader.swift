@@ -38,13 +38,17 @@ func readCpio(_ bytes: [UInt8]) throws -> [CpioEntry] {
         let rdevMinor = try field(10)
         let nameSize = Int(try field(11))
         let nameStart = offset + 110
-        guard bytes[nameStart + nameSize - 1] == 0 else { throw CpioReadError.bad("name not NUL-terminated at \(offset)") }
+        guard bytes[nameStart + nameSize - 1] == 0 else {
+            throw CpioReadError.bad("name not NUL-terminated at \(offset)")
+        }
         let name = String(decoding: bytes[nameStart..<nameStart + nameSize - 1], as: UTF8.self)
         let dataStart = align(nameStart + nameSize)
         guard dataStart + size <= bytes.count else { throw CpioReadError.bad("truncated data of \(name)") }
         if name == "TRAILER!!!" { return entries }
-        entries.append(CpioEntry(name: name, mode: mode, data: Array(bytes[dataStart..<dataStart + size]),
-                                 rdevMajor: rdevMajor, rdevMinor: rdevMinor))
+        entries.append(
+            CpioEntry(
+                name: name, mode: mode, data: Array(bytes[dataStart..<dataStart + size]),
+                rdevMajor: rdevMajor, rdevMinor: rdevMinor))
         offset = align(dataStart + size)
     }
 }

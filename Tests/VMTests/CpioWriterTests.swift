@@ -22,8 +22,11 @@ import VM
 
     @Test func roundTripsEntriesWithModesAndParents() throws {
         let entries = try readCpio(try sample())
-        #expect(entries.map(\.name) == ["etc", "etc/hostname", "deep", "deep/er", "deep/er/tool",
-                                        "bin", "bin/sh", "dev", "dev/console", "empty"])
+        #expect(
+            entries.map(\.name) == [
+                "etc", "etc/hostname", "deep", "deep/er", "deep/er/tool",
+                "bin", "bin/sh", "dev", "dev/console", "empty",
+            ])
         let byName = Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0) })
         #expect(byName["etc/hostname"]?.text == "guest\n")
         #expect(byName["etc/hostname"]?.mode == 0o100644)
@@ -59,7 +62,9 @@ import VM
         #expect(try String(contentsOfFile: file, encoding: .utf8) == "hello cpio")
         let attributes = try FileManager.default.attributesOfItem(atPath: file)
         #expect((attributes[.posixPermissions] as? Int) == 0o640)
-        #expect(try FileManager.default.destinationOfSymbolicLink(atPath: directory.appendingPathComponent("a/link").path) == "b/c.txt")
+        #expect(
+            try FileManager.default.destinationOfSymbolicLink(atPath: directory.appendingPathComponent("a/link").path)
+                == "b/c.txt")
     }
 
     @Test func streamsIntoADescriptorWithTheSameBytes() throws {

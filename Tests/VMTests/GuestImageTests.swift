@@ -6,7 +6,8 @@ import Testing
 import VM
 
 @Suite struct GuestImageTests {
-    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures").path
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+        .path
 
     static func release() -> KernelRelease {
         KernelRelease(
@@ -53,11 +54,12 @@ import VM
         try FileSystem.write(single, "one", mode: 0o600)
         try FileSystem.setMode(single, 0o600)
 
-        let e = try entries(image(files: [
-            GuestFile(hostPath: tree, guestPath: "/opt/tree"),
-            GuestFile(hostPath: single, guestPath: "/tmp/deep/single"),
-            GuestFile(hostPath: single),
-        ]))
+        let e = try entries(
+            image(files: [
+                GuestFile(hostPath: tree, guestPath: "/opt/tree"),
+                GuestFile(hostPath: single, guestPath: "/tmp/deep/single"),
+                GuestFile(hostPath: single),
+            ]))
         #expect(e["opt/tree/sub/tool"]?.permissions == 0o750)
         #expect(e["opt/tree/sub/tool"]?.text == "#!/bin/sh\n")
         #expect(e["opt/tree/link"]?.type == 0o120000)
@@ -72,8 +74,12 @@ import VM
     }
 
     @Test func refusesPathsUnderMountsAndMissingFiles() {
-        #expect(throws: VMError.self) { try image(files: [GuestFile(hostPath: "/etc/hostname", guestPath: "/proc/x")]).archive() }
-        #expect(throws: VMError.self) { try image(files: [GuestFile(hostPath: "/etc/hostname", guestPath: "/dev")]).archive() }
+        #expect(throws: VMError.self) {
+            try image(files: [GuestFile(hostPath: "/etc/hostname", guestPath: "/proc/x")]).archive()
+        }
+        #expect(throws: VMError.self) {
+            try image(files: [GuestFile(hostPath: "/etc/hostname", guestPath: "/dev")]).archive()
+        }
         #expect(throws: VMError.self) { try image(files: [GuestFile(hostPath: "/nonexistent/x")]).archive() }
     }
 

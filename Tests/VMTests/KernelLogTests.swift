@@ -5,10 +5,17 @@ import VM
 @Suite struct KernelLogTests {
     @Test func recognisesPanicOopsAndWarning() {
         #expect(KernelLog.problem(in: "[    2.2] Kernel panic - not syncing: sysrq triggered crash\n") == .panic)
-        #expect(KernelLog.problem(in: "[ 3.1] BUG: kernel NULL pointer dereference, address: 0000000000000000\n[ 3.1] Oops: 0002 [#1] PREEMPT SMP NOPTI\n") == .oops)
+        #expect(
+            KernelLog.problem(
+                in:
+                    "[ 3.1] BUG: kernel NULL pointer dereference, address: 0000000000000000\n[ 3.1] Oops: 0002 [#1] PREEMPT SMP NOPTI\n"
+            ) == .oops)
         #expect(KernelLog.problem(in: "[ 1.0] kernel BUG at mm/slub.c:42!\n") == .oops)
         #expect(KernelLog.problem(in: "[ 1.0] general protection fault, probably for non-canonical address\n") == .oops)
-        #expect(KernelLog.problem(in: "[ 1.0] ------------[ cut here ]------------\n[ 1.0] WARNING: CPU: 0 PID: 1 at x.c:3 f+0x1/0x2\n") == .warning)
+        #expect(
+            KernelLog.problem(
+                in: "[ 1.0] ------------[ cut here ]------------\n[ 1.0] WARNING: CPU: 0 PID: 1 at x.c:3 f+0x1/0x2\n")
+                == .warning)
     }
 
     @Test func theWorstProblemWins() {
@@ -27,7 +34,9 @@ import VM
     }
 
     @Test func newTaintBitsCount() {
-        let died: UInt64 = 1 << 7, warned: UInt64 = 1 << 9, livepatch: UInt64 = 1 << 15
+        let died: UInt64 = 1 << 7
+        let warned: UInt64 = 1 << 9
+        let livepatch: UInt64 = 1 << 15
         #expect(KernelLog.problem(in: "", taintBefore: 0, taintAfter: died | livepatch) == .oops)
         #expect(KernelLog.problem(in: "", taintBefore: livepatch, taintAfter: warned | livepatch) == .warning)
         // Already set before the command: not this command's problem.

@@ -17,7 +17,7 @@ enum GuestLock {
     static func withLock<T>(_ body: () async throws -> T) async throws -> T {
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o666)
         guard fd >= 0 else { throw TestError("open \(path): \(String(cString: strerror(errno)))") }
-        defer { close(fd) } // releases the lock
+        defer { close(fd) }  // releases the lock
         while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             try await Task.sleep(nanoseconds: 50_000_000)
         }

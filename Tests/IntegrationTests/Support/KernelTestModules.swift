@@ -37,11 +37,14 @@ enum KernelTestModules {
     /// File name → source of every `lib/livepatch/test_klp_*.c` in the tarball.
     static func sources(of release: KernelRelease) throws -> [String: [UInt8]] {
         guard let tarball = release.matchingSourceTarball ?? release.sourceTarball else {
-            throw TestError("no \(release.sourcePackage) tarball for \(release.release): install \(release.sourcePackage)")
+            throw TestError(
+                "no \(release.sourcePackage) tarball for \(release.release): install \(release.sourcePackage)")
         }
         let directory = try TemporaryDirectory(prefix: "suture-klp-sources")
         defer { directory.remove() }
-        let tar = try Command.run(["tar", "-xJf", tarball, "-C", directory.path, "--wildcards", "*/lib/livepatch/test_klp_*.c"])
+        let tar = try Command.run([
+            "tar", "-xJf", tarball, "-C", directory.path, "--wildcards", "*/lib/livepatch/test_klp_*.c",
+        ])
         guard tar.termination.succeeded else {
             throw TestError("extract lib/livepatch/test_klp_*.c from \(tarball): \(tar.stderrText)")
         }

@@ -7,8 +7,10 @@ import TestSupport
 /// Runs the `suture` binary as a user would, holding `GuestLock`.
 enum SutureCLI {
     /// Runs to completion and captures stdout and stderr.
-    static func run(_ arguments: [String], environment: [String: String?] = [:],
-                    timeout: Double = 600) async throws -> CommandResult {
+    static func run(
+        _ arguments: [String], environment: [String: String?] = [:],
+        timeout: Double = 600
+    ) async throws -> CommandResult {
         let binary = try SutureBinary.checked()
         return try await GuestLock.withLock {
             try Command.run([binary] + arguments, environment: Command.environment(environment), timeout: timeout)
@@ -30,11 +32,15 @@ final class RunningSuture {
         stderrPath = Path.join(directory.path, "stderr")
         let out = open(stdoutPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         let err = open(stderrPath, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
-        defer { close(out); close(err) }
+        defer {
+            close(out)
+            close(err)
+        }
         // No death signal: the tests kill it themselves and check what it
         // leaves behind.
-        process = try ChildProcess([try SutureBinary.checked()] + arguments, stdin: stdin,
-                                   stdout: .descriptor(out), stderr: .descriptor(err), deathSignal: 0)
+        process = try ChildProcess(
+            [try SutureBinary.checked()] + arguments, stdin: stdin,
+            stdout: .descriptor(out), stderr: .descriptor(err), deathSignal: 0)
     }
 
     var stdout: String { FileSystem.readTextIfPresent(stdoutPath) ?? "" }
@@ -72,7 +78,8 @@ enum QemuProcesses {
         let marker = "suture-vm-\(pid)"
         return ((try? FileSystem.list("/proc")) ?? []).compactMap { entry in
             guard let candidate = pid_t(entry),
-                  let cmdline = try? FileSystem.read("/proc/\(entry)/cmdline") else { return nil }
+                let cmdline = try? FileSystem.read("/proc/\(entry)/cmdline")
+            else { return nil }
             let arguments = cmdline.split(separator: 0).map { String(decoding: $0, as: UTF8.self) }
             return arguments.contains(marker) ? candidate : nil
         }

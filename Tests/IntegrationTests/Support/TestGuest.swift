@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import Platform
+import TargetKernel
 import TestSupport
 import Testing
-import TargetKernel
 import VM
 
 /// A guest booted once for a whole suite, so its tests share one boot.
@@ -40,8 +40,10 @@ final class TestGuest: @unchecked Sendable {
     }
 
     /// A configuration for the target kernel that runs the built `suture`.
-    static func configuration(modules: [String] = [], files: [GuestFile] = [],
-                              kernelArguments: [String] = []) throws -> VMConfiguration {
+    static func configuration(
+        modules: [String] = [], files: [GuestFile] = [],
+        kernelArguments: [String] = []
+    ) throws -> VMConfiguration {
         var configuration = VMConfiguration(kernel: try targetKernel())
         configuration.sutureBinary = try SutureBinary.checked()
         configuration.modules = modules
@@ -57,10 +59,14 @@ final class TestGuest: @unchecked Sendable {
 
     /// Runs a command that must succeed without kernel trouble; returns stdout.
     @discardableResult
-    func check(_ command: String, timeout: Double = 120, sourceLocation: SourceLocation = #_sourceLocation) throws -> String {
+    func check(_ command: String, timeout: Double = 120, sourceLocation: SourceLocation = #_sourceLocation) throws
+        -> String
+    {
         let r = try vm.run(command, timeout: timeout)
         #expect(r.commandStatus == 0, "\(command) failed: \(r.stderrText)", sourceLocation: sourceLocation)
-        #expect(r.kernelProblem == nil, "\(command): kernel \(r.kernelProblem?.rawValue ?? ""):\n\(r.kernelLog)", sourceLocation: sourceLocation)
+        #expect(
+            r.kernelProblem == nil, "\(command): kernel \(r.kernelProblem?.rawValue ?? ""):\n\(r.kernelLog)",
+            sourceLocation: sourceLocation)
         return r.stdoutText
     }
 
@@ -86,9 +92,12 @@ struct GuestTrait: SuiteTrait, TestScoping {
 
     var isRecursive: Bool { false }
 
-    func provideScope(for test: Test, testCase: Test.Case?,
-                      performing function: @Sendable () async throws -> Void) async throws {
-        let configuration = try TestGuest.configuration(modules: modules, files: files, kernelArguments: kernelArguments)
+    func provideScope(
+        for test: Test, testCase: Test.Case?,
+        performing function: @Sendable () async throws -> Void
+    ) async throws {
+        let configuration = try TestGuest.configuration(
+            modules: modules, files: files, kernelArguments: kernelArguments)
         try await TestGuest.with(configuration) { guest in
             try await TestGuest.$shared.withValue(guest) { try await function() }
         }

@@ -64,8 +64,10 @@ enum TestModules {
         let all = try cache.withLock { cached in
             if let cached { return cached }
             let release = try KernelResolver().resolve(nil)
-            var sources = ["test_klp_livepatch.c": try KernelModuleBuild.kernelSource(
-                "lib/livepatch/test_klp_livepatch.c", of: release)]
+            var sources = [
+                "test_klp_livepatch.c": try KernelModuleBuild.kernelSource(
+                    "lib/livepatch/test_klp_livepatch.c", of: release)
+            ]
             for name in try FileSystem.list(fixtures) where name.hasSuffix(".c") {
                 sources[name] = try FileSystem.read(Path.join(fixtures, name))
             }
