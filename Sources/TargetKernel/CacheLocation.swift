@@ -22,6 +22,9 @@ public enum CacheLocation {
     /// `ROOT/kallsyms`: the guest's /proc/kallsyms per release.
     public static func kallsyms(_ root: String) -> String { Path.join(root, "kallsyms") }
 
+    /// `ROOT/kernels`: kernels fetched from Debian's archive, one folder per release.
+    public static func kernels(_ root: String) -> String { Path.join(root, "kernels") }
+
     /// `ROOT/vm`: VM-related cached facts, such as whether KVM works.
     public static func vm(_ root: String) -> String { Path.join(root, "vm") }
 }

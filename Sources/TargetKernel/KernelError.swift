@@ -14,6 +14,8 @@ public struct KernelError: SutureError {
         case compileFailed = "compile-failed"
         case notPristine = "not-pristine"
         case usage = "usage"
+        /// A Debian suite's archive could not be reached (`suture kernel fetch`).
+        case suiteUnreachable = "suite-unreachable"
         /// More work than the caller allowed without confirmation.
         case tooMany = "too-many"
     }

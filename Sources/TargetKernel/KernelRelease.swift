@@ -32,11 +32,16 @@ public struct KernelRelease: Sendable, Equatable {
     public let sourceTarball: String?
     /// Whether this is the kernel the machine is running.
     public let isRunning: Bool
+    /// For a kernel fetched by `suture kernel fetch`: its folder in the
+    /// cache (`CACHE/kernels/RELEASE`), a root holding `boot/`, the modules
+    /// and `usr/src/`. Nil for a kernel installed on this machine.
+    public let catalogDirectory: String?
 
     public init(
         release: String, image: String, config: String?, modulesDirectory: String?, headers: String?,
         imagePackage: String?, packageVersion: String?, livepatch: Bool, compiler: String?,
-        sourcePackage: String, sourceVersion: String?, sourceTarball: String?, isRunning: Bool
+        sourcePackage: String, sourceVersion: String?, sourceTarball: String?, isRunning: Bool,
+        catalogDirectory: String? = nil
     ) {
         self.release = release
         self.image = image
@@ -51,6 +56,20 @@ public struct KernelRelease: Sendable, Equatable {
         self.sourceVersion = sourceVersion
         self.sourceTarball = sourceTarball
         self.isRunning = isRunning
+        self.catalogDirectory = catalogDirectory
+    }
+
+    /// Whether the kernel was fetched into the cache rather than installed.
+    public var isFetched: Bool { catalogDirectory != nil }
+
+    /// The same kernel, marked as fetched into `directory`.
+    public func fetched(into directory: String) -> KernelRelease {
+        KernelRelease(
+            release: release, image: image, config: config, modulesDirectory: modulesDirectory,
+            headers: headers, imagePackage: imagePackage, packageVersion: packageVersion,
+            livepatch: livepatch, compiler: compiler, sourcePackage: sourcePackage,
+            sourceVersion: sourceVersion, sourceTarball: sourceTarball, isRunning: false,
+            catalogDirectory: directory)
     }
 
     /// The upstream version from the release, e.g. `6.1` from `6.1.0-57-amd64`.
@@ -66,6 +85,15 @@ public struct KernelRelease: Sendable, Equatable {
     }
 
     public var hasHeaders: Bool { headers != nil }
+
+    /// The compiler's Debian program name, e.g. `gcc-14` for
+    /// `x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0`.
+    public var compilerName: String? {
+        guard let first = compiler?.split(separator: " ").first else { return nil }
+        var name = String(first)
+        if let triplet = name.firstRange(of: "-linux-gnu-") { name = String(name[triplet.upperBound...]) }
+        return name
+    }
 
     /// The upstream kernel version the package was built from, e.g.
     /// `6.1.192` from package version `6.1.192-3`: epoch, Debian revision
@@ -97,7 +125,8 @@ public struct KernelRelease: Sendable, Equatable {
             release: release, image: path, config: config, modulesDirectory: modulesDirectory,
             headers: headers, imagePackage: imagePackage, packageVersion: packageVersion,
             livepatch: livepatch, compiler: compiler, sourcePackage: sourcePackage,
-            sourceVersion: sourceVersion, sourceTarball: sourceTarball, isRunning: isRunning)
+            sourceVersion: sourceVersion, sourceTarball: sourceTarball, isRunning: isRunning,
+            catalogDirectory: catalogDirectory)
     }
 
     static func series(of release: String) -> String {
@@ -123,6 +152,7 @@ public struct KernelRelease: Sendable, Equatable {
             ("sourceTarball", .optional(sourceTarball)),
             ("sourceMatches", .bool(matchingSourceTarball != nil)),
             ("running", .bool(isRunning)),
+            ("fetched", .optional(catalogDirectory)),
             ("default", .bool(isDefault)),
             ("missing", .strings(missingPieces)),
         ])

@@ -6,17 +6,49 @@ import Platform
 /// The default is the running kernel when it has livepatch support and its
 /// source and headers are installed; otherwise the newest installed kernel
 /// with `CONFIG_LIVEPATCH=y`, newest by Debian version order. Every command
-/// that takes `--kernel` goes through `resolve(_:)`.
+/// that takes `--kernel` goes through `resolve(_:)`. Kernels fetched into
+/// the cache (`suture kernel fetch`, `KernelCatalog`) are accepted by name
+/// or path, but never chosen as the default.
 public struct KernelResolver: Sendable {
     /// The file-system root, `/` except in tests with fake `/boot` trees.
     public let root: String
     public let runningRelease: String
     public let dpkg: DpkgStatus
+    /// Where fetched kernels live: `CACHE/kernels` (for a fake root,
+    /// `ROOT/var/cache/suture/kernels`).
+    public let catalog: String
 
-    public init(root: String = "/", runningRelease: String? = nil, dpkg: DpkgStatus? = nil) {
+    public init(root: String = "/", runningRelease: String? = nil, dpkg: DpkgStatus? = nil, catalog: String? = nil) {
         self.root = root
         self.runningRelease = runningRelease ?? Kernel.release()
         self.dpkg = dpkg ?? DpkgStatus(path: Path.join(root, "var/lib/dpkg/status"))
+        self.catalog =
+            catalog
+            ?? (root == "/"
+                ? CacheLocation.kernels(CacheLocation.root())
+                : Path.join(root, "var/cache/suture/kernels"))
+    }
+
+    /// Every kernel fetched into the catalog, newest first.
+    public func fetched() -> [KernelRelease] {
+        let names = (try? FileSystem.list(catalog)) ?? []
+        return names.filter { !$0.hasPrefix(".") }.compactMap { describeFetched($0) }.sorted(
+            by: KernelResolver.newerFirst)
+    }
+
+    /// A fetched kernel, described from its folder: a root of its own with
+    /// its package record as the dpkg status. Nil unless complete.
+    public func describeFetched(_ release: String) -> KernelRelease? {
+        guard !release.isEmpty, !release.contains("/"), !release.hasPrefix(".") else { return nil }
+        let directory = Path.join(catalog, release)
+        let record = Path.join(directory, KernelCatalog.recordName)
+        guard FileSystem.exists(record) else { return nil }
+        let inner = KernelResolver(
+            root: directory, runningRelease: "", dpkg: DpkgStatus(path: record),
+            catalog: Path.join(directory, ".none"))
+        let kernel = inner.describe(release)
+        guard FileSystem.exists(kernel.image) else { return nil }
+        return kernel.fetched(into: directory)
     }
 
     private func path(_ p: String) -> String { Path.join(root, p) }
@@ -44,7 +76,10 @@ public struct KernelResolver: Sendable {
         let image = path("boot/vmlinuz-\(release)")
         let configPath = path("boot/config-\(release)")
         let config = FileSystem.exists(configPath) ? configPath : nil
-        let modules = path("lib/modules/\(release)")
+        var modules = path("lib/modules/\(release)")
+        if !FileSystem.isDirectory(modules), FileSystem.isDirectory(path("usr/lib/modules/\(release)")) {
+            modules = path("usr/lib/modules/\(release)")
+        }
         let headers = resolveInRoot(Path.join(modules, "build"))
         let configText = config.flatMap { FileSystem.readTextIfPresent($0) } ?? ""
         let parsed = KernelConfig(text: configText)
@@ -141,16 +176,26 @@ public struct KernelResolver: Sendable {
         guard spec.contains("/") else {
             let candidate = describe(spec)
             guard FileSystem.exists(candidate.image) else {
+                if let fetched = describeFetched(spec) { return fetched }
                 let known = installed().map(\.release)
+                let fetchedNames = fetched().map(\.release)
                 throw KernelError(
                     .unknownKernel,
-                    "kernel \(spec) is not installed (no \(candidate.image)); installed: \(known.isEmpty ? "none" : known.joined(separator: ", "))"
+                    "kernel \(spec) is not installed (no \(candidate.image)) nor fetched (no \(Path.join(catalog, spec))); installed: \(known.isEmpty ? "none" : known.joined(separator: ", ")); fetched: \(fetchedNames.isEmpty ? "none" : fetchedNames.joined(separator: ", ")). `suture kernel fetch \(spec)` downloads a Debian kernel into the cache"
                 )
             }
             return candidate
         }
         let absolute = Path.absolute(spec)
         let base = Path.base(of: absolute)
+        // A path inside the catalog: CATALOG/RELEASE or anything under it.
+        if absolute.hasPrefix(catalog + "/") {
+            let release = String(absolute.dropFirst(catalog.count + 1).prefix { $0 != "/" })
+            guard let fetched = describeFetched(release) else {
+                throw KernelError(.unknownKernel, "\(spec): no complete fetched kernel \(release) in \(catalog)")
+            }
+            return fetched
+        }
         if FileSystem.isDirectory(absolute) {
             let candidate = describe(base)
             guard FileSystem.exists(candidate.image) else {

@@ -114,6 +114,13 @@ enum KernelSource {
     /// `apt-get download PACKAGE=VERSION` into `directory`, then
     /// `dpkg-deb -x` there; returns the tarball inside. Nothing is installed.
     static func download(for kernel: KernelRelease, into directory: String) throws(KernelError) -> String {
+        if kernel.isFetched {
+            // The host's apt knows nothing of other releases' kernels: the catalog fetches their source.
+            throw KernelError(
+                .missingPiece,
+                "kernel \(kernel.release) was fetched without \(kernel.sourcePackage); run `suture kernel fetch \(kernel.release)` (without --no-source) to add it, or pass --source TARBALL|DIR"
+            )
+        }
         guard let version = kernel.packageVersion else {
             throw KernelError(
                 .missingPiece,

@@ -118,6 +118,13 @@ public struct TreeCache: Sendable {
         let compiler = CompilerCheck.check(kernelCompiler: kernel.compiler)
         if !compiler.matches {
             guard allowCompilerMismatch else {
+                if let directory = kernel.catalogDirectory {
+                    let program = kernel.compilerName ?? "its compiler"
+                    throw KernelError(
+                        .compilerMismatch,
+                        "kernel \(kernel.release) (fetched into \(directory)) needs a build root with \(program): \(compiler.mismatchMessage). Build roots for other Debian releases' compilers are not available yet (issue 19, part 2); pass --allow-compiler-mismatch to build with the host's compiler anyway"
+                    )
+                }
                 throw KernelError(
                     .compilerMismatch,
                     "\(compiler.mismatchMessage). Install the kernel's compiler, or pass --allow-compiler-mismatch to build anyway"

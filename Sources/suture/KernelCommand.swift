@@ -6,8 +6,8 @@ import TargetKernel
 struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
-        abstract: "List target kernels and prepare their pristine source trees.",
-        subcommands: [List.self, Prepare.self, Compile.self, Objects.self])
+        abstract: "List target kernels, fetch Debian kernels into the cache, and prepare their pristine source trees.",
+        subcommands: [List.self, Fetch.self, Prepare.self, Compile.self, Objects.self])
 }
 
 /// `--cache DIR` for commands that use the tree cache.
@@ -17,30 +17,47 @@ struct CacheOption: ParsableArguments {
         help: ArgumentHelp(
             "Cache folder (default: $SUTURE_CACHE, else \(CacheLocation.defaultRoot)).", valueName: "DIR"))
     var cache: String?
+
+    /// The resolver, with fetched kernels looked up in this cache.
+    var resolver: KernelResolver {
+        KernelResolver(catalog: CacheLocation.kernels(CacheLocation.root(cache)))
+    }
 }
 
 extension KernelCommand {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list",
-            abstract: "Show the installed kernels, what Suture needs of each, and the default target.")
+            abstract:
+                "Show the installed and fetched kernels, what Suture needs of each, their compiler, and the default target."
+        )
 
         @OptionGroup var cacheOption: CacheOption
         @OptionGroup var output: JSONOption
 
         func run() throws {
             try reportingErrors(json: output.json) {
-                let resolver = KernelResolver()
-                let kernels = resolver.installed()
+                let resolver = cacheOption.resolver
+                let kernels = resolver.installed() + resolver.fetched()
                 let defaultRelease = (try? resolver.defaultTarget())?.release
                 let cache = TreeCache(root: cacheOption.cache)
                 let trees = kernels.map { (try? cache.existing(for: $0))??.path }
+                var checks: [String: CompilerCheck] = [:]
+                let builds = kernels.map { kernel -> (host: Bool, text: String) in
+                    guard let compiler = kernel.compiler else { return (false, "unknown compiler") }
+                    let check = checks[compiler] ?? CompilerCheck.check(kernelCompiler: compiler)
+                    checks[compiler] = check
+                    if check.matches { return (true, "host") }
+                    return (false, "needs build root: \(kernel.compilerName ?? compiler) (not ready)")
+                }
                 if output.json {
-                    let items: [JSON] = zip(kernels, trees).map { kernel, tree in
+                    let items: [JSON] = zip(kernels, zip(trees, builds)).map { kernel, extra in
                         guard case .object(var pairs) = kernel.json(isDefault: kernel.release == defaultRelease) else {
                             return .null
                         }
-                        pairs.append(("preparedTree", .optional(tree)))
+                        pairs.append(("preparedTree", .optional(extra.0)))
+                        pairs.append(("hostCompiler", .bool(extra.1.host)))
+                        pairs.append(("build", .string(extra.1.text)))
                         return .object(pairs)
                     }
                     printJSON(
@@ -52,28 +69,85 @@ extension KernelCommand {
                     return
                 }
                 guard !kernels.isEmpty else {
-                    writeStandardOutput("No kernel images in /boot.\n")
+                    writeStandardOutput("No kernel images in /boot, and none fetched into \(resolver.catalog).\n")
                     return
                 }
-                var lines = [["RELEASE", "PACKAGE", "LIVEPATCH", "HEADERS", "SOURCE", "TREE", "COMPILER", "NOTE"]]
-                for (kernel, tree) in zip(kernels, trees) {
+                var lines = [
+                    [
+                        "RELEASE", "PACKAGE", "ORIGIN", "LIVEPATCH", "HEADERS", "SOURCE", "TREE", "COMPILER", "BUILD",
+                        "NOTE",
+                    ]
+                ]
+                for (kernel, (tree, build)) in zip(kernels, zip(trees, builds)) {
                     var notes: [String] = []
                     if kernel.release == defaultRelease { notes.append("default") }
                     if kernel.isRunning { notes.append("running") }
                     let source =
                         kernel.matchingSourceTarball != nil
-                        ? "installed"
-                        : kernel.sourceVersion.map { "\($0) (mismatch)" } ?? "not installed"
+                        ? (kernel.isFetched ? "fetched" : "installed")
+                        : kernel.sourceVersion.map { "\($0) (mismatch)" }
+                            ?? (kernel.isFetched ? "not fetched" : "not installed")
+                    let origin =
+                        kernel.isFetched
+                        ? "fetched (\(kernel.catalogDirectory.flatMap { KernelCatalog.Record.suite(in: $0) } ?? "?"))"
+                        : "installed"
                     lines.append([
-                        kernel.release, kernel.packageVersion ?? "-", kernel.livepatch ? "yes" : "no",
+                        kernel.release, kernel.packageVersion ?? "-", origin, kernel.livepatch ? "yes" : "no",
                         kernel.hasHeaders ? "yes" : "no", source, tree == nil ? "-" : "prepared",
-                        kernel.compiler ?? "unknown", notes.joined(separator: ", "),
+                        kernel.compiler ?? "unknown", build.text, notes.joined(separator: ", "),
                     ])
                 }
                 writeStandardOutput(table(lines))
                 writeStandardOutput(
                     "Running kernel: \(resolver.runningRelease)\(kernels.contains { $0.isRunning } ? "" : " (not installed here)")\n"
                 )
+            }
+        }
+    }
+
+    struct Fetch: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "fetch",
+            abstract: "Download a Debian kernel (image, headers, kbuild, linux-source) into the cache.",
+            discussion: """
+                RELEASE is what `uname -r` prints (6.12.118+deb12-amd64); a package version \
+                (6.12.118-1~deb12u1) picks that version's plain amd64 flavour. The suites \
+                \(KernelCatalog.suites.joined(separator: ", ")) are searched in that order, each \
+                with its own apt state under CACHE/apt/SUITE: the host's apt configuration and \
+                dpkg database are not touched. apt checks the archive signature and the \
+                packages' SHA256. The packages are unpacked with dpkg-deb -x into \
+                CACHE/kernels/RELEASE; nothing goes to /boot or dpkg. Fetching again reuses \
+                what is there. Every --kernel accepts the fetched release; it is never the default.
+                """)
+
+        @Argument(help: ArgumentHelp("The kernel release or package version.", valueName: "RELEASE|VERSION"))
+        var spec: String
+        @Option(name: .long, help: ArgumentHelp("Search only this suite (repeatable).", valueName: "SUITE"))
+        var suite: [String] = []
+        @Flag(name: .long, help: "Leave out linux-source (enough for `suture vm`, not for building patches).")
+        var noSource = false
+        @Flag(name: .long, help: "Update the suites' package indexes even if they are less than a day old.")
+        var refresh = false
+        @OptionGroup var cacheOption: CacheOption
+        @OptionGroup var output: JSONOption
+
+        func run() throws {
+            Cleanup.installSignalHandling()
+            try reportingErrors(json: output.json) {
+                let catalog = KernelCatalog(root: cacheOption.cache)
+                let outcome = try catalog.fetch(
+                    spec, suites: suite.isEmpty ? KernelCatalog.suites : suite, withSource: !noSource, refresh: refresh)
+                if output.json {
+                    printJSON(outcome.json)
+                } else {
+                    let how =
+                        outcome.reused
+                        ? "already fetched"
+                        : "fetched \((outcome.downloadedBytes + 524_288) / 1_048_576) MB in \(Int(outcome.seconds.rounded())) s"
+                    writeStandardOutput(
+                        "\(outcome.record.release) (\(outcome.record.version), \(outcome.record.suite)): \(how)\n  folder: \(outcome.directory)\n  source: \(outcome.record.hasSource ? "yes" : "no (--no-source)")\n"
+                    )
+                }
             }
         }
     }
@@ -108,7 +182,7 @@ extension KernelCommand {
         func run() throws {
             Cleanup.installSignalHandling()
             try reportingErrors(json: output.json) {
-                let target = try KernelResolver().resolve(kernel.kernel)
+                let target = try cacheOption.resolver.resolve(kernel.kernel)
                 let outcome = try TreeCache(root: cacheOption.cache).prepare(
                     target, source: source, allowCompilerMismatch: allowCompilerMismatch)
                 if output.json {
@@ -161,7 +235,7 @@ extension KernelCommand {
                         throw KernelError(.usage, "--replace \(item): \(error.description)")
                     }
                 }
-                let target = try KernelResolver().resolve(kernel.kernel)
+                let target = try cacheOption.resolver.resolve(kernel.kernel)
                 let tree = try TreeCache(root: cacheOption.cache).prepare(target).tree
                 let started = Clock.now()
                 let workspace = try Workspace(tree: tree, replacing: files)
@@ -216,7 +290,7 @@ extension KernelCommand {
         func run() throws {
             Cleanup.installSignalHandling()
             try reportingErrors(json: output.json) {
-                let target = try KernelResolver().resolve(kernel.kernel)
+                let target = try cacheOption.resolver.resolve(kernel.kernel)
                 let tree = try TreeCache(root: cacheOption.cache).prepare(target).tree
                 let objects = try tree.objects(compiling: file)
                 if output.json {

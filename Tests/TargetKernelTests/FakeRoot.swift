@@ -80,6 +80,37 @@ final class FakeRoot {
         try FileSystem.write(Path.join(path, "var/lib/dpkg/status"), text)
     }
 
+    /// `ROOT/var/cache/suture/kernels`: where the fake root's resolver finds fetched kernels.
+    var catalog: String { Path.join(path, "var/cache/suture/kernels") }
+
+    /// A kernel as `suture kernel fetch` leaves it: unpacked under the
+    /// catalog with its own boot/, lib/modules/, usr/src/ and package record.
+    @discardableResult
+    func addFetched(
+        _ release: String, version: String, suite: String = "trixie", source: Bool = true,
+        compiler: String = "x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0"
+    ) throws -> String {
+        let dir = Path.join(catalog, release)
+        try FileSystem.makeDirectories(Path.join(dir, "boot"))
+        try FileSystem.write(Path.join(dir, "boot/vmlinuz-\(release)"), "not really a kernel\n")
+        try FileSystem.write(
+            Path.join(dir, "boot/config-\(release)"), "CONFIG_CC_VERSION_TEXT=\"\(compiler)\"\nCONFIG_LIVEPATCH=y\n")
+        let modules = Path.join(dir, "lib/modules/\(release)")
+        try FileSystem.makeDirectories(modules)
+        let headers = "usr/src/linux-headers-\(release)"
+        try FileSystem.makeDirectories(Path.join(dir, headers, "include"))
+        try FileSystem.symlink(target: "/" + headers, at: Path.join(modules, "build"))
+        var packages = [("linux-image-\(release)", version), ("linux-headers-\(release)", version)]
+        let series = release.split(separator: ".").prefix(2).joined(separator: ".")
+        if source {
+            try FileSystem.write(Path.join(dir, "usr/src/linux-source-\(series).tar.xz"), "fake\n")
+            packages.append(("linux-source-\(series)", version))
+        }
+        let record = KernelCatalog.Record(release: release, suite: suite, version: version, packages: packages)
+        try FileSystem.write(Path.join(dir, KernelCatalog.recordName), record.text)
+        return dir
+    }
+
     func resolver(running: String = "6.18.0-test") -> KernelResolver {
         KernelResolver(root: path, runningRelease: running)
     }

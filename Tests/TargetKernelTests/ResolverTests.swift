@@ -191,3 +191,128 @@ import Testing
         #expect(drift.first?.actual == .value("0"))
     }
 }
+
+/// Kernels fetched into the cache (`suture kernel fetch`): every
+/// `--kernel` takes them, the default never does.
+@Suite struct FetchedKernelResolverTests {
+    @Test func aFetchedKernelResolvesByNameWithEverythingFromItsFolder() throws {
+        let root = try FakeRoot()
+        try root.addKernel("6.1.0-57-amd64", packageVersion: "6.1.192-3")
+        let dir = try root.addFetched("6.12.117+deb13-amd64", version: "6.12.117-1")
+        let kernel = try root.resolver().resolve("6.12.117+deb13-amd64")
+        #expect(kernel.isFetched)
+        #expect(kernel.catalogDirectory == dir)
+        #expect(!kernel.isRunning)
+        #expect(kernel.image == Path.join(dir, "boot/vmlinuz-6.12.117+deb13-amd64"))
+        #expect(kernel.config == Path.join(dir, "boot/config-6.12.117+deb13-amd64"))
+        #expect(kernel.modulesDirectory == Path.join(dir, "lib/modules/6.12.117+deb13-amd64"))
+        #expect(kernel.headers == Path.join(dir, "usr/src/linux-headers-6.12.117+deb13-amd64"))
+        #expect(kernel.imagePackage == "linux-image-6.12.117+deb13-amd64")
+        #expect(kernel.packageVersion == "6.12.117-1")
+        #expect(kernel.compiler == "x86_64-linux-gnu-gcc-14 (Debian 14.2.0-19) 14.2.0")
+        #expect(kernel.matchingSourceTarball == Path.join(dir, "usr/src/linux-source-6.12.tar.xz"))
+        #expect(kernel.missingPieces.isEmpty)
+        // By folder and by image path too.
+        #expect(try root.resolver().resolve(dir) == kernel)
+        #expect(try root.resolver().resolve(kernel.image) == kernel)
+        #expect(root.resolver().fetched() == [kernel])
+        // The host's dpkg database does not know it: the record does.
+        #expect(root.resolver().dpkg.version(of: "linux-image-6.12.117+deb13-amd64") == nil)
+    }
+
+    @Test func aFetchedKernelIsNeverTheDefaultEvenWhenNewer() throws {
+        let root = try FakeRoot()
+        try root.addKernel("6.1.0-57-amd64", packageVersion: "6.1.192-3")
+        try root.addFetched("7.2.13+deb14-amd64", version: "7.2.13-1")
+        try root.addFetched("6.12.117+deb13-amd64", version: "6.12.117-1")
+        let resolver = root.resolver(running: "7.2.13+deb14-amd64")
+        #expect(try resolver.defaultTarget().release == "6.1.0-57-amd64")
+        #expect(try resolver.resolve(nil).release == "6.1.0-57-amd64")
+        #expect(resolver.installed().map(\.release) == ["6.1.0-57-amd64"])
+        // Newest first by package version.
+        #expect(resolver.fetched().map(\.release) == ["7.2.13+deb14-amd64", "6.12.117+deb13-amd64"])
+    }
+
+    @Test func withOnlyFetchedKernelsThereIsNoDefault() throws {
+        let root = try FakeRoot()
+        try root.addFetched("6.12.117+deb13-amd64", version: "6.12.117-1")
+        #expect {
+            try root.resolver().defaultTarget()
+        } throws: { error in
+            (error as? KernelError)?.kind == .noKernel
+        }
+        #expect(try root.resolver().resolve("6.12.117+deb13-amd64").isFetched)
+    }
+
+    @Test func anInstalledKernelWinsOverAFetchedOneOfTheSameName() throws {
+        let root = try FakeRoot()
+        try root.addKernel("6.1.0-57-amd64", packageVersion: "6.1.192-3")
+        try root.addFetched("6.1.0-57-amd64", version: "6.1.192-3")
+        let kernel = try root.resolver().resolve("6.1.0-57-amd64")
+        #expect(!kernel.isFetched)
+        #expect(kernel.image == Path.join(root.path, "boot/vmlinuz-6.1.0-57-amd64"))
+    }
+
+    @Test func aHalfFetchedFolderIsIgnoredAndUnknownKernelsPointAtFetch() throws {
+        let root = try FakeRoot()
+        try root.addKernel("6.1.0-57-amd64", packageVersion: "6.1.192-3")
+        let dir = try root.addFetched("6.12.117+deb13-amd64", version: "6.12.117-1")
+        try FileSystem.removeFile(Path.join(dir, KernelCatalog.recordName))
+        // A staging folder, as an interrupted fetch could leave it.
+        try FileSystem.makeDirectories(Path.join(root.catalog, ".6.12.118+deb13-amd64.partial-1/boot"))
+        #expect(root.resolver().fetched().isEmpty)
+        #expect {
+            try root.resolver().resolve("6.12.117+deb13-amd64")
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .unknownKernel
+                && error?.message.contains("suture kernel fetch 6.12.117+deb13-amd64") == true
+                && error?.message.contains("installed: 6.1.0-57-amd64") == true
+        }
+        #expect(throws: KernelError.self) {
+            try root.resolver().resolve(Path.join(root.catalog, ".6.12.118+deb13-amd64.partial-1"))
+        }
+    }
+}
+
+extension FetchedKernelResolverTests {
+    @Test func theCompilerIsNamedAsDebianNamesIt() throws {
+        let root = try FakeRoot()
+        try root.addFetched("6.12.118+deb13-amd64", version: "6.12.118-1")
+        try root.addFetched(
+            "6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", compiler: "gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0")
+        #expect(try root.resolver().resolve("6.12.118+deb13-amd64").compilerName == "gcc-14")
+        #expect(try root.resolver().resolve("6.12.118+deb12-amd64").compilerName == "gcc-12")
+    }
+
+    @Test func preparingAFetchedKernelWithAnotherCompilerAsksForABuildRoot() throws {
+        let root = try FakeRoot()
+        try root.addFetched(
+            "6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
+        let kernel = try root.resolver().resolve("6.12.118+deb13-amd64")
+        let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
+        #expect {
+            try TreeCache(root: cache.path).prepare(kernel)
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .compilerMismatch && error?.message.contains("needs a build root with gcc-99") == true
+        }
+        #expect(!FileSystem.exists(Path.join(cache.path, "trees/6.12.118+deb13-amd64")))
+    }
+
+    @Test func preparingAFetchedKernelWithoutSourcePointsAtFetch() throws {
+        let root = try FakeRoot()
+        let host = try #require(CompilerCheck.check(kernelCompiler: nil).host)
+        try root.addFetched("6.12.118+deb12-amd64", version: "6.12.118-1~deb12u1", source: false, compiler: host)
+        let kernel = try root.resolver().resolve("6.12.118+deb12-amd64")
+        #expect(kernel.missingPieces == ["source"])
+        let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
+        #expect {
+            try TreeCache(root: cache.path).prepare(kernel)
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .missingPiece
+                && error?.message.contains("suture kernel fetch 6.12.118+deb12-amd64") == true
+        }
+    }
+}
