@@ -112,19 +112,7 @@ public struct Revert {
         }
 
         // Code that must not be running: all of the patch's area.
-        var ranges: [Activeness.Range] = []
-        for f in area.functions {
-            ranges.append(
-                Activeness.Range(
-                    range: f.newAddress..<f.newAddress + max(f.newSize, 1),
-                    function: "\(f.name) (patch #\(area.sequence))"))
-            ranges.append(
-                Activeness.Range(
-                    range: f.dispatcher..<f.dispatcher + f.dispatcherSize,
-                    function: "\(f.name) (dispatcher of patch #\(area.sequence))"))
-        }
-        ranges.append(Activeness.Range(range: area.text, function: "code of patch #\(area.sequence)"))
-        let activeness = Activeness(ranges)
+        let activeness = Transition.patchCode(area)
 
         let tracer = try Tracer(pid: options.pid)
         var switching = false
