@@ -68,6 +68,7 @@ extension LivepatchManager {
         if isRunning {
             try requireSupport()
             try requireRoot("installing a live patch for the running kernel")
+            _ = try SignaturePolicy.read(tree).check(module)
         }
         // The bytes that were checked, not the file read again.
         let bytes = module.image.fileBytes

@@ -27,6 +27,10 @@ public struct LoadRecord: Sendable, Equatable {
     /// patch was built for, and each input diff (`NAME:sha256:DIGEST`).
     public var builtFor: String?
     public var diffs: [String] = []
+    /// Whether the module carried a signature, and its signer as `modinfo`
+    /// shows it; nil for records written before Suture read signatures.
+    public var signed: Bool?
+    public var signer: String?
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -50,6 +54,8 @@ public struct LoadRecord: Sendable, Equatable {
             ("moduleSize", .integer(moduleSize)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("signed", signed.map(JSON.bool) ?? .null),
+            ("signer", .optional(signer)),
         ])
     }
 
@@ -65,6 +71,8 @@ public struct LoadRecord: Sendable, Equatable {
             replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
         builtFor = json["builtFor"]?.stringValue
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        signed = json["signed"]?.boolValue
+        signer = json["signer"]?.stringValue
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

@@ -141,6 +141,9 @@ public struct PatchStatus: Sendable, Equatable {
     /// `suture.release`, `suture.diff`), when Suture loaded it.
     public var builtFor: String?
     public var diffs: [String] = []
+    /// Whether the loaded file was signed, and by whom (see `LoadRecord`).
+    public var signed: Bool?
+    public var signer: String?
     public var objects: [PatchObject]
     /// Tasks not yet migrated, during a transition.
     public var pendingTasks: [PendingTask]

@@ -43,6 +43,8 @@ extension PatchStatus {
             ("file", .optional(file)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("signed", signed.map(JSON.bool) ?? .null),
+            ("signer", .optional(signer)),
             ("objects", .array(objects.map(\.json))),
             ("pendingTasks", .array(pendingTasks.map(\.json))),
             ("hiddenTasksPending", .bool(hiddenTasksPending)),
@@ -86,6 +88,9 @@ public enum LivepatchText {
         if detailed, let file = patch.file { lines.append("  file: \(file)") }
         if let release = patch.builtFor { lines.append("  built for: \(release)") }
         for diff in patch.diffs { lines.append("  diff: \(diff)") }
+        if let signed = patch.signed {
+            lines.append("  signer: " + (signed ? patch.signer ?? "unreadable signature" : "none (unsigned)"))
+        }
         for object in patch.objects {
             let state: String
             switch object.patched {

@@ -127,6 +127,8 @@ public struct LivepatchSysfs: Sendable {
             }
             status.builtFor = record?.builtFor
             status.diffs = record?.diffs ?? []
+            status.signed = record?.signed
+            status.signer = record?.signer
             return status
         }
     }
