@@ -20,6 +20,8 @@ public struct BuildOptions: Sendable {
     public var assumeYes = false
     /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
     public var fuzz = 0
+    /// Sign the module with this key pair (`--sign`, `--sign-key`).
+    public var signing: SigningKey?
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -57,6 +59,8 @@ public struct BuildOutcome: Sendable {
     public var hunks: [AppliedHunk] = []
     /// What was dropped or may need attention (added exports).
     public var warnings: [String] = []
+    /// The certificate the module was signed with, and the hash; nil when unsigned.
+    public var signedWith: (certificate: String, hash: String)?
 
     public var json: JSON {
         .object([
@@ -94,6 +98,9 @@ public struct BuildOutcome: Sendable {
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
+            ("signed", .bool(signedWith != nil)),
+            ("signingCertificate", .optional(signedWith?.certificate)),
+            ("signatureHash", .optional(signedWith?.hash)),
         ])
     }
 }

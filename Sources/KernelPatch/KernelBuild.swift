@@ -12,6 +12,8 @@ public enum KernelBuild {
     public static func run(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError)
         -> BuildOutcome
     {
+        // The key is checked before the build, not after minutes of it.
+        let signer = try options.signing.map { key throws(BuildError) in try ModuleSigner(key, kernel: options.kernel) }
         let context = try BuildContext(options, progress: progress)
         defer { context.scratch.remove() }
         let applied = try context.phase("apply", own: true) { () throws(BuildError) in try applyDiffs(context) }
@@ -26,13 +28,19 @@ public enum KernelBuild {
             let rewrite = try context.timed { () throws(BuildError) in
                 try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
             }
+            if let signer {
+                progress("signing with \(signer.key.certificate) (\(signer.hashAlgorithm), \(signer.signFile))")
+                try signer.sign(ko)
+            }
             try copyOut(context, ko)
             return rewrite
         }
         do { try context.tree.requirePristine(after: "suture build") } catch {
             throw BuildError(.io, error.description, cause: error)
         }
-        return outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
+        var result = outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
+        result.signedWith = signer.map { ($0.key.certificate, $0.hashAlgorithm) }
+        return result
     }
 
     /// `[a-z0-9_]`, at most 40 characters.

@@ -63,10 +63,22 @@ struct BuildCommand: ParsableCommand {
             valueName: "N"))
     var fuzz = 0
 
+    @Flag(help: "Sign the module with the DKMS machine owner key (/var/lib/dkms/mok.key, mok.pub).")
+    var sign = false
+
+    @Option(help: ArgumentHelp("Sign the module with this private key (with --sign-cert).", valueName: "KEY"))
+    var signKey: String?
+
+    @Option(help: ArgumentHelp("The signing key's X.509 certificate, PEM or DER.", valueName: "CERT"))
+    var signCert: String?
+
     @OptionGroup var json: JSONOption
 
     func validate() throws {
         guard (0...3).contains(fuzz) else { throw ValidationError("--fuzz must be 0 to 3") }
+        guard (signKey == nil) == (signCert == nil) else {
+            throw ValidationError("--sign-key and --sign-cert go together")
+        }
     }
 
     func run() throws {
@@ -84,6 +96,11 @@ struct BuildCommand: ParsableCommand {
             options.allowCompilerMismatch = allowCompilerMismatch
             options.assumeYes = yes
             options.fuzz = fuzz
+            if let signKey, let signCert {
+                options.signing = SigningKey(key: signKey, certificate: signCert)
+            } else if sign {
+                options.signing = .dkms
+            }
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -110,6 +127,7 @@ struct BuildCommand: ParsableCommand {
                 "phases: "
                 + outcome.phases.map { "\($0.name) \(String(format1: $0.seconds)) s" }.joined(separator: ", ")
                 + "; suture's own processing \(String(format1: outcome.ownSeconds)) s; total \(String(format1: Clock.now() - started)) s\n"
+            if let signed = outcome.signedWith { text += "signed with \(signed.certificate) (\(signed.hash))\n" }
             text += "wrote \(outcome.modulePath) (\(outcome.moduleName), replace=\(outcome.replace ? 1 : 0))\n"
             writeStandardOutput(text)
         }
