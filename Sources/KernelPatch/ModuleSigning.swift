@@ -40,7 +40,8 @@ public struct ModuleSigner: Sendable {
         guard let headers = kernel.headers else {
             throw BuildError(
                 .usage,
-                "cannot sign for \(kernel.release): its headers (and with them the kernel's sign-file) are not installed")
+                "cannot sign for \(kernel.release): its headers (and with them the kernel's sign-file) are not installed"
+            )
         }
         let signFile = Path.join(headers, "scripts/sign-file")
         guard access(signFile, X_OK) == 0 else {

@@ -83,7 +83,9 @@ struct QemuLaunch {
         if configuration.secureBoot {
             guard let cacheDirectory else {
                 throw VMError(
-                    .system, "Secure Boot needs a writable cache for its firmware variables: \(CacheLocation.vm(configuration.cacheRoot))")
+                    .system,
+                    "Secure Boot needs a writable cache for its firmware variables: \(CacheLocation.vm(configuration.cacheRoot))"
+                )
             }
             firmware = try SecureBootFirmware.prepare(
                 kernel: configuration.kernel, mok: configuration.machineOwnerKey, cacheDirectory: cacheDirectory)
@@ -106,7 +108,8 @@ struct QemuLaunch {
         if let firmware {
             do {
                 variables = try Kernel.memfdCreate(name: "suture-uefi-vars").rawValue
-                try FileSystem.writeAll(fd: variables, try FileSystem.read(firmware.variables), context: "UEFI variables")
+                try FileSystem.writeAll(
+                    fd: variables, try FileSystem.read(firmware.variables), context: "UEFI variables")
             } catch {
                 if variables >= 0 { close(variables) }
                 throw VMError(.system, "copy the UEFI variables", error)

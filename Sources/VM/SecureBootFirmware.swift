@@ -68,14 +68,17 @@ public struct SecureBootFirmware: Sendable {
             guard result.termination == .exited(0) else {
                 throw VMError(
                     .system,
-                    "\(Path.base(of: argv[0])) failed: \(Command.tail(result.stderrText + result.stdoutText, lines: 5))")
+                    "\(Path.base(of: argv[0])) failed: \(Command.tail(result.stderrText + result.stdoutText, lines: 5))"
+                )
             }
         }
         func file(_ name: String) -> String { Path.join(scratch.path, name) }
 
         // The image's own signature names the certificates that verify it.
         try run([osslsigncode, "extract-signature", "-in", kernel.image, "-out", file("signature.der")])
-        try run([openssl, "pkcs7", "-inform", "DER", "-in", file("signature.der"), "-print_certs", "-out", file("all.pem")])
+        try run([
+            openssl, "pkcs7", "-inform", "DER", "-in", file("signature.der"), "-print_certs", "-out", file("all.pem"),
+        ])
         let certificates = pemBlocks((try? FileSystem.readText(file("all.pem"))) ?? "")
         guard !certificates.isEmpty else {
             throw VMError(.badInput, "\(kernel.image) carries no Authenticode certificate: it is not a signed kernel")

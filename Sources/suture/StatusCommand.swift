@@ -36,7 +36,11 @@ struct StatusCommand: ParsableCommand {
                     LivepatchJSON.patches(
                         patches,
                         [
-                            ("taint", taint.map { .object([("mask", .integer(Int($0.mask))), ("flags", .array(flags))]) } ?? .null),
+                            (
+                                "taint",
+                                taint.map { .object([("mask", .integer(Int($0.mask))), ("flags", .array(flags))]) }
+                                    ?? .null
+                            ),
                             ("lockdown", .optional(policy.lockdown)),
                             ("sigEnforce", policy.sigEnforce.map(JSON.bool) ?? .null),
                         ]))
@@ -48,7 +52,8 @@ struct StatusCommand: ParsableCommand {
                 }
                 if let lockdown = policy.lockdown { text += "lockdown: \(lockdown)\n" }
                 if let enforce = policy.sigEnforce {
-                    text += "module signatures: \(policy.enforcement.map { "required (\($0))" } ?? (enforce ? "required" : "checked, not required"))\n"
+                    text +=
+                        "module signatures: \(policy.enforcement.map { "required (\($0))" } ?? (enforce ? "required" : "checked, not required"))\n"
                 }
                 writeStandardOutput(text)
             }

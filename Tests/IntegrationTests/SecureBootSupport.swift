@@ -130,7 +130,8 @@ final class SecureBootGuest: @unchecked Sendable {
             if let guest { return guest }
             let started = Clock.now()
             let booted = try TestGuest(try configuration())
-            Figures.note("Secure Boot guest up (firmware variables included): \(Figures.seconds(Clock.now() - started))")
+            Figures.note(
+                "Secure Boot guest up (firmware variables included): \(Figures.seconds(Clock.now() - started))")
             guest = booted
             return booted
         }

@@ -87,7 +87,8 @@ import Testing
         #expect(policy.enforcement == "the kernel is locked down (lockdown: integrity)")
         #expect(policy.trusts("Suture test MOK") == true)
         #expect(policy.trusts("Suture test") == false)
-        #expect(SignaturePolicy(lockdown: "none", sigEnforce: true, keys: []).enforcement == "module.sig_enforce is set")
+        #expect(
+            SignaturePolicy(lockdown: "none", sigEnforce: true, keys: []).enforcement == "module.sig_enforce is set")
         #expect(SignaturePolicy(lockdown: "none", sigEnforce: false, keys: []).enforcement == nil)
     }
 

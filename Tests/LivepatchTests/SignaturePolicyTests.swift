@@ -30,7 +30,8 @@ import Testing
         }
         try FileSystem.write(
             tree.keys,
-            "26f00a20 I------     1 perm 1f010000     0     0 asymmetri Suture test MOK: f06228dfde: X509.rsa 3c3e53c4 []\n")
+            "26f00a20 I------     1 perm 1f010000     0     0 asymmetri Suture test MOK: f06228dfde: X509.rsa 3c3e53c4 []\n"
+        )
     }
 
     @Test func anUnsignedPatchUnderLockdownIsRefusedBeforeTheKernel() throws {
@@ -52,7 +53,8 @@ import Testing
         #expect(outcome.patch.state == "enabled")
         #expect(outcome.patch.signed == false)
         #expect(
-            log.text.contains("warning: livepatch_one is not signed: loading it taints the kernel (E, unsigned module)"),
+            log.text.contains(
+                "warning: livepatch_one is not signed: loading it taints the kernel (E, unsigned module)"),
             "\(log.text)")
         #expect(kernel.loads.count == 1)
     }
