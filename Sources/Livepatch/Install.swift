@@ -96,10 +96,11 @@ extension LivepatchManager {
             }
             load = .loaded
         }
-        let record = InstalledPatch(
+        var record = InstalledPatch(
             name: name, release: target, sequence: sequence, installedAt: Clock.isoTimestamp(),
             source: Path.absolute(path), moduleFile: moduleFile, sha256: digest,
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
+        record.signer = module.signature?.summary
         let entry: StoreEntry
         do {
             entry = try store.commit(staged: staged, record)

@@ -71,6 +71,8 @@ public struct InstalledPatch: Sendable, Equatable {
     public var replace: Bool?
     /// Modinfo `vermagic`.
     public var vermagic: String?
+    /// The signer of the stored file, as `modinfo` shows it; nil when unsigned.
+    public var signer: String? = nil
 
     public init(
         name: String, release: String, sequence: Int, installedAt: String, source: String,
@@ -102,6 +104,7 @@ public struct InstalledPatch: Sendable, Equatable {
             ("size", .integer(size)),
             ("replace", replace.map(JSON.bool) ?? .null),
             ("vermagic", .optional(vermagic)),
+            ("signer", .optional(signer)),
         ])
     }
 
@@ -133,5 +136,6 @@ public struct InstalledPatch: Sendable, Equatable {
             installedAt: try string("installedAt"), source: try string("source"), moduleFile: moduleFile,
             sha256: sha256, size: try integer("size"), replace: json["replace"]?.boolValue,
             vermagic: json["vermagic"]?.stringValue)
+        signer = json["signer"]?.stringValue
     }
 }

@@ -136,5 +136,7 @@ struct SecureBootGuestTests {
         #expect(try isPatched(second))
         #expect(try taint(second) & 8192 == 0)
         #expect(try second.check("suture list").contains("signer: \(SecureBootPatches.trustedName)"))
+        let installed = try second.check("suture list --installed")
+        #expect(installed.contains("; signed by \(SecureBootPatches.trustedName) (sha256, key "), "\(installed)")
     }
 }
