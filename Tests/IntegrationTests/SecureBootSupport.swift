@@ -14,6 +14,9 @@ actor SecureBootPatches {
     static let otherName = "Suture untrusted key"
     static let moduleName = "livepatch_sb_proc_string"
 
+    static let fixtures = URL(fileURLWithPath: #filePath)
+        .deletingLastPathComponent().appendingPathComponent("Fixtures/secureboot").path
+
     static func guestPath(_ variant: String) -> String { "/root/sb-\(variant).ko" }
 
     struct Built: Sendable {
@@ -48,15 +51,22 @@ actor SecureBootPatches {
 
     static func make(in directory: String) throws -> Built {
         func file(_ name: String) -> String { Path.join(directory, name) }
-        // The seeded key, the way a user makes it; a second run leaves it.
-        for (name, common) in [("mok", trustedName), ("other", otherName), ("impostor", trustedName)] {
+        // The seeded key (Fixtures/secureboot, made by `suture key create`),
+        // fixed so that the firmware variables stay cached across runs; the
+        // others made now, the way a user makes a key.
+        for suffix in ["key", "der"] {
+            try FileSystem.write(file("mok.\(suffix)"), try FileSystem.read(Path.join(fixtures, "test-mok.\(suffix)")))
+        }
+        for (name, common) in [("other", otherName), ("impostor", trustedName)] {
             let made = try suture([
                 "key", "create", "--key", file("\(name).key"), "--cert", file("\(name).der"), "--common-name", common,
             ])
             guard made["created"]?.boolValue == true else { throw TestError("key create: \(made.serialized())") }
         }
         let again = try suture(["key", "create", "--key", file("mok.key"), "--cert", file("mok.der")])
-        guard again["created"]?.boolValue == false else { throw TestError("key create overwrote: \(again)") }
+        guard again["created"]?.boolValue == false,
+            try FileSystem.read(file("mok.key")) == FileSystem.read(Path.join(fixtures, "test-mok.key"))
+        else { throw TestError("key create overwrote: \(again)") }
 
         let diff = Path.join(BuildScenarioTests.fixtures, "proc-string", "patch.diff")
         let report = try suture(
