@@ -41,6 +41,7 @@ public struct StoreEntry: Sendable, Equatable {
             ("size", patch.map { .integer($0.size) } ?? .null),
             ("replace", patch?.replace.map(JSON.bool) ?? .null),
             ("vermagic", .optional(patch?.vermagic)),
+            ("signer", .optional(patch?.signer)),
             ("problem", .optional(problem)),
         ])
     }
