@@ -120,7 +120,7 @@ public enum KernelBuild {
         throws(BuildError) -> [PatchedObject]
     {
         let entrySizes = SpecialSectionProbe.entrySizes(
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
             cacheDirectory: OriginalObjectCache(tree: context.tree, cacheRoot: context.options.cacheRoot).directory)
         context.progress("comparing \(compiled.pairs.count) object(s)")
         let diffs: ObjectDiff.PairResults
@@ -229,7 +229,7 @@ public enum KernelBuild {
             clearing: clearing)
         return try LivepatchModule.link(
             plan, moduleName: context.moduleFile, registration: registration,
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
             directory: Path.join(context.scratch.path, "module"))
     }
 

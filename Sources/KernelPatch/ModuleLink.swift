@@ -8,7 +8,7 @@ extension LivepatchModule {
     /// Unresolved klp symbols are expected, so modpost only warns.
     public static func link(
         _ plan: Plan, moduleName: String, registration: String, headers: String,
-        compiler: String, directory: String
+        compiler: String, root: BuildRoot? = nil, directory: String
     ) throws(BuildError) -> String {
         do {
             try FileSystem.makeDirectories(directory)
@@ -41,7 +41,7 @@ extension LivepatchModule {
         }
         let result: CommandResult
         do {
-            result = try ExternalModule(headers: headers, directory: directory, compiler: compiler)
+            result = try ExternalModule(headers: headers, directory: directory, compiler: compiler, root: root)
                 .make(["modules"], variables: ["KBUILD_MODPOST_WARN=1"])
         } catch {
             throw BuildError(.linkFailed, error.description, cause: error)

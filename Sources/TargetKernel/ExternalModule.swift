@@ -11,18 +11,29 @@ public struct ExternalModule: Sendable {
     public let directory: String
     /// `CC`: the compiler that built the kernel.
     public let compiler: String
+    /// The build root of the kernel's compiler, or nil for the host.
+    public let root: BuildRoot?
 
-    public init(headers: String, directory: String, compiler: String) {
+    public init(headers: String, directory: String, compiler: String, root: BuildRoot? = nil) {
         self.headers = headers
         self.directory = directory
         self.compiler = compiler
+        self.root = root
+    }
+
+    /// What a build root must see: the module folder, and the whole
+    /// fetched kernel the headers are in (their Makefile includes the
+    /// common headers, and their scripts link to the kbuild package).
+    var binds: [String] {
+        let top = headers.firstRange(of: "/usr/src/").map { String(headers[..<$0.lowerBound]) } ?? headers
+        return [top.isEmpty ? headers : top, directory]
     }
 
     /// The `make` argument vector for `targets`, with `variables` such as
     /// `KBUILD_MODPOST_WARN=1`; `keepGoing` adds `-k`.
     public func arguments(_ targets: [String], variables: [String] = [], keepGoing: Bool = false) -> [String] {
-        ["make", "-C", headers, "M=\(directory)", "CC=\(compiler)"] + variables + (keepGoing ? ["-k"] : [])
-            + ["-j\(Kbuild.processors)"] + targets
+        ["make", "-C", headers, "M=\(directory)", "CC=\(compiler)"] + (root == nil ? [] : ["HOSTCC=\(compiler)"])
+            + variables + (keepGoing ? ["-k"] : []) + ["-j\(Kbuild.processors)"] + targets
     }
 
     /// Runs make; a make that runs but fails is a result, not an error.
@@ -30,7 +41,9 @@ public struct ExternalModule: Sendable {
         throws(KernelError) -> CommandResult
     {
         do {
-            return try Command.run(arguments(targets, variables: variables, keepGoing: keepGoing))
+            let args = arguments(targets, variables: variables, keepGoing: keepGoing)
+            guard let root else { return try Command.run(args) }
+            return try root.run(args, binds: binds)
         } catch {
             throw KernelError(.compileFailed, "cannot run make: \(error.description)", cause: error)
         }
