@@ -35,6 +35,9 @@ apt_install() {
 # dwarves (pahole): olddefconfig derives the BTF options from its version.
 apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc libelf-dev libssl-dev dwarves \
     qemu-system-x86 busybox-static cpio kmod
+# Build roots for kernels of other Debian releases (trixie's gcc-14, sid's gcc-16):
+# mmdebstrap makes them; debian-archive-keyring checks the archive's signatures.
+apt_install mmdebstrap debian-archive-keyring
 
 # The kernel as one matched set: the image the metapackage points at, its
 # headers, and linux-source of exactly the same package version.
