@@ -25,8 +25,10 @@ public struct ExternalModule: Sendable {
     /// fetched kernel the headers are in (their Makefile includes the
     /// common headers, and their scripts link to the kbuild package).
     var binds: [String] {
-        let top = headers.firstRange(of: "/usr/src/").map { String(headers[..<$0.lowerBound]) } ?? headers
-        return [top.isEmpty ? headers : top, directory]
+        // `lib/modules/R/build` may lead through a merged-/usr `lib` link: bind the physical folder.
+        let real = (try? FileSystem.realPath(headers)) ?? headers
+        let top = real.firstRange(of: "/usr/src/").map { String(real[..<$0.lowerBound]) } ?? real
+        return [top.isEmpty ? real : top, directory]
     }
 
     /// The `make` argument vector for `targets`, with `variables` such as
