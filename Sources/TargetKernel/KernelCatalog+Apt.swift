@@ -142,11 +142,14 @@ extension KernelCatalog {
         }
     }
 
-    /// The Makefile text with `include /usr/src/…` lines pointing under `root`.
+    /// The Makefile text with `include /usr/src/…` lines, and sid's
+    /// `KBUILD_OUTPUT=/usr/src/…` (7.x), pointing under `root`.
     public static func relocatedMakefile(_ text: String, root: String) -> String {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            guard line.hasPrefix("include /usr/src/") else { return String(line) }
-            return "include " + Path.join(root, String(line.dropFirst("include /".count)))
+            for prefix in ["include ", "KBUILD_OUTPUT="] where line.hasPrefix(prefix + "/usr/src/") {
+                return prefix + Path.join(root, String(line.dropFirst(prefix.count + 1)))
+            }
+            return String(line)
         }.joined(separator: "\n")
     }
 }

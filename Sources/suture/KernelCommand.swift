@@ -7,7 +7,7 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "List target kernels, fetch Debian kernels into the cache, and prepare their pristine source trees.",
-        subcommands: [List.self, Fetch.self, Prepare.self, Compile.self, Objects.self, Reproduce.self])
+        subcommands: [List.self, Fetch.self, Prepare.self, Compile.self, Objects.self, Reproduce.self, Root.self])
 }
 
 /// `--cache DIR` for commands that use the tree cache.
