@@ -15,7 +15,9 @@ struct BuildRootTests {
     static let trixie = (release: "6.12.117+deb13-amd64", suite: "trixie", root: "trixie-gcc-14")
     static let sid = (release: "7.2.13+deb14-amd64", suite: "sid", root: "sid-gcc-16")
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../Fixtures/kernel").standardized.path
+        .appendingPathComponent("Fixtures/buildroot").standardized.path
+    static let demo = "\(fixtures)/version.diff"
+    static let binfmt = "\(fixtures)/binfmt-misc-6.12.diff"
 
     /// Fetches and prepares `release`; returns the prepared tree's JSON.
     static func prepare(_ release: String, suite: String, root: String) async throws -> JSON {
@@ -34,36 +36,15 @@ struct BuildRootTests {
         return json
     }
 
-    /// The demo's change (fs/proc/version.c prints one more line) as a diff of `tree`.
-    static func demoDiff(tree: JSON, into folder: String) throws -> String {
-        let source = try #require(tree["sourceDirectory"]?.stringValue)
-        let original = try FileSystem.readText(Path.join(source, "fs/proc/version.c"))
-        let anchor = "\t\tutsname()->version);\n"
-        try #require(original.contains(anchor), "fs/proc/version.c has no \(anchor)")
-        let changed = original.replacingOccurrences(
-            of: anchor, with: anchor + "\tseq_puts(m, \"(live-patched by suture)\\n\");\n")
-        let a = Path.join(folder, "version.c.orig")
-        let b = Path.join(folder, "version.c")
-        try FileSystem.write(a, original)
-        try FileSystem.write(b, changed)
-        let diff = try Command.run([
-            "diff", "-u", "--label", "a/fs/proc/version.c", "--label", "b/fs/proc/version.c", a, b,
-        ])
-        let path = Path.join(folder, "demo.diff")
-        try FileSystem.write(path, diff.stdoutText)
-        return path
-    }
-
     /// Builds the demo and the binfmt_misc module patch for `release`,
     /// checks a shipped function reproduces byte for byte, then loads,
     /// observes, unloads and observes again in one guest.
     static func proveInGuest(_ kernel: (release: String, suite: String, root: String)) async throws {
-        let tree = try await prepare(kernel.release, suite: kernel.suite, root: kernel.root)
+        _ = try await prepare(kernel.release, suite: kernel.suite, root: kernel.root)
         let scratch = try TemporaryDirectory(prefix: "suture-buildroot-test")
         defer { scratch.remove() }
-        let demo = try demoDiff(tree: tree, into: scratch.path)
         var modules: [String: String] = [:]
-        for (name, diff) in [("demo", demo), ("binfmt", "\(fixtures)/module-binfmt/patch.diff")] {
+        for (name, diff) in [("demo", demo), ("binfmt", binfmt)] {
             let build = try await SutureCLI.run(
                 ["build", diff, "--kernel", kernel.release, "--name", name, "-o", scratch.path, "--json"],
                 timeout: 1800)
@@ -141,7 +122,7 @@ struct BuildRootTests {
         let bogus = "6.12.9999+deb13-amd64"
         let kernels = [host, Self.trixie.release, bogus, Self.sid.release]
         let r = try await SutureCLI.run(
-            ["build", "\(Self.fixtures)/module-binfmt/patch.diff", "--name", "binfmt", "-o", scratch.path, "--json"]
+            ["build", Self.demo, "--name", "version", "-o", scratch.path, "--json"]
                 + kernels.flatMap { ["--kernel", $0] }, timeout: 3600)
         #expect(r.termination == .exited(1), "\(r.stderrText)")
         let json = try JSON.parse(r.stdout)
@@ -152,7 +133,7 @@ struct BuildRootTests {
         for (release, result) in zip(kernels, results) where release != bogus {
             #expect(result["built"]?.boolValue == true, "\(release): \(result.serialized())")
             let module = result["module"]?.stringValue ?? ""
-            #expect(module == Path.join(scratch.path, release, "livepatch-binfmt.ko"))
+            #expect(module == Path.join(scratch.path, release, "livepatch-version.ko"))
             // Each module is for its own kernel: its vermagic names the release.
             let info = try Command.run(["modinfo", "-F", "vermagic", module])
             #expect(info.stdoutText.hasPrefix(release + " "), "\(release): \(info.stdoutText)")
