@@ -57,6 +57,11 @@ public struct BuildOutcome: Sendable {
     public var hunks: [AppliedHunk] = []
     /// What was dropped or may need attention (added exports).
     public var warnings: [String] = []
+    /// Who clears module objects' klp relocations, read from the target's
+    /// livepatch core (`klp_clear_object_relocs` is there from 6.6 on).
+    public var relocationClearing: String?
+    /// The build root the objects and module were compiled in, or nil for the host.
+    public var buildRoot: String?
 
     public var json: JSON {
         .object([
@@ -94,6 +99,8 @@ public struct BuildOutcome: Sendable {
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
+            ("relocationClearing", .optional(relocationClearing)),
+            ("buildRoot", .optional(buildRoot)),
         ])
     }
 }

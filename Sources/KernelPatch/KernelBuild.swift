@@ -230,7 +230,7 @@ public enum KernelBuild {
         return try LivepatchModule.link(
             plan, moduleName: context.moduleFile, registration: registration,
             headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
-            directory: Path.join(context.scratch.path, "module"))
+            delayedObjtool: KernelBuild.delaysObjtool(context.tree), directory: Path.join(context.scratch.path, "module"))
     }
 
     /// The module into the output folder, whole or not at all.
@@ -268,6 +268,17 @@ public enum KernelBuild {
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
         outcome.warnings = context.warnings
+        outcome.relocationClearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
+        outcome.buildRoot = context.tree.buildRoot?.path
         return outcome
+    }
+}
+
+extension KernelBuild {
+    /// Whether kbuild runs objtool on a module when it links it rather than
+    /// on each object (`delay-objtool` in scripts/Makefile.build: IBT or clang LTO).
+    static func delaysObjtool(_ tree: PreparedTree) -> Bool {
+        guard let config = try? tree.config() else { return false }
+        return config["X86_KERNEL_IBT"] == .yes || config["LTO_CLANG"] == .yes
     }
 }

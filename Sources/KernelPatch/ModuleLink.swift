@@ -8,7 +8,7 @@ extension LivepatchModule {
     /// Unresolved klp symbols are expected, so modpost only warns.
     public static func link(
         _ plan: Plan, moduleName: String, registration: String, headers: String,
-        compiler: String, root: BuildRoot? = nil, directory: String
+        compiler: String, root: BuildRoot? = nil, delayedObjtool: Bool = false, directory: String
     ) throws(BuildError) -> String {
         do {
             try FileSystem.makeDirectories(directory)
@@ -39,10 +39,18 @@ extension LivepatchModule {
             throw BuildError(
                 .io, "writing the module sources in \(directory): \(error)", cause: error as? any SutureError)
         }
+        // With objtool delayed to the module's link (IBT or clang LTO: 6.12 and 7.x here), objtool
+        // would run again on objects it already processed in the tree: 6.12's skips such a file
+        // with a warning, 7.x's fails. Skip it, as 6.12 does; the objects keep their own output.
+        var variables = ["KBUILD_MODPOST_WARN=1"]
+        let processed = [".orc_unwind", ".call_sites", ".return_sites", ".retpoline_sites"]
+        if delayedObjtool, plan.objects.contains(where: { o in processed.contains { o.1.section(named: $0) != nil } }) {
+            variables.append("objtool-enabled=")
+        }
         let result: CommandResult
         do {
             result = try ExternalModule(headers: headers, directory: directory, compiler: compiler, root: root)
-                .make(["modules"], variables: ["KBUILD_MODPOST_WARN=1"])
+                .make(["modules"], variables: variables)
         } catch {
             throw BuildError(.linkFailed, error.description, cause: error)
         }

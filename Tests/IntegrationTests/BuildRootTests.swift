@@ -49,7 +49,11 @@ struct BuildRootTests {
                 ["build", diff, "--kernel", kernel.release, "--name", name, "-o", scratch.path, "--json"],
                 timeout: 1800)
             try #require(build.termination == .exited(0), "\(name): \(build.stdoutText)\(build.stderrText)")
-            modules[name] = try #require(try JSON.parse(build.stdout)["module"]?.stringValue)
+            let report = try JSON.parse(build.stdout)
+            modules[name] = try #require(report["module"]?.stringValue)
+            #expect(report["buildRoot"]?.stringValue?.hasSuffix("/roots/\(kernel.root)") == true)
+            // 6.12 and 7.2 clear klp relocations in the core (klp_clear_object_relocs, read from the source).
+            #expect(report["relocationClearing"]?.stringValue == "byKernel")
         }
 
         // Compiled exactly as the distro compiled it: the image's code, byte for byte.
@@ -134,6 +138,9 @@ struct BuildRootTests {
             #expect(result["built"]?.boolValue == true, "\(release): \(result.serialized())")
             let module = result["module"]?.stringValue ?? ""
             #expect(module == Path.join(scratch.path, release, "livepatch-version.ko"))
+            // The host's 6.1 has no klp_clear_object_relocs: the patch clears them itself.
+            #expect(result["relocationClearing"]?.stringValue == (release == host ? "byPatch" : "byKernel"))
+            #expect((result["buildRoot"]?.stringValue == nil) == (release == host))
             // Each module is for its own kernel: its vermagic names the release.
             let info = try Command.run(["modinfo", "-F", "vermagic", module])
             #expect(info.stdoutText.hasPrefix(release + " "), "\(release): \(info.stdoutText)")
