@@ -20,6 +20,7 @@ extension LivepatchModule {
                 if let manifest = object.section(named: ".suture.manifest") {
                     try object.removeSections([manifest])
                 }
+                if delayedObjtool { LivepatchModule.setAsideObjtoolOutput(&object) }
                 let path = Path.join(directory, file)
                 try ELFWriter.write(object, to: path)
                 // modpost reads every object's kbuild command record.
@@ -39,14 +40,7 @@ extension LivepatchModule {
             throw BuildError(
                 .io, "writing the module sources in \(directory): \(error)", cause: error as? any SutureError)
         }
-        // With objtool delayed to the module's link (IBT or clang LTO: 6.12 and 7.x here), objtool
-        // would run again on objects it already processed in the tree: 6.12's skips such a file
-        // with a warning, 7.x's fails. Skip it, as 6.12 does; the objects keep their own output.
-        var variables = ["KBUILD_MODPOST_WARN=1"]
-        let processed = [".orc_unwind", ".call_sites", ".return_sites", ".retpoline_sites"]
-        if delayedObjtool, plan.objects.contains(where: { o in processed.contains { o.1.section(named: $0) != nil } }) {
-            variables.append("objtool-enabled=")
-        }
+        let variables = ["KBUILD_MODPOST_WARN=1"]
         let result: CommandResult
         do {
             result = try ExternalModule(headers: headers, directory: directory, compiler: compiler, root: root)
@@ -62,5 +56,30 @@ extension LivepatchModule {
             )
         }
         return ko
+    }
+}
+
+extension LivepatchModule {
+    /// What objtool writes into an object it processed.
+    static let objtoolSections: Set<String> = [
+        ".orc_unwind", ".orc_unwind_ip", ".call_sites", ".return_sites", ".retpoline_sites",
+        ".static_call_sites", ".ibt_endbr_seal", ".cfi_sites", "__mcount_loc",
+    ]
+
+    /// With objtool delayed to a module's link (IBT or clang LTO: Debian's
+    /// 6.12 and 7.x), kbuild runs it once on the linked module. Objects of
+    /// a single-object module were already processed when the tree compiled
+    /// them; objtool then refuses to add its sections again (6.12 warns and
+    /// leaves the registration code without return sites, so its returns
+    /// trip "Unpatched return thunk"; 7.x fails). Renamed under `.discard.`,
+    /// the old output is invisible to objtool and dropped by the module
+    /// linker script, and objtool describes all the module's code afresh.
+    static func setAsideObjtoolOutput(_ object: inout RelocatableObject) {
+        for i in object.sections.indices {
+            let name = object.sections[i].name
+            let base = name.hasPrefix(".rela") ? String(name.dropFirst(5)) : name
+            guard objtoolSections.contains(base) else { continue }
+            object.sections[i].name = (name.hasPrefix(".rela") ? ".rela" : "") + ".discard.suture" + base
+        }
     }
 }
