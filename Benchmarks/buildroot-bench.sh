@@ -21,7 +21,7 @@ cache=${SUTURE_CACHE:-/var/cache/suture}
 scratch=$(mktemp -d /tmp/suture-root-bench.XXXXXX)
 trap 'rm -rf "$scratch"' EXIT
 now() { date +%s.%N; }
-received() { awk 'NR > 2 && $1 != "lo:" { sum += $2 } END { print sum }' /proc/net/dev; }
+received() { awk -F"[: ]+" 'NR > 2 && $2 != "lo" { sum += $3 } END { printf "%.0f\n", sum }' /proc/net/dev; }
 
 "$suture" kernel fetch "$rooted" >&2
 "$suture" kernel fetch "$hosted" >&2
