@@ -230,7 +230,8 @@ public enum KernelBuild {
         return try LivepatchModule.link(
             plan, moduleName: context.moduleFile, registration: registration,
             headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
-            delayedObjtool: KernelBuild.delaysObjtool(context.tree), directory: Path.join(context.scratch.path, "module"))
+            delayedObjtool: KernelBuild.delaysObjtool(context.tree),
+            directory: Path.join(context.scratch.path, "module"))
     }
 
     /// The module into the output folder, whole or not at all.
@@ -268,7 +269,8 @@ public enum KernelBuild {
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
         outcome.warnings = context.warnings
-        outcome.relocationClearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
+        outcome.relocationClearing =
+            LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
         outcome.buildRoot = context.tree.buildRoot?.path
         return outcome
     }

@@ -55,7 +55,10 @@ public struct BuildRoot: Sendable, Equatable {
         var seen: Set<String> = []
         // Shorter paths first, so a folder bound inside another stays visible.
         let folders = binds.map { Path.absolute($0) }.filter { seen.insert($0).inserted }.sorted { $0.count < $1.count }
-        return ["unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", BuildRoot.script, "suture-root", path]
+        return [
+            "unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", BuildRoot.script, "suture-root",
+            path,
+        ]
             + folders + ["--"] + arguments
     }
 
@@ -78,7 +81,8 @@ public struct BuildRoot: Sendable, Equatable {
     ) throws(PlatformError) -> CommandResult {
         try Command.run(
             wrap(arguments, binds: binds, workingDirectory: workingDirectory),
-            environment: BuildRoot.environment(environment ?? Command.environment(), workingDirectory: workingDirectory),
+            environment: BuildRoot.environment(
+                environment ?? Command.environment(), workingDirectory: workingDirectory),
             onOutput: onOutput)
     }
 

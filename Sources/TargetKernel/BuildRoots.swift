@@ -177,7 +177,8 @@ public struct BuildRoots: Sendable {
             try FileSystem.write(Path.join(stage, BuildRoots.recordName), record)
             try FileSystem.rename(stage, final)
         } catch {
-            throw KernelError(.prepareFailed, "cannot move the build root into \(final): \(error.description)", cause: error)
+            throw KernelError(
+                .prepareFailed, "cannot move the build root into \(final): \(error.description)", cause: error)
         }
         let outcome = try ready(reused: false)
         Progress.say("suture: build root \(final) ready in \(Int(outcome.seconds.rounded())) s")
@@ -229,7 +230,8 @@ public struct BuildRoots: Sendable {
             ]
             if let line = lines.first(where: { l in network.contains { l.contains($0) } }) {
                 throw KernelError(
-                    .suiteUnreachable, "cannot reach suite \(suite) at \(base) to make a build root: \(line.trimmingWhitespace())")
+                    .suiteUnreachable,
+                    "cannot reach suite \(suite) at \(base) to make a build root: \(line.trimmingWhitespace())")
             }
             throw KernelError(
                 .prepareFailed,

@@ -168,9 +168,9 @@ public struct TreeCache: Sendable {
                         "the prepared tree \(final) was built \(tree.buildRoot.map { "in \($0.path)" } ?? "on the host"); preparing it again \(buildRoot.map { "in \($0.path)" } ?? "on the host")"
                     )
                 } else {
-                warn(
-                    "the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again"
-                )
+                    warn(
+                        "the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again"
+                    )
                 }
             } else {
                 warn("\(final) is not a complete prepared tree; preparing it again")
@@ -195,7 +195,8 @@ public struct TreeCache: Sendable {
             let total = Clock.now() - started
             Progress.say("suture: prepared \(final) in \(Int(total.rounded())) s")
             return Outcome(
-                tree: tree, reused: false, phases: (rootPhase.map { [$0] } ?? []) + timer.phases, warnings: warnings, seconds: total)
+                tree: tree, reused: false, phases: (rootPhase.map { [$0] } ?? []) + timer.phases, warnings: warnings,
+                seconds: total)
         } catch {
             // The cleanup action stays registered until this returns: a
             // signal arriving now must not end the process mid-removal.

@@ -62,7 +62,8 @@ extension BuildCommand {
         } else {
             writeStandardOutput(lines.joined(separator: "\n") + "\n")
             writeStandardOutput(
-                "\(kernel.count - failed) of \(kernel.count) kernels built in \(String(format1: Clock.now() - started)) s\n")
+                "\(kernel.count - failed) of \(kernel.count) kernels built in \(String(format1: Clock.now() - started)) s\n"
+            )
         }
         if failed > 0 { throw ExitCode(1) }
     }

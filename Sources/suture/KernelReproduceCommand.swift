@@ -76,7 +76,8 @@ extension KernelCommand {
                     return
                 }
                 for (object, report) in zip(objects, reports) {
-                    writeStandardOutput("\(object): \(report.identicalCount) of \(report.functions.count) functions identical\n")
+                    writeStandardOutput(
+                        "\(object): \(report.identicalCount) of \(report.functions.count) functions identical\n")
                     for f in report.functions {
                         let detail =
                             f.identical

@@ -9,7 +9,8 @@ extension KernelCommand {
         static let configuration = CommandConfiguration(
             commandName: "root",
             abstract:
-                "Make (once) and check the build root of a kernel whose compiler is not the host's; prints where it is.")
+                "Make (once) and check the build root of a kernel whose compiler is not the host's; prints where it is."
+        )
 
         @OptionGroup var kernel: KernelOption
         @OptionGroup var cacheOption: CacheOption
@@ -22,9 +23,12 @@ extension KernelCommand {
                 let check = CompilerCheck.check(kernelCompiler: target.compiler)
                 if check.matches {
                     if output.json {
-                        printJSON(.object([("release", .string(target.release)), ("root", .null), ("host", .bool(true))]))
+                        printJSON(
+                            .object([("release", .string(target.release)), ("root", .null), ("host", .bool(true))]))
                     } else {
-                        writeStandardOutput("\(target.release): built by the host's compiler (\(check.host ?? "")); no build root needed\n")
+                        writeStandardOutput(
+                            "\(target.release): built by the host's compiler (\(check.host ?? "")); no build root needed\n"
+                        )
                     }
                     return
                 }

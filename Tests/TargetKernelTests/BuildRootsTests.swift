@@ -45,7 +45,10 @@ struct BuildRootsTests {
         try FileSystem.makeDirectories(Path.join(fake.path, "dev"))
         try FileSystem.makeDirectories(Path.join(fake.path, "proc"))
         let r = try outcome.root.run(
-            ["/bin/sh", "-c", "read line < probe; echo \"$line\"; x86_64-linux-gnu-gcc-14 --version; echo made > made"], binds: [work.path],
+            [
+                "/bin/sh", "-c",
+                "read line < probe; echo \"$line\"; x86_64-linux-gnu-gcc-14 --version; echo made > made",
+            ], binds: [work.path],
             workingDirectory: work.path)
         #expect(r.termination == .exited(0), "\(r.stderrText)")
         #expect(r.stdoutText == "from the host\n\(Self.gcc14)\n")

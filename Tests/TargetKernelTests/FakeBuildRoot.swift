@@ -19,6 +19,9 @@ struct FakeBuildRoot {
         let compiler = Path.join(path, "usr/bin", program)
         try? FileSystem.removeFile(compiler)
         try FileSystem.write(compiler, "#!/bin/sh\necho '\(prints)'\n", mode: 0o755)
-        try FileSystem.write(Path.join(path, BuildRoots.recordName), "Suite: fake\nCompiler: \(prints)\nPackages: \(BuildRoots.packages(compiler: package).joined(separator: ","))\n")
+        try FileSystem.write(
+            Path.join(path, BuildRoots.recordName),
+            "Suite: fake\nCompiler: \(prints)\nPackages: \(BuildRoots.packages(compiler: package).joined(separator: ","))\n"
+        )
     }
 }
