@@ -35,6 +35,9 @@ apt_install() {
 # dwarves (pahole): olddefconfig derives the BTF options from its version.
 apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc libelf-dev libssl-dev dwarves \
     qemu-system-x86 busybox-static cpio kmod
+# Build roots for kernels of other Debian releases (trixie's gcc-14, sid's gcc-16):
+# mmdebstrap makes them; debian-archive-keyring checks the archive's signatures.
+apt_install mmdebstrap debian-archive-keyring
 
 # Secure Boot: UEFI firmware (ovmf), openssl for keys, osslsigncode to read the
 # kernel image's own Authenticode signer, and virt-fw-vars (python3-virt-firmware,

@@ -61,6 +61,11 @@ public struct BuildOutcome: Sendable {
     public var warnings: [String] = []
     /// The certificate the module was signed with, and the hash; nil when unsigned.
     public var signedWith: (certificate: String, hash: String)?
+    /// Who clears module objects' klp relocations, read from the target's
+    /// livepatch core (`klp_clear_object_relocs` is there from 6.6 on).
+    public var relocationClearing: String?
+    /// The build root the objects and module were compiled in, or nil for the host.
+    public var buildRoot: String?
 
     public var json: JSON {
         .object([
@@ -101,6 +106,8 @@ public struct BuildOutcome: Sendable {
             ("signed", .bool(signedWith != nil)),
             ("signingCertificate", .optional(signedWith?.certificate)),
             ("signatureHash", .optional(signedWith?.hash)),
+            ("relocationClearing", .optional(relocationClearing)),
+            ("buildRoot", .optional(buildRoot)),
         ])
     }
 }

@@ -128,7 +128,7 @@ public enum KernelBuild {
         throws(BuildError) -> [PatchedObject]
     {
         let entrySizes = SpecialSectionProbe.entrySizes(
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
             cacheDirectory: OriginalObjectCache(tree: context.tree, cacheRoot: context.options.cacheRoot).directory)
         context.progress("comparing \(compiled.pairs.count) object(s)")
         let diffs: ObjectDiff.PairResults
@@ -237,7 +237,8 @@ public enum KernelBuild {
             clearing: clearing)
         return try LivepatchModule.link(
             plan, moduleName: context.moduleFile, registration: registration,
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
+            delayedObjtool: KernelBuild.delaysObjtool(context.tree),
             directory: Path.join(context.scratch.path, "module"))
     }
 
@@ -276,6 +277,18 @@ public enum KernelBuild {
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
         outcome.warnings = context.warnings
+        outcome.relocationClearing =
+            LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
+        outcome.buildRoot = context.tree.buildRoot?.path
         return outcome
+    }
+}
+
+extension KernelBuild {
+    /// Whether kbuild runs objtool on a module when it links it rather than
+    /// on each object (`delay-objtool` in scripts/Makefile.build: IBT or clang LTO).
+    static func delaysObjtool(_ tree: PreparedTree) -> Bool {
+        guard let config = try? tree.config() else { return false }
+        return config["X86_KERNEL_IBT"] == .yes || config["LTO_CLANG"] == .yes
     }
 }

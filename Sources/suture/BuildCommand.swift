@@ -22,7 +22,12 @@ struct BuildCommand: ParsableCommand {
     @Argument(help: "Unified diffs against the kernel source, applied in order with patch -p1.")
     var diffs: [String]
 
-    @OptionGroup var kernel: KernelOption
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y). Repeat it to build one module per kernel, each into DIR/RELEASE/.",
+            valueName: "RELEASE|PATH"))
+    var kernel: [String] = []
 
     @Option(
         help: ArgumentHelp(
@@ -82,25 +87,15 @@ struct BuildCommand: ParsableCommand {
     }
 
     func run() throws {
+        if kernel.count > 1 {
+            try runForEachKernel()
+            return
+        }
         try reportingErrors(json: json.json) {
             Cleanup.installSignalHandling()
-            let target = try KernelResolver().resolve(kernel.kernel)
-            var options = BuildOptions(diffs: diffs, kernel: target)
-            options.source = source
-            options.kallsyms = kallsyms
-            options.kallsymsSource = GuestKallsyms()
-            options.name = name
-            options.replace = !noReplace
-            options.outputDirectory = output
-            options.cacheRoot = cache
-            options.allowCompilerMismatch = allowCompilerMismatch
-            options.assumeYes = yes
-            options.fuzz = fuzz
-            if let signKey, let signCert {
-                options.signing = SigningKey(key: signKey, certificate: signCert)
-            } else if sign {
-                options.signing = .dkms
-            }
+            let target = try KernelResolver(catalog: CacheLocation.kernels(CacheLocation.root(cache))).resolve(
+                kernel.first)
+            let options = options(for: target, output: output)
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -131,6 +126,27 @@ struct BuildCommand: ParsableCommand {
             text += "wrote \(outcome.modulePath) (\(outcome.moduleName), replace=\(outcome.replace ? 1 : 0))\n"
             writeStandardOutput(text)
         }
+    }
+
+    /// The build's options for one target kernel.
+    func options(for target: KernelRelease, output: String) -> BuildOptions {
+        var options = BuildOptions(diffs: diffs, kernel: target)
+        options.source = source
+        options.kallsyms = kallsyms
+        options.kallsymsSource = GuestKallsyms()
+        options.name = name
+        options.replace = !noReplace
+        options.outputDirectory = output
+        options.cacheRoot = cache
+        options.allowCompilerMismatch = allowCompilerMismatch
+        options.assumeYes = yes
+        options.fuzz = fuzz
+        if let signKey, let signCert {
+            options.signing = SigningKey(key: signKey, certificate: signCert)
+        } else if sign {
+            options.signing = .dkms
+        }
+        return options
     }
 }
 
