@@ -20,6 +20,8 @@ public struct BuildOptions: Sendable {
     public var assumeYes = false
     /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
     public var fuzz = 0
+    /// The run-pre check (`RunPre`); off with `--no-verify`.
+    public var verify = true
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -57,6 +59,8 @@ public struct BuildOutcome: Sendable {
     public var hunks: [AppliedHunk] = []
     /// What was dropped or may need attention (added exports).
     public var warnings: [String] = []
+    /// The run-pre check of each function; nil when skipped (`--no-verify`).
+    public var verification: [RunPre.Verification]?
 
     public var json: JSON {
         .object([
@@ -94,6 +98,20 @@ public struct BuildOutcome: Sendable {
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
+            (
+                "verification",
+                verification.map { v in
+                    .object([("status", .string("verified")), ("functions", .array(v.map(\.json)))])
+                }
+                    ?? .object([
+                        ("status", .string("skipped")),
+                        (
+                            "skipped",
+                            .string(
+                                "--no-verify: the original code was not compared with the shipped code")
+                        ),
+                    ])
+            ),
         ])
     }
 }

@@ -63,6 +63,12 @@ struct BuildCommand: ParsableCommand {
             valueName: "N"))
     var fuzz = 0
 
+    @Flag(
+        name: .customLong("no-verify"),
+        help:
+            "Skip the run-pre check: do not compare the original code of the replaced and referenced functions with the code the kernel ships (for a kernel whose image cannot be had).")
+    var noVerify = false
+
     @OptionGroup var json: JSONOption
 
     func validate() throws {
@@ -84,6 +90,7 @@ struct BuildCommand: ParsableCommand {
             options.allowCompilerMismatch = allowCompilerMismatch
             options.assumeYes = yes
             options.fuzz = fuzz
+            options.verify = !noVerify
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -105,6 +112,16 @@ struct BuildCommand: ParsableCommand {
                 "redirects: "
                 + outcome.redirects.map { "\($0.oldName)\($0.sympos > 0 ? ",\($0.sympos)" : "")" }.joined(
                     separator: ", ") + "\n"
+            if let verification = outcome.verification {
+                text += "run-pre check: \(verification.count) function(s) match the shipped code\n"
+                for v in verification {
+                    let sites = RewrittenSite.Kind.allCases.compactMap { k in v.masked[k].map { "\(k.rawValue) \($0)" } }
+                    text +=
+                        "  \(v.function) (\(v.role.rawValue), \(v.expected.count) bytes; masked: relocations \(v.relocationBytes) bytes\(sites.isEmpty ? "" : ", " + sites.joined(separator: ", ")))\n"
+                }
+            } else {
+                text += "run-pre check: skipped (--no-verify)\n"
+            }
             text += "klp relocations: \(outcome.klpRelocations) in \(outcome.klpSections.count) section(s)\n"
             text +=
                 "phases: "
