@@ -36,7 +36,7 @@ extension KernelBuild {
             for w in wanted where seen.insert("\(p.target.name) \(w.name),\(w.sympos)").inserted {
                 let functions = original.elements.filter { $0.kind == .function && $0.name == w.name && $0.size > 0 }
                 guard functions.count == 1, let element = functions.first else { continue }
-                var (mask, masked, relocationBytes) = RunPre.mask(of: element, in: original, sites: sites)
+                var (mask, functionSites, relocationBytes) = RunPre.mask(of: element, in: original, sites: sites)
                 let size = Int(element.size)
                 let found = try code.code(of: w.name, sympos: w.sympos, in: p.target, size: size)
                 for field in found.relocationFields {
@@ -56,7 +56,7 @@ extension KernelBuild {
                 checks.append(
                     RunPre.Verification(
                         target: p.target, function: w.name, sympos: w.sympos, object: p.object, role: w.role,
-                        expected: found.bytes, mask: mask, masked: masked, relocationBytes: relocationBytes,
+                        expected: found.bytes, mask: mask, sites: functionSites, relocationBytes: relocationBytes,
                         against: found.against))
             }
         }

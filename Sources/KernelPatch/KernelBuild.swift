@@ -36,6 +36,7 @@ public enum KernelBuild {
             let rewrite = try context.timed { () throws(BuildError) in
                 try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
             }
+            if context.options.verify { try RunPre.attach(verification, to: ko) }
             try copyOut(context, ko)
             return rewrite
         }

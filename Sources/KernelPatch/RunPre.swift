@@ -32,8 +32,8 @@ public enum RunPre {
         public let expected: [UInt8]
         /// True where a byte is a relocation field or a rewritten site.
         public let mask: [Bool]
-        /// How many sites of each class were masked.
-        public let masked: [RewrittenSite.Kind: Int]
+        /// The rewritten sites, at offsets in the function.
+        public let sites: [RewrittenSite]
         /// Bytes in relocation fields.
         public let relocationBytes: Int
         /// What the code was compared with.
@@ -51,6 +51,13 @@ public enum RunPre {
                 ),
                 ("against", .string(against)),
             ])
+        }
+
+        /// How many sites of each class were masked.
+        public var masked: [RewrittenSite.Kind: Int] {
+            var counts: [RewrittenSite.Kind: Int] = [:]
+            for s in sites { counts[s.kind, default: 0] += 1 }
+            return counts
         }
     }
 
@@ -95,7 +102,7 @@ public enum RunPre {
     /// The mask of `element` in `original`: its relocation fields and the
     /// sites the kernel rewrites, with counts of each class.
     static func mask(of element: Element, in original: ObjectIndex, sites: RewrittenSites)
-        -> (mask: [Bool], masked: [RewrittenSite.Kind: Int], relocationBytes: Int)
+        -> (mask: [Bool], sites: [RewrittenSite], relocationBytes: Int)
     {
         let size = Int(element.size)
         var mask = [Bool](repeating: false, count: size)
@@ -109,12 +116,12 @@ public enum RunPre {
                 relocationBytes += 1
             }
         }
-        var masked: [RewrittenSite.Kind: Int] = [:]
+        var local: [RewrittenSite] = []
         for site in sites.sites(in: element.section, from: element.start, to: element.end) {
             let at = Int(site.offset - element.start)
             for i in at..<min(size, at + site.length) { mask[i] = true }
-            masked[site.kind, default: 0] += 1
+            local.append(RewrittenSite(kind: site.kind, offset: UInt64(at), length: site.length))
         }
-        return (mask, masked, relocationBytes)
+        return (mask, local, relocationBytes)
     }
 }

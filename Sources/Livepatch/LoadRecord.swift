@@ -27,6 +27,9 @@ public struct LoadRecord: Sendable, Equatable {
     /// patch was built for, and each input diff (`NAME:sha256:DIGEST`).
     public var builtFor: String?
     public var diffs: [String] = []
+    /// The load-time run-pre check, one line per function
+    /// (`RunningCodeCheck.line`); empty when the module carries no record.
+    public var verification: [String] = []
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -50,6 +53,7 @@ public struct LoadRecord: Sendable, Equatable {
             ("moduleSize", .integer(moduleSize)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("verification", .strings(verification)),
         ])
     }
 
@@ -65,6 +69,7 @@ public struct LoadRecord: Sendable, Equatable {
             replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
         builtFor = json["builtFor"]?.stringValue
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        verification = json["verification"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

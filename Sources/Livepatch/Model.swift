@@ -141,6 +141,8 @@ public struct PatchStatus: Sendable, Equatable {
     /// `suture.release`, `suture.diff`), when Suture loaded it.
     public var builtFor: String?
     public var diffs: [String] = []
+    /// How each function was verified at load (`RunningCodeCheck.line`).
+    public var verification: [String] = []
     public var objects: [PatchObject]
     /// Tasks not yet migrated, during a transition.
     public var pendingTasks: [PendingTask]

@@ -43,6 +43,7 @@ extension PatchStatus {
             ("file", .optional(file)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("verification", .strings(verification)),
             ("objects", .array(objects.map(\.json))),
             ("pendingTasks", .array(pendingTasks.map(\.json))),
             ("hiddenTasksPending", .bool(hiddenTasksPending)),
@@ -86,6 +87,7 @@ public enum LivepatchText {
         if detailed, let file = patch.file { lines.append("  file: \(file)") }
         if let release = patch.builtFor { lines.append("  built for: \(release)") }
         for diff in patch.diffs { lines.append("  diff: \(diff)") }
+        for line in patch.verification { lines.append("  run-pre: \(line)") }
         for object in patch.objects {
             let state: String
             switch object.patched {

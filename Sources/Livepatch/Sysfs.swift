@@ -127,6 +127,7 @@ public struct LivepatchSysfs: Sendable {
             }
             status.builtFor = record?.builtFor
             status.diffs = record?.diffs ?? []
+            status.verification = record?.verification ?? []
             return status
         }
     }

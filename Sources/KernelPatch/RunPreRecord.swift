@@ -1,0 +1,47 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ELF
+import Platform
+
+extension RunPre {
+    /// The section of the patch module that carries the expected code, so
+    /// that `suture load` repeats the check against the running kernel
+    /// without the source. Not allocated: the kernel never loads it.
+    public static let sectionName = ".suture.runpre"
+
+    /// The record, one line per item:
+    /// `suture-runpre 1`, then per function
+    /// `function TARGET NAME SYMPOS ROLE HEX` where HEX is the expected
+    /// code, two hex digits a byte and `..` for a masked byte, followed by
+    /// `site KIND OFFSET LENGTH` for each rewritten site in it. The reader
+    /// is `Livepatch.RunPreRecord`.
+    static func record(_ checks: [Verification]) -> String {
+        var text = "suture-runpre 1\n"
+        let digits = Array("0123456789abcdef")
+        for v in checks {
+            var hex = ""
+            hex.reserveCapacity(v.expected.count * 2)
+            for (i, b) in v.expected.enumerated() {
+                if i < v.mask.count && v.mask[i] {
+                    hex += ".."
+                } else {
+                    hex.append(digits[Int(b >> 4)])
+                    hex.append(digits[Int(b & 15)])
+                }
+            }
+            text += "function \(v.target.name) \(v.function) \(v.sympos) \(v.role.rawValue) \(hex)\n"
+            for s in v.sites { text += "site \(s.kind.rawValue) \(s.offset) \(s.length)\n" }
+        }
+        return text
+    }
+
+    /// Adds the record to the linked module at `path`.
+    static func attach(_ checks: [Verification], to path: String) throws(BuildError) {
+        do {
+            var object = try RelocatableObject(try ELFFile.open(path))
+            _ = object.add(.progbits(sectionName, flags: 0, Array(record(checks).utf8)))
+            try ELFWriter.write(object, to: path)
+        } catch {
+            throw BuildError(.linkFailed, "adding \(sectionName) to \(path): \(error.description)", cause: error)
+        }
+    }
+}
