@@ -39,7 +39,7 @@ public struct RunPreRecord: Sendable, Equatable {
         return try parse(text, file: elf.path)
     }
 
-    static func parse(_ text: String, file: String) throws(LivepatchError) -> RunPreRecord {
+    public static func parse(_ text: String, file: String) throws(LivepatchError) -> RunPreRecord {
         func bad(_ line: Int, _ why: String) -> LivepatchError {
             LivepatchError(.notModule, "\(file): \(sectionName) line \(line): \(why)")
         }

@@ -33,7 +33,7 @@ public struct RunningCodeCheck: Sendable, Equatable {
 
     /// Checks every function of `record`. Never throws: a mismatch is a
     /// result, which the caller turns into a refusal.
-    static func check(_ record: RunPreRecord, tree: KernelTree) -> [RunningCodeCheck] {
+    public static func check(_ record: RunPreRecord, tree: KernelTree) -> [RunningCodeCheck] {
         let started = Clock.now()
         func all(_ status: Status, _ why: String) -> [RunningCodeCheck] {
             record.functions.map {
