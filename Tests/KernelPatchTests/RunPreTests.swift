@@ -50,10 +50,9 @@ import Testing
 
     @Test func divergentFunctionIsRefusedNamingIt() throws {
         let source = try Self.divergentSource()
-        let message = try BuildRefusalTests.refuse(
+        try BuildRefusalTests.refuse(
             ["--source", source, Path.join(Self.fixtures, "proc-string/patch.diff")], code: "build-code-mismatch",
             mentions: ["loadavg_proc_show", "fs/proc/loadavg.o", "at offset 0x", "original: ", "shipped:  "])
-        #expect(message.contains("--no-verify") == false || message.contains("loadavg_proc_show"))
     }
 
     @Test func unchangedFunctionOfTheNeighbourPasses() throws {
