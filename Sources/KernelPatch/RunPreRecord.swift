@@ -12,7 +12,10 @@ extension RunPre {
     /// `suture-runpre 1`, then per function
     /// `function TARGET NAME SYMPOS ROLE HEX` where HEX is the expected
     /// code, two hex digits a byte and `..` for a masked byte, followed by
-    /// `site KIND OFFSET LENGTH` for each rewritten site in it. The reader
+    /// `site KIND OFFSET LENGTH SHIPPED` for each rewritten site in it,
+    /// SHIPPED being the site's bytes in the shipped code (what the kernel
+    /// starts from, so a different running instruction is a run-time
+    /// change such as a toggled static key). The reader
     /// is `Livepatch.RunPreRecord`.
     static func record(_ checks: [Verification]) -> String {
         var text = "suture-runpre 1\n"
@@ -29,7 +32,14 @@ extension RunPre {
                 }
             }
             text += "function \(v.target.name) \(v.function) \(v.sympos) \(v.role.rawValue) \(hex)\n"
-            for s in v.sites { text += "site \(s.kind.rawValue) \(s.offset) \(s.length)\n" }
+            for s in v.sites {
+                var shipped = ""
+                for i in Int(s.offset)..<min(v.expected.count, Int(s.offset) + s.length) {
+                    shipped.append(digits[Int(v.expected[i] >> 4)])
+                    shipped.append(digits[Int(v.expected[i] & 15)])
+                }
+                text += "site \(s.kind.rawValue) \(s.offset) \(s.length) \(shipped)\n"
+            }
         }
         return text
     }

@@ -14,6 +14,8 @@ public struct RunPreRecord: Sendable, Equatable {
         public let kind: String
         public let offset: Int
         public let length: Int
+        /// The site's bytes in the shipped code; nil when not recorded.
+        public var shipped: [UInt8]?
     }
 
     public struct Function: Sendable, Equatable {
@@ -75,10 +77,25 @@ public struct RunPreRecord: Sendable, Equatable {
                         target: fields[1], name: fields[2], sympos: sympos, role: fields[4], expected: expected,
                         mask: mask))
             case "site":
-                guard fields.count == 4, let offset = Int(fields[2]), let length = Int(fields[3]), !functions.isEmpty,
-                    offset >= 0, length > 0, offset + length <= functions[functions.count - 1].expected.count
-                else { throw bad(n + 1, "a site needs KIND OFFSET LENGTH inside the function before it") }
-                functions[functions.count - 1].sites.append(Site(kind: fields[1], offset: offset, length: length))
+                guard fields.count == 4 || fields.count == 5, let offset = Int(fields[2]), let length = Int(fields[3]),
+                    !functions.isEmpty, offset >= 0, length > 0,
+                    offset + length <= functions[functions.count - 1].expected.count
+                else { throw bad(n + 1, "a site needs KIND OFFSET LENGTH [SHIPPED] inside the function before it") }
+                var shipped: [UInt8]?
+                if fields.count == 5 {
+                    let hex = Array(fields[4].utf8)
+                    guard hex.count == 2 * length else { throw bad(n + 1, "the shipped bytes of a site need its length") }
+                    var bytes: [UInt8] = []
+                    for i in stride(from: 0, to: hex.count, by: 2) {
+                        guard let hi = digit(hex[i]), let lo = digit(hex[i + 1]) else {
+                            throw bad(n + 1, "bad hex in the shipped bytes")
+                        }
+                        bytes.append(hi << 4 | lo)
+                    }
+                    shipped = bytes
+                }
+                functions[functions.count - 1].sites.append(
+                    Site(kind: fields[1], offset: offset, length: length, shipped: shipped))
             default:
                 throw bad(n + 1, "unknown item \(fields.first ?? "")")
             }

@@ -79,16 +79,29 @@ public struct RunningCodeCheck: Sendable, Equatable {
             }
             var notes: [String] = []
             var patchedBy: String?
+            var applied: [String: Int] = [:]
             for site in f.sites {
                 let first = live[site.offset]
+                let now = Array(live[site.offset..<(site.offset + site.length)])
                 switch site.kind {
                 case "ftrace" where first == 0xe8:
                     patchedBy = redirectingPatch(f, tree: tree)
                     if patchedBy == nil { notes.append("traced by ftrace") }
-                case "jumpLabel" where first == 0xe9 || first == 0xeb:
-                    notes.append("static key at +0x\(String(site.offset, radix: 16)) enabled")
-                default: break
+                case "jumpLabel":
+                    // The shipped instruction is the key's default state.
+                    let flipped = site.shipped.map { $0 != now } ?? (first == 0xe9 || first == 0xeb)
+                    if flipped {
+                        let state = first == 0xe9 || first == 0xeb ? "now jumps" : "now falls through"
+                        notes.append(
+                            "static key at +0x\(String(site.offset, radix: 16)) switched from its default (\(state))")
+                    }
+                case "ftrace": break
+                default:
+                    if let shipped = site.shipped, shipped != now { applied[site.kind, default: 0] += 1 }
                 }
+            }
+            for (kind, count) in applied.sorted(by: { $0.key < $1.key }) {
+                notes.append("\(count) \(kind) site(s) rewritten by the kernel")
             }
             let masked = Dictionary(grouping: f.sites, by: \.kind).map { "\($0.key) \($0.value.count)" }.sorted()
             var detail = "verified against \(kcorePath)"

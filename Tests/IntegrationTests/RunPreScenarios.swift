@@ -56,12 +56,50 @@ extension BuildScenarioTests {
         bytes[digit] = bytes[digit] == UInt8(ascii: "0") ? UInt8(ascii: "1") : UInt8(ascii: "0")
         try guest.upload(bytes, to: "/root/runpre_changed.ko")
         let refused = try guest.run("suture load --json /root/runpre_changed.ko")
-        #expect(refused.termination == .exited(1), "\(refused.stdoutText)")
+        #expect(refused.commandStatus == 1, "\(refused.stdoutText)")
         #expect(refused.stdoutText.contains("livepatch-code-mismatch"), "\(refused.stdoutText)")
         #expect(refused.stdoutText.contains("loadavg_proc_show"), "\(refused.stdoutText)")
         #expect(try guest.check("ls /sys/kernel/livepatch").isEmpty, "a refused patch was loaded")
         try guest.check("suture load --no-verify /root/runpre_changed.ko")
         #expect(try guest.check("suture status livepatch_runpre_changed").contains("run-pre: not verified at load"))
         try Self.unload(guest, "runpre_changed")
+    }
+}
+
+extension BuildScenarioTests {
+    @Test func runPrePassesAFunctionWithAlternativesParavirtAndAStaticKey() throws {
+        let guest = try TestGuest.current()
+        let dir = try TemporaryDirectory(prefix: "suture-runpre")
+        defer { dir.remove() }
+        // sched_debug_header holds alternatives, paravirt sites and the
+        // __sched_clock_stable static branch.
+        let diff = Path.join(dir.path, "sched-debug.diff")
+        let lines = [
+            "--- a/kernel/sched/debug.c", "+++ b/kernel/sched/debug.c", "@@ -791,7 +791,7 @@",
+            " \tcpu_clk = local_clock();", " \tlocal_irq_restore(flags);", " ",
+            "-\tSEQ_printf(m, \"Sched Debug Version: v0.11, %s %.*s\\n\",",
+            "+\tSEQ_printf(m, \"Sched Debug Version: v0.11-suture, %s %.*s\\n\",",
+            " \t\tinit_utsname()->release,", " \t\t(int)strcspn(init_utsname()->version, \" \"),",
+            " \t\tinit_utsname()->version);",
+        ]
+        try FileSystem.write(diff, lines.joined(separator: "\n") + "\n")
+        let (path, report) = try Self.build(diffs: [diff], as: "runpre_alternatives")
+        let built = try #require(
+            report["verification"]?["functions"]?.arrayValue?.first {
+                $0["function"]?.stringValue == "sched_debug_header"
+            })
+        #expect((built["maskedSites"]?["alternative"]?.intValue ?? 0) > 0, "\(built)")
+        #expect((built["maskedSites"]?["paravirt"]?.intValue ?? 0) > 0, "\(built)")
+        #expect((built["maskedSites"]?["jumpLabel"]?.intValue ?? 0) > 0, "\(built)")
+        try guest.check("grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
+        let header = "head -1 /sys/kernel/debug/sched/debug"
+        #expect(try guest.check(header).hasPrefix("Sched Debug Version: v0.11,"))
+        try guest.upload(try FileSystem.read(path), to: "/root/runpre_alternatives.ko")
+        let load = try guest.check("suture load --json /root/runpre_alternatives.ko")
+        let entry = try Self.verification(load, "sched_debug_header")
+        #expect(entry["status"]?.stringValue == "verified", "\(entry)")
+        #expect(entry["detail"]?.stringValue?.contains("alternative") == true, "\(entry)")
+        #expect(try guest.check(header).hasPrefix("Sched Debug Version: v0.11-suture,"))
+        try Self.unload(guest, "runpre_alternatives")
     }
 }

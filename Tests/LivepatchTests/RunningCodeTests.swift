@@ -14,8 +14,8 @@ import Testing
     static let record = """
         suture-runpre 1
         function vmlinux foo 0 replaced ..........4889f8..........c3
-        site ftrace 0 5
-        site jumpLabel 8 5
+        site ftrace 0 5 e800000000
+        site jumpLabel 8 5 0f1f440000
 
         """
 
@@ -53,6 +53,7 @@ import Testing
         let checks = RunningCodeCheck.check(record, tree: try Self.tree(dir.path, code: Self.foo))
         #expect(checks.map(\.status) == [.verified], "\(checks)")
         #expect(checks[0].detail.contains("masked: ftrace 1, jumpLabel 1"), "\(checks[0].detail)")
+        #expect(!checks[0].detail.contains("switched"), "the static key is in its default state: \(checks[0].detail)")
     }
 
     @Test func differentCodeIsAMismatchAtItsOffset() throws {
@@ -76,7 +77,7 @@ import Testing
         let record = try RunPreRecord.parse(Self.record, file: "test.ko")
         let traced = RunningCodeCheck.check(record, tree: try Self.tree(dir.path, code: code))
         #expect(traced.map(\.status) == [.verified])
-        #expect(traced[0].detail.contains("traced by ftrace") && traced[0].detail.contains("static key at +0x8 enabled"))
+        #expect(traced[0].detail.contains("traced by ftrace") && traced[0].detail.contains("static key at +0x8 switched from its default (now jumps)"))
         let other = try TemporaryDirectory()
         defer { other.remove() }
         let patched = RunningCodeCheck.check(
@@ -108,7 +109,7 @@ import Testing
             "suture-runpre 2\n", "suture-runpre 1\nfunction vmlinux foo x replaced c3\n",
             "suture-runpre 1\nfunction vmlinux foo 0 replaced c\n", "suture-runpre 1\nfunction vmlinux foo 0 r zz\n",
             "suture-runpre 1\nsite ftrace 0 5\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3\nsite ftrace 0 5\n",
-            "suture-runpre 1\nbogus\n",
+            "suture-runpre 1\nbogus\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3c3\nsite ftrace 0 2 c3\n",
         ] {
             #expect(throws: LivepatchError.self, "\(text)") { try RunPreRecord.parse(text, file: "test.ko") }
         }
