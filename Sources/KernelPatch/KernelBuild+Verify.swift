@@ -25,7 +25,7 @@ extension KernelBuild {
                 shipped
                 ?? ShippedCode(
                     kernel: context.options.kernel, table: symbols.table, image: symbols.image,
-                    architecture: original.rules.architecture)
+                    architecture: original.rules.architecture, entrySizes: entrySizes)
             shipped = code
             var wanted: [(name: String, sympos: Int, role: RunPre.Role)] = plan.redirects
                 .filter { $0.object == p.object }.map { ($0.oldName, $0.sympos, .replaced) }
@@ -45,6 +45,11 @@ extension KernelBuild {
                         relocationBytes += 1
                     }
                 }
+                for site in found.sites where !functionSites.contains(where: { $0.offset == site.offset }) {
+                    for i in Int(site.offset)..<min(size, Int(site.offset) + site.length) { mask[i] = true }
+                    functionSites.append(site)
+                }
+                functionSites.sort { $0.offset < $1.offset }
                 let bytes = original.bytes(of: element)
                 if let offset = RunPre.firstDifference(bytes, found.bytes, mask: mask) {
                     mismatches.append(

@@ -138,3 +138,72 @@ public struct RewrittenSites: Sendable {
         (bySection[section] ?? []).filter { $0.offset >= start && $0.offset < end }
     }
 }
+
+/// The rewritten sites the kernel image lists in its own tables, for
+/// vmlinux: kernels that run objtool on `vmlinux.o` only (return thunks,
+/// call depth, IBT sealing on 6.2 and later) have these tables nowhere
+/// else. The image keeps them as sections, with PC-relative (`s32`)
+/// entries, or absolute ones for `.parainstructions`.
+struct ImageSites: Sendable {
+    /// Sorted by address (image addresses, before any KASLR slide).
+    let sites: [(address: UInt64, kind: RewrittenSite.Kind, length: Int)]
+
+    init(_ file: ELFFile, entrySizes: [String: Int]) {
+        var sites: [(UInt64, RewrittenSite.Kind, Int)] = []
+        func s32(_ data: ELFBytes, _ at: Int) -> Int64 { Int64(Int32(bitPattern: data.u32(at: at))) }
+        let text = file.section(named: ".text")
+        func firstByte(_ address: UInt64) -> UInt8? {
+            guard let text, address >= text.address, address < text.address + text.size else { return nil }
+            return file.data(text)[Int(address - text.address)]
+        }
+        for table in SiteTable.x86_64 {
+            // Absolute entries of these tables are not kept as sections.
+            guard table.kind != .ftrace, let section = file.section(named: table.section),
+                section.type == SectionType.progbits
+            else { continue }
+            let data = file.data(section)
+            let size = entrySizes[table.section] ?? table.defaultEntrySize
+            guard size > 0 else { continue }
+            var at = 0
+            while at + size <= data.count {
+                let entry = section.address &+ UInt64(at)
+                let address: UInt64
+                if table.section == ".parainstructions" {
+                    address = data.u64(at: at)
+                } else {
+                    address = UInt64(bitPattern: Int64(bitPattern: entry) &+ s32(data, at))
+                }
+                var length = 0
+                switch table.length {
+                case .fixed(let n): length = n
+                case .entryByte(let back): length = Int(data[at + size - back])
+                case .entryByteAt(let k): length = Int(data[at + k])
+                case .shortOrNear:
+                    let b = firstByte(address)
+                    length = b == 0xeb || b == 0x66 ? 2 : 5
+                case .branch: length = firstByte(address) == 0x0f ? 6 : 5
+                }
+                if length > 0 { sites.append((address, table.kind, length)) }
+                at += size
+            }
+        }
+        self.sites = sites.sorted { $0.0 < $1.0 }
+    }
+
+    /// The sites within `[start, start + size)`, at offsets from `start`.
+    func sites(at start: UInt64, size: Int) -> [RewrittenSite] {
+        var lo = 0
+        var hi = sites.count
+        while lo < hi {
+            let mid = (lo + hi) / 2
+            if sites[mid].address < start { lo = mid + 1 } else { hi = mid }
+        }
+        var result: [RewrittenSite] = []
+        while lo < sites.count && sites[lo].address < start + UInt64(size) {
+            let s = sites[lo]
+            result.append(RewrittenSite(kind: s.kind, offset: s.address - start, length: s.length))
+            lo += 1
+        }
+        return result
+    }
+}

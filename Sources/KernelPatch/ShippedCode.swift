@@ -14,6 +14,8 @@ final class ShippedCode {
         /// Offsets (in the function) of fields the module's own relocations
         /// fill at load time; empty for vmlinux, whose fields are resolved.
         let relocationFields: [Range<Int>]
+        /// Sites the image's own tables list in the function.
+        var sites: [RewrittenSite] = []
         let against: String
     }
 
@@ -21,10 +23,16 @@ final class ShippedCode {
     let table: KallsymsTable
     let image: RunningImage?
     let architecture: Architecture
+    let entrySizes: [String: Int]
+    private var imageSites: ImageSites?
     private var installed: InstalledModules?
     private var modules: [String: (symbols: ModuleSymbols, file: ELFFile)] = [:]
 
-    init(kernel: KernelRelease, table: KallsymsTable, image: RunningImage?, architecture: Architecture) {
+    init(
+        kernel: KernelRelease, table: KallsymsTable, image: RunningImage?, architecture: Architecture,
+        entrySizes: [String: Int]
+    ) {
+        self.entrySizes = entrySizes
         self.kernel = kernel
         self.table = table
         self.image = image
@@ -59,7 +67,12 @@ final class ShippedCode {
                 "run-pre check: \(name) at 0x\(String(address, radix: 16)) (\(size) bytes) lies outside the loaded segments of the vmlinux of \(kernel.image)"
             )
         }
-        return Code(bytes: bytes, relocationFields: [], against: "the vmlinux of \(kernel.image)")
+        let sites = imageSites ?? ImageSites(image.file, entrySizes: entrySizes)
+        imageSites = sites
+        let imageAddress = UInt64(bitPattern: Int64(bitPattern: address) &- image.slide)
+        return Code(
+            bytes: bytes, relocationFields: [], sites: sites.sites(at: imageAddress, size: size),
+            against: "the vmlinux of \(kernel.image)")
     }
 
     private func moduleCode(of name: String, sympos: Int, in module: String, size: Int) throws(BuildError) -> Code {
