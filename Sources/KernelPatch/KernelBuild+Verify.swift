@@ -62,7 +62,7 @@ extension KernelBuild {
                     RunPre.Verification(
                         target: p.target, function: w.name, sympos: w.sympos, object: p.object, role: w.role,
                         expected: found.bytes, mask: mask, sites: functionSites, relocationBytes: relocationBytes,
-                        against: found.against))
+                        against: found.against, place: found.place))
             }
         }
         guard mismatches.isEmpty else {

@@ -36,7 +36,10 @@ public enum KernelBuild {
             let rewrite = try context.timed { () throws(BuildError) in
                 try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
             }
-            if context.options.verify { try RunPre.attach(verification, to: ko) }
+            if context.options.verify {
+                try RunPre.attach(
+                    verification, imageText: symbols.image?.file.section(named: ".text")?.address, to: ko)
+            }
             try copyOut(context, ko)
             return rewrite
         }

@@ -38,6 +38,8 @@ public enum RunPre {
         public let relocationBytes: Int
         /// What the code was compared with.
         public let against: String
+        /// Where it lies (`ShippedCode.Code.place`), for the load-time check.
+        public let place: String
 
         public var json: JSON {
             .object([

@@ -9,16 +9,20 @@ extension RunPre {
     public static let sectionName = ".suture.runpre"
 
     /// The record, one line per item:
-    /// `suture-runpre 1`, then per function
-    /// `function TARGET NAME SYMPOS ROLE HEX` where HEX is the expected
+    /// `suture-runpre 1`, `image-text 0xADDRESS` (the image's `.text`, to
+    /// find the KASLR slide from `_text` alone), then per function
+    /// `function TARGET NAME SYMPOS ROLE HEX PLACE` where PLACE is
+    /// `0xADDRESS` in the image or `SECTION+OFFSET` in the module (found
+    /// through `/sys/module/MODULE/sections`), and HEX is the expected
     /// code, two hex digits a byte and `..` for a masked byte, followed by
     /// `site KIND OFFSET LENGTH SHIPPED` for each rewritten site in it,
     /// SHIPPED being the site's bytes in the shipped code (what the kernel
     /// starts from, so a different running instruction is a run-time
     /// change such as a toggled static key). The reader
     /// is `Livepatch.RunPreRecord`.
-    static func record(_ checks: [Verification]) -> String {
+    static func record(_ checks: [Verification], imageText: UInt64?) -> String {
         var text = "suture-runpre 1\n"
+        if let imageText { text += "image-text 0x\(String(imageText, radix: 16))\n" }
         let digits = Array("0123456789abcdef")
         for v in checks {
             var hex = ""
@@ -31,7 +35,7 @@ extension RunPre {
                     hex.append(digits[Int(b & 15)])
                 }
             }
-            text += "function \(v.target.name) \(v.function) \(v.sympos) \(v.role.rawValue) \(hex)\n"
+            text += "function \(v.target.name) \(v.function) \(v.sympos) \(v.role.rawValue) \(hex) \(v.place)\n"
             for s in v.sites {
                 var shipped = ""
                 for i in Int(s.offset)..<min(v.expected.count, Int(s.offset) + s.length) {
@@ -45,10 +49,10 @@ extension RunPre {
     }
 
     /// Adds the record to the linked module at `path`.
-    static func attach(_ checks: [Verification], to path: String) throws(BuildError) {
+    static func attach(_ checks: [Verification], imageText: UInt64?, to path: String) throws(BuildError) {
         do {
             var object = try RelocatableObject(try ELFFile.open(path))
-            _ = object.add(.progbits(sectionName, flags: 0, Array(record(checks).utf8)))
+            _ = object.add(.progbits(sectionName, flags: 0, Array(record(checks, imageText: imageText).utf8)))
             try ELFWriter.write(object, to: path)
         } catch {
             throw BuildError(.linkFailed, "adding \(sectionName) to \(path): \(error.description)", cause: error)

@@ -17,6 +17,9 @@ final class ShippedCode {
         /// Sites the image's own tables list in the function.
         var sites: [RewrittenSite] = []
         let against: String
+        /// Where the code lies without kallsyms: `0xADDRESS` in the image
+        /// (before KASLR), or `SECTION+OFFSET` in the module.
+        var place: String
     }
 
     let kernel: KernelRelease
@@ -72,7 +75,7 @@ final class ShippedCode {
         let imageAddress = UInt64(bitPattern: Int64(bitPattern: address) &- image.slide)
         return Code(
             bytes: bytes, relocationFields: [], sites: sites.sites(at: imageAddress, size: size),
-            against: "the vmlinux of \(kernel.image)")
+            against: "the vmlinux of \(kernel.image)", place: "0x" + String(imageAddress, radix: 16))
     }
 
     private func moduleCode(of name: String, sympos: Int, in module: String, size: Int) throws(BuildError) -> Code {
@@ -97,7 +100,9 @@ final class ShippedCode {
                 fields.append(at..<(at + (architecture.kind(r.type)?.size ?? 0)))
             }
         }
-        return Code(bytes: bytes, relocationFields: fields, against: symbols.path)
+        return Code(
+            bytes: bytes, relocationFields: fields, against: symbols.path,
+            place: "\(file.sections[section].name)+\(symbol.value)")
     }
 
     private func loaded(_ module: String) throws(BuildError) -> (symbols: ModuleSymbols, file: ELFFile) {

@@ -28,10 +28,14 @@ public struct RunPreRecord: Sendable, Equatable {
         public let expected: [UInt8]
         /// True where a byte is not compared.
         public let mask: [Bool]
+        /// `0xADDRESS` in the image, or `SECTION+OFFSET` in the module.
+        public var place: String?
         public var sites: [Site] = []
     }
 
-    public let functions: [Function]
+    /// The address of the image's `.text`, to find the KASLR slide.
+    public var imageText: UInt64?
+    public var functions: [Function]
 
     /// The record of a module image; nil when it has none (built with
     /// `--no-verify`, or by another tool).
@@ -47,13 +51,20 @@ public struct RunPreRecord: Sendable, Equatable {
         }
         let lines = text.split(separator: "\n", omittingEmptySubsequences: true)
         guard lines.first == "suture-runpre 1" else { throw bad(1, "not a version 1 record") }
+        var record = RunPreRecord(imageText: nil, functions: [])
         var functions: [Function] = []
         for (n, line) in lines.enumerated().dropFirst() {
             let fields = line.split(separator: " ").map(String.init)
             switch fields.first {
+            case "image-text":
+                guard fields.count == 2, fields[1].hasPrefix("0x"), let value = UInt64(fields[1].dropFirst(2), radix: 16)
+                else { throw bad(n + 1, "image-text needs 0xADDRESS") }
+                record.imageText = value
             case "function":
-                guard fields.count == 6, let sympos = Int(fields[3]), fields[5].utf8.count % 2 == 0 else {
-                    throw bad(n + 1, "a function needs TARGET NAME SYMPOS ROLE HEX")
+                guard fields.count == 6 || fields.count == 7, let sympos = Int(fields[3]),
+                    fields[5].utf8.count % 2 == 0
+                else {
+                    throw bad(n + 1, "a function needs TARGET NAME SYMPOS ROLE HEX [PLACE]")
                 }
                 var expected: [UInt8] = []
                 var mask: [Bool] = []
@@ -75,7 +86,7 @@ public struct RunPreRecord: Sendable, Equatable {
                 functions.append(
                     Function(
                         target: fields[1], name: fields[2], sympos: sympos, role: fields[4], expected: expected,
-                        mask: mask))
+                        mask: mask, place: fields.count == 7 ? fields[6] : nil))
             case "site":
                 guard fields.count == 4 || fields.count == 5, let offset = Int(fields[2]), let length = Int(fields[3]),
                     !functions.isEmpty, offset >= 0, length > 0,
@@ -100,7 +111,8 @@ public struct RunPreRecord: Sendable, Equatable {
                 throw bad(n + 1, "unknown item \(fields.first ?? "")")
             }
         }
-        return RunPreRecord(functions: functions)
+        record.functions = functions
+        return record
     }
 
     private static func digit(_ c: UInt8) -> UInt8? {

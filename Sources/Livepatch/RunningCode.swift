@@ -34,7 +34,6 @@ public struct RunningCodeCheck: Sendable, Equatable {
     /// Checks every function of `record`. Never throws: a mismatch is a
     /// result, which the caller turns into a refusal.
     public static func check(_ record: RunPreRecord, tree: KernelTree) -> [RunningCodeCheck] {
-        let started = Clock.now()
         func all(_ status: Status, _ why: String) -> [RunningCodeCheck] {
             record.functions.map {
                 RunningCodeCheck(target: $0.target, function: $0.name, sympos: $0.sympos, status: status, detail: why)
@@ -45,26 +44,58 @@ public struct RunningCodeCheck: Sendable, Equatable {
             return all(.unavailable, "not verified at load: \(kcorePath) cannot be read")
         }
         defer { kcore.close() }
-        let wanted = Set(record.functions.map(\.name))
-        guard let addresses = try? kallsyms(Path.join(tree.proc, "kallsyms"), names: wanted),
-            addresses.values.contains(where: { $0.contains { $0.address != 0 } })
-        else { return all(.unavailable, "not verified at load: /proc/kallsyms shows no addresses") }
+        let kallsymsPath = Path.join(tree.proc, "kallsyms")
+        // Where each function lies: through the slide of `_text` (at the
+        // start of kallsyms) and /sys/module sections, without reading all
+        // of kallsyms; else, for older records, by name in kallsyms.
+        var slide: Int64?
+        if let imageText = record.imageText,
+            record.functions.contains(where: { $0.target == "vmlinux" && $0.place != nil }),
+            let text = liveText(kallsymsPath), text != 0
+        {
+            slide = Int64(bitPattern: text &- imageText)
+        }
+        var byName: [String: [(address: UInt64, module: String?)]]?
         var results: [RunningCodeCheck] = []
         for f in record.functions {
             func result(_ status: Status, _ detail: String) -> RunningCodeCheck {
                 RunningCodeCheck(target: f.target, function: f.name, sympos: f.sympos, status: status, detail: detail)
             }
             let module = f.target == "vmlinux" ? nil : f.target
-            let places = (addresses[f.name] ?? []).filter { $0.module == module }
-            let index = f.sympos == 0 ? 0 : f.sympos - 1
-            guard index < places.count else {
+            var found: UInt64?
+            if let place = f.place {
+                if module == nil, let slide, place.hasPrefix("0x"), let at = UInt64(place.dropFirst(2), radix: 16) {
+                    found = UInt64(bitPattern: Int64(bitPattern: at) &+ slide)
+                } else if let module, let plus = place.lastIndex(of: "+"),
+                    let offset = UInt64(place[place.index(after: plus)...])
+                {
+                    let sections = Path.join(tree.module(module), "sections")
+                    guard FileSystem.isDirectory(sections) else {
+                        results.append(result(.notLoaded, "not verified at load: module \(f.target) is not loaded"))
+                        continue
+                    }
+                    let text = FileSystem.readTextIfPresent(Path.join(sections, String(place[..<plus])))?
+                        .trimmingWhitespace()
+                    if let text, text.hasPrefix("0x"), let base = UInt64(text.dropFirst(2), radix: 16), base != 0 {
+                        found = base &+ offset
+                    }
+                }
+            }
+            if found == nil {
+                if byName == nil {
+                    byName = try? kallsyms(kallsymsPath, names: Set(record.functions.map(\.name)))
+                }
+                let places = (byName?[f.name] ?? []).filter { $0.module == module && $0.address != 0 }
+                let index = f.sympos == 0 ? 0 : f.sympos - 1
+                if index < places.count { found = places[index].address }
+            }
+            guard let address = found else {
                 results.append(
                     module == nil
-                        ? result(.mismatch, "the running kernel has no \(f.name) at position \(f.sympos)")
+                        ? result(.unavailable, "not verified at load: \(kallsymsPath) shows no address of \(f.name)")
                         : result(.notLoaded, "not verified at load: module \(f.target) is not loaded"))
                 continue
             }
-            let address = places[index].address
             guard let live = kcore.read(address, f.expected.count), live.count == f.expected.count else {
                 results.append(result(.unavailable, "not verified at load: \(kcorePath) does not map it"))
                 continue
@@ -113,7 +144,6 @@ public struct RunningCodeCheck: Sendable, Equatable {
                 results.append(result(.verified, detail))
             }
         }
-        _ = started
         return results
     }
 
@@ -134,6 +164,25 @@ public struct RunningCodeCheck: Sendable, Equatable {
             let h = i < mask.count && mask[i] ? ".." : (bytes[i] < 16 ? "0" : "") + String(bytes[i], radix: 16)
             return i == offset ? "[\(h)]" : h
         }.joined(separator: " ")
+    }
+
+    /// The running `_text`, from the start of kallsyms only.
+    static func liveText(_ path: String) -> UInt64? {
+        let name = Array(" _text\n".utf8)
+        func find(_ bytes: [UInt8]) -> Int? {
+            guard bytes.count >= name.count else { return nil }
+            for i in 0...(bytes.count - name.count) where bytes[i] == 0x20 && bytes[i + 1] == 0x5f {
+                if bytes[i..<(i + name.count)].elementsEqual(name) { return i }
+            }
+            return nil
+        }
+        guard let bytes = try? FileSystem.read(path, stop: { find($0) != nil || $0.count > 1 << 22 }),
+            let at = find(bytes)
+        else { return nil }
+        var start = at
+        while start > 0 && bytes[start - 1] != 0x0a { start -= 1 }
+        guard at - start >= 18 else { return nil }
+        return UInt64(String(decoding: bytes[start..<(start + 16)], as: UTF8.self), radix: 16)
     }
 
     /// Addresses of `names` in kallsyms order, with their module (nil: vmlinux).

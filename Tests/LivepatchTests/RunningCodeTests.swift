@@ -104,12 +104,35 @@ import Testing
         #expect(checks.map(\.status) == [.notLoaded, .verified], "\(checks)")
     }
 
+    @Test func placesFindTheCodeWithoutReadingAllOfKallsyms() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        let tree = try Self.tree(dir.path, code: Self.foo)
+        let sections = Path.join(tree.module("mod"), "sections")
+        try FileSystem.makeDirectories(sections)
+        try FileSystem.write(Path.join(sections, ".text"), "0xffffffff81000008\n")
+        // The image was linked 16 MiB lower than the running kernel's _text;
+        // kallsyms names the function nothing the record knows.
+        try FileSystem.write(
+            Path.join(tree.proc, "kallsyms"), "0000000000000000 A fixed_percpu_data\nffffffff81000000 T _text\n")
+        let text = """
+            suture-runpre 1
+            image-text 0xffffffff80000000
+            function vmlinux renamed 0 replaced ..........4889f8..........c3 0xffffffff80000010
+            function mod other 0 replaced 4889f8 .text+13
+            function absent gone 0 replaced c3 .text+0
+
+            """
+        let checks = RunningCodeCheck.check(try RunPreRecord.parse(text, file: "test.ko"), tree: tree)
+        #expect(checks.map(\.status) == [.verified, .verified, .notLoaded], "\(checks)")
+    }
+
     @Test func malformedRecordsAreRefused() {
         for text in [
             "suture-runpre 2\n", "suture-runpre 1\nfunction vmlinux foo x replaced c3\n",
             "suture-runpre 1\nfunction vmlinux foo 0 replaced c\n", "suture-runpre 1\nfunction vmlinux foo 0 r zz\n",
             "suture-runpre 1\nsite ftrace 0 5\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3\nsite ftrace 0 5\n",
-            "suture-runpre 1\nbogus\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3c3\nsite ftrace 0 2 c3\n",
+            "suture-runpre 1\nbogus\n", "suture-runpre 1\nimage-text 1234\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3c3\nsite ftrace 0 2 c3\n",
         ] {
             #expect(throws: LivepatchError.self, "\(text)") { try RunPreRecord.parse(text, file: "test.ko") }
         }
