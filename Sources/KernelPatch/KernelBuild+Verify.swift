@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import ELF
 import PatchCore
 import Platform
 import TargetKernel
@@ -36,6 +37,15 @@ extension KernelBuild {
             for w in wanted where seen.insert("\(p.target.name) \(w.name),\(w.sympos)").inserted {
                 let functions = original.elements.filter { $0.kind == .function && $0.name == w.name && $0.size > 0 }
                 guard functions.count == 1, let element = functions.first else { continue }
+                // A weak definition the patch only refers to need not be the
+                // one the kernel linked (an architecture's strong one wins);
+                // a replaced one must be, so it is checked.
+                if w.role == .referenced && original.file.symbols[element.symbol].binding == SymbolBinding.weak {
+                    continue
+                }
+                // Static call trampolines are rewritten whole when their
+                // target changes (`arch_static_call_transform`).
+                if original.file.sections[element.section].name == ".static_call.text" { continue }
                 var (mask, functionSites, relocationBytes) = RunPre.mask(of: element, in: original, sites: sites)
                 let size = Int(element.size)
                 let found = try code.code(of: w.name, sympos: w.sympos, in: p.target, size: size)
