@@ -30,8 +30,8 @@ extension KernelBuild {
             shipped = code
             var wanted: [(name: String, sympos: Int, role: RunPre.Role)] = plan.redirects
                 .filter { $0.object == p.object }.map { ($0.oldName, $0.sympos, .replaced) }
-            for k in plan.klpSymbols where k.target == p.target && p.patch.references.contains(where: { $0.name == k.name })
-            {
+            for k in plan.klpSymbols
+            where k.target == p.target && p.patch.references.contains(where: { $0.name == k.name }) {
                 wanted.append((k.name, k.sympos, .referenced))
             }
             for w in wanted where seen.insert("\(p.target.name) \(w.name),\(w.sympos)").inserted {

@@ -65,7 +65,8 @@ struct SiteTable: Sendable {
     static let x86_64: [SiteTable] = [
         SiteTable(section: "__mcount_loc", kind: .ftrace, defaultEntrySize: 8, length: .fixed(5)),
         SiteTable(section: "__patchable_function_entries", kind: .ftrace, defaultEntrySize: 8, length: .fixed(5)),
-        SiteTable(section: ".altinstructions", kind: .alternative, defaultEntrySize: 12, length: .entryByte(fromEnd: 2)),
+        SiteTable(
+            section: ".altinstructions", kind: .alternative, defaultEntrySize: 12, length: .entryByte(fromEnd: 2)),
         SiteTable(section: "__jump_table", kind: .jumpLabel, defaultEntrySize: 16, length: .shortOrNear),
         SiteTable(section: ".static_call_sites", kind: .staticCall, defaultEntrySize: 8, length: .fixed(5)),
         SiteTable(section: ".return_sites", kind: .returnThunk, defaultEntrySize: 4, length: .branch),

@@ -61,7 +61,8 @@ final class ShippedCode {
         let all = table.occurrences(of: name, in: nil)
         let index = sympos == 0 ? 0 : sympos - 1
         guard index < all.count else {
-            throw BuildError(.unresolvedSymbol, "run-pre check: vmlinux has no \(name) at position \(sympos) in kallsyms")
+            throw BuildError(
+                .unresolvedSymbol, "run-pre check: vmlinux has no \(name) at position \(sympos) in kallsyms")
         }
         let address = table.entries[all[index]].address
         guard let bytes = image.read(address, size) else {

@@ -57,7 +57,8 @@ public struct RunPreRecord: Sendable, Equatable {
             let fields = line.split(separator: " ").map(String.init)
             switch fields.first {
             case "image-text":
-                guard fields.count == 2, fields[1].hasPrefix("0x"), let value = UInt64(fields[1].dropFirst(2), radix: 16)
+                guard fields.count == 2, fields[1].hasPrefix("0x"),
+                    let value = UInt64(fields[1].dropFirst(2), radix: 16)
                 else { throw bad(n + 1, "image-text needs 0xADDRESS") }
                 record.imageText = value
             case "function":
@@ -95,7 +96,9 @@ public struct RunPreRecord: Sendable, Equatable {
                 var shipped: [UInt8]?
                 if fields.count == 5 {
                     let hex = Array(fields[4].utf8)
-                    guard hex.count == 2 * length else { throw bad(n + 1, "the shipped bytes of a site need its length") }
+                    guard hex.count == 2 * length else {
+                        throw bad(n + 1, "the shipped bytes of a site need its length")
+                    }
                     var bytes: [UInt8] = []
                     for i in stride(from: 0, to: hex.count, by: 2) {
                         guard let hi = digit(hex[i]), let lo = digit(hex[i + 1]) else {

@@ -255,7 +255,7 @@ struct Kcore {
     }
 
     func read(_ address: UInt64, _ count: Int) -> [UInt8]? {
-        for s in segments where address >= s.address && address + UInt64(count) <= s.address + s.size {
+        for s in segments where address >= s.address && address &+ UInt64(count) <= s.address &+ s.size {
             return try? Kernel.readAt(fd, s.offset + (address - s.address), count: count, context: "read /proc/kcore")
         }
         return nil

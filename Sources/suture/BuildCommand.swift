@@ -66,7 +66,8 @@ struct BuildCommand: ParsableCommand {
     @Flag(
         name: .customLong("no-verify"),
         help:
-            "Skip the run-pre check: do not compare the original code of the replaced and referenced functions with the code the kernel ships (for a kernel whose image cannot be had).")
+            "Skip the run-pre check: do not compare the original code of the replaced and referenced functions with the code the kernel ships (for a kernel whose image cannot be had)."
+    )
     var noVerify = false
 
     @OptionGroup var json: JSONOption
@@ -115,7 +116,8 @@ struct BuildCommand: ParsableCommand {
             if let verification = outcome.verification {
                 text += "run-pre check: \(verification.count) function(s) match the shipped code\n"
                 for v in verification {
-                    let sites = RewrittenSite.Kind.allCases.compactMap { k in v.masked[k].map { "\(k.rawValue) \($0)" } }
+                    let sites = RewrittenSite.Kind.allCases.compactMap { k in v.masked[k].map { "\(k.rawValue) \($0)" }
+                    }
                     text +=
                         "  \(v.function) (\(v.role.rawValue), \(v.expected.count) bytes; masked: relocations \(v.relocationBytes) bytes\(sites.isEmpty ? "" : ", " + sites.joined(separator: ", ")))\n"
                 }

@@ -44,7 +44,8 @@ struct LoadCommand: ParsableCommand {
     @Flag(
         name: .customLong("no-verify"),
         help:
-            "Skip the load-time run-pre check: do not compare the code the patch was built against with the running kernel's (/proc/kcore).")
+            "Skip the load-time run-pre check: do not compare the code the patch was built against with the running kernel's (/proc/kcore)."
+    )
     var noVerify = false
 
     @OptionGroup var output: JSONOption

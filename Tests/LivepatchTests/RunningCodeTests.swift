@@ -40,7 +40,8 @@ import Testing
         var header: [UInt8] = [0x7f, 0x45, 0x4c, 0x46, 2, 1, 1, 0] + [UInt8](repeating: 0, count: 8)
         header += le(4, 2) + le(62, 2) + le(1, 4) + le(0, 8) + le(64, 8) + le(0, 8) + le(0, 4)
         header += le(64, 2) + le(56, 2) + le(1, 2) + le(0, 2) + le(0, 2) + le(0, 2)
-        let program = le(1, 4) + le(7, 4) + le(120, 8) + le(address, 8) + le(0, 8) + le(UInt64(bytes.count), 8)
+        let program =
+            le(1, 4) + le(7, 4) + le(120, 8) + le(address, 8) + le(0, 8) + le(UInt64(bytes.count), 8)
             + le(UInt64(bytes.count), 8) + le(4096, 8)
         return header + program + bytes
     }
@@ -77,7 +78,9 @@ import Testing
         let record = try RunPreRecord.parse(Self.record, file: "test.ko")
         let traced = RunningCodeCheck.check(record, tree: try Self.tree(dir.path, code: code))
         #expect(traced.map(\.status) == [.verified])
-        #expect(traced[0].detail.contains("traced by ftrace") && traced[0].detail.contains("static key at +0x8 switched from its default (now jumps)"))
+        #expect(
+            traced[0].detail.contains("traced by ftrace")
+                && traced[0].detail.contains("static key at +0x8 switched from its default (now jumps)"))
         let other = try TemporaryDirectory()
         defer { other.remove() }
         let patched = RunningCodeCheck.check(
@@ -132,7 +135,8 @@ import Testing
             "suture-runpre 2\n", "suture-runpre 1\nfunction vmlinux foo x replaced c3\n",
             "suture-runpre 1\nfunction vmlinux foo 0 replaced c\n", "suture-runpre 1\nfunction vmlinux foo 0 r zz\n",
             "suture-runpre 1\nsite ftrace 0 5\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3\nsite ftrace 0 5\n",
-            "suture-runpre 1\nbogus\n", "suture-runpre 1\nimage-text 1234\n", "suture-runpre 1\nfunction vmlinux foo 0 r c3c3\nsite ftrace 0 2 c3\n",
+            "suture-runpre 1\nbogus\n", "suture-runpre 1\nimage-text 1234\n",
+            "suture-runpre 1\nfunction vmlinux foo 0 r c3c3\nsite ftrace 0 2 c3\n",
         ] {
             #expect(throws: LivepatchError.self, "\(text)") { try RunPreRecord.parse(text, file: "test.ko") }
         }
