@@ -85,7 +85,9 @@ import Testing
         let section = try #require(file.section(named: ".suture.runpre"))
         #expect(!section.isAllocated, "the record must not be loaded into the kernel")
         let text = String(decoding: file.data(section).array, as: UTF8.self)
-        #expect(text.hasPrefix("suture-runpre 1\nfunction vmlinux loadavg_proc_show 0 replaced .........."), "\(text)")
-        #expect(text.contains("\nsite ftrace 0 5\n"), "\(text)")
+        #expect(text.hasPrefix("suture-runpre 1\nimage-text 0x"), "\(text)")
+        #expect(text.contains("\nfunction vmlinux loadavg_proc_show 0 replaced .........."), "\(text)")
+        // The ftrace site, with the shipped call to __fentry__ (e8 rel32).
+        #expect(text.contains("\nsite ftrace 0 5 e8"), "\(text)")
     }
 }
