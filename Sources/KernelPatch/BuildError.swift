@@ -13,6 +13,10 @@ public struct BuildError: SutureError {
         case unresolvedSymbol = "build-unresolved-symbol"
         case ambiguousSymbol = "build-ambiguous-symbol"
         case linkFailed = "build-link-failed"
+        /// The original code is not the target's shipped code (run-pre check).
+        case codeMismatch = "build-code-mismatch"
+        /// The shipped code to check against cannot be had.
+        case missingImage = "build-missing-image"
         case io = "build-io"
     }
 

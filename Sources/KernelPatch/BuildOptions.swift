@@ -22,6 +22,8 @@ public struct BuildOptions: Sendable {
     public var fuzz = 0
     /// Sign the module with this key pair (`--sign`, `--sign-key`).
     public var signing: SigningKey?
+    /// The run-pre check (`RunPre`); off with `--no-verify`.
+    public var verify = true
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -66,6 +68,8 @@ public struct BuildOutcome: Sendable {
     public var relocationClearing: String?
     /// The build root the objects and module were compiled in, or nil for the host.
     public var buildRoot: String?
+    /// The run-pre check of each function; nil when skipped (`--no-verify`).
+    public var verification: [RunPre.Verification]?
 
     public var json: JSON {
         .object([
@@ -108,6 +112,20 @@ public struct BuildOutcome: Sendable {
             ("signatureHash", .optional(signedWith?.hash)),
             ("relocationClearing", .optional(relocationClearing)),
             ("buildRoot", .optional(buildRoot)),
+            (
+                "verification",
+                verification.map { v in
+                    .object([("status", .string("verified")), ("functions", .array(v.map(\.json)))])
+                }
+                    ?? .object([
+                        ("status", .string("skipped")),
+                        (
+                            "skipped",
+                            .string(
+                                "--no-verify: the original code was not compared with the shipped code")
+                        ),
+                    ])
+            ),
         ])
     }
 }

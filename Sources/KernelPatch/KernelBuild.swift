@@ -20,13 +20,27 @@ public enum KernelBuild {
         let compiled = try context.phase("compile") { () throws(BuildError) in try compilePairs(context, applied) }
         let patches = try context.phase("diff", own: true) { () throws(BuildError) in try diffPairs(context, compiled) }
         let symbols = try context.phase("kallsyms", own: true) { () throws(BuildError) in try readSymbols(context) }
-        let (plan, ko) = try context.phase("link") { () throws(BuildError) in
-            let plan = try context.timed { () throws(BuildError) in try planModule(context, patches, symbols) }
-            return (plan, try link(context, plan))
+        let plan = try context.phase("plan", own: true) { () throws(BuildError) in
+            try planModule(context, patches, symbols)
         }
+        var verification: [RunPre.Verification] = []
+        if context.options.verify {
+            verification = try context.phase("verify", own: true) { () throws(BuildError) in
+                try verify(context, patches, plan, symbols)
+            }
+        } else {
+            context.progress(
+                "warning: --no-verify: the original code of the \(plan.redirects.count) replaced function(s) and of the functions the patch refers to is not compared with the code \(context.options.kernel.release) ships; a source, configuration or compiler that is not the kernel's goes unnoticed"
+            )
+        }
+        let ko = try context.phase("link") { () throws(BuildError) in try link(context, plan) }
         let rewrite = try context.phase("klp") { () throws(BuildError) in
             let rewrite = try context.timed { () throws(BuildError) in
                 try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
+            }
+            if context.options.verify {
+                try RunPre.attach(
+                    verification, imageText: symbols.image?.file.section(named: ".text")?.address, to: ko)
             }
             if let signer {
                 progress("signing with \(signer.key.certificate) (\(signer.hashAlgorithm), \(signer.signFile))")
@@ -40,6 +54,7 @@ public enum KernelBuild {
         }
         var result = outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
         result.signedWith = signer.map { ($0.key.certificate, $0.hashAlgorithm) }
+        result.verification = context.options.verify ? verification : nil
         return result
     }
 
@@ -174,13 +189,16 @@ public enum KernelBuild {
         /// Symbol positions from the target's kallsyms.
         let table: KallsymsTable
         let exports: ExportedSymbols
+        /// The vmlinux of the target's bzImage, nil when it cannot be had.
+        let image: RunningImage?
     }
 
     static func readSymbols(_ context: BuildContext) throws(BuildError) -> Symbols {
         let table = try kallsyms(context.options, progress: context.progress)
         do throws(KernelError) {
             return Symbols(
-                table: table, exports: try ExportedSymbols(symvers: Path.join(context.headers, "Module.symvers")))
+                table: table, exports: try ExportedSymbols(symvers: Path.join(context.headers, "Module.symvers")),
+                image: RunningImage.load(context.options.kernel, cacheRoot: context.options.cacheRoot, table: table))
         } catch {
             throw BuildError(.io, error.description, cause: error)
         }
@@ -194,10 +212,9 @@ public enum KernelBuild {
         let kernel = context.options.kernel
         var installed: InstalledModules?
         var loadedTables: [String: ModuleSymbols] = [:]
-        let image = RunningImage.load(kernel, cacheRoot: context.options.cacheRoot, table: symbols.table)
         return try LivepatchModule.plan(
             patches, exports: symbols.exports,
-            positions: SymbolPositions(table: symbols.table, image: image)
+            positions: SymbolPositions(table: symbols.table, image: symbols.image)
         ) { (module: String) throws(BuildError) -> ModuleSymbols in
             if let cached = loadedTables[module] { return cached }
             if installed == nil {

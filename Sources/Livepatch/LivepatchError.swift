@@ -49,6 +49,9 @@ public struct LivepatchError: SutureError {
         case corruptStore = "livepatch-store-corrupt"
         /// Reading or writing the patch store (`/var/lib/suture`) failed.
         case store = "livepatch-store"
+        /// The running code is not the code the patch was built against
+        /// (load-time run-pre check).
+        case codeMismatch = "livepatch-code-mismatch"
     }
 
     public var kind: Code

@@ -13,6 +13,10 @@ public struct LoadOutcome: Sendable {
     public var waited: Bool
     /// Seconds from the load to the end of the transition.
     public var seconds: Double
+    /// The load-time run-pre check of each recorded function.
+    public var verification: [RunningCodeCheck] = []
+    /// Seconds the load-time run-pre check took.
+    public var verifySeconds = 0.0
 }
 
 extension LivepatchManager {
@@ -26,7 +30,7 @@ extension LivepatchManager {
     /// new patch replaced earlier ones, their modules are removed.
     public func load(
         _ path: String, parameters: [String] = [], timeout: Double = 30,
-        wait: Bool = true
+        wait: Bool = true, verify: Bool = true
     ) throws(LivepatchError) -> LoadOutcome {
         let module = try ModuleFile.inspect(path)
         try module.requireLivepatch(runningRelease: sysfs.runningRelease())
@@ -54,6 +58,10 @@ extension LivepatchManager {
             )
         }
 
+        let verifyStarted = Clock.now()
+        let checks = verify ? try verifyRunningCode(module) : []
+        let verifySeconds = Clock.now() - verifyStarted
+
         let before = Set(sysfs.patchNames())
         let taintBefore = KernelTaint.read(tree)
         let identity = try insert(module, parameters: parameterString, policy: policy)
@@ -66,6 +74,8 @@ extension LivepatchManager {
             record.diffs = module.modinfo.filter { $0.key == "suture.diff" }.map(\.value)
             record.signed = module.signature != nil
             record.signer = module.signature?.summary
+            record.verification =
+                checks.isEmpty && !verify ? ["not verified at load (--no-verify)"] : checks.map(\.line)
             try? record.write(tree)
         }
         guard sysfs.transitionState(name) != nil else {
@@ -78,7 +88,9 @@ extension LivepatchManager {
         }
         progress("loaded \(name); patching")
         guard wait else {
-            return LoadOutcome(patch: try status(name), replaced: [], waited: false, seconds: Clock.now() - started)
+            return LoadOutcome(
+                patch: try status(name), replaced: [], waited: false, seconds: Clock.now() - started,
+                verification: checks, verifySeconds: verifySeconds)
         }
 
         switch waitForTransition(name, timeout: timeout) {
@@ -105,7 +117,25 @@ extension LivepatchManager {
             progress("\(name) replaced \(old); removing its module")
             try removeModule(old)
         }
-        return LoadOutcome(patch: try status(name), replaced: replaced, waited: true, seconds: seconds)
+        return LoadOutcome(
+            patch: try status(name), replaced: replaced, waited: true, seconds: seconds, verification: checks,
+            verifySeconds: verifySeconds)
+    }
+
+    /// The load-time run-pre check of the functions the module records;
+    /// a running function that differs refuses the load.
+    private func verifyRunningCode(_ module: ModuleFile) throws(LivepatchError) -> [RunningCodeCheck] {
+        guard let record = try RunPreRecord.read(module.image.elf) else { return [] }
+        let checks = RunningCodeCheck.check(record, tree: tree)
+        let bad = checks.filter { $0.status == .mismatch }
+        guard bad.isEmpty else {
+            throw LivepatchError(
+                .codeMismatch,
+                "\(module.name): the running kernel's code is not the code the patch was built against, so it may already have been changed at run time or the patch is for another build; not loaded:\n"
+                    + bad.map { "  " + $0.line }.joined(separator: "\n"))
+        }
+        for check in checks { progress("run-pre: \(check.line)") }
+        return checks
     }
 
     /// `finit_module`, with the kernel's reason when it refuses. Returns

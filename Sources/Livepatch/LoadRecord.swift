@@ -31,6 +31,9 @@ public struct LoadRecord: Sendable, Equatable {
     /// shows it; nil for records written before Suture read signatures.
     public var signed: Bool?
     public var signer: String?
+    /// The load-time run-pre check, one line per function
+    /// (`RunningCodeCheck.line`); empty when the module carries no record.
+    public var verification: [String] = []
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -56,6 +59,7 @@ public struct LoadRecord: Sendable, Equatable {
             ("diffs", .strings(diffs)),
             ("signed", signed.map(JSON.bool) ?? .null),
             ("signer", .optional(signer)),
+            ("verification", .strings(verification)),
         ])
     }
 
@@ -73,6 +77,7 @@ public struct LoadRecord: Sendable, Equatable {
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
         signed = json["signed"]?.boolValue
         signer = json["signer"]?.stringValue
+        verification = json["verification"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

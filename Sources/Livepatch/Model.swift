@@ -144,6 +144,8 @@ public struct PatchStatus: Sendable, Equatable {
     /// Whether the loaded file was signed, and by whom (see `LoadRecord`).
     public var signed: Bool?
     public var signer: String?
+    /// How each function was verified at load (`RunningCodeCheck.line`).
+    public var verification: [String] = []
     public var objects: [PatchObject]
     /// Tasks not yet migrated, during a transition.
     public var pendingTasks: [PendingTask]

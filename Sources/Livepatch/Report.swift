@@ -45,6 +45,7 @@ extension PatchStatus {
             ("diffs", .strings(diffs)),
             ("signed", signed.map(JSON.bool) ?? .null),
             ("signer", .optional(signer)),
+            ("verification", .strings(verification)),
             ("objects", .array(objects.map(\.json))),
             ("pendingTasks", .array(pendingTasks.map(\.json))),
             ("hiddenTasksPending", .bool(hiddenTasksPending)),
@@ -91,6 +92,7 @@ public enum LivepatchText {
         if let signed = patch.signed {
             lines.append("  signer: " + (signed ? patch.signer ?? "unreadable signature" : "none (unsigned)"))
         }
+        for line in patch.verification { lines.append("  run-pre: \(line)") }
         for object in patch.objects {
             let state: String
             switch object.patched {

@@ -129,6 +129,7 @@ public struct LivepatchSysfs: Sendable {
             status.diffs = record?.diffs ?? []
             status.signed = record?.signed
             status.signer = record?.signer
+            status.verification = record?.verification ?? []
             return status
         }
     }

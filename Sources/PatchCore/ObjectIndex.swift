@@ -191,7 +191,7 @@ public struct ObjectIndex: Sendable {
     }
 
     /// The bytes of an element; zeros for `SHT_NOBITS`, as at run time.
-    func bytes(of element: Element) -> [UInt8] {
+    public func bytes(of element: Element) -> [UInt8] {
         let section = file.sections[element.section]
         guard section.type != SectionType.nobits else { return [UInt8](repeating: 0, count: Int(element.size)) }
         let data = file.data(section)

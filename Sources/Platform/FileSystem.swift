@@ -5,7 +5,10 @@ import SystemPackage
 /// File-system helpers over POSIX calls, each failure carrying the path.
 public enum FileSystem {
     /// Reads a whole file. Works for `/proc` and `/sys` files whose size is 0.
-    public static func read(_ path: String) throws(PlatformError) -> [UInt8] {
+    /// `stop`, when given, is asked after each chunk whether what was read
+    /// so far is enough (for a long generated file such as
+    /// `/proc/kallsyms`, whose start is all that is wanted).
+    public static func read(_ path: String, stop: (([UInt8]) -> Bool)? = nil) throws(PlatformError) -> [UInt8] {
         let fd = try retryingOnEINTR("open \(path)") { open(path, O_RDONLY | O_CLOEXEC) }
         defer { close(fd) }
         var result: [UInt8] = []
@@ -16,6 +19,7 @@ public enum FileSystem {
             }
             if n == 0 { break }
             result.append(contentsOf: chunk[0..<n])
+            if let stop, stop(result) { break }
         }
         return result
     }

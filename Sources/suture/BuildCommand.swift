@@ -77,6 +77,13 @@ struct BuildCommand: ParsableCommand {
     @Option(help: ArgumentHelp("The signing key's X.509 certificate, PEM or DER.", valueName: "CERT"))
     var signCert: String?
 
+    @Flag(
+        name: .customLong("no-verify"),
+        help:
+            "Skip the run-pre check: do not compare the original code of the replaced and referenced functions with the code the kernel ships (for a kernel whose image cannot be had)."
+    )
+    var noVerify = false
+
     @OptionGroup var json: JSONOption
 
     func validate() throws {
@@ -117,6 +124,17 @@ struct BuildCommand: ParsableCommand {
                 "redirects: "
                 + outcome.redirects.map { "\($0.oldName)\($0.sympos > 0 ? ",\($0.sympos)" : "")" }.joined(
                     separator: ", ") + "\n"
+            if let verification = outcome.verification {
+                text += "run-pre check: \(verification.count) function(s) match the shipped code\n"
+                for v in verification {
+                    let sites = RewrittenSite.Kind.allCases.compactMap { k in v.masked[k].map { "\(k.rawValue) \($0)" }
+                    }
+                    text +=
+                        "  \(v.function) (\(v.role.rawValue), \(v.expected.count) bytes; masked: relocations \(v.relocationBytes) bytes\(sites.isEmpty ? "" : ", " + sites.joined(separator: ", ")))\n"
+                }
+            } else {
+                text += "run-pre check: skipped (--no-verify)\n"
+            }
             text += "klp relocations: \(outcome.klpRelocations) in \(outcome.klpSections.count) section(s)\n"
             text +=
                 "phases: "
@@ -141,6 +159,7 @@ struct BuildCommand: ParsableCommand {
         options.allowCompilerMismatch = allowCompilerMismatch
         options.assumeYes = yes
         options.fuzz = fuzz
+        options.verify = !noVerify
         if let signKey, let signCert {
             options.signing = SigningKey(key: signKey, certificate: signCert)
         } else if sign {

@@ -41,6 +41,13 @@ struct LoadCommand: ParsableCommand {
     @Flag(name: .customLong("no-wait"), help: "Return right after loading, while the transition runs.")
     var noWait = false
 
+    @Flag(
+        name: .customLong("no-verify"),
+        help:
+            "Skip the load-time run-pre check: do not compare the code the patch was built against with the running kernel's (/proc/kcore)."
+    )
+    var noVerify = false
+
     @OptionGroup var output: JSONOption
 
     func validate() throws {
@@ -58,7 +65,8 @@ struct LoadCommand: ParsableCommand {
                 try loadAll(manager)
                 return
             }
-            let outcome = try manager.load(module, parameters: parameters, timeout: timeout, wait: !noWait)
+            let outcome = try manager.load(
+                module, parameters: parameters, timeout: timeout, wait: !noWait, verify: !noVerify)
             if output.json {
                 printJSON(
                     LivepatchJSON.patches(
@@ -66,6 +74,18 @@ struct LoadCommand: ParsableCommand {
                         [
                             ("loaded", .string(outcome.patch.name)),
                             ("replaced", .strings(outcome.replaced)),
+                            (
+                                "verification",
+                                .array(
+                                    outcome.verification.map {
+                                        .object([
+                                            ("target", .string($0.target)), ("function", .string($0.function)),
+                                            ("sympos", .integer($0.sympos)), ("status", .string($0.status.rawValue)),
+                                            ("detail", .string($0.detail)),
+                                        ])
+                                    })
+                            ),
+                            ("verifySeconds", .double((outcome.verifySeconds * 10000).rounded() / 10000)),
                         ]))
             } else {
                 var text = LivepatchText.status([outcome.patch])

@@ -15,20 +15,29 @@ struct BuildScenarioTests {
         .appendingPathComponent("../Fixtures/kernel").standardized.path
 
     /// Builds a module from fixture diffs with the built `suture`.
-    static func build(_ names: [String], as module: String) throws -> (path: String, report: JSON) {
-        try build(diffs: names.map { "\(fixtures)/\($0)/patch.diff" }, as: module)
+    static func build(_ names: [String], as module: String, extra: [String] = []) throws -> (
+        path: String, report: JSON
+    ) {
+        try build(diffs: names.map { "\(fixtures)/\($0)/patch.diff" }, as: module, extra: extra)
     }
 
     /// Builds a module from diff files with the built `suture`.
-    static func build(diffs: [String], as module: String) throws -> (path: String, report: JSON) {
+    static func build(diffs: [String], as module: String, extra: [String] = []) throws -> (
+        path: String, report: JSON
+    ) {
         let dir = try TemporaryDirectory(prefix: "suture-scenario")
         Cleanup.register { dir.remove() }
         let names = diffs
         let run = try Command.run(
-            [try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path] + diffs,
+            [try SutureBinary.checked(), "build", "--json", "--name", module, "-o", dir.path] + extra + diffs,
             timeout: 900)
         try #require(run.termination == .exited(0), "suture build \(names) failed: \(run.stdoutText)\(run.stderrText)")
         let report = try JSON.parse(run.stdout)
+        // The run-pre check passed on the host for every fixture.
+        #expect(report["verification"]?["status"]?.stringValue == "verified", "\(names): \(run.stdoutText)")
+        #expect(
+            (report["verification"]?["functions"]?.arrayValue ?? []).contains { $0["role"]?.stringValue == "replaced" },
+            "\(names): no replaced function was verified")
         return (try #require(report["module"]?.stringValue), report)
     }
 
@@ -38,6 +47,15 @@ struct BuildScenarioTests {
         try guest.check("suture load /root/\(module).ko")
         let list = try guest.check("suture list --json")
         #expect(list.contains("\"livepatch_\(module)\""), "suture list does not show livepatch_\(module): \(list)")
+        // …and again at load, against the running kernel.
+        let status = try guest.check("suture status livepatch_\(module)")
+        let runPre = status.split(separator: "\n").filter { $0.contains("run-pre: ") }
+        #expect(!runPre.isEmpty, "suture status shows no run-pre check: \(status)")
+        for line in runPre {
+            #expect(
+                line.contains("verified against /proc/kcore") || line.contains("module") && line.contains("not loaded"),
+                "\(module): \(line)")
+        }
     }
 
     static func unload(_ guest: TestGuest, _ module: String) throws {

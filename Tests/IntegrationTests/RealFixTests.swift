@@ -234,3 +234,27 @@ struct RealFixTests {
         #expect(try guest.check(write) == "abcdefghijklmno\n")
     }
 }
+
+extension RealFixTests {
+    /// The load-time run-pre check of a module function whose static keys
+    /// (its pr_debug sites) were enabled at run time: the sites are masked,
+    /// and reported as switched.
+    @Test func runPrePassesAModuleFunctionWithEnabledStaticKeys() throws {
+        let guest = try TestGuest.current()
+        let (path, report) = try Self.built("module-dyndbg", as: "runpre_dyndbg")
+        let functions = report["verification"]?["functions"]?.arrayValue ?? []
+        let replaced = try #require(functions.first { $0["role"]?.stringValue == "replaced" }, "\(report)")
+        let name = try #require(replaced["function"]?.stringValue)
+        #expect((replaced["maskedSites"]?["jumpLabel"]?.intValue ?? 0) > 0, "\(replaced)")
+        try guest.check("modprobe binfmt_misc")
+        try guest.check("grep -q ' /sys/kernel/debug ' /proc/mounts || mount -t debugfs none /sys/kernel/debug")
+        try guest.check("echo 'module binfmt_misc +p' > /sys/kernel/debug/dynamic_debug/control")
+        try guest.upload(try FileSystem.read(path), to: "/root/runpre_dyndbg.ko")
+        let load = try guest.check("suture load --json /root/runpre_dyndbg.ko")
+        let entry = try Scenarios.verification(load, name)
+        #expect(entry["status"]?.stringValue == "verified", "\(entry)")
+        #expect(entry["detail"]?.stringValue?.contains("switched from its default (now jumps)") == true, "\(entry)")
+        try Scenarios.unload(guest, "runpre_dyndbg")
+        try guest.check("echo 'module binfmt_misc -p' > /sys/kernel/debug/dynamic_debug/control && rmmod binfmt_misc")
+    }
+}
