@@ -20,6 +20,10 @@ public struct BuildOptions: Sendable {
     public var assumeYes = false
     /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
     public var fuzz = 0
+    /// What the patch fixes, recorded in modinfo (`suture.description`,
+    /// one `suture.cve` per ID).
+    public var description: String?
+    public var cves: [String] = []
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -57,6 +61,8 @@ public struct BuildOutcome: Sendable {
     public var hunks: [AppliedHunk] = []
     /// What was dropped or may need attention (added exports).
     public var warnings: [String] = []
+    public var description: String?
+    public var cves: [String] = []
 
     public var json: JSON {
         .object([
@@ -64,6 +70,8 @@ public struct BuildOutcome: Sendable {
             ("name", .string(moduleName)),
             ("release", .string(release)),
             ("replace", .bool(replace)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
             ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
             (
                 "objects",

@@ -218,6 +218,9 @@ public enum KernelBuild {
             ("suture.release", options.kernel.release),
         ]
         for d in context.diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
+        if let description = options.description { modinfo.append(("suture.description", description)) }
+        for cve in options.cves { modinfo.append(("suture.cve", cve)) }
+        for r in plan.redirects { modinfo.append(("suture.function", "\(r.target.name):\(r.oldName),\(r.sympos)")) }
         let clearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory)
         if clearing == .unavailable, plan.redirects.contains(where: { $0.target.isModule }) {
             context.progress(
@@ -237,6 +240,7 @@ public enum KernelBuild {
     static func copyOut(_ context: BuildContext, _ ko: String) throws(BuildError) {
         let outputPath = context.outputPath
         do {
+            try FileSystem.makeDirectories(Path.directory(of: outputPath))
             try AtomicFile.write(outputPath, try FileSystem.read(ko), mode: 0o644)
         } catch {
             throw BuildError(.io, "cannot write \(outputPath): \(error.description)", cause: error)
@@ -268,6 +272,8 @@ public enum KernelBuild {
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
         outcome.warnings = context.warnings
+        outcome.description = options.description
+        outcome.cves = options.cves
         return outcome
     }
 }

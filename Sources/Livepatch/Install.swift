@@ -95,10 +95,12 @@ extension LivepatchManager {
             }
             load = .loaded
         }
-        let record = InstalledPatch(
+        var record = InstalledPatch(
             name: name, release: target, sequence: sequence, installedAt: Clock.isoTimestamp(),
             source: Path.absolute(path), moduleFile: moduleFile, sha256: digest,
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
+        record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
+        record.cves = module.modinfo.filter { $0.key == SutureModinfo.cve }.map(\.value)
         let entry: StoreEntry
         do {
             entry = try store.commit(staged: staged, record)

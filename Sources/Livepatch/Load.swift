@@ -60,8 +60,10 @@ extension LivepatchManager {
             var record = LoadRecord(
                 name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
                 loadedAt: Clock.isoTimestamp(), moduleSize: size)
-            record.builtFor = module.modinfo.first { $0.key == "suture.release" }?.value
-            record.diffs = module.modinfo.filter { $0.key == "suture.diff" }.map(\.value)
+            record.builtFor = module.modinfo.first { $0.key == SutureModinfo.release }?.value
+            record.diffs = module.modinfo.filter { $0.key == SutureModinfo.diff }.map(\.value)
+            record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
+            record.cves = module.modinfo.filter { $0.key == SutureModinfo.cve }.map(\.value)
             try? record.write(tree)
         }
         guard sysfs.transitionState(name) != nil else {

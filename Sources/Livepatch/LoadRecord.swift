@@ -27,6 +27,9 @@ public struct LoadRecord: Sendable, Equatable {
     /// patch was built for, and each input diff (`NAME:sha256:DIGEST`).
     public var builtFor: String?
     public var diffs: [String] = []
+    /// What the patch fixes (modinfo `suture.description`, `suture.cve`).
+    public var description: String?
+    public var cves: [String] = []
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -50,6 +53,8 @@ public struct LoadRecord: Sendable, Equatable {
             ("moduleSize", .integer(moduleSize)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
         ])
     }
 
@@ -65,6 +70,8 @@ public struct LoadRecord: Sendable, Equatable {
             replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
         builtFor = json["builtFor"]?.stringValue
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        description = json["description"]?.stringValue
+        cves = json["cves"]?.arrayValue?.compactMap(\.stringValue) ?? []
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

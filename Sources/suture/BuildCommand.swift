@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
 import KernelPatch
+import Livepatch
 import Platform
 import TargetKernel
 
@@ -19,7 +20,9 @@ struct BuildCommand: ParsableCommand {
             Anything that cannot be live-patched is refused with its reason, and no module is written.
             """)
 
-    @Argument(help: "Unified diffs against the kernel source, applied in order with patch -p1.")
+    @Argument(
+        help: "Unified diffs against the kernel source, applied in order with patch -p1.",
+        completion: .file(extensions: ["diff", "patch"]))
     var diffs: [String]
 
     @OptionGroup var kernel: KernelOption
@@ -33,9 +36,9 @@ struct BuildCommand: ParsableCommand {
     var kallsyms: String?
 
     @Option(
-        help:
-            "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters)."
-    )
+        help: ArgumentHelp(
+            "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters).",
+            valueName: "NAME"))
     var name: String?
 
     @Flag(
@@ -63,10 +66,24 @@ struct BuildCommand: ParsableCommand {
             valueName: "N"))
     var fuzz = 0
 
+    @Option(help: ArgumentHelp("What the patch fixes, one line; recorded in modinfo.", valueName: "TEXT"))
+    var description: String?
+
+    @Option(
+        name: .customLong("cve"), parsing: .upToNextOption,
+        help: ArgumentHelp("The CVEs the patch fixes (CVE-YYYY-NNNN); recorded in modinfo.", valueName: "ID"))
+    var cves: [String] = []
+
     @OptionGroup var json: JSONOption
 
     func validate() throws {
         guard (0...3).contains(fuzz) else { throw ValidationError("--fuzz must be 0 to 3") }
+        if let description, description.isEmpty || description.contains(where: { $0.isNewline || $0 == "\0" }) {
+            throw ValidationError("--description must be one non-empty line")
+        }
+        for cve in cves where !SutureModinfo.isCVE(cve) {
+            throw ValidationError("--cve \(cve) is not a CVE ID (CVE-YYYY-NNNN)")
+        }
     }
 
     func run() throws {
@@ -84,6 +101,8 @@ struct BuildCommand: ParsableCommand {
             options.allowCompilerMismatch = allowCompilerMismatch
             options.assumeYes = yes
             options.fuzz = fuzz
+            options.description = description
+            options.cves = cves
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {

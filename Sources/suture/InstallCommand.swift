@@ -28,7 +28,7 @@ struct InstallCommand: ParsableCommand {
             "replaced":[…]}; with --unit, {"unit","execStart","changed","enabled"}.
             """)
 
-    @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
+    @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).", completion: .file(extensions: moduleExtensions))
     var module: String?
 
     @OptionGroup var kernel: InstalledKernelOption

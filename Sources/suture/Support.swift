@@ -16,7 +16,7 @@ struct KernelOption: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y).",
-            valueName: "RELEASE|PATH"))
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
     var kernel: String?
 }
 
@@ -55,7 +55,7 @@ struct InstalledKernelOption: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "The kernel whose patch store to use, by release or image path (default: the running kernel).",
-            valueName: "RELEASE|PATH"))
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
     var kernel: String?
 
     /// The release, with what the resolver knows of it when it is not the

@@ -1,0 +1,158 @@
+// SPDX-License-Identifier: GPL-2.0-only
+import ELF
+import Platform
+
+/// Suture's modinfo keys for what a patch fixes and what it changes,
+/// written by `suture build`.
+public enum SutureModinfo {
+    public static let release = "suture.release"
+    public static let diff = "suture.diff"
+    public static let description = "suture.description"
+    public static let cve = "suture.cve"
+    /// `OBJECT:FUNCTION,SYMPOS`, one per patched function.
+    public static let function = "suture.function"
+
+    /// A CVE identifier as MITRE spells it: `CVE-YYYY-NNNN`, four or more digits.
+    public static func isCVE(_ text: String) -> Bool {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0] == "CVE", parts[1].count == 4, parts[2].count >= 4 else { return false }
+        return parts[1].allSatisfy { $0.isASCII && $0.isNumber } && parts[2].allSatisfy { $0.isASCII && $0.isNumber }
+    }
+}
+
+/// Everything a livepatch module file carries, as `suture info` shows it.
+public struct PatchInfo: Sendable {
+    public struct Function: Sendable, Equatable {
+        public var object: String
+        public var name: String
+        public var sympos: Int
+    }
+
+    public var file: String
+    public var name: String
+    public var isLivepatch: Bool
+    /// The release `suture build` targeted, else vermagic's.
+    public var release: String?
+    public var vermagic: String?
+    /// `NAME:sha256:DIGEST` per input diff.
+    public var diffs: [String]
+    public var functions: [Function]
+    /// The objects the patch has klp relocations for (`.klp.rela.OBJECT.*`)
+    /// or functions in, in order of first mention.
+    public var klpObjects: [String]
+    /// The key that signed the appended signature, when the module is signed
+    /// and the signature names it.
+    public var signer: String?
+    public var signed: Bool
+    public var description: String?
+    public var cves: [String]
+    public var replace: Bool?
+    public var sha256: String
+
+    /// Reads `path` (also `.ko.xz`, `.ko.zst`).
+    public static func read(_ path: String) throws(LivepatchError) -> PatchInfo {
+        let module = try ModuleFile.inspect(path)
+        func all(_ key: String) -> [String] { module.modinfo.filter { $0.key == key }.map(\.value) }
+        let functions = all(SutureModinfo.function).compactMap(Self.function)
+        var objects: [String] = []
+        for section in module.image.elf.sections where section.name.hasPrefix(".klp.rela.") {
+            let rest = section.name.dropFirst(".klp.rela.".count)
+            if let dot = rest.firstIndex(of: "."), !objects.contains(String(rest[..<dot])) {
+                objects.append(String(rest[..<dot]))
+            }
+        }
+        for function in functions where !objects.contains(function.object) { objects.append(function.object) }
+        let signature = ModuleSignature.find(Array(module.image.elf.storage.bytes))
+        return PatchInfo(
+            file: path, name: module.name, isLivepatch: module.isLivepatch,
+            release: all(SutureModinfo.release).first ?? module.vermagicRelease, vermagic: module.vermagic,
+            diffs: all(SutureModinfo.diff), functions: functions, klpObjects: objects,
+            signer: signature?.signer, signed: signature != nil,
+            description: all(SutureModinfo.description).first, cves: all(SutureModinfo.cve),
+            replace: module.replace, sha256: SHA256.hex(module.image.fileBytes))
+    }
+
+    static func function(_ text: String) -> Function? {
+        guard let colon = text.firstIndex(of: ":"), let comma = text.lastIndex(of: ","), colon < comma,
+            let sympos = Int(text[text.index(after: comma)...])
+        else { return nil }
+        return Function(
+            object: String(text[..<colon]), name: String(text[text.index(after: colon)..<comma]), sympos: sympos)
+    }
+
+    public var json: JSON {
+        .object([
+            ("file", .string(file)),
+            ("name", .string(name)),
+            ("livepatch", .bool(isLivepatch)),
+            ("release", .optional(release)),
+            ("vermagic", .optional(vermagic)),
+            ("sha256", .string(sha256)),
+            ("diffs", .strings(diffs)),
+            (
+                "functions",
+                .array(
+                    functions.map {
+                        .object([("object", .string($0.object)), ("name", .string($0.name)), ("sympos", .integer($0.sympos))])
+                    })
+            ),
+            ("klpObjects", .strings(klpObjects)),
+            ("signed", .bool(signed)),
+            ("signer", .optional(signer)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
+            ("replace", replace.map(JSON.bool) ?? .null),
+        ])
+    }
+
+    public var text: String {
+        var lines = ["\(name): \(file)"]
+        lines.append("  livepatch: \(isLivepatch ? "yes" : "no (an ordinary kernel module)")")
+        lines.append("  release: \(release ?? "unknown")")
+        if let vermagic { lines.append("  vermagic: \(vermagic.trimmingWhitespace())") }
+        lines.append("  sha256: \(sha256)")
+        lines.append("  description: \(description ?? "none")")
+        lines.append("  cves: \(cves.isEmpty ? "none" : cves.joined(separator: ", "))")
+        lines.append("  replace: " + (replace.map { $0 ? "yes" : "no" } ?? "unknown"))
+        lines.append("  signer: " + (signed ? signer ?? "signed (signer not named)" : "unsigned"))
+        for diff in diffs { lines.append("  diff: \(diff)") }
+        lines.append("  klp objects: \(klpObjects.isEmpty ? "none recorded" : klpObjects.joined(separator: ", "))")
+        if functions.isEmpty { lines.append("  functions: none recorded (not built by suture build)") }
+        for function in functions { lines.append("  function: \(function.object): \(function.name),\(function.sympos)") }
+        return lines.map { Printable.terminalSafe($0) }.joined(separator: "\n") + "\n"
+    }
+}
+
+/// The signature `scripts/sign-file` appends to a module.
+enum ModuleSignature {
+    static let magic = Array("~Module signature appended~\n".utf8)
+
+    /// The signer (the issuer's common name in the PKCS#7 signer info, what
+    /// `modinfo` prints as signer), or nil without a signature.
+    static func find(_ bytes: [UInt8]) -> (signer: String?, size: Int)? {
+        // struct module_signature (12 bytes) precedes the magic; its last
+        // four bytes are the signature's length, big-endian.
+        guard bytes.count > magic.count + 12, Array(bytes.suffix(magic.count)) == magic else { return nil }
+        let info = bytes.count - magic.count - 12
+        let length = bytes[(info + 8)..<(info + 12)].reduce(0) { $0 << 8 | Int($1) }
+        guard length > 0, length <= info else { return (nil, 0) }
+        let signature = Array(bytes[(info - length)..<info])
+        // The last commonName (OID 2.5.4.3) in it: sign-file adds no
+        // certificates, so it is the signer info's issuer.
+        let oid: [UInt8] = [0x06, 0x03, 0x55, 0x04, 0x03]
+        var signer: String?
+        var i = 0
+        while i + oid.count + 2 <= signature.count {
+            if Array(signature[i..<(i + oid.count)]) == oid {
+                let tag = signature[i + oid.count]
+                let count = Int(signature[i + oid.count + 1])
+                let start = i + oid.count + 2
+                if [0x0c, 0x13, 0x16].contains(tag), count < 0x80, start + count <= signature.count {
+                    signer = String(decoding: signature[start..<(start + count)], as: UTF8.self)
+                }
+            }
+            i += 1
+        }
+        return (signer, length)
+    }
+}
