@@ -70,9 +70,20 @@ struct BuildCommand: ParsableCommand {
     var description: String?
 
     @Option(
-        name: .customLong("cve"), parsing: .upToNextOption,
-        help: ArgumentHelp("The CVEs the patch fixes (CVE-YYYY-NNNN); recorded in modinfo.", valueName: "ID"))
-    var cves: [String] = []
+        name: .customLong("cve"),
+        help: ArgumentHelp(
+            "A CVE the patch fixes (CVE-YYYY-NNNN), recorded in modinfo; repeat it or separate IDs with commas.",
+            valueName: "ID[,ID…]"))
+    var cveLists: [String] = []
+
+    /// Every `--cve`, in order, once each.
+    var cves: [String] {
+        var ids: [String] = []
+        for id in cveLists.flatMap({ $0.split(separator: ",").map(String.init) }) where !ids.contains(id) {
+            ids.append(id)
+        }
+        return ids
+    }
 
     @OptionGroup var json: JSONOption
 
@@ -81,7 +92,8 @@ struct BuildCommand: ParsableCommand {
         if let description, description.isEmpty || description.contains(where: { $0.isNewline || $0 == "\0" }) {
             throw ValidationError("--description must be one non-empty line")
         }
-        for cve in cves where !SutureModinfo.isCVE(cve) {
+        for cve in cveLists.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) })
+        where !SutureModinfo.isCVE(String(cve)) {
             throw ValidationError("--cve \(cve) is not a CVE ID (CVE-YYYY-NNNN)")
         }
     }
