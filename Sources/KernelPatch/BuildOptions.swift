@@ -24,6 +24,8 @@ public struct BuildOptions: Sendable {
     /// one `suture.cve` per ID).
     public var description: String?
     public var cves: [String] = []
+    /// Keep the scratch folder instead of removing it (`--keep-tmp`).
+    public var keepScratch = false
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -63,6 +65,8 @@ public struct BuildOutcome: Sendable {
     public var warnings: [String] = []
     public var description: String?
     public var cves: [String] = []
+    /// The scratch folder, when kept.
+    public var scratch: String?
 
     public var json: JSON {
         .object([
@@ -102,6 +106,7 @@ public struct BuildOutcome: Sendable {
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
+            ("scratch", .optional(scratch)),
         ])
     }
 }

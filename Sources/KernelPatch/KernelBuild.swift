@@ -13,7 +13,14 @@ public enum KernelBuild {
         -> BuildOutcome
     {
         let context = try BuildContext(options, progress: progress)
-        defer { context.scratch.remove() }
+        defer {
+            if options.keepScratch {
+                context.scratch.keep()
+                Progress.warn("suture: kept the scratch folder \(context.scratch.path)")
+            } else {
+                context.scratch.remove()
+            }
+        }
         let applied = try context.phase("apply", own: true) { () throws(BuildError) in try applyDiffs(context) }
         let compiled = try context.phase("compile") { () throws(BuildError) in try compilePairs(context, applied) }
         let patches = try context.phase("diff", own: true) { () throws(BuildError) in try diffPairs(context, compiled) }
@@ -274,6 +281,7 @@ public enum KernelBuild {
         outcome.warnings = context.warnings
         outcome.description = options.description
         outcome.cves = options.cves
+        if options.keepScratch { outcome.scratch = context.scratch.path }
         return outcome
     }
 }

@@ -100,7 +100,7 @@ extension LivepatchManager {
             source: Path.absolute(path), moduleFile: moduleFile, sha256: digest,
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
         record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
-        record.cves = module.modinfo.filter { $0.key == SutureModinfo.cve }.map(\.value)
+        record.cves = SutureModinfo.cves(module.modinfo)
         let entry: StoreEntry
         do {
             entry = try store.commit(staged: staged, record)

@@ -63,7 +63,7 @@ extension LivepatchManager {
             record.builtFor = module.modinfo.first { $0.key == SutureModinfo.release }?.value
             record.diffs = module.modinfo.filter { $0.key == SutureModinfo.diff }.map(\.value)
             record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
-            record.cves = module.modinfo.filter { $0.key == SutureModinfo.cve }.map(\.value)
+            record.cves = SutureModinfo.cves(module.modinfo)
             try? record.write(tree)
         }
         guard sysfs.transitionState(name) != nil else {

@@ -12,6 +12,22 @@ public enum SutureModinfo {
     /// `OBJECT:FUNCTION,SYMPOS`, one per patched function.
     public static let function = "suture.function"
 
+    /// The CVEs in `modinfo`, once each, by year and number: the linker does
+    /// not keep the order of modinfo entries.
+    public static func cves(_ modinfo: [(key: String, value: String)]) -> [String] {
+        sorted(modinfo.filter { $0.key == cve }.map(\.value))
+    }
+
+    /// CVE IDs once each, by year and number.
+    public static func sorted(_ ids: [String]) -> [String] {
+        func key(_ id: String) -> (Int, Int, String) {
+            let parts = id.split(separator: "-")
+            guard parts.count == 3, let year = Int(parts[1]), let number = Int(parts[2]) else { return (0, 0, id) }
+            return (year, number, id)
+        }
+        return Set(ids).sorted { key($0) < key($1) }
+    }
+
     /// A CVE identifier as MITRE spells it: `CVE-YYYY-NNNN`, four or more digits.
     public static func isCVE(_ text: String) -> Bool {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
@@ -53,7 +69,9 @@ public struct PatchInfo: Sendable {
     public static func read(_ path: String) throws(LivepatchError) -> PatchInfo {
         let module = try ModuleFile.inspect(path)
         func all(_ key: String) -> [String] { module.modinfo.filter { $0.key == key }.map(\.value) }
-        let functions = all(SutureModinfo.function).compactMap(Self.function)
+        let functions = all(SutureModinfo.function).compactMap(Self.function).sorted {
+            ($0.object, $0.name, $0.sympos) < ($1.object, $1.name, $1.sympos)
+        }
         var objects: [String] = []
         for section in module.image.elf.sections where section.name.hasPrefix(".klp.rela.") {
             let rest = section.name.dropFirst(".klp.rela.".count)
@@ -68,7 +86,7 @@ public struct PatchInfo: Sendable {
             release: all(SutureModinfo.release).first ?? module.vermagicRelease, vermagic: module.vermagic,
             diffs: all(SutureModinfo.diff), functions: functions, klpObjects: objects,
             signer: signature?.signer, signed: signature != nil,
-            description: all(SutureModinfo.description).first, cves: all(SutureModinfo.cve),
+            description: all(SutureModinfo.description).first, cves: SutureModinfo.cves(module.modinfo),
             replace: module.replace, sha256: SHA256.hex(module.image.fileBytes))
     }
 

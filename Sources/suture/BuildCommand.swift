@@ -76,14 +76,13 @@ struct BuildCommand: ParsableCommand {
             valueName: "ID[,ID…]"))
     var cveLists: [String] = []
 
-    /// Every `--cve`, in order, once each.
-    var cves: [String] {
-        var ids: [String] = []
-        for id in cveLists.flatMap({ $0.split(separator: ",").map(String.init) }) where !ids.contains(id) {
-            ids.append(id)
-        }
-        return ids
-    }
+    /// Every `--cve` once, by year and number (as readers of modinfo list them).
+    var cves: [String] { SutureModinfo.sorted(cveLists.flatMap { $0.split(separator: ",").map(String.init) }) }
+
+    @Flag(name: .customLong("keep-tmp"), help: "Keep the scratch folder (applied sources, objects, module build) and say where.")
+    var keepScratch = false
+
+    @OptionGroup var outputLevel: OutputLevelOption
 
     @OptionGroup var json: JSONOption
 
@@ -99,6 +98,7 @@ struct BuildCommand: ParsableCommand {
     }
 
     func run() throws {
+        outputLevel.apply()
         try reportingErrors(json: json.json) {
             Cleanup.installSignalHandling()
             let target = try KernelResolver().resolve(kernel.kernel)
@@ -115,12 +115,14 @@ struct BuildCommand: ParsableCommand {
             options.fuzz = fuzz
             options.description = description
             options.cves = cves
+            options.keepScratch = keepScratch
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
                 printJSON(outcome.json)
                 return
             }
+            if outputLevel.quiet { return }
             var text = ""
             for hunk in outcome.hunks { text += "hunk: \(hunk.description)\n" }
             for warning in outcome.warnings { text += "warning: \(warning)\n" }

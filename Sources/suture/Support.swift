@@ -69,3 +69,22 @@ struct InstalledKernelOption: ParsableArguments {
         return (resolved.release, resolved.release == running ? nil : resolved)
     }
 }
+
+/// `--verbose` and `--quiet` of the commands that run other programs.
+struct OutputLevelOption: ParsableArguments {
+    @Flag(help: "Show every command Suture runs, on stderr.")
+    var verbose = false
+
+    @Flag(help: "Print only errors: no progress, and no summary unless --json.")
+    var quiet = false
+
+    func validate() throws {
+        guard !(verbose && quiet) else { throw ValidationError("give --verbose or --quiet, not both") }
+    }
+
+    /// Sets the process-wide output level; call first in `run()`.
+    func apply() {
+        Progress.verbose = verbose
+        Progress.quiet = quiet
+    }
+}

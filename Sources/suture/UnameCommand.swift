@@ -14,7 +14,7 @@ struct UnameCommand: ParsableCommand {
             replaced do not count.
 
             With --json, prints {"release","version","patches":[{"name","description","cves", \
-            "builtFor","diffs"}],"cves":[ID…]}, "cves" being every patch's, sorted, once each.
+            "builtFor","diffs"}],"cves":[ID…]}, "cves" being every patch's, once each, by year and number.
             """)
 
     @OptionGroup var output: JSONOption
@@ -27,7 +27,7 @@ struct UnameCommand: ParsableCommand {
             // A kernel without live patching has no patch in effect.
             let all = FileSystem.isDirectory("/sys/kernel/livepatch") ? try manager.list() : []
             let patches = all.filter { $0.present && $0.enabled && !$0.transition }
-            let cves = Array(Set(patches.flatMap(\.cves))).sorted()
+            let cves = SutureModinfo.sorted(patches.flatMap(\.cves))
             if output.json {
                 printJSON(
                     .object([

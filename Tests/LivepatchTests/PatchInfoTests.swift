@@ -23,8 +23,8 @@ import Testing
 
     static let fixes: [(String, String)] = [
         (SutureModinfo.release, SyntheticModule.release), (SutureModinfo.diff, "fix.diff:sha256:ab"),
-        (SutureModinfo.description, "Fix the leak"), (SutureModinfo.cve, "CVE-2024-0001"),
-        (SutureModinfo.cve, "CVE-2024-123456"), (SutureModinfo.function, "vmlinux:cmdline_proc_show,0"),
+        (SutureModinfo.description, "Fix the leak"), (SutureModinfo.cve, "CVE-2024-123456"),
+        (SutureModinfo.cve, "CVE-2024-0001"), (SutureModinfo.function, "vmlinux:cmdline_proc_show,0"),
         (SutureModinfo.function, "xfs:xfs_do_thing,2"),
     ]
 
@@ -88,6 +88,12 @@ import Testing
         let stored = try #require(store.entries(SyntheticModule.release).first?.patch)
         #expect(stored.description == "Fix the leak")
         #expect(stored.cves == ["CVE-2024-0001", "CVE-2024-123456"])
+    }
+
+    @Test func cveIDsAreListedOnceByYearAndNumber() {
+        #expect(
+            SutureModinfo.sorted(["CVE-2024-12345", "CVE-2023-9999", "CVE-2024-2000", "CVE-2024-2000"])
+                == ["CVE-2023-9999", "CVE-2024-2000", "CVE-2024-12345"])
     }
 
     @Test func cveIDsAreCheckedAsMITRESpellsThem() {
