@@ -2,6 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # The README's test command: set up what is missing, build, run every test.
 set -euo pipefail
+# Root is needed (apt, /boot, the shared cache): as a user, run again through sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo bash "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 bash scripts/setup.sh --tests

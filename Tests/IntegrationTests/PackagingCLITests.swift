@@ -156,3 +156,29 @@ import Testing
 extension String {
     fileprivate var nilIfEmpty: String? { isEmpty ? nil : self }
 }
+
+/// The README's two commands work as root without sudo and, as a user,
+/// run themselves again through sudo.
+@Suite struct ReadmeCommandTests {
+    @Test(arguments: ["demo.sh", "test.sh"])
+    func scriptsUseSudoOnlyWhenNotRoot(_ script: String) throws {
+        let scratch = try Scratch("suture-sudo")
+        try FileSystem.setMode(scratch.path, 0o755)
+        let log = scratch.file("sudo.log")
+        try FileSystem.write(log, "", mode: 0o666)
+        try FileSystem.setMode(log, 0o666)
+        // A sudo that only says how it was called.
+        let fake = scratch.file("bin/sudo")
+        try FileSystem.makeDirectories(scratch.file("bin"))
+        try FileSystem.setMode(scratch.file("bin"), 0o755)
+        try FileSystem.write(fake, "#!/bin/sh\necho \"$*\" > \(log)\n", mode: 0o755)
+        try FileSystem.setMode(fake, 0o755)
+        let path = Path.join(PackagingCLITests.root, "scripts", script)
+        // As root, become nobody: the script must not start its work as a user.
+        let asUser = getuid() == 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] : []
+        let run = try Command.run(
+            asUser + ["env", "PATH=\(scratch.file("bin")):/usr/bin:/bin", "bash", path, "--probe"], timeout: 60)
+        #expect(run.termination == .exited(0), "\(run.stderrText)")
+        #expect(try FileSystem.readText(log) == "bash \(path) --probe\n")
+    }
+}
