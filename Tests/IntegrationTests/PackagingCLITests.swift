@@ -19,7 +19,8 @@ import Testing
         let changelog = try FileSystem.readText(Path.join(Self.root, "debian/changelog"))
         let entry = try #require(changelog.split(separator: "\n").first)
         let full = try #require(entry.split(separator: "(").dropFirst().first?.split(separator: ")").first)
-        let upstream = full.split(separator: "-").dropLast().joined(separator: "-")
+        // The upstream part: without a Debian revision, if there is one.
+        let upstream = full.contains("-") ? full.split(separator: "-").dropLast().joined(separator: "-") : String(full)
         let git = try Command.run(["git", "-C", Self.root, "rev-parse", "--short=12", "HEAD"])
         let commit = git.stdoutText.trimmingWhitespace()
         #expect(git.termination == .exited(0) && commit.count == 12)
