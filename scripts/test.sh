@@ -11,5 +11,8 @@ export PATH=/opt/swift/usr/bin:$PATH
 echo "test: swift test -c release" >&2
 swift test -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\] (Compiling|Write|Emitting)|warning: .*mktemp'
 status=${PIPESTATUS[0]}
+# The Debian packages: built from this tree and checked (man pages, unit, lintian).
+echo "test: bash scripts/check-package.sh" >&2
+bash scripts/check-package.sh || status=1
 echo "test: finished in $(( $(date +%s) - start )) s, status $status" >&2
 exit "$status"
