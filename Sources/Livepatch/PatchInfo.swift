@@ -111,7 +111,9 @@ public struct PatchInfo: Sendable {
                 "functions",
                 .array(
                     functions.map {
-                        .object([("object", .string($0.object)), ("name", .string($0.name)), ("sympos", .integer($0.sympos))])
+                        .object([
+                            ("object", .string($0.object)), ("name", .string($0.name)), ("sympos", .integer($0.sympos)),
+                        ])
                     })
             ),
             ("klpObjects", .strings(klpObjects)),
@@ -136,7 +138,9 @@ public struct PatchInfo: Sendable {
         for diff in diffs { lines.append("  diff: \(diff)") }
         lines.append("  klp objects: \(klpObjects.isEmpty ? "none recorded" : klpObjects.joined(separator: ", "))")
         if functions.isEmpty { lines.append("  functions: none recorded (not built by suture build)") }
-        for function in functions { lines.append("  function: \(function.object): \(function.name),\(function.sympos)") }
+        for function in functions {
+            lines.append("  function: \(function.object): \(function.name),\(function.sympos)")
+        }
         return lines.map { Printable.terminalSafe($0) }.joined(separator: "\n") + "\n"
     }
 }

@@ -19,10 +19,12 @@ public enum Progress {
 
     /// `word`, or `'word'` when a shell would split or expand it.
     public static func shellQuoted(_ word: String) -> String {
-        let plain = !word.isEmpty && word.utf8.allSatisfy { byte in
-            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
-                || "-_./=:,+@%".utf8.contains(byte)
-        }
+        let plain =
+            !word.isEmpty
+            && word.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || "-_./=:,+@%".utf8.contains(byte)
+            }
         guard !plain else { return word }
         var quoted = "'"
         for c in word { quoted += c == "'" ? "'\\''" : String(c) }

@@ -79,7 +79,9 @@ struct BuildCommand: ParsableCommand {
     /// Every `--cve` once, by year and number (as readers of modinfo list them).
     var cves: [String] { SutureModinfo.sorted(cveLists.flatMap { $0.split(separator: ",").map(String.init) }) }
 
-    @Flag(name: .customLong("keep-tmp"), help: "Keep the scratch folder (applied sources, objects, module build) and say where.")
+    @Flag(
+        name: .customLong("keep-tmp"),
+        help: "Keep the scratch folder (applied sources, objects, module build) and say where.")
     var keepScratch = false
 
     @OptionGroup var outputLevel: OutputLevelOption

@@ -36,7 +36,11 @@ struct InfoCommand: ParsableCommand {
                 return
             }
             var text = info.text
-            if let state { text += "  state: \(from), \(state)\n" } else if from != "file" { text += "  state: \(from)\n" }
+            if let state {
+                text += "  state: \(from), \(state)\n"
+            } else if from != "file" {
+                text += "  state: \(from)\n"
+            }
             writeStandardOutput(text)
         }
     }

@@ -34,7 +34,9 @@ struct InstallCommand: ParsableCommand {
             writes that store into the unit.
             """)
 
-    @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).", completion: .file(extensions: moduleExtensions))
+    @Argument(
+        help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).",
+        completion: .file(extensions: moduleExtensions))
     var module: String?
 
     @OptionGroup var kernel: InstalledKernelOption

@@ -52,7 +52,9 @@ import Testing
 
     @Test func processHelpShowsTheModelDefaultAndNeutralPID() throws {
         let apply = try SutureBinary.run(["process", "apply", "--help"]).stdoutText
-        #expect(apply.contains("default:\n                          stop-check)") || apply.contains("default: stop-check"), "\(apply)")
+        #expect(
+            apply.contains("default:\n                          stop-check)") || apply.contains("default: stop-check"),
+            "\(apply)")
         #expect(!apply.contains("default: 0"))
         let status = try SutureBinary.run(["process", "status", "--help"]).stdoutText
         #expect(status.contains("--pid <PID>"))
@@ -70,7 +72,9 @@ import Testing
             #expect(run.termination == .exited(64), "\(arguments): \(run.stderrText)")
         }
         // A build that fails leaves no -o folder behind.
-        let failed = try SutureBinary.run(["build", "--json", "-o", folder, "--cve", "CVE-2024-12345", scratch.file("missing.diff")])
+        let failed = try SutureBinary.run([
+            "build", "--json", "-o", folder, "--cve", "CVE-2024-12345", scratch.file("missing.diff"),
+        ])
         #expect(failed.termination == .exited(1) || failed.termination == .exited(64), "\(failed.stdoutText)")
         #expect(!FileSystem.exists(scratch.file("out")))
         // A file where the folder should be is refused.
@@ -120,7 +124,9 @@ import Testing
         #expect(json["diffs"] == .strings(["fix.diff:sha256:00"]))
         #expect(
             json["functions"]
-                == .array([.object([("object", .string("xfs")), ("name", .string("xfs_fs_fill_super")), ("sympos", .int(1))])]))
+                == .array([
+                    .object([("object", .string("xfs")), ("name", .string("xfs_fs_fill_super")), ("sympos", .int(1))])
+                ]))
         let text = try SutureBinary.run(["info", copy]).stdoutText
         #expect(text.contains("  cves: CVE-2099-0001, CVE-2099-0002\n"), "\(text)")
         #expect(text.contains("  function: xfs: xfs_fs_fill_super,1\n"), "\(text)")
@@ -135,9 +141,12 @@ import Testing
         _ = try scratch.write("store/\(running)/livepatch_fix_one.json", "{}")
         _ = try scratch.write("store/\(running)/livepatch_fix_one.ko", "")
         try FileSystem.makeDirectories(scratch.file("cache/kernels/9.9.9-fetched"))
-        let environment = Command.environment(["SUTURE_STORE": scratch.file("store"), "SUTURE_CACHE": scratch.file("cache")])
+        let environment = Command.environment([
+            "SUTURE_STORE": scratch.file("store"), "SUTURE_CACHE": scratch.file("cache"),
+        ])
         let names = try SutureBinary.run(
-            ["---completion", "unload", "--", "positional@0", "2", "0", "suture", "unload", ""], environment: environment)
+            ["---completion", "unload", "--", "positional@0", "2", "0", "suture", "unload", ""],
+            environment: environment)
         #expect(names.stdoutText.split(separator: "\n").contains("livepatch_fix_one"), "\(names.stdoutText)")
         let releases = try SutureBinary.run(
             ["---completion", "build", "--", "--kernel", "3", "0", "suture", "build", "--kernel", ""],

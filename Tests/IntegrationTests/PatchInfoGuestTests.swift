@@ -27,7 +27,10 @@ extension PersistenceGuestTests {
         #expect(info["from"]?.stringValue == "file")
         #expect(info["klpObjects"]?.arrayValue?.compactMap(\.stringValue).contains("vmlinux") == true)
         let functions = info["functions"]?.arrayValue ?? []
-        #expect(functions.contains { $0["name"]?.stringValue == "loadavg_proc_show" && $0["object"]?.stringValue == "vmlinux" })
+        #expect(
+            functions.contains {
+                $0["name"]?.stringValue == "loadavg_proc_show" && $0["object"]?.stringValue == "vmlinux"
+            })
         let diffs = info["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
         #expect(diffs.count == 1 && diffs[0].hasPrefix("patch.diff:sha256:"), "\(diffs)")
         let text = try guest.check("suture info \(fixed.guestPath)")
@@ -60,7 +63,9 @@ extension PersistenceGuestTests {
         let uname = try json(guest, "uname")
         #expect(uname["release"]?.stringValue == release)
         #expect(uname["cves"] == .strings(cves))
-        #expect(uname["patches"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted() == [fixed.name, plain.name].sorted())
+        #expect(
+            uname["patches"]?.arrayValue?.compactMap { $0["name"]?.stringValue }.sorted()
+                == [fixed.name, plain.name].sorted())
         let unameText = try guest.check("suture uname")
         #expect(unameText.hasPrefix("\(release)\n"), "\(unameText)")
         #expect(

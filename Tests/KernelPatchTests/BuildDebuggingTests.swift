@@ -31,7 +31,9 @@ import Testing
         let lines = run.stderrText.split(separator: "\n").map(String.init)
         // The dry run, quoted as a shell takes it.
         #expect(
-            lines.contains { $0.hasPrefix("suture: run: patch -p1 --batch --forward --fuzz=0") && $0.contains("--dry-run") },
+            lines.contains {
+                $0.hasPrefix("suture: run: patch -p1 --batch --forward --fuzz=0") && $0.contains("--dry-run")
+            },
             "\(run.stderrText)")
         let kept = try #require(lines.first { $0.hasPrefix("suture: kept the scratch folder ") }, "\(run.stderrText)")
         let path = String(kept.dropFirst("suture: kept the scratch folder ".count))
@@ -58,7 +60,9 @@ import Testing
         #expect(loud.stderrText.contains("suture: applying"), "\(loud.stderrText)")
         let quiet = try build(["--quiet"], diff: diff, output: dir.path)
         let lines = quiet.stderrText.split(separator: "\n")
-        #expect(lines.first?.hasPrefix("suture: ") == true && quiet.stderrText.contains("Hunk #1 FAILED"), "\(quiet.stderrText)")
+        #expect(
+            lines.first?.hasPrefix("suture: ") == true && quiet.stderrText.contains("Hunk #1 FAILED"),
+            "\(quiet.stderrText)")
         #expect(!quiet.stderrText.contains("applying"), "\(quiet.stderrText)")
         #expect(!quiet.stderrText.contains("preparing"), "\(quiet.stderrText)")
         let both = try Command.run([try SutureBinary.checked(), "build", "--quiet", "--verbose", diff])

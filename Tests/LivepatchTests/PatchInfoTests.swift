@@ -50,7 +50,10 @@ import Testing
         #expect(info.description == "Fix the leak")
         #expect(info.cves == ["CVE-2024-0001", "CVE-2024-123456"])
         #expect(info.diffs == ["fix.diff:sha256:ab"])
-        #expect(info.functions.map { "\($0.object):\($0.name),\($0.sympos)" } == ["vmlinux:cmdline_proc_show,0", "xfs:xfs_do_thing,2"])
+        #expect(
+            info.functions.map { "\($0.object):\($0.name),\($0.sympos)" } == [
+                "vmlinux:cmdline_proc_show,0", "xfs:xfs_do_thing,2",
+            ])
         #expect(info.klpObjects == ["vmlinux", "xfs"])
         #expect(info.replace == true)
         #expect(!info.signed && info.signer == nil)
@@ -62,7 +65,9 @@ import Testing
     @Test func theSignerIsTheCommonNameOfTheAppendedSignature() throws {
         // A DER fragment as sign-file writes it: …SEQUENCE { OID 2.5.4.3, UTF8String "Test key" }…
         let name = Array("Suture test signing key".utf8)
-        let signature: [UInt8] = [0x30, 0x82, 0x01, 0x00, 0x31, 0x20, 0x30, 0x1e] + [0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, UInt8(name.count)] + name + [0x02, 0x01, 0x05]
+        let signature: [UInt8] =
+            [0x30, 0x82, 0x01, 0x00, 0x31, 0x20, 0x30, 0x1e] + [0x06, 0x03, 0x55, 0x04, 0x03, 0x0c, UInt8(name.count)]
+            + name + [0x02, 0x01, 0x05]
         let info = try PatchInfo.read(try module("livepatch_signed", [], signature: signature))
         #expect(info.signed)
         #expect(info.signer == "Suture test signing key")
@@ -79,7 +84,9 @@ import Testing
         #expect(status.description == "Fix the leak")
         #expect(status.cves == ["CVE-2024-0001", "CVE-2024-123456"])
         #expect(status.json["cves"] == .strings(["CVE-2024-0001", "CVE-2024-123456"]))
-        #expect(LivepatchText.status([status]).contains("  description: Fix the leak\n  cves: CVE-2024-0001, CVE-2024-123456\n"))
+        #expect(
+            LivepatchText.status([status]).contains(
+                "  description: Fix the leak\n  cves: CVE-2024-0001, CVE-2024-123456\n"))
 
         let outcome = try manager().install(path, store: store)
         #expect(outcome.entry.patch?.description == "Fix the leak")
