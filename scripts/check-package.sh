@@ -19,7 +19,7 @@ trap 'rm -rf "$root"' EXIT
 dpkg-deb -x "$deb" "$root/fs"
 dpkg-deb -e "$deb" "$root/control"
 
-expected="suture ${version%-*} (commit $(git rev-parse --short=12 HEAD)"
+expected="suture ${version%-*} (commit $(git -c safe.directory="$PWD" rev-parse --short=12 HEAD)"
 out=$("$root/fs/usr/bin/suture" --version)
 [[ "$out" == "$expected"* ]] || fail "suture --version says '$out', expected '$expected…'"
 

@@ -14,8 +14,8 @@ version=${version%-*}  # the upstream version, without the Debian revision
 [ -n "$version" ] || version=unknown
 commit=${SUTURE_COMMIT:-}
 if [ -z "$commit" ] && command -v git >/dev/null 2>&1 &&
-    commit=$(git -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then
-    git -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit+dirty"
+    commit=$(git -c safe.directory="$root" -C "$root" rev-parse --short=12 HEAD 2>/dev/null); then
+    git -c safe.directory="$root" -C "$root" diff --quiet HEAD -- 2>/dev/null || commit="$commit+dirty"
 fi
 [ -n "$commit" ] || commit=unknown
 if [ "${1:-}" != "--swift" ]; then

@@ -21,7 +21,9 @@ import Testing
         let full = try #require(entry.split(separator: "(").dropFirst().first?.split(separator: ")").first)
         // The upstream part: without a Debian revision, if there is one.
         let upstream = full.contains("-") ? full.split(separator: "-").dropLast().joined(separator: "-") : String(full)
-        let git = try Command.run(["git", "-C", Self.root, "rev-parse", "--short=12", "HEAD"])
+        let git = try Command.run([
+            "git", "-c", "safe.directory=\(Self.root)", "-C", Self.root, "rev-parse", "--short=12", "HEAD",
+        ])
         let commit = git.stdoutText.trimmingWhitespace()
         #expect(git.termination == .exited(0) && commit.count == 12)
         #expect(run.stdoutText.hasPrefix("suture \(upstream) (commit \(commit)"), "\(run.stdoutText)")
