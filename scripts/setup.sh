@@ -35,6 +35,26 @@ apt_install() {
 # dwarves (pahole): olddefconfig derives the BTF options from its version.
 apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc libelf-dev libssl-dev dwarves \
     qemu-system-x86 busybox-static cpio kmod
+# Build roots for kernels of other Debian releases (trixie's gcc-14, sid's gcc-16):
+# mmdebstrap makes them; debian-archive-keyring checks the archive's signatures.
+apt_install mmdebstrap debian-archive-keyring
+
+# Secure Boot: UEFI firmware (ovmf), openssl for keys, osslsigncode to read the
+# kernel image's own Authenticode signer, and virt-fw-vars (python3-virt-firmware,
+# only in the release's backports suite) to write the firmware's variables.
+codename=$(. /etc/os-release && echo "${VERSION_CODENAME:-bookworm}")
+if ! grep -rqsE "(^|[[:space:]])${codename}-backports([[:space:]]|$)" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    say "adding ${codename}-backports to apt's sources"
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: %s-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+        "$codename" | as_root tee /etc/apt/sources.list.d/suture-backports.sources >/dev/null
+    updated=0
+fi
+apt_install ovmf openssl osslsigncode
+if ! installed python3-virt-firmware; then
+    [ $updated -eq 1 ] || { as_root apt-get update -qq; updated=1; }
+    say "installing python3-virt-firmware from ${codename}-backports"
+    as_root apt-get install -y -qq --no-install-recommends -t "${codename}-backports" python3-virt-firmware >/dev/null
+fi
 
 # The kernel as one matched set: the image the metapackage points at, its
 # headers, and linux-source of exactly the same package version.

@@ -26,6 +26,8 @@ public struct BuildOptions: Sendable {
     public var cves: [String] = []
     /// Keep the scratch folder instead of removing it (`--keep-tmp`).
     public var keepScratch = false
+    /// Sign the module with this key pair (`--sign`, `--sign-key`).
+    public var signing: SigningKey?
 
     public init(diffs: [String], kernel: KernelRelease) {
         self.diffs = diffs
@@ -67,6 +69,13 @@ public struct BuildOutcome: Sendable {
     public var cves: [String] = []
     /// The scratch folder, when kept.
     public var scratch: String?
+    /// The certificate the module was signed with, and the hash; nil when unsigned.
+    public var signedWith: (certificate: String, hash: String)?
+    /// Who clears module objects' klp relocations, read from the target's
+    /// livepatch core (`klp_clear_object_relocs` is there from 6.6 on).
+    public var relocationClearing: String?
+    /// The build root the objects and module were compiled in, or nil for the host.
+    public var buildRoot: String?
 
     public var json: JSON {
         .object([
@@ -107,6 +116,11 @@ public struct BuildOutcome: Sendable {
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
             ("scratch", .optional(scratch)),
+            ("signed", .bool(signedWith != nil)),
+            ("signingCertificate", .optional(signedWith?.certificate)),
+            ("signatureHash", .optional(signedWith?.hash)),
+            ("relocationClearing", .optional(relocationClearing)),
+            ("buildRoot", .optional(buildRoot)),
         ])
     }
 }

@@ -12,6 +12,8 @@ public enum KernelBuild {
     public static func run(_ options: BuildOptions, progress: @escaping (String) -> Void) throws(BuildError)
         -> BuildOutcome
     {
+        // The key is checked before the build, not after minutes of it.
+        let signer = try options.signing.map { key throws(BuildError) in try ModuleSigner(key, kernel: options.kernel) }
         let context = try BuildContext(options, progress: progress)
         defer {
             if options.keepScratch {
@@ -33,13 +35,19 @@ public enum KernelBuild {
             let rewrite = try context.timed { () throws(BuildError) in
                 try LivepatchModule.writeKlpRelocations(module: ko, exports: symbols.exports)
             }
+            if let signer {
+                progress("signing with \(signer.key.certificate) (\(signer.hashAlgorithm), \(signer.signFile))")
+                try signer.sign(ko)
+            }
             try copyOut(context, ko)
             return rewrite
         }
         do { try context.tree.requirePristine(after: "suture build") } catch {
             throw BuildError(.io, error.description, cause: error)
         }
-        return outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
+        var result = outcome(context, applied: applied, patches: patches, plan: plan, rewrite: rewrite)
+        result.signedWith = signer.map { ($0.key.certificate, $0.hashAlgorithm) }
+        return result
     }
 
     /// `[a-z0-9_]`, at most 40 characters.
@@ -127,7 +135,7 @@ public enum KernelBuild {
         throws(BuildError) -> [PatchedObject]
     {
         let entrySizes = SpecialSectionProbe.entrySizes(
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
             cacheDirectory: OriginalObjectCache(tree: context.tree, cacheRoot: context.options.cacheRoot).directory)
         context.progress("comparing \(compiled.pairs.count) object(s)")
         let diffs: ObjectDiff.PairResults
@@ -239,7 +247,8 @@ public enum KernelBuild {
             clearing: clearing)
         return try LivepatchModule.link(
             plan, moduleName: context.moduleFile, registration: registration,
-            headers: context.headers, compiler: context.tree.kbuild.compiler,
+            headers: context.headers, compiler: context.tree.kbuild.compiler, root: context.tree.buildRoot,
+            delayedObjtool: KernelBuild.delaysObjtool(context.tree),
             directory: Path.join(context.scratch.path, "module"))
     }
 
@@ -282,6 +291,18 @@ public enum KernelBuild {
         outcome.description = options.description
         outcome.cves = options.cves
         if options.keepScratch { outcome.scratch = context.scratch.path }
+        outcome.relocationClearing =
+            LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
+        outcome.buildRoot = context.tree.buildRoot?.path
         return outcome
+    }
+}
+
+extension KernelBuild {
+    /// Whether kbuild runs objtool on a module when it links it rather than
+    /// on each object (`delay-objtool` in scripts/Makefile.build: IBT or clang LTO).
+    static func delaysObjtool(_ tree: PreparedTree) -> Bool {
+        guard let config = try? tree.config() else { return false }
+        return config["X86_KERNEL_IBT"] == .yes || config["LTO_CLANG"] == .yes
     }
 }

@@ -168,6 +168,13 @@ public enum LivepatchModule {
                 object.symbols[id].name = newName
                 object.symbols[id].binding = SymbolBinding.global
                 object.symbols[id].other = SymbolVisibility.default
+                // Its compiler-split parts (`foo.cold`) follow the new name: objtool finds a
+                // part's parent by its name (gcc 14 and later split cold paths more often).
+                let cold = function.symbol + ".cold"
+                for child in object.symbols.indices
+                where object.symbols[child].name == cold || object.symbols[child].name.hasPrefix(cold + ".") {
+                    object.symbols[child].name = newName + object.symbols[child].name.dropFirst(function.symbol.count)
+                }
                 let sympos: Int
                 if let moduleTable {
                     sympos = try moduleTable.position(

@@ -41,7 +41,9 @@ enum SpecialSectionProbe {
     ]
 
     /// Section → entry size, measured once per tree and cached.
-    static func entrySizes(headers: String, compiler: String, cacheDirectory: String) -> [String: Int] {
+    static func entrySizes(
+        headers: String, compiler: String, root: BuildRoot? = nil, cacheDirectory: String
+    ) -> [String: Int] {
         let cachePath = Path.join(cacheDirectory, "entry-sizes")
         if let text = FileSystem.readTextIfPresent(cachePath) {
             var sizes: [String: Int] = [:]
@@ -56,7 +58,7 @@ enum SpecialSectionProbe {
         for probe in probes { try? FileSystem.write(Path.join(dir.path, "\(probe.file).c"), probe.source) }
         try? FileSystem.write(
             Path.join(dir.path, "Makefile"), "obj-m := \(probes.map { "\($0.file).o" }.joined(separator: " "))\n")
-        _ = try? ExternalModule(headers: headers, directory: dir.path, compiler: compiler)
+        _ = try? ExternalModule(headers: headers, directory: dir.path, compiler: compiler, root: root)
             .make(probes.map { "\($0.file).o" }, keepGoing: true)
         var sizes: [String: Int] = [:]
         for probe in probes {

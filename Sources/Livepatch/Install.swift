@@ -68,6 +68,7 @@ extension LivepatchManager {
         if isRunning {
             try requireSupport()
             try requireRoot("installing a live patch for the running kernel")
+            _ = try SignaturePolicy.read(tree).check(module)
         }
         // The bytes that were checked, not the file read again.
         let bytes = module.image.fileBytes
@@ -101,6 +102,7 @@ extension LivepatchManager {
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
         record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
         record.cves = SutureModinfo.cves(module.modinfo)
+        record.signer = module.signature?.summary
         let entry: StoreEntry
         do {
             entry = try store.commit(staged: staged, record)

@@ -45,7 +45,16 @@ public struct KernelTree: Sendable, Equatable {
     /// `/sys/module/NAME`.
     public func module(_ name: String) -> String { Path.join(sys, "module", name) }
 
+    /// `/sys/kernel/security/lockdown`: `none [integrity] confidentiality`.
+    public var lockdown: String { Path.join(sys, "kernel/security/lockdown") }
+
+    /// `/sys/module/module/parameters/sig_enforce`: `Y` when only signed modules load.
+    public var sigEnforce: String { Path.join(sys, "module/module/parameters/sig_enforce") }
+
     // MARK: - procfs
+
+    /// `/proc/keys`: the keys the caller may view, the kernel's keyrings' among them.
+    public var keys: String { Path.join(proc, "keys") }
 
     /// `/proc/modules`: loaded modules, newest first.
     public var modules: String { Path.join(proc, "modules") }

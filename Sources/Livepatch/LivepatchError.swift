@@ -25,6 +25,10 @@ public struct LivepatchError: SutureError {
         case alreadyLoaded = "livepatch-already-loaded"
         /// Another patch is in transition; the kernel allows one at a time.
         case busy = "livepatch-busy"
+        /// The kernel accepts only signed modules and this one is unsigned.
+        case signatureRequired = "livepatch-signature-required"
+        /// The module's signer is not a key the kernel trusts.
+        case signatureRejected = "livepatch-signature-rejected"
         /// `finit_module` failed.
         case loadFailed = "livepatch-load-failed"
         /// The transition did not finish in time; it was reversed.

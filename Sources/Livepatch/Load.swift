@@ -34,6 +34,8 @@ extension LivepatchManager {
         try requireSupport()
         try requireRoot("loading a live patch")
         let name = module.name
+        let policy = SignaturePolicy.read(tree)
+        if let warning = try policy.check(module) { progress("warning: \(warning)") }
 
         let lock = try KernelLock(system, action: "load \(name)", say: progress)
         defer { lock.release() }
@@ -54,7 +56,7 @@ extension LivepatchManager {
 
         let before = Set(sysfs.patchNames())
         let taintBefore = KernelTaint.read(tree)
-        let identity = try insert(module, parameters: parameterString)
+        let identity = try insert(module, parameters: parameterString, policy: policy)
         let started = Clock.now()
         if let size = sysfs.modules().first(where: { $0.name == name })?.size {
             var record = LoadRecord(
@@ -64,6 +66,8 @@ extension LivepatchManager {
             record.diffs = module.modinfo.filter { $0.key == SutureModinfo.diff }.map(\.value)
             record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
             record.cves = SutureModinfo.cves(module.modinfo)
+            record.signed = module.signature != nil
+            record.signer = module.signature?.summary
             try? record.write(tree)
         }
         guard sysfs.transitionState(name) != nil else {
@@ -108,7 +112,9 @@ extension LivepatchManager {
 
     /// `finit_module`, with the kernel's reason when it refuses. Returns
     /// the identity of the file that was loaded.
-    private func insert(_ module: ModuleFile, parameters: String) throws(LivepatchError) -> FileIdentity {
+    private func insert(_ module: ModuleFile, parameters: String, policy: SignaturePolicy) throws(LivepatchError)
+        -> FileIdentity
+    {
         // The sealed bytes that were checked, never the file again.
         let fd = module.image.sealed.fd
         let identity = module.image.identity
@@ -116,6 +122,7 @@ extension LivepatchManager {
         do {
             try system.calls.load(fd, parameters: parameters)
         } catch {
+            if let refusal = policy.explainRefusal(module, errno: error.errno) { throw refusal }
             let relevant = log.messages().filter { $0.contains(module.name) || $0.hasPrefix("livepatch: ") }
             let quoted = relevant.isEmpty ? "" : "; kernel log: " + relevant.suffix(5).joined(separator: " | ")
             let reason = error.errno.map { "\($0.shortDescription): " } ?? ""

@@ -30,6 +30,10 @@ public struct LoadRecord: Sendable, Equatable {
     /// What the patch fixes (modinfo `suture.description`, `suture.cve`).
     public var description: String?
     public var cves: [String] = []
+    /// Whether the module carried a signature, and its signer as `modinfo`
+    /// shows it; nil for records written before Suture read signatures.
+    public var signed: Bool?
+    public var signer: String?
 
     public init(name: String, file: String, identity: FileIdentity, replace: Bool?, loadedAt: String, moduleSize: Int) {
         self.name = name
@@ -55,6 +59,8 @@ public struct LoadRecord: Sendable, Equatable {
             ("diffs", .strings(diffs)),
             ("description", .optional(description)),
             ("cves", .strings(cves)),
+            ("signed", signed.map(JSON.bool) ?? .null),
+            ("signer", .optional(signer)),
         ])
     }
 
@@ -72,6 +78,8 @@ public struct LoadRecord: Sendable, Equatable {
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
         description = json["description"]?.stringValue
         cves = json["cves"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        signed = json["signed"]?.boolValue
+        signer = json["signer"]?.stringValue
     }
 
     /// SHA-256 of the loaded file, if it is still the same file: to tell

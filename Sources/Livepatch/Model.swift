@@ -145,6 +145,9 @@ public struct PatchStatus: Sendable, Equatable {
     /// when Suture loaded it.
     public var description: String?
     public var cves: [String] = []
+    /// Whether the loaded file was signed, and by whom (see `LoadRecord`).
+    public var signed: Bool?
+    public var signer: String?
     public var objects: [PatchObject]
     /// Tasks not yet migrated, during a transition.
     public var pendingTasks: [PendingTask]

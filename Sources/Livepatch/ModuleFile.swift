@@ -70,6 +70,9 @@ public struct ModuleFile: Sendable {
             image: image)
     }
 
+    /// The appended signature (`sign-file`), nil for an unsigned module.
+    public var signature: ModuleSignature? { image.signature }
+
     /// The kernel release the module was built for: vermagic's first word.
     public var vermagicRelease: String? {
         vermagic?.split(separator: " ", maxSplits: 1).first.map(String.init)

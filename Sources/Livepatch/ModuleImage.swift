@@ -20,6 +20,8 @@ struct ModuleImage: Sendable {
     let elf: ELFFile
     /// The file's identity when it was read.
     let identity: FileIdentity
+    /// The signature appended to the image, if any.
+    let signature: ModuleSignature?
 
     /// Modules are a few MiB; this bounds what a hostile file can make
     /// Suture read.
@@ -54,6 +56,8 @@ struct ModuleImage: Sendable {
             throw LivepatchError(
                 .loadFailed, errno: error.errno, "cannot hold \(path) in memory for loading: \(error.context)")
         }
-        return ModuleImage(fileBytes: file.bytes, sealed: sealed, elf: elf, identity: FileIdentity(file.status))
+        return ModuleImage(
+            fileBytes: file.bytes, sealed: sealed, elf: elf, identity: FileIdentity(file.status),
+            signature: ModuleSignature.read(image))
     }
 }

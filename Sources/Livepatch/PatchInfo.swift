@@ -80,7 +80,7 @@ public struct PatchInfo: Sendable {
             }
         }
         for function in functions where !objects.contains(function.object) { objects.append(function.object) }
-        let signature = ModuleSignature.find(Array(module.image.elf.storage.bytes))
+        let signature = module.signature
         return PatchInfo(
             file: path, name: module.name, isLivepatch: module.isLivepatch,
             release: all(SutureModinfo.release).first ?? module.vermagicRelease, vermagic: module.vermagic,
@@ -142,39 +142,5 @@ public struct PatchInfo: Sendable {
             lines.append("  function: \(function.object): \(function.name),\(function.sympos)")
         }
         return lines.map { Printable.terminalSafe($0) }.joined(separator: "\n") + "\n"
-    }
-}
-
-/// The signature `scripts/sign-file` appends to a module.
-enum ModuleSignature {
-    static let magic = Array("~Module signature appended~\n".utf8)
-
-    /// The signer (the issuer's common name in the PKCS#7 signer info, what
-    /// `modinfo` prints as signer), or nil without a signature.
-    static func find(_ bytes: [UInt8]) -> (signer: String?, size: Int)? {
-        // struct module_signature (12 bytes) precedes the magic; its last
-        // four bytes are the signature's length, big-endian.
-        guard bytes.count > magic.count + 12, Array(bytes.suffix(magic.count)) == magic else { return nil }
-        let info = bytes.count - magic.count - 12
-        let length = bytes[(info + 8)..<(info + 12)].reduce(0) { $0 << 8 | Int($1) }
-        guard length > 0, length <= info else { return (nil, 0) }
-        let signature = Array(bytes[(info - length)..<info])
-        // The last commonName (OID 2.5.4.3) in it: sign-file adds no
-        // certificates, so it is the signer info's issuer.
-        let oid: [UInt8] = [0x06, 0x03, 0x55, 0x04, 0x03]
-        var signer: String?
-        var i = 0
-        while i + oid.count + 2 <= signature.count {
-            if Array(signature[i..<(i + oid.count)]) == oid {
-                let tag = signature[i + oid.count]
-                let count = Int(signature[i + oid.count + 1])
-                let start = i + oid.count + 2
-                if [0x0c, 0x13, 0x16].contains(tag), count < 0x80, start + count <= signature.count {
-                    signer = String(decoding: signature[start..<(start + count)], as: UTF8.self)
-                }
-            }
-            i += 1
-        }
-        return (signer, length)
     }
 }

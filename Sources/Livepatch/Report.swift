@@ -45,6 +45,8 @@ extension PatchStatus {
             ("diffs", .strings(diffs)),
             ("description", .optional(description)),
             ("cves", .strings(cves)),
+            ("signed", signed.map(JSON.bool) ?? .null),
+            ("signer", .optional(signer)),
             ("objects", .array(objects.map(\.json))),
             ("pendingTasks", .array(pendingTasks.map(\.json))),
             ("hiddenTasksPending", .bool(hiddenTasksPending)),
@@ -90,6 +92,9 @@ public enum LivepatchText {
         for diff in patch.diffs { lines.append("  diff: \(diff)") }
         if let description = patch.description { lines.append("  description: \(description)") }
         if !patch.cves.isEmpty { lines.append("  cves: \(patch.cves.joined(separator: ", "))") }
+        if let signed = patch.signed {
+            lines.append("  signer: " + (signed ? patch.signer ?? "unreadable signature" : "none (unsigned)"))
+        }
         for object in patch.objects {
             let state: String
             switch object.patched {

@@ -43,6 +43,7 @@ public struct StoreEntry: Sendable, Equatable {
             ("vermagic", .optional(patch?.vermagic)),
             ("description", .optional(patch?.description)),
             ("cves", .strings(patch?.cves ?? [])),
+            ("signer", .optional(patch?.signer)),
             ("problem", .optional(problem)),
         ])
     }
@@ -76,6 +77,8 @@ public struct InstalledPatch: Sendable, Equatable {
     /// Modinfo `suture.description` and `suture.cve`: what the patch fixes.
     public var description: String?
     public var cves: [String] = []
+    /// The signer of the stored file, as `modinfo` shows it; nil when unsigned.
+    public var signer: String? = nil
 
     public init(
         name: String, release: String, sequence: Int, installedAt: String, source: String,
@@ -109,6 +112,7 @@ public struct InstalledPatch: Sendable, Equatable {
             ("vermagic", .optional(vermagic)),
             ("description", .optional(description)),
             ("cves", .strings(cves)),
+            ("signer", .optional(signer)),
         ])
     }
 
@@ -142,5 +146,6 @@ public struct InstalledPatch: Sendable, Equatable {
             vermagic: json["vermagic"]?.stringValue)
         description = json["description"]?.stringValue
         cves = json["cves"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        signer = json["signer"]?.stringValue
     }
 }

@@ -74,7 +74,8 @@ public enum StoreText {
                 let name = entry.name + String(repeating: " ", count: width - entry.name.count)
                 var line = "  " + String(repeating: " ", count: placeWidth - place.count) + "\(place) \(name)  "
                 if let patch = entry.patch, entry.problem == nil {
-                    let installed = "installed \(patch.installedAt) from \(patch.source)"
+                    var installed = "installed \(patch.installedAt) from \(patch.source)"
+                    if let signer = patch.signer { installed += "; signed by \(signer)" }
                     line += status.state == .notRunning ? installed : "\(state(status)); \(installed)"
                 } else {
                     line += state(status)

@@ -129,6 +129,8 @@ public struct LivepatchSysfs: Sendable {
             status.diffs = record?.diffs ?? []
             status.description = record?.description
             status.cves = record?.cves ?? []
+            status.signed = record?.signed
+            status.signer = record?.signer
             return status
         }
     }

@@ -59,6 +59,33 @@ public struct KernelTaint: Sendable, Equatable {
         KernelTaint(mask: mask & ~earlier.mask)
     }
 
+    /// Why a flag is set, for the flags a live patch can set or that
+    /// concern signatures; nil for the others.
+    public static func explanation(_ letter: Character) -> String? {
+        switch letter {
+        case "K": return "a livepatch module was loaded; every live patch sets it, until reboot"
+        case "O":
+            return "a module built outside the kernel's own tree was loaded; every livepatch module is one"
+        case "E":
+            return
+                "a module without a valid signature from a trusted key was loaded; sign patches (suture build --sign) to avoid it"
+        case "F": return "a module was loaded with its version checks overridden"
+        case "R": return "a module was removed by force"
+        case "W": return "the kernel printed a warning; see the kernel log (dmesg)"
+        case "D": return "the kernel oopsed; see the kernel log and reboot soon"
+        case "P": return "a module with a non-GPL licence was loaded"
+        case "N": return "a test module was loaded"
+        default: return nil
+        }
+    }
+
+    /// One line per set flag: `K (live patched): why`.
+    public var explained: [String] {
+        setFlags.map { flag in
+            "\(flag.letter) (\(flag.meaning))" + (Self.explanation(flag.letter).map { ": \($0)" } ?? "")
+        }
+    }
+
     /// `K (live patched), O (out-of-tree module)`, or `none`.
     public var summary: String {
         let flags = setFlags

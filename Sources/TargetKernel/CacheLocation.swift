@@ -25,6 +25,9 @@ public enum CacheLocation {
     /// `ROOT/kernels`: kernels fetched from Debian's archive, one folder per release.
     public static func kernels(_ root: String) -> String { Path.join(root, "kernels") }
 
+    /// `ROOT/roots`: build roots, one Debian release and compiler each (`trixie-gcc-14`).
+    public static func roots(_ root: String) -> String { Path.join(root, "roots") }
+
     /// `ROOT/vm`: VM-related cached facts, such as whether KVM works.
     public static func vm(_ root: String) -> String { Path.join(root, "vm") }
 }

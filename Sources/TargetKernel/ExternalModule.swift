@@ -11,18 +11,31 @@ public struct ExternalModule: Sendable {
     public let directory: String
     /// `CC`: the compiler that built the kernel.
     public let compiler: String
+    /// The build root of the kernel's compiler, or nil for the host.
+    public let root: BuildRoot?
 
-    public init(headers: String, directory: String, compiler: String) {
+    public init(headers: String, directory: String, compiler: String, root: BuildRoot? = nil) {
         self.headers = headers
         self.directory = directory
         self.compiler = compiler
+        self.root = root
+    }
+
+    /// What a build root must see: the module folder, and the whole
+    /// fetched kernel the headers are in (their Makefile includes the
+    /// common headers, and their scripts link to the kbuild package).
+    var binds: [String] {
+        // `lib/modules/R/build` may lead through a merged-/usr `lib` link: bind the physical folder.
+        let real = (try? FileSystem.realPath(headers)) ?? headers
+        let top = real.firstRange(of: "/usr/src/").map { String(real[..<$0.lowerBound]) } ?? real
+        return [top.isEmpty ? real : top, directory]
     }
 
     /// The `make` argument vector for `targets`, with `variables` such as
     /// `KBUILD_MODPOST_WARN=1`; `keepGoing` adds `-k`.
     public func arguments(_ targets: [String], variables: [String] = [], keepGoing: Bool = false) -> [String] {
-        ["make", "-C", headers, "M=\(directory)", "CC=\(compiler)"] + variables + (keepGoing ? ["-k"] : [])
-            + ["-j\(Kbuild.processors)"] + targets
+        ["make", "-C", headers, "M=\(directory)", "CC=\(compiler)"] + (root == nil ? [] : ["HOSTCC=\(compiler)"])
+            + variables + (keepGoing ? ["-k"] : []) + ["-j\(Kbuild.processors)"] + targets
     }
 
     /// Runs make; a make that runs but fails is a result, not an error.
@@ -30,7 +43,9 @@ public struct ExternalModule: Sendable {
         throws(KernelError) -> CommandResult
     {
         do {
-            return try Command.run(arguments(targets, variables: variables, keepGoing: keepGoing))
+            let args = arguments(targets, variables: variables, keepGoing: keepGoing)
+            guard let root else { return try Command.run(args) }
+            return try root.run(args, binds: binds)
         } catch {
             throw KernelError(.compileFailed, "cannot run make: \(error.description)", cause: error)
         }

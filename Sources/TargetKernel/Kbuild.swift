@@ -27,16 +27,24 @@ public struct Kbuild: Sendable, Equatable {
     /// `KBUILD_BUILD_USER`/`HOST` from the headers' compile.h, if known.
     public var buildUser: String?
     public var buildHost: String?
+    /// The build root make runs in, for a kernel another release's
+    /// compiler built; nil runs it on the host.
+    public var root: BuildRoot?
+    /// Host folders the build root must see (at the same paths): the tree
+    /// or workspace, and what it links to.
+    public var binds: [String]
 
     public init(
         sourceDirectory: String, compiler: String, kernelRelease: String,
-        buildUser: String? = nil, buildHost: String? = nil
+        buildUser: String? = nil, buildHost: String? = nil, root: BuildRoot? = nil, binds: [String] = []
     ) {
         self.sourceDirectory = sourceDirectory
         self.compiler = compiler
         self.kernelRelease = kernelRelease
         self.buildUser = buildUser
         self.buildHost = buildHost
+        self.root = root
+        self.binds = binds
     }
 
     /// `srctree/_build`.
@@ -51,8 +59,17 @@ public struct Kbuild: Sendable, Equatable {
             "make", "-C", sourceDirectory, "O=\(Kbuild.objectFolder)", "-j\(max(1, jobs))",
             "CC=\(compiler)", "KERNELRELEASE=\(kernelRelease)",
         ]
+        // A root holds only gcc-N: host tools (fixdep, objtool) use it too.
+        if root != nil { args.append("HOSTCC=\(compiler)") }
         if !cflags.isEmpty { args.append("KCFLAGS=\(cflags.joined(separator: " "))") }
         return args + targets
+    }
+
+    /// The command that runs: `arguments`, inside the root when there is one.
+    public func command(_ targets: [String], cflags: [String], jobs: Int) -> [String] {
+        let args = arguments(targets, cflags: cflags, jobs: jobs)
+        guard let root else { return args }
+        return root.wrap(args, binds: binds.isEmpty ? [sourceDirectory] : binds)
     }
 
     /// Our environment without anything that would steer kbuild elsewhere.
@@ -63,7 +80,8 @@ public struct Kbuild: Sendable, Equatable {
         ]
         if let buildUser { changes["KBUILD_BUILD_USER"] = buildUser }
         if let buildHost { changes["KBUILD_BUILD_HOST"] = buildHost }
-        return Command.environment(changes)
+        let environment = Command.environment(changes)
+        return root == nil ? environment : BuildRoot.environment(environment)
     }
 
     /// Runs make, reports progress on stderr every few seconds as `phase`,
@@ -76,7 +94,7 @@ public struct Kbuild: Sendable, Equatable {
         let progress = MakeProgress(phase: phase)
         let result: CommandResult
         do {
-            result = try Command.run(arguments(targets, cflags: cflags, jobs: jobs), environment: environment()) {
+            result = try Command.run(command(targets, cflags: cflags, jobs: jobs), environment: environment()) {
                 _, chunk in
                 progress.observe(chunk)
             }

@@ -50,6 +50,8 @@ extension KernelCatalog {
     /// environment that makes apt use it.
     func aptEnvironment(_ suite: String) throws(KernelError) -> [String: String] {
         let d = aptDirectory(suite)
+        // sid's Release file is often past its Valid-Until on mirrors; the signature is still checked.
+        let validity = suite == "sid" ? "Acquire::Check-Valid-Until \"false\";\n" : ""
         guard FileSystem.exists(KernelCatalog.keyring) else {
             throw KernelError(
                 .missingPiece,
@@ -61,7 +63,7 @@ extension KernelCatalog {
             }
             if !FileSystem.exists(Path.join(d, "status")) { try FileSystem.write(Path.join(d, "status"), "") }
             try FileSystem.writeAtomically(
-                Path.join(d, "apt.conf"), Array(KernelCatalog.aptConfiguration(directory: d).utf8))
+                Path.join(d, "apt.conf"), Array((KernelCatalog.aptConfiguration(directory: d) + validity).utf8))
             let source = "deb [signed-by=\(KernelCatalog.keyring)] \(KernelCatalog.mirror(suite)) \(suite) main\n"
             try FileSystem.writeAtomically(Path.join(d, "sources.list"), Array(source.utf8))
         } catch {
@@ -140,11 +142,14 @@ extension KernelCatalog {
         }
     }
 
-    /// The Makefile text with `include /usr/src/…` lines pointing under `root`.
+    /// The Makefile text with `include /usr/src/…` lines, and sid's
+    /// `KBUILD_OUTPUT=/usr/src/…` (7.x), pointing under `root`.
     public static func relocatedMakefile(_ text: String, root: String) -> String {
         text.split(separator: "\n", omittingEmptySubsequences: false).map { line -> String in
-            guard line.hasPrefix("include /usr/src/") else { return String(line) }
-            return "include " + Path.join(root, String(line.dropFirst("include /".count)))
+            for prefix in ["include ", "KBUILD_OUTPUT="] where line.hasPrefix(prefix + "/usr/src/") {
+                return prefix + Path.join(root, String(line.dropFirst(prefix.count + 1)))
+            }
+            return String(line)
         }.joined(separator: "\n")
     }
 }

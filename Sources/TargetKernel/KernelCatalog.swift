@@ -273,6 +273,9 @@ public struct KernelCatalog: Sendable {
         }
         let image = Path.join(unpacked, "boot/vmlinuz-\(selection.release)")
         if previous == nil && !FileSystem.exists(image) {
+            try KernelCatalog.linkBoot(in: unpacked, release: selection.release)
+        }
+        if previous == nil && !FileSystem.exists(image) {
             throw KernelError(.prepareFailed, "\(selection.image.name) holds no boot/vmlinuz-\(selection.release)")
         }
         if previous == nil {
@@ -332,3 +335,24 @@ public struct KernelCatalog: Sendable {
 }
 
 func megabytes(_ bytes: Int) -> Int { (bytes + 524_288) / 1_048_576 }
+
+extension KernelCatalog {
+    /// The split packages of sid's 7.x kernels put the image, config and
+    /// System.map in `usr/lib/modules/RELEASE/` (`vmlinuz`, `config`,
+    /// `System.map`), not in `boot/`: link them where the rest of Suture
+    /// (and a Debian 12 system) looks, `boot/vmlinuz-RELEASE` and so on.
+    static func linkBoot(in root: String, release: String) throws(KernelError) {
+        let from = "usr/lib/modules/\(release)"
+        guard FileSystem.exists(Path.join(root, from, "vmlinuz")) else { return }
+        do {
+            try FileSystem.makeDirectories(Path.join(root, "boot"))
+            for (name, file) in [("vmlinuz", "vmlinuz"), ("config", "config"), ("System.map", "System.map")]
+            where FileSystem.exists(Path.join(root, from, file)) {
+                let link = Path.join(root, "boot/\(name)-\(release)")
+                if FileSystem.kind(link) == .missing { try FileSystem.symlink(target: "../\(from)/\(file)", at: link) }
+            }
+        } catch {
+            throw KernelError(.prepareFailed, "cannot link boot/ in \(root): \(error.description)", cause: error)
+        }
+    }
+}

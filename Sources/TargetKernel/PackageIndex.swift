@@ -100,8 +100,12 @@ public struct KernelSelection: Sendable, Equatable {
     public let headers: [PackageStanza]
     /// `linux-source-SERIES` of the same version, unless left out.
     public let source: PackageStanza?
+    /// Where `linux-image-RELEASE` is only a metapackage (sid from 7.x):
+    /// `linux-binary-`, `linux-modules-` and `linux-base-RELEASE`, which
+    /// hold the files, under `/usr/lib/modules/RELEASE/`.
+    public var parts: [PackageStanza] = []
 
-    public var all: [PackageStanza] { [image] + headers + (source.map { [$0] } ?? []) }
+    public var all: [PackageStanza] { [image] + parts + headers + (source.map { [$0] } ?? []) }
     public var downloadSize: Int { all.reduce(0) { $0 + ($1.size ?? 0) } }
 }
 
@@ -179,10 +183,16 @@ public enum KernelSelector {
             {
                 pieces.append(try need(name))
             }
+            var parts: [PackageStanza] = []
+            for name in image.dependencyNames
+            where ["linux-binary-", "linux-modules-", "linux-base-"].contains(where: { name == $0 + release }) {
+                parts.append(try need(name))
+            }
+            pieces.removeAll { piece in parts.contains { $0.name == piece.name } }
             let source = withSource ? try need("linux-source-\(KernelRelease.series(of: release))") : nil
             return KernelSelection(
                 suite: suite, release: release, version: version, image: image,
-                headers: pieces, source: source)
+                headers: pieces, source: source, parts: parts)
         }
         let names = suites.map(\.suite).joined(separator: ", ")
         let what =

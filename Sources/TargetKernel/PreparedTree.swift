@@ -77,11 +77,15 @@ public struct PreparedTree: Sendable {
             packageVersion: json["packageVersion"]?.stringValue, upstreamVersion: upstream, origin: origin,
             kbuild: Kbuild(
                 sourceDirectory: Path.join(path, "source"), compiler: cc, kernelRelease: kernelRelease,
-                buildUser: make["buildUser"]?.stringValue, buildHost: make["buildHost"]?.stringValue),
+                buildUser: make["buildUser"]?.stringValue, buildHost: make["buildHost"]?.stringValue,
+                root: make["root"]?.stringValue.map(BuildRoot.init(path:)), binds: [path]),
             compiler: check,
             configDrift: json["configDrift"]?.arrayValue?.compactMap(\.stringValue) ?? [],
             metadata: json)
     }
+
+    /// The build root its compiles run in, or nil for the host.
+    public var buildRoot: BuildRoot? { kbuild.root }
 
     /// The tree's kernel config, after `olddefconfig`.
     public func config() throws(KernelError) -> KernelConfig {
@@ -127,6 +131,7 @@ public struct PreparedTree: Sendable {
             ("buildDirectory", .string(buildDirectory)),
             ("source", origin.json),
             ("compiler", compiler.json),
+            ("buildRoot", .optional(kbuild.root?.path)),
             ("configDrift", .strings(configDrift)),
         ])
     }

@@ -115,16 +115,17 @@ public struct TreeCache: Sendable {
         }
         // Checked on every use, not only when preparing: the host compiler
         // may have changed since, and every later compile uses it.
-        let compiler = CompilerCheck.check(kernelCompiler: kernel.compiler)
-        if !compiler.matches {
+        var compiler = CompilerCheck.check(kernelCompiler: kernel.compiler)
+        var buildRoot: BuildRoot?
+        var rootPhase: (name: String, seconds: Double)?
+        if !compiler.matches && !allowCompilerMismatch && BuildRoots.release(of: kernel) != nil {
+            // Another Debian release's compiler: compile in a root of that release.
+            let outcome = try BuildRoots(cache: root).ensure(for: kernel)
+            buildRoot = outcome.root
+            compiler = outcome.check
+            if !outcome.reused { rootPhase = ("build root", outcome.seconds) }
+        } else if !compiler.matches {
             guard allowCompilerMismatch else {
-                if let directory = kernel.catalogDirectory {
-                    let program = kernel.compilerName ?? "its compiler"
-                    throw KernelError(
-                        .compilerMismatch,
-                        "kernel \(kernel.release) (fetched into \(directory)) needs a build root with \(program): \(compiler.mismatchMessage). Build roots for other Debian releases' compilers are not available yet (issue 19, part 2); pass --allow-compiler-mismatch to build with the host's compiler anyway"
-                    )
-                }
                 throw KernelError(
                     .compilerMismatch,
                     "\(compiler.mismatchMessage). Install the kernel's compiler, or pass --allow-compiler-mismatch to build anyway"
@@ -138,7 +139,9 @@ public struct TreeCache: Sendable {
                 """)
             warnings.append("compiler mismatch allowed: \(compiler.mismatchMessage)")
         }
-        if let tree = try? PreparedTree.open(final), (try? tree.verify(limit: 1))?.isEmpty == true {
+        if let tree = try? PreparedTree.open(final), tree.buildRoot == buildRoot,
+            (try? tree.verify(limit: 1))?.isEmpty == true
+        {
             return Outcome(tree: tree, reused: true, phases: [], warnings: warnings, seconds: Clock.now() - started)
         }
 
@@ -156,13 +159,19 @@ public struct TreeCache: Sendable {
         // Someone else may have finished while we waited.
         if FileSystem.exists(final) {
             if let tree = try? PreparedTree.open(final), let differences = try? tree.verify() {
-                if differences.isEmpty {
+                if differences.isEmpty && tree.buildRoot == buildRoot {
                     return Outcome(
                         tree: tree, reused: true, phases: [], warnings: warnings, seconds: Clock.now() - started)
                 }
-                warn(
-                    "the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again"
-                )
+                if tree.buildRoot != buildRoot {
+                    warn(
+                        "the prepared tree \(final) was built \(tree.buildRoot.map { "in \($0.path)" } ?? "on the host"); preparing it again \(buildRoot.map { "in \($0.path)" } ?? "on the host")"
+                    )
+                } else {
+                    warn(
+                        "the prepared tree \(final) is no longer pristine (\(differences.prefix(3).map(\.description).joined(separator: ", "))); preparing it again"
+                    )
+                }
             } else {
                 warn("\(final) is not a complete prepared tree; preparing it again")
             }
@@ -176,7 +185,7 @@ public struct TreeCache: Sendable {
         do throws(KernelError) {
             var timer = PhaseTimer()
             let tree = try build(
-                kernel, key: key, source: source, compiler: compiler, partial: partial,
+                kernel, key: key, source: source, compiler: compiler, buildRoot: buildRoot, partial: partial,
                 final: final, jobs: jobs, timer: &timer, warn: warn)
             do {
                 try FileSystem.rename(partial, final)
@@ -185,7 +194,9 @@ public struct TreeCache: Sendable {
             }
             let total = Clock.now() - started
             Progress.say("suture: prepared \(final) in \(Int(total.rounded())) s")
-            return Outcome(tree: tree, reused: false, phases: timer.phases, warnings: warnings, seconds: total)
+            return Outcome(
+                tree: tree, reused: false, phases: (rootPhase.map { [$0] } ?? []) + timer.phases, warnings: warnings,
+                seconds: total)
         } catch {
             // The cleanup action stays registered until this returns: a
             // signal arriving now must not end the process mid-removal.
@@ -205,7 +216,7 @@ public struct TreeCache: Sendable {
     // MARK: - Building a tree
 
     private func build(
-        _ kernel: KernelRelease, key: String, source: String?, compiler: CompilerCheck,
+        _ kernel: KernelRelease, key: String, source: String?, compiler: CompilerCheck, buildRoot: BuildRoot?,
         partial: String, final: String, jobs: Int, timer: inout PhaseTimer, warn: (String) -> Void
     ) throws(KernelError) -> PreparedTree {
         guard let configPath = kernel.config else {
@@ -265,14 +276,14 @@ public struct TreeCache: Sendable {
         let identity = Kbuild.buildIdentity(headers: kernel.headers)
         let kbuild = Kbuild(
             sourceDirectory: sourceDirectory, compiler: compiler.program, kernelRelease: kernel.release,
-            buildUser: identity.user, buildHost: identity.host)
+            buildUser: identity.user, buildHost: identity.host, root: buildRoot, binds: [partial])
         try makeDirectory(kbuild.buildDirectory)
         do {
             try FileSystem.copyFile(configPath, Path.join(kbuild.buildDirectory, ".config"))
         } catch {
             throw KernelError(.prepareFailed, error.description, cause: error)
         }
-        Progress.say("suture: make olddefconfig …")
+        Progress.say("suture: make olddefconfig\(buildRoot.map { " in the build root \($0.path)" } ?? "") …")
         try kbuild.make(
             ["olddefconfig"], cflags: Kbuild.defaultCFlags, jobs: jobs, phase: "olddefconfig", failure: .prepareFailed)
         timer.lap("olddefconfig")
@@ -307,6 +318,7 @@ public struct TreeCache: Sendable {
         ]
         if let user = identity.user { make.append(("buildUser", .string(user))) }
         if let host = identity.host { make.append(("buildHost", .string(host))) }
+        if let buildRoot { make.append(("root", .string(buildRoot.path))) }
         let metadata: JSON = .object([
             ("release", .string(kernel.release)),
             ("packageVersion", .optional(kernel.packageVersion)),

@@ -56,7 +56,8 @@ public final class Workspace: @unchecked Sendable {
         kbuild = Kbuild(
             sourceDirectory: source, compiler: tree.kbuild.compiler,
             kernelRelease: tree.kbuild.kernelRelease,
-            buildUser: tree.kbuild.buildUser, buildHost: tree.kbuild.buildHost)
+            buildUser: tree.kbuild.buildUser, buildHost: tree.kbuild.buildHost,
+            root: tree.kbuild.root, binds: [directory.path, tree.path])
         do throws(KernelError) {
             try tree.requirePristine()
             try populate()

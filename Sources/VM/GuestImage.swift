@@ -102,6 +102,7 @@ public struct GuestImage: Sendable {
         mkdir -p /dev/pts /dev/shm
         mount -t devpts devpts /dev/pts
         mount -t debugfs debugfs /sys/kernel/debug
+        mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
         mount -t tmpfs -o mode=1777 tmpfs /tmp
         if [ -d \(stageDirectory) ]; then cp -a \(stageDirectory)/. / && rm -rf \(stageDirectory); fi
         mode=$suture_mode

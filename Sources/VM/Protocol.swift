@@ -34,8 +34,15 @@ public struct Frame: Equatable, Sendable {
 public struct FrameDecoder: Sendable {
     private var buffer: [UInt8] = []
     private var start = 0
+    /// False until the first frame when bytes before it are to be dropped.
+    private var synchronized = true
 
-    public init() {}
+    /// With `skippingLeadingNoise`, bytes before the first magic byte are
+    /// dropped: UEFI firmware writes its console (text and escape
+    /// sequences, never 0xF5) to every serial port before the kernel starts.
+    public init(skippingLeadingNoise: Bool = false) {
+        synchronized = !skippingLeadingNoise
+    }
 
     public mutating func append<C: Collection>(_ bytes: C) where C.Element == UInt8 {
         buffer.append(contentsOf: bytes)
@@ -43,6 +50,10 @@ public struct FrameDecoder: Sendable {
 
     /// The next complete frame, or nil if more bytes are needed.
     public mutating func next() throws(VMError) -> Frame? {
+        if !synchronized {
+            while start < buffer.count && buffer[start] != Frame.magic { start += 1 }
+            if start < buffer.count { synchronized = true }
+        }
         let available = buffer.count - start
         guard available >= Frame.headerSize else {
             compact()

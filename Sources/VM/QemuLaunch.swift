@@ -24,6 +24,12 @@ public struct VMConfiguration: Sendable {
     public var bootTimeout: Double = 180
     /// More kernel parameters, appended after Suture's own.
     public var kernelArguments: [String] = []
+    /// Boot through UEFI firmware with Secure Boot on (`SecureBootFirmware`):
+    /// the signed image itself, verified, and the kernel locked down.
+    public var secureBoot = false
+    /// With `secureBoot`: a certificate (PEM or DER) the firmware hands the
+    /// kernel as a machine owner key.
+    public var machineOwnerKey: String? = nil
 
     public init(kernel: KernelRelease) {
         self.kernel = kernel
@@ -67,7 +73,23 @@ struct QemuLaunch {
             }
         }
         let cacheDirectory = writableDirectory(CacheLocation.vm(configuration.cacheRoot))
-        let kernel = BootKernel.prepare(configuration.kernel, cacheDirectory: cacheDirectory)
+        // Secure Boot verifies the distribution's signed bzImage, never an
+        // extracted vmlinux.
+        let kernel =
+            configuration.secureBoot
+            ? BootKernel.bzImage(configuration.kernel)
+            : BootKernel.prepare(configuration.kernel, cacheDirectory: cacheDirectory)
+        var firmware: SecureBootFirmware? = nil
+        if configuration.secureBoot {
+            guard let cacheDirectory else {
+                throw VMError(
+                    .system,
+                    "Secure Boot needs a writable cache for its firmware variables: \(CacheLocation.vm(configuration.cacheRoot))"
+                )
+            }
+            firmware = try SecureBootFirmware.prepare(
+                kernel: configuration.kernel, mok: configuration.machineOwnerKey, cacheDirectory: cacheDirectory)
+        }
         let accelerator =
             configuration.accelerator
             ?? Accelerator.detect(qemu: qemu, kernel: kernel, cacheDirectory: cacheDirectory)
@@ -81,6 +103,19 @@ struct QemuLaunch {
             throw VMError(.system, "create the initramfs", error)
         }
         defer { close(initramfs) }
+        // The firmware writes its variables: each boot gets its own copy.
+        var variables: Int32 = -1
+        if let firmware {
+            do {
+                variables = try Kernel.memfdCreate(name: "suture-uefi-vars").rawValue
+                try FileSystem.writeAll(
+                    fd: variables, try FileSystem.read(firmware.variables), context: "UEFI variables")
+            } catch {
+                if variables >= 0 { close(variables) }
+                throw VMError(.system, "copy the UEFI variables", error)
+            }
+        }
+        defer { if variables >= 0 { close(variables) } }
         let image = GuestImage(
             release: configuration.kernel,
             sutureBinary: StrippedExecutable.prepare(suture, cacheDirectory: cacheDirectory),
@@ -98,12 +133,14 @@ struct QemuLaunch {
             "-display", "none", "-no-reboot",
         ]
         argv += accelerator.qemuArguments
+        if firmware != nil { argv += SecureBootFirmware.qemuArguments(variablesFD: variables) }
         argv += [
             "-m", String(configuration.memoryMB), "-smp", String(configuration.cpus),
             "-kernel", kernel.path, "-initrd", "/proc/self/fd/\(initramfs)",
             "-chardev", "socket,id=console,fd=\(console.theirs)", "-serial", "chardev:console",
         ]
         var descriptors = [initramfs, console.theirs]
+        if variables >= 0 { descriptors.append(variables) }
         switch secondSerial {
         case .agentSocket:
             let pair: (ours: Int32, theirs: Int32)

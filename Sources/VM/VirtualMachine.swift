@@ -77,6 +77,7 @@ public final class VirtualMachine {
     public init(_ configuration: VMConfiguration) throws(VMError) {
         let started = Clock.now()
         self.configuration = configuration
+        decoder = FrameDecoder(skippingLeadingNoise: configuration.secureBoot)
         let launch = try QemuLaunch.start(configuration, secondSerial: .agentSocket)
         qemu = launch.process
         console = launch.console

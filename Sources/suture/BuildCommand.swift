@@ -25,7 +25,12 @@ struct BuildCommand: ParsableCommand {
         completion: .file(extensions: ["diff", "patch"]))
     var diffs: [String]
 
-    @OptionGroup var kernel: KernelOption
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y). Repeat it to build one module per kernel, each into DIR/RELEASE/.",
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
+    var kernel: [String] = []
 
     @Option(
         help: ArgumentHelp(
@@ -66,6 +71,15 @@ struct BuildCommand: ParsableCommand {
             valueName: "N"))
     var fuzz = 0
 
+    @Flag(help: "Sign the module with the DKMS machine owner key (/var/lib/dkms/mok.key, mok.pub).")
+    var sign = false
+
+    @Option(help: ArgumentHelp("Sign the module with this private key (with --sign-cert).", valueName: "KEY"))
+    var signKey: String?
+
+    @Option(help: ArgumentHelp("The signing key's X.509 certificate, PEM or DER.", valueName: "CERT"))
+    var signCert: String?
+
     @Option(help: ArgumentHelp("What the patch fixes, one line; recorded in modinfo.", valueName: "TEXT"))
     var description: String?
 
@@ -97,27 +111,22 @@ struct BuildCommand: ParsableCommand {
         where !SutureModinfo.isCVE(String(cve)) {
             throw ValidationError("--cve \(cve) is not a CVE ID (CVE-YYYY-NNNN)")
         }
+        guard (signKey == nil) == (signCert == nil) else {
+            throw ValidationError("--sign-key and --sign-cert go together")
+        }
     }
 
     func run() throws {
         outputLevel.apply()
+        if kernel.count > 1 {
+            try runForEachKernel()
+            return
+        }
         try reportingErrors(json: json.json) {
             Cleanup.installSignalHandling()
-            let target = try KernelResolver().resolve(kernel.kernel)
-            var options = BuildOptions(diffs: diffs, kernel: target)
-            options.source = source
-            options.kallsyms = kallsyms
-            options.kallsymsSource = GuestKallsyms()
-            options.name = name
-            options.replace = !noReplace
-            options.outputDirectory = output
-            options.cacheRoot = cache
-            options.allowCompilerMismatch = allowCompilerMismatch
-            options.assumeYes = yes
-            options.fuzz = fuzz
-            options.description = description
-            options.cves = cves
-            options.keepScratch = keepScratch
+            let target = try KernelResolver(catalog: CacheLocation.kernels(CacheLocation.root(cache))).resolve(
+                kernel.first)
+            let options = options(for: target, output: output)
             let started = Clock.now()
             let outcome = try KernelBuild.run(options) { Progress.say("suture: \($0)") }
             if json.json {
@@ -145,9 +154,34 @@ struct BuildCommand: ParsableCommand {
                 "phases: "
                 + outcome.phases.map { "\($0.name) \(String(format1: $0.seconds)) s" }.joined(separator: ", ")
                 + "; suture's own processing \(String(format1: outcome.ownSeconds)) s; total \(String(format1: Clock.now() - started)) s\n"
+            if let signed = outcome.signedWith { text += "signed with \(signed.certificate) (\(signed.hash))\n" }
             text += "wrote \(outcome.modulePath) (\(outcome.moduleName), replace=\(outcome.replace ? 1 : 0))\n"
             writeStandardOutput(text)
         }
+    }
+
+    /// The build's options for one target kernel.
+    func options(for target: KernelRelease, output: String) -> BuildOptions {
+        var options = BuildOptions(diffs: diffs, kernel: target)
+        options.source = source
+        options.kallsyms = kallsyms
+        options.kallsymsSource = GuestKallsyms()
+        options.name = name
+        options.replace = !noReplace
+        options.outputDirectory = output
+        options.cacheRoot = cache
+        options.allowCompilerMismatch = allowCompilerMismatch
+        options.assumeYes = yes
+        options.fuzz = fuzz
+        options.description = description
+        options.cves = cves
+        options.keepScratch = keepScratch
+        if let signKey, let signCert {
+            options.signing = SigningKey(key: signKey, certificate: signCert)
+        } else if sign {
+            options.signing = .dkms
+        }
+        return options
     }
 }
 

@@ -7,7 +7,7 @@ struct KernelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "kernel",
         abstract: "List target kernels, fetch Debian kernels into the cache, and prepare their pristine source trees.",
-        subcommands: [List.self, Fetch.self, Prepare.self, Compile.self, Objects.self])
+        subcommands: [List.self, Fetch.self, Prepare.self, Compile.self, Objects.self, Reproduce.self, Root.self])
 }
 
 /// `--cache DIR` for commands that use the tree cache.
@@ -43,12 +43,19 @@ extension KernelCommand {
                 let cache = TreeCache(root: cacheOption.cache)
                 let trees = kernels.map { (try? cache.existing(for: $0))??.path }
                 var checks: [String: CompilerCheck] = [:]
+                let roots = BuildRoots(cache: cacheOption.cache).all()
                 let builds = kernels.map { kernel -> (host: Bool, text: String) in
                     guard let compiler = kernel.compiler else { return (false, "unknown compiler") }
                     let check = checks[compiler] ?? CompilerCheck.check(kernelCompiler: compiler)
                     checks[compiler] = check
                     if check.matches { return (true, "host") }
-                    return (false, "needs build root: \(kernel.compilerName ?? compiler) (not ready)")
+                    let package = kernel.compilerName ?? compiler
+                    guard let release = BuildRoots.release(of: kernel) else {
+                        return (false, "needs build root: \(package) (unknown Debian release)")
+                    }
+                    let name = "\(release)-\(package)"
+                    if roots.contains(where: { $0.name == name }) { return (false, "build root: \(name) (ready)") }
+                    return (false, "needs build root: \(name) (not ready)")
                 }
                 if output.json {
                     let items: [JSON] = zip(kernels, zip(trees, builds)).map { kernel, extra in

@@ -17,6 +17,7 @@ struct Suture: ParsableCommand {
             ElfCommand.self,
             DiffCommand.self,
             BuildCommand.self,
+            KeyCommand.self,
             DemoCommand.self,
             KernelCommand.self,
             VMCommand.self,

@@ -54,6 +54,18 @@ struct VMCommand: ParsableCommand {
         help: ArgumentHelp("Force an accelerator (default: KVM when it works here, else TCG).", valueName: "kvm|tcg"))
     var accel: Accelerator?
 
+    @Flag(
+        help:
+            "Boot through UEFI firmware (ovmf) with Secure Boot on: the firmware verifies the distribution's signed kernel, which then locks itself down (lockdown integrity) and loads only signed modules."
+    )
+    var secureBoot = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --secure-boot: trust this certificate (PEM or DER) as a machine owner key, as if enrolled with mokutil.",
+            valueName: "CERT"))
+    var mok: String?
+
     @Flag(help: "Print the guest's /proc/kallsyms as root sees it (cached per release).")
     var kallsyms = false
 
@@ -75,6 +87,7 @@ struct VMCommand: ParsableCommand {
         if shell && output.json { throw ValidationError("--shell has no --json output") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
         if memory < 128 { throw ValidationError("--memory must be at least 128 (MB)") }
+        if mok != nil && !secureBoot { throw ValidationError("--mok needs --secure-boot") }
     }
 
     func run() throws {
@@ -105,6 +118,8 @@ struct VMCommand: ParsableCommand {
         configuration.modules = modules.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
         configuration.memoryMB = memory
         configuration.accelerator = accel
+        configuration.secureBoot = secureBoot
+        configuration.machineOwnerKey = mok.map(Path.absolute)
         return configuration
     }
 

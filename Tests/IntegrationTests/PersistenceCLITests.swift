@@ -106,7 +106,7 @@ import Testing
         #expect(
             report["installed"]?.objectValue?.map(\.0) == [
                 "name", "release", "sequence", "installedAt", "source", "module", "sha256", "size", "replace",
-                "vermagic", "description", "cves", "problem",
+                "vermagic", "description", "cves", "signer", "problem",
             ])
         #expect(
             try FileSystem.list(Path.join(store, target.release)).sorted() == [

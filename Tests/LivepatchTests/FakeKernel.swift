@@ -153,7 +153,9 @@ final class FakeKernel: @unchecked Sendable {
             put(Path.join(tree.module(module.name), "refcnt"), "\(module.references)")
         }
         put(tree.modules, lines.map { $0 + "\n" }.joined())
-        for name in Files.list(Path.join(tree.sys, "module")) where !modules.contains(where: { $0.name == name }) {
+        // /sys/module/module holds the module loader's own parameters (sig_enforce).
+        for name in Files.list(Path.join(tree.sys, "module"))
+        where name != "module" && !modules.contains(where: { $0.name == name }) {
             try? FileSystem.removeTree(tree.module(name))
         }
         put(tree.tainted, "\(taint)")

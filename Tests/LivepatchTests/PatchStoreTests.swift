@@ -14,11 +14,15 @@ import Testing
         store = PatchStore(root: files.path)
     }
 
-    static let record = InstalledPatch(
-        name: "livepatch_fix", release: "6.1.0-57-amd64", sequence: 2, installedAt: "2025-01-02T03:04:05Z",
-        source: "/root/livepatch-fix.ko", moduleFile: "livepatch_fix.ko",
-        sha256: String(repeating: "ab", count: 32), size: 4096, replace: false,
-        vermagic: "6.1.0-57-amd64 SMP preempt mod_unload modversions ")
+    static let record = {
+        var record = InstalledPatch(
+            name: "livepatch_fix", release: "6.1.0-57-amd64", sequence: 2, installedAt: "2025-01-02T03:04:05Z",
+            source: "/root/livepatch-fix.ko", moduleFile: "livepatch_fix.ko",
+            sha256: String(repeating: "ab", count: 32), size: 4096, replace: false,
+            vermagic: "6.1.0-57-amd64 SMP preempt mod_unload modversions ")
+        record.signer = "DKMS module signing key (sha256, key 49:63:CD)"
+        return record
+    }()
 
     @Test func recordsRoundTripThroughTheirJSON() throws {
         let text = Self.record.json.serialized(pretty: true) + "\n"

@@ -285,19 +285,51 @@ extension FetchedKernelResolverTests {
         #expect(try root.resolver().resolve("6.12.118+deb12-amd64").compilerName == "gcc-12")
     }
 
-    @Test func preparingAFetchedKernelWithAnotherCompilerAsksForABuildRoot() throws {
+    @Test func preparingAFetchedKernelWithAnotherCompilerChecksItsBuildRoot() throws {
         let root = try FakeRoot()
         try root.addFetched(
             "6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
+        let kernel = try root.resolver().resolve("6.12.118+deb13-amd64")
+        let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
+        // A ready root of the kernel's release whose gcc-99 is another build of it.
+        let fake = try FakeBuildRoot(
+            cache: cache.path, name: "trixie-gcc-99", program: "x86_64-linux-gnu-gcc-99",
+            prints: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-2) 99.1.0")
+        #expect {
+            try TreeCache(root: cache.path).prepare(kernel)
+        } throws: { error in
+            let error = error as? KernelError
+            return error?.kind == .compilerMismatch
+                && error?.message.contains(
+                    "the build root \(fake.path) has \"x86_64-linux-gnu-gcc-99 (Debian 99.1.0-2) 99.1.0\" but the kernel was built with \"x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0\" (CONFIG_CC_VERSION_TEXT)"
+                ) == true
+        }
+        #expect(!FileSystem.exists(Path.join(cache.path, "trees/6.12.118+deb13-amd64")))
+        // The same root, with the exact compiler, is taken as it is, at once.
+        _ = try FakeBuildRoot(
+            cache: cache.path, name: "trixie-gcc-99", program: "x86_64-linux-gnu-gcc-99",
+            prints: "x86_64-linux-gnu-gcc-99 (Debian 99.1.0-1) 99.1.0")
+        let outcome = try BuildRoots(cache: cache.path).ensure(for: kernel)
+        #expect(outcome.reused)
+        #expect(outcome.root.path == fake.path)
+        #expect(outcome.seconds < 1)
+        #expect(outcome.check.matches)
+    }
+
+    @Test func aKernelOfNoKnownReleaseGetsNoBuildRoot() throws {
+        let root = try FakeRoot()
+        try root.addFetched(
+            "6.12.118+deb13-amd64", version: "6.12.118-1", compiler: "clang version 19.1.7 (Debian)")
         let kernel = try root.resolver().resolve("6.12.118+deb13-amd64")
         let cache = try TemporaryDirectory(prefix: "suture-fetched-prepare")
         #expect {
             try TreeCache(root: cache.path).prepare(kernel)
         } throws: { error in
             let error = error as? KernelError
-            return error?.kind == .compilerMismatch && error?.message.contains("needs a build root with gcc-99") == true
+            return error?.kind == .compilerMismatch
+                && error?.message.contains("build roots hold Debian's gcc-N packages") == true
         }
-        #expect(!FileSystem.exists(Path.join(cache.path, "trees/6.12.118+deb13-amd64")))
+        #expect(((try? FileSystem.list(Path.join(cache.path, "roots"))) ?? []).isEmpty)
     }
 
     @Test func preparingAFetchedKernelWithoutSourcePointsAtFetch() throws {

@@ -53,6 +53,18 @@ import VM
         #expect(throws: VMError.self) { try decoder.next() }
     }
 
+    /// UEFI firmware writes its console to every serial port before the
+    /// kernel starts; a Secure Boot guest's decoder drops that, and only that.
+    @Test func firmwareChatterBeforeTheFirstFrameIsSkippedWhenAsked() throws {
+        var decoder = FrameDecoder(skippingLeadingNoise: true)
+        let frame = Frame(kind: 7, payload: [1, 2, 3])
+        decoder.append(Array("\u{1b}[2J\u{1b}[01;01HBdsDxe: loading Boot0001".utf8))
+        #expect(try decoder.next() == nil)
+        decoder.append(Array("\r\n".utf8) + frame.encoded() + Array("late bytes".utf8))
+        #expect(try decoder.next() == frame)
+        #expect(throws: VMError.self) { try decoder.next() }
+    }
+
     @Test func hugeLengthIsAnError() {
         var decoder = FrameDecoder()
         decoder.append([0xF5, 1, 0xff, 0xff, 0xff, 0x7f])
