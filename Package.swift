@@ -58,8 +58,12 @@ let package = Package(
                 .unsafeFlags(["-static-stdlib", "-Xclang-linker", "-no-pie"]),
                 .linkedLibrary("_FoundationCollections"),
                 .linkedLibrary("_FoundationCShims"),
-            ]
+            ],
+            // `suture --version`: the version and git commit, written at build time.
+            plugins: ["VersionInfo"]
         ),
+        // Writes Version.swift for `suture` with scripts/version.sh before every build.
+        .plugin(name: "VersionInfo", capability: .buildTool()),
         // libFuzzer target for the ELF reader (see Benchmarks/fuzz-elf.sh).
         .executableTarget(name: "ELFFuzz", dependencies: ["ELF", "Platform"]),
         // What the tests share: the suture binary under test, scratch folders, setup errors.

@@ -4,6 +4,8 @@
 # `suture demo`: a live patch built from a diff for the Debian kernel, tried
 # in a throwaway VM of that kernel.
 set -euo pipefail
+# Root is needed (apt, /boot, the shared cache): as a user, run again through sudo.
+if [ "$(id -u)" -ne 0 ]; then exec sudo bash "$0" "$@"; fi
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 exec .build/release/suture demo "$@"

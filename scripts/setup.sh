@@ -70,6 +70,8 @@ if [ $with_tests -eq 1 ]; then
     # systemd-analyze for the boot unit's test; an older kernel image for
     # the target-kernels tests (source fetched by version).
     apt_install systemd
+    # Building and checking the Debian packages (scripts/check-package.sh).
+    apt_install debhelper dpkg-dev git lintian man-db
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 

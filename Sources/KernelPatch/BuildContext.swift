@@ -33,10 +33,16 @@ final class BuildContext {
         diffs = try options.diffs.map { (d) throws(BuildError) in try SourceDiff(path: d) }
         own += Clock.now() - start
         moduleFile = "livepatch-\(try KernelBuild.moduleName(options.name ?? diffs[0].baseName))"
-        guard FileSystem.isDirectory(options.outputDirectory),
-            let outputDirectory = try? FileSystem.realPath(options.outputDirectory)
-        else {
-            throw BuildError(.usage, "output folder \(options.outputDirectory) does not exist")
+        // A missing output folder is made when the module is written, so a
+        // failed build leaves nothing behind; a file in its way is refused now.
+        let outputDirectory: String
+        if FileSystem.isDirectory(options.outputDirectory) {
+            outputDirectory =
+                (try? FileSystem.realPath(options.outputDirectory)) ?? Path.absolute(options.outputDirectory)
+        } else if FileSystem.kind(options.outputDirectory) == .missing {
+            outputDirectory = Path.absolute(options.outputDirectory)
+        } else {
+            throw BuildError(.usage, "output folder \(options.outputDirectory) is not a folder")
         }
         outputPath = Path.join(outputDirectory, "\(moduleFile).ko")
         guard let headers = options.kernel.headers else {

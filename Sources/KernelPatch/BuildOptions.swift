@@ -20,6 +20,12 @@ public struct BuildOptions: Sendable {
     public var assumeYes = false
     /// Context lines `patch` may ignore per hunk (`--fuzz N`); 0 is exact.
     public var fuzz = 0
+    /// What the patch fixes, recorded in modinfo (`suture.description`,
+    /// one `suture.cve` per ID).
+    public var description: String?
+    public var cves: [String] = []
+    /// Keep the scratch folder instead of removing it (`--keep-tmp`).
+    public var keepScratch = false
     /// Sign the module with this key pair (`--sign`, `--sign-key`).
     public var signing: SigningKey?
     /// The run-pre check (`RunPre`); off with `--no-verify`.
@@ -61,6 +67,10 @@ public struct BuildOutcome: Sendable {
     public var hunks: [AppliedHunk] = []
     /// What was dropped or may need attention (added exports).
     public var warnings: [String] = []
+    public var description: String?
+    public var cves: [String] = []
+    /// The scratch folder, when kept.
+    public var scratch: String?
     /// The certificate the module was signed with, and the hash; nil when unsigned.
     public var signedWith: (certificate: String, hash: String)?
     /// Who clears module objects' klp relocations, read from the target's
@@ -77,6 +87,8 @@ public struct BuildOutcome: Sendable {
             ("name", .string(moduleName)),
             ("release", .string(release)),
             ("replace", .bool(replace)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
             ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
             (
                 "objects",
@@ -107,6 +119,7 @@ public struct BuildOutcome: Sendable {
             ("ownSeconds", .double((ownSeconds * 1000).rounded() / 1000)),
             ("hunks", .array(hunks.map(\.json))),
             ("warnings", .strings(warnings)),
+            ("scratch", .optional(scratch)),
             ("signed", .bool(signedWith != nil)),
             ("signingCertificate", .optional(signedWith?.certificate)),
             ("signatureHash", .optional(signedWith?.hash)),

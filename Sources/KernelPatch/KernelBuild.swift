@@ -15,7 +15,14 @@ public enum KernelBuild {
         // The key is checked before the build, not after minutes of it.
         let signer = try options.signing.map { key throws(BuildError) in try ModuleSigner(key, kernel: options.kernel) }
         let context = try BuildContext(options, progress: progress)
-        defer { context.scratch.remove() }
+        defer {
+            if options.keepScratch {
+                context.scratch.keep()
+                Progress.warn("suture: kept the scratch folder \(context.scratch.path)")
+            } else {
+                context.scratch.remove()
+            }
+        }
         let applied = try context.phase("apply", own: true) { () throws(BuildError) in try applyDiffs(context) }
         let compiled = try context.phase("compile") { () throws(BuildError) in try compilePairs(context, applied) }
         let patches = try context.phase("diff", own: true) { () throws(BuildError) in try diffPairs(context, compiled) }
@@ -243,6 +250,9 @@ public enum KernelBuild {
             ("suture.release", options.kernel.release),
         ]
         for d in context.diffs { modinfo.append(("suture.diff", "\(Path.base(of: d.path)):sha256:\(d.digest)")) }
+        if let description = options.description { modinfo.append(("suture.description", description)) }
+        for cve in options.cves { modinfo.append(("suture.cve", cve)) }
+        for r in plan.redirects { modinfo.append(("suture.function", "\(r.target.name):\(r.oldName),\(r.sympos)")) }
         let clearing = LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory)
         if clearing == .unavailable, plan.redirects.contains(where: { $0.target.isModule }) {
             context.progress(
@@ -263,6 +273,7 @@ public enum KernelBuild {
     static func copyOut(_ context: BuildContext, _ ko: String) throws(BuildError) {
         let outputPath = context.outputPath
         do {
+            try FileSystem.makeDirectories(Path.directory(of: outputPath))
             try AtomicFile.write(outputPath, try FileSystem.read(ko), mode: 0o644)
         } catch {
             throw BuildError(.io, "cannot write \(outputPath): \(error.description)", cause: error)
@@ -294,6 +305,9 @@ public enum KernelBuild {
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
         outcome.warnings = context.warnings
+        outcome.description = options.description
+        outcome.cves = options.cves
+        if options.keepScratch { outcome.scratch = context.scratch.path }
         outcome.relocationClearing =
             LivepatchModule.RelocationClearing.of(source: context.tree.sourceDirectory).rawValue
         outcome.buildRoot = context.tree.buildRoot?.path

@@ -45,6 +45,8 @@ public enum BootUnit {
         # A hostile or broken store must not stall the boot: each load has its own
         # transition timeout, and the whole unit this one.
         TimeoutStartSec=5min
+        # SUTURE_STORE=DIR in /etc/default/suture moves the store.
+        EnvironmentFile=-/etc/default/suture
         ExecStart=/usr/local/bin/suture load --all
 
         [Install]
@@ -52,9 +54,53 @@ public enum BootUnit {
 
         """
 
-    /// The unit with `ExecStart` running `executable`.
-    public static func text(executable: String) -> String {
-        template.replacing("ExecStart=\(shippedExecutable) ", with: "ExecStart=\(execPath(executable)) ")
+    /// The unit with `ExecStart` running `executable`, and the store
+    /// `SUTURE_STORE` names when it is set (`store`).
+    public static func text(executable: String, store: String? = nil) -> String {
+        var text = template.replacing(
+            "ExecStart=\(shippedExecutable) ", with: "ExecStart=\(execPath(executable)) ")
+        if let store, !store.isEmpty, store != PatchStore.defaultRoot {
+            let path = execPath(store)
+            text = text.replacing("RequiresMountsFor=\(PatchStore.defaultRoot)\n", with: "RequiresMountsFor=\(path)\n")
+            text = text.replacing(
+                "EnvironmentFile=-/etc/default/suture\n",
+                with: "EnvironmentFile=-/etc/default/suture\nEnvironment=\(execPath("SUTURE_STORE=" + store))\n")
+        }
+        return text
+    }
+
+    /// Where systemd finds units, the administrator's first.
+    public static let unitDirectories = ["/etc/systemd/system", "/lib/systemd/system", "/usr/lib/systemd/system"]
+
+    /// What `enableIfInstalled` did.
+    public enum Enabling: String, Sendable {
+        /// No unit file in `directories`: nothing to enable.
+        case notInstalled
+        case alreadyEnabled
+        case enabled
+        /// `systemctl` is missing or failed (no systemd, a container).
+        case failed
+    }
+
+    /// Asks systemd to enable the unit when it is installed and not enabled
+    /// (`suture install`: a stored patch should load at boot).
+    public static func enableIfInstalled(
+        directories: [String] = unitDirectories, systemctl: String = "systemctl"
+    ) -> (Enabling, String) {
+        guard directories.contains(where: { FileSystem.exists(Path.join($0, name)) }) else {
+            return (.notInstalled, "")
+        }
+        guard let state = try? Command.run([systemctl, "is-enabled", name], timeout: 30) else {
+            return (.failed, "cannot run \(systemctl)")
+        }
+        if state.termination == .exited(0) { return (.alreadyEnabled, "") }
+        guard let run = try? Command.run([systemctl, "enable", name], timeout: 60) else {
+            return (.failed, "cannot run \(systemctl)")
+        }
+        guard run.termination == .exited(0) else {
+            return (.failed, "\(systemctl) enable \(name): \(run.stderrText.trimmingWhitespace())")
+        }
+        return (.enabled, "")
     }
 
     /// A path as `ExecStart` reads it: `%` starts a specifier, and white
@@ -69,11 +115,11 @@ public enum BootUnit {
 
     /// Writes the unit into `directory`, replacing an older copy. Returns
     /// its path and whether the file changed; it is not enabled.
-    public static func install(directory: String = defaultDirectory, executable: String) throws(LivepatchError) -> (
-        path: String, changed: Bool
-    ) {
+    public static func install(directory: String = defaultDirectory, executable: String, store: String? = nil)
+        throws(LivepatchError) -> (path: String, changed: Bool)
+    {
         let path = Path.join(directory, name)
-        let wanted = text(executable: executable)
+        let wanted = text(executable: executable, store: store)
         if FileSystem.readTextIfPresent(path) == wanted { return (path, false) }
         do {
             try FileSystem.makeDirectories(directory)

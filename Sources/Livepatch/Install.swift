@@ -100,6 +100,8 @@ extension LivepatchManager {
             name: name, release: target, sequence: sequence, installedAt: Clock.isoTimestamp(),
             source: Path.absolute(path), moduleFile: moduleFile, sha256: digest,
             size: bytes.count, replace: module.replace, vermagic: module.vermagic)
+        record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
+        record.cves = SutureModinfo.cves(module.modinfo)
         record.signer = module.signature?.summary
         let entry: StoreEntry
         do {

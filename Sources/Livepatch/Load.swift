@@ -70,8 +70,10 @@ extension LivepatchManager {
             var record = LoadRecord(
                 name: name, file: Path.absolute(path), identity: identity, replace: module.replace,
                 loadedAt: Clock.isoTimestamp(), moduleSize: size)
-            record.builtFor = module.modinfo.first { $0.key == "suture.release" }?.value
-            record.diffs = module.modinfo.filter { $0.key == "suture.diff" }.map(\.value)
+            record.builtFor = module.modinfo.first { $0.key == SutureModinfo.release }?.value
+            record.diffs = module.modinfo.filter { $0.key == SutureModinfo.diff }.map(\.value)
+            record.description = module.modinfo.first { $0.key == SutureModinfo.description }?.value
+            record.cves = SutureModinfo.cves(module.modinfo)
             record.signed = module.signature != nil
             record.signer = module.signature?.summary
             record.verification =

@@ -27,6 +27,9 @@ public struct LoadRecord: Sendable, Equatable {
     /// patch was built for, and each input diff (`NAME:sha256:DIGEST`).
     public var builtFor: String?
     public var diffs: [String] = []
+    /// What the patch fixes (modinfo `suture.description`, `suture.cve`).
+    public var description: String?
+    public var cves: [String] = []
     /// Whether the module carried a signature, and its signer as `modinfo`
     /// shows it; nil for records written before Suture read signatures.
     public var signed: Bool?
@@ -57,6 +60,8 @@ public struct LoadRecord: Sendable, Equatable {
             ("moduleSize", .integer(moduleSize)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
             ("signed", signed.map(JSON.bool) ?? .null),
             ("signer", .optional(signer)),
             ("verification", .strings(verification)),
@@ -75,6 +80,8 @@ public struct LoadRecord: Sendable, Equatable {
             replace: json["replace"]?.boolValue, loadedAt: loadedAt, moduleSize: Int(size))
         builtFor = json["builtFor"]?.stringValue
         diffs = json["diffs"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        description = json["description"]?.stringValue
+        cves = json["cves"]?.arrayValue?.compactMap(\.stringValue) ?? []
         signed = json["signed"]?.boolValue
         signer = json["signer"]?.stringValue
         verification = json["verification"]?.arrayValue?.compactMap(\.stringValue) ?? []

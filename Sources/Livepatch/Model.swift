@@ -141,6 +141,10 @@ public struct PatchStatus: Sendable, Equatable {
     /// `suture.release`, `suture.diff`), when Suture loaded it.
     public var builtFor: String?
     public var diffs: [String] = []
+    /// What the patch fixes (modinfo `suture.description`, `suture.cve`),
+    /// when Suture loaded it.
+    public var description: String?
+    public var cves: [String] = []
     /// Whether the loaded file was signed, and by whom (see `LoadRecord`).
     public var signed: Bool?
     public var signer: String?

@@ -43,6 +43,8 @@ extension PatchStatus {
             ("file", .optional(file)),
             ("builtFor", .optional(builtFor)),
             ("diffs", .strings(diffs)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
             ("signed", signed.map(JSON.bool) ?? .null),
             ("signer", .optional(signer)),
             ("verification", .strings(verification)),
@@ -89,6 +91,8 @@ public enum LivepatchText {
         if detailed, let file = patch.file { lines.append("  file: \(file)") }
         if let release = patch.builtFor { lines.append("  built for: \(release)") }
         for diff in patch.diffs { lines.append("  diff: \(diff)") }
+        if let description = patch.description { lines.append("  description: \(description)") }
+        if !patch.cves.isEmpty { lines.append("  cves: \(patch.cves.joined(separator: ", "))") }
         if let signed = patch.signed {
             lines.append("  signer: " + (signed ? patch.signer ?? "unreadable signature" : "none (unsigned)"))
         }

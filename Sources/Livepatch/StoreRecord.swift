@@ -41,6 +41,8 @@ public struct StoreEntry: Sendable, Equatable {
             ("size", patch.map { .integer($0.size) } ?? .null),
             ("replace", patch?.replace.map(JSON.bool) ?? .null),
             ("vermagic", .optional(patch?.vermagic)),
+            ("description", .optional(patch?.description)),
+            ("cves", .strings(patch?.cves ?? [])),
             ("signer", .optional(patch?.signer)),
             ("problem", .optional(problem)),
         ])
@@ -72,6 +74,9 @@ public struct InstalledPatch: Sendable, Equatable {
     public var replace: Bool?
     /// Modinfo `vermagic`.
     public var vermagic: String?
+    /// Modinfo `suture.description` and `suture.cve`: what the patch fixes.
+    public var description: String?
+    public var cves: [String] = []
     /// The signer of the stored file, as `modinfo` shows it; nil when unsigned.
     public var signer: String? = nil
 
@@ -105,6 +110,8 @@ public struct InstalledPatch: Sendable, Equatable {
             ("size", .integer(size)),
             ("replace", replace.map(JSON.bool) ?? .null),
             ("vermagic", .optional(vermagic)),
+            ("description", .optional(description)),
+            ("cves", .strings(cves)),
             ("signer", .optional(signer)),
         ])
     }
@@ -137,6 +144,8 @@ public struct InstalledPatch: Sendable, Equatable {
             installedAt: try string("installedAt"), source: try string("source"), moduleFile: moduleFile,
             sha256: sha256, size: try integer("size"), replace: json["replace"]?.boolValue,
             vermagic: json["vermagic"]?.stringValue)
+        description = json["description"]?.stringValue
+        cves = json["cves"]?.arrayValue?.compactMap(\.stringValue) ?? []
         signer = json["signer"]?.stringValue
     }
 }

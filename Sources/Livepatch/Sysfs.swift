@@ -127,6 +127,8 @@ public struct LivepatchSysfs: Sendable {
             }
             status.builtFor = record?.builtFor
             status.diffs = record?.diffs ?? []
+            status.description = record?.description
+            status.cves = record?.cves ?? []
             status.signed = record?.signed
             status.signer = record?.signer
             status.verification = record?.verification ?? []

@@ -278,6 +278,13 @@ public final class TemporaryDirectory: @unchecked Sendable {
         Cleanup.unregister(cleanupToken)
     }
 
+    /// Leaves the directory in place, also at exit (`suture build --keep-tmp`).
+    public func keep() {
+        guard !removed else { return }
+        removed = true
+        Cleanup.unregister(cleanupToken)
+    }
+
     deinit { remove() }
 }
 

@@ -6,6 +6,30 @@ import Glibc
 public enum Progress {
     /// Set by the CLI from `--quiet`.
     nonisolated(unsafe) public static var quiet = false
+    /// Set by the CLI from `--verbose`: every command Suture runs is shown.
+    nonisolated(unsafe) public static var verbose = false
+
+    /// Under `--verbose`, the command line of a command about to run, as a
+    /// shell would take it.
+    public static func command(_ arguments: [String], in directory: String? = nil) {
+        guard verbose else { return }
+        let line = arguments.map(shellQuoted).joined(separator: " ")
+        warn("suture: run: " + (directory.map { "(cd \(shellQuoted($0)) && \(line))" } ?? line))
+    }
+
+    /// `word`, or `'word'` when a shell would split or expand it.
+    public static func shellQuoted(_ word: String) -> String {
+        let plain =
+            !word.isEmpty
+            && word.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5a) || (byte >= 0x61 && byte <= 0x7a)
+                    || "-_./=:,+@%".utf8.contains(byte)
+            }
+        guard !plain else { return word }
+        var quoted = "'"
+        for c in word { quoted += c == "'" ? "'\\''" : String(c) }
+        return quoted + "'"
+    }
 
     /// One progress line, e.g. `suture: extracting linux-source-6.1 …`.
     public static func say(_ message: String) {

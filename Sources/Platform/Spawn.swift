@@ -79,6 +79,7 @@ public final class ChildProcess: @unchecked Sendable {
     ) throws(PlatformError) {
         precondition(!arguments.isEmpty, "ChildProcess needs an executable")
         command = arguments.joined(separator: " ")
+        Progress.command(arguments, in: workingDirectory)
         var maps: [suture_fd_map] = []
         var parentEnds: [Int32] = [-1, -1, -1]
         var childEnds: [Int32] = []

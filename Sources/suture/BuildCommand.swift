@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
 import KernelPatch
+import Livepatch
 import Platform
 import TargetKernel
 
@@ -19,14 +20,16 @@ struct BuildCommand: ParsableCommand {
             Anything that cannot be live-patched is refused with its reason, and no module is written.
             """)
 
-    @Argument(help: "Unified diffs against the kernel source, applied in order with patch -p1.")
+    @Argument(
+        help: "Unified diffs against the kernel source, applied in order with patch -p1.",
+        completion: .file(extensions: ["diff", "patch"]))
     var diffs: [String]
 
     @Option(
         name: .long,
         help: ArgumentHelp(
             "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y). Repeat it to build one module per kernel, each into DIR/RELEASE/.",
-            valueName: "RELEASE|PATH"))
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
     var kernel: [String] = []
 
     @Option(
@@ -38,9 +41,9 @@ struct BuildCommand: ParsableCommand {
     var kallsyms: String?
 
     @Option(
-        help:
-            "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters)."
-    )
+        help: ArgumentHelp(
+            "Module name: livepatch-NAME.ko (default: the first diff's name, reduced to [a-z0-9_], at most 40 characters).",
+            valueName: "NAME"))
     var name: String?
 
     @Flag(
@@ -84,16 +87,44 @@ struct BuildCommand: ParsableCommand {
     )
     var noVerify = false
 
+    @Option(help: ArgumentHelp("What the patch fixes, one line; recorded in modinfo.", valueName: "TEXT"))
+    var description: String?
+
+    @Option(
+        name: .customLong("cve"),
+        help: ArgumentHelp(
+            "A CVE the patch fixes (CVE-YYYY-NNNN), recorded in modinfo; repeat it or separate IDs with commas.",
+            valueName: "ID[,ID…]"))
+    var cveLists: [String] = []
+
+    /// Every `--cve` once, by year and number (as readers of modinfo list them).
+    var cves: [String] { SutureModinfo.sorted(cveLists.flatMap { $0.split(separator: ",").map(String.init) }) }
+
+    @Flag(
+        name: .customLong("keep-tmp"),
+        help: "Keep the scratch folder (applied sources, objects, module build) and say where.")
+    var keepScratch = false
+
+    @OptionGroup var outputLevel: OutputLevelOption
+
     @OptionGroup var json: JSONOption
 
     func validate() throws {
         guard (0...3).contains(fuzz) else { throw ValidationError("--fuzz must be 0 to 3") }
+        if let description, description.isEmpty || description.contains(where: { $0.isNewline || $0 == "\0" }) {
+            throw ValidationError("--description must be one non-empty line")
+        }
+        for cve in cveLists.flatMap({ $0.split(separator: ",", omittingEmptySubsequences: false) })
+        where !SutureModinfo.isCVE(String(cve)) {
+            throw ValidationError("--cve \(cve) is not a CVE ID (CVE-YYYY-NNNN)")
+        }
         guard (signKey == nil) == (signCert == nil) else {
             throw ValidationError("--sign-key and --sign-cert go together")
         }
     }
 
     func run() throws {
+        outputLevel.apply()
         if kernel.count > 1 {
             try runForEachKernel()
             return
@@ -109,6 +140,7 @@ struct BuildCommand: ParsableCommand {
                 printJSON(outcome.json)
                 return
             }
+            if outputLevel.quiet { return }
             var text = ""
             for hunk in outcome.hunks { text += "hunk: \(hunk.description)\n" }
             for warning in outcome.warnings { text += "warning: \(warning)\n" }
@@ -160,6 +192,9 @@ struct BuildCommand: ParsableCommand {
         options.assumeYes = yes
         options.fuzz = fuzz
         options.verify = !noVerify
+        options.description = description
+        options.cves = cves
+        options.keepScratch = keepScratch
         if let signKey, let signCert {
             options.signing = SigningKey(key: signKey, certificate: signCert)
         } else if sign {

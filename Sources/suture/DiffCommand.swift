@@ -23,7 +23,7 @@ struct DiffCommand: ParsableCommand {
     @Argument(help: "The object built from the patched source.")
     var patched: String
 
-    @Option(name: .shortAndLong, help: "Write the patch object here.")
+    @Option(name: .shortAndLong, help: ArgumentHelp("Write the patch object here.", valueName: "OUT.o"))
     var output: String?
 
     @Flag(

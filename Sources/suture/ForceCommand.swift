@@ -14,7 +14,7 @@ struct ForceCommand: ParsableCommand {
             removed. Prefer `suture unload NAME`, which reverses the transition safely.
             """)
 
-    @Argument(help: "The patch in transition.")
+    @Argument(help: "The patch in transition.", completion: .custom(patchNameCompletions))
     var name: String
 
     @Flag(help: "Confirm that the module may never be removable afterwards.")

@@ -24,11 +24,19 @@ struct InstallCommand: ParsableCommand {
             network-pre.target and sysinit.target, unless the kernel command line has suture.enable=0.
 
             With --json, prints {"installed":{"name","release","sequence","installedAt","source","module", \
-            "sha256","size","replace","vermagic","problem"},"load":"loaded"|"alreadyLoaded"|"notRunning", \
-            "replaced":[…]}; with --unit, {"unit","execStart","changed","enabled"}.
+            "sha256","size","replace","vermagic","description","cves","problem"},"load":"loaded"|"alreadyLoaded"| \
+            "notRunning","replaced":[…],"unit":"notInstalled"|"alreadyEnabled"|"enabled"|"failed"}; with --unit, \
+            {"unit","execStart","changed","enabled"}.
+
+            When suture.service is installed (by --unit or the Debian package) and not enabled, installing \
+            a patch asks systemd to enable it (`systemctl enable suture.service`). The unit reads \
+            /etc/default/suture, where SUTURE_STORE=DIR moves the store; --unit with SUTURE_STORE set \
+            writes that store into the unit.
             """)
 
-    @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
+    @Argument(
+        help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).",
+        completion: .file(extensions: moduleExtensions))
     var module: String?
 
     @OptionGroup var kernel: InstalledKernelOption
@@ -71,22 +79,31 @@ struct InstallCommand: ParsableCommand {
                 )
             }
             let outcome = try manager.install(module, release: release, store: store, timeout: timeout)
+            // A stored patch loads at boot only with the unit enabled.
+            let (enabling, problem) = BootUnit.enableIfInstalled()
             if output.json {
                 printJSON(
                     .object([
                         ("installed", outcome.entry.json),
                         ("load", .string(outcome.load.rawValue)),
                         ("replaced", .strings(outcome.replaced)),
+                        ("unit", .string(enabling.rawValue)),
                     ]))
             } else {
                 writeStandardOutput(StoreText.install(outcome))
+                switch enabling {
+                case .enabled: writeStandardOutput("enabled \(BootUnit.name): installed patches load at every boot\n")
+                case .failed: Progress.warn("suture: warning: \(BootUnit.name) is not enabled: \(problem)")
+                case .notInstalled, .alreadyEnabled: break
+                }
             }
         }
     }
 
     private func installUnit() throws {
         let executable = (try? FileSystem.readLink("/proc/self/exe")) ?? Path.absolute(CommandLine.arguments[0])
-        let (path, changed) = try BootUnit.install(directory: unitDirectory, executable: executable)
+        let store = FileSystem.environment(PatchStore.rootVariable).flatMap { $0.isEmpty ? nil : Path.absolute($0) }
+        let (path, changed) = try BootUnit.install(directory: unitDirectory, executable: executable, store: store)
         let enabled = FileSystem.exists(Path.join(unitDirectory, BootUnit.wantedBy + ".wants", BootUnit.name))
         if output.json {
             printJSON(

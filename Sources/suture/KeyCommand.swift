@@ -27,7 +27,9 @@ struct KeyCreateCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Where to write the certificate (DER).", valueName: "FILE"))
     var cert = SigningKey.dkms.certificate
 
-    @Option(help: "The certificate's common name: the signer `modinfo` and `suture list` show.")
+    @Option(
+        help: ArgumentHelp(
+            "The certificate's common name: the signer `modinfo` and `suture list` show.", valueName: "CN"))
     var commonName = SigningKey.dkmsCommonName
 
     @OptionGroup var json: JSONOption

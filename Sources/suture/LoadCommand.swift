@@ -26,7 +26,9 @@ struct LoadCommand: ParsableCommand {
             "error":{"code","message"}|null,"seconds"}],"failed":N,"patches":[…]}.
             """)
 
-    @Argument(help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).")
+    @Argument(
+        help: "The livepatch module file (.ko, also .ko.xz or .ko.zst).",
+        completion: .file(extensions: moduleExtensions))
     var module: String?
 
     @Flag(help: "Load every patch installed for the running kernel, in install order.")

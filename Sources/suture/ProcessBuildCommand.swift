@@ -44,9 +44,12 @@ struct ProcessBuildCommand: ParsableCommand {
         help: ArgumentHelp("The patch file to write (default: DIFF's name with .patch.o).", valueName: "FILE"))
     var output: String?
 
+    @OptionGroup var outputLevel: OutputLevelOption
+
     @OptionGroup var json: JSONOption
 
     func run() throws {
+        outputLevel.apply()
         try reportingErrors(json: json.json) {
             Cleanup.installSignalHandling()
             var stem = Path.base(of: diff)
@@ -60,7 +63,7 @@ struct ProcessBuildCommand: ParsableCommand {
             ).run()
             if json.json {
                 printJSON(result.json)
-            } else {
+            } else if !outputLevel.quiet {
                 var text =
                     "wrote \(result.output): \(result.manifest.functions.count) function(s) for \(result.binary) (build-id \(hexString(result.manifest.buildID)))\n"
                 for f in result.manifest.functions {

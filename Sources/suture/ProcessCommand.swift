@@ -24,7 +24,7 @@ struct ProcessCommand: ParsableCommand {
 
 /// `--pid PID` of the process subcommands.
 struct PIDOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The process to patch.", valueName: "PID"))
+    @Option(name: .long, help: ArgumentHelp("The running process, by process ID.", valueName: "PID"))
     var pid: Int32
 }
 
@@ -39,4 +39,7 @@ extension PatchArea.Model: ExpressibleByArgument {
     }
 
     public static var allValueStrings: [String] { ["stop-check", "per-thread", "hybrid"] }
+
+    /// The default as it is typed, not the raw value.
+    public var defaultValueDescription: String { name }
 }

@@ -12,8 +12,8 @@ struct ProcessCompileRecordCommand: ParsableCommand {
         abstract: "Record a compile and run the real compiler (used by `process build`).",
         shouldDisplay: false)
 
-    @Option var log: String
-    @Option var compiler: String
+    @Option(help: ArgumentHelp("The compile log to append to.", valueName: "FILE")) var log: String
+    @Option(help: ArgumentHelp("The real compiler to run.", valueName: "PATH")) var compiler: String
     @Argument(parsing: .postTerminator) var arguments: [String] = []
 
     func run() throws {

@@ -14,7 +14,9 @@ struct StatusCommand: ParsableCommand {
             With --json, prints the shape of `suture list --json`.
             """)
 
-    @Argument(help: "The patch (module name or file name); all patches when omitted.")
+    @Argument(
+        help: "The patch (module name or file name); all patches when omitted.",
+        completion: .custom(patchNameCompletions))
     var name: String?
 
     @OptionGroup var output: JSONOption

@@ -16,7 +16,7 @@ struct KernelOption: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "Target kernel release or image path (default: the running kernel if it can be live-patched, else the newest installed kernel with CONFIG_LIVEPATCH=y).",
-            valueName: "RELEASE|PATH"))
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
     var kernel: String?
 }
 
@@ -55,7 +55,7 @@ struct InstalledKernelOption: ParsableArguments {
         name: .long,
         help: ArgumentHelp(
             "The kernel whose patch store to use, by release or image path (default: the running kernel).",
-            valueName: "RELEASE|PATH"))
+            valueName: "RELEASE|PATH"), completion: .custom(kernelReleaseCompletions))
     var kernel: String?
 
     /// The release, with what the resolver knows of it when it is not the
@@ -67,5 +67,24 @@ struct InstalledKernelOption: ParsableArguments {
         }
         let resolved = try KernelResolver().resolve(spec)
         return (resolved.release, resolved.release == running ? nil : resolved)
+    }
+}
+
+/// `--verbose` and `--quiet` of the commands that run other programs.
+struct OutputLevelOption: ParsableArguments {
+    @Flag(help: "Show every command Suture runs, on stderr.")
+    var verbose = false
+
+    @Flag(help: "Print only errors: no progress, and no summary unless --json.")
+    var quiet = false
+
+    func validate() throws {
+        guard !(verbose && quiet) else { throw ValidationError("give --verbose or --quiet, not both") }
+    }
+
+    /// Sets the process-wide output level; call first in `run()`.
+    func apply() {
+        Progress.verbose = verbose
+        Progress.quiet = quiet
     }
 }

@@ -12,6 +12,7 @@ struct Suture: ParsableCommand {
             `suture vm` returns the guest command's status, 124 on timeout,
             125 for a VM or tool failure and 126 for a guest kernel oops, panic or warning.
             """,
+        version: "suture \(sutureVersion) (commit \(sutureCommit))",
         subcommands: [
             ElfCommand.self,
             DiffCommand.self,
@@ -26,6 +27,8 @@ struct Suture: ParsableCommand {
             UnloadCommand.self,
             ListCommand.self,
             StatusCommand.self,
+            InfoCommand.self,
+            UnameCommand.self,
             ForceCommand.self,
             InstallCommand.self,
             UninstallCommand.self,

@@ -16,7 +16,7 @@ struct UninstallCommand: ParsableCommand {
             "release":RELEASE,"stillLoaded":BOOL}.
             """)
 
-    @Argument(help: "The installed patch.")
+    @Argument(help: "The installed patch.", completion: .custom(patchNameCompletions))
     var name: String
 
     @OptionGroup var kernel: InstalledKernelOption

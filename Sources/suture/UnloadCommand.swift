@@ -18,7 +18,7 @@ struct UnloadCommand: ParsableCommand {
             With --json, prints {"patches":[…],"unloaded":[…]}: the patches that remain.
             """)
 
-    @Argument(help: "The patch to unload.")
+    @Argument(help: "The patch to unload.", completion: .custom(patchNameCompletions))
     var name: String?
 
     @Flag(help: "Unload every livepatch module, in reverse stack order.")

@@ -99,13 +99,14 @@ import Testing
         let run = try suture(["install", patch.path, "--kernel", target.release, "--json"])
         #expect(run.termination == .exited(0), "\(run.stdoutText)\(run.stderrText)")
         let report = try JSON.parse(run.stdout)
-        #expect(report.objectValue?.map(\.0) == ["installed", "load", "replaced"])
+        #expect(report.objectValue?.map(\.0) == ["installed", "load", "replaced", "unit"])
+        #expect(report["unit"]?.stringValue == "notInstalled")
         #expect(report["load"]?.stringValue == "notRunning")
         #expect(report["installed"]?["sha256"]?.stringValue == patch.sha256)
         #expect(
             report["installed"]?.objectValue?.map(\.0) == [
                 "name", "release", "sequence", "installedAt", "source", "module", "sha256", "size", "replace",
-                "vermagic", "signer", "problem",
+                "vermagic", "description", "cves", "signer", "problem",
             ])
         #expect(
             try FileSystem.list(Path.join(store, target.release)).sorted() == [

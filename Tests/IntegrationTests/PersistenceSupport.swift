@@ -52,13 +52,21 @@ actor PersistenceModules {
         return try await task.value
     }
 
+    /// What proc-string says it fixes (`suture info`, `suture uname`).
+    static let procStringDescription = "Mark /proc/loadavg as patched"
+    static let procStringCVEs = ["CVE-2099-0001", "CVE-2099-12345"]
+
     static func build(_ fixture: String, as name: String, into directory: String) throws -> PersistencePatch {
         let diff = Path.join(BuildScenarioTests.fixtures, fixture, "patch.diff")
+        // proc-string says what it fixes; each goes to an -o folder that does not exist yet.
+        let fixes =
+            fixture == "proc-string"
+            ? ["--description", procStringDescription, "--cve", procStringCVEs[0], "--cve", procStringCVEs[1]] : []
         let run = try Command.run(
             [
                 try SutureBinary.checked(), "build", "--json", "--no-replace", "--name", name,
-                "-o", directory, diff,
-            ], timeout: 900)
+                "-o", Path.join(directory, "new", fixture),
+            ] + fixes + [diff], timeout: 900)
         guard run.termination == .exited(0) else {
             throw TestError("suture build \(fixture) failed: \(run.stdoutText)\(run.stderrText)")
         }
