@@ -79,23 +79,29 @@ for pair in ${pairs//,/ }; do
         extract "$v" || { say "cannot extract the source of $v"; exit 2; }
     done
     nice "$suture" kernel prepare --kernel "$(release "$old")" >&2 || { say "cannot prepare $(release "$old")"; exit 2; }
+    changed=$sources/changed-$old-$new
+    if [ ! -e "$changed" ]; then
     (cd "$sources/$old" && find . -name '*.c' | sed 's|^\./||') | sort > "$out/files-$old"
     (cd "$sources/$new" && find . -name '*.c' | sed 's|^\./||') | sort > "$out/files-$new"
     # Kernel code only: no host tools, no other architecture, and none of
     # the x86 code that is not kernel text (boot, realmode, purgatory,
     # vDSO, EFI stub).
     comm -12 "$out/files-$old" "$out/files-$new" \
-        | awk '!/^(tools|scripts|samples|Documentation|usr)\// && (!/^arch\// || /^arch\/x86\//)
-               && !/^arch\/x86\/(boot|realmode|purgatory|tools|entry\/vdso)\// && !/^drivers\/firmware\/efi\/libstub\//' \
+        | grep -Ev '^(tools|scripts|samples|Documentation|usr)/|^arch/x86/(boot|realmode|purgatory|tools|entry/vdso)/' \
+        | grep -Ev '^arch/([^x]|x[^8])|^drivers/firmware/efi/libstub/' \
             > "$out/common-$pair"
     while read -r f; do
-        cmp -s "$sources/$old/$f" "$sources/$new/$f" \
-            || printf '%s %s %s\n' "$(printf '%s' "$seed:$pair:$f" | sha256sum | cut -c1-16)" "$pair" "$f"
-    done < <(sort -u "$out/common-$pair") >> "$candidates"
+        cmp -s "$sources/$old/$f" "$sources/$new/$f" || echo "$f"
+    done < <(sort -u "$out/common-$pair") > "$changed.partial" && mv "$changed.partial" "$changed"
     rm -f "$out/files-$old" "$out/files-$new" "$out/common-$pair"
+    fi
+    while read -r f; do
+        printf '%s %s %s\n' "$(printf '%s' "$seed:$pair:$f" | sha256sum | cut -c1-16)" "$pair" "$f"
+    done < "$changed" >> "$candidates"
 done
 sort "$candidates" -o "$candidates"
 say "$(wc -l < "$candidates") changed .c files in ${pairs}; trying $sample (seed $seed)"
+[ -s "$candidates" ] || { say "no changed .c files in $pairs"; exit 2; }
 
 # 2. Builds, in seeded order, until SAMPLE files were tried.
 results=$out/results.tsv
@@ -108,11 +114,18 @@ while read -r _ pair f && [ "$tried" -lt "$sample" ]; do
     id=$(printf 'c%03d' "$n")
     diff=$out/diffs/$id.diff
     diff -u --label "a/$f" --label "b/$f" "$sources/$old/$f" "$sources/$new/$f" > "$diff"
-    start=$(now)
-    nice "$suture" build --kernel "$(release "$old")" --json --name "$id" -o "$out/modules" "$diff" \
-        > "$out/builds/$id.json" 2> "$out/builds/$id.err"
-    rc=$?
-    seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+    # A build of the same diff in this --out is reused (a run can go on).
+    if [ -e "$out/builds/$id.rc" ] && cmp -s "$diff" "$out/builds/$id.diff"; then
+        read -r rc seconds < "$out/builds/$id.rc"
+    else
+        start=$(now)
+        nice "$suture" build --kernel "$(release "$old")" --json --name "$id" -o "$out/modules" "$diff" \
+            > "$out/builds/$id.json" 2> "$out/builds/$id.err"
+        rc=$?
+        seconds=$(awk -v a="$start" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }')
+        cp "$diff" "$out/builds/$id.diff"
+        echo "$rc $seconds" > "$out/builds/$id.rc"
+    fi
     report=$out/builds/$id.json
     target="" category="" detail=""
     if [ $rc -eq 0 ]; then
@@ -144,7 +157,9 @@ while read -r _ pair f && [ "$tried" -lt "$sample" ]; do
         fi
     fi
     tried=$((tried + 1))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$pair" "$f" "$target" "$category" "${detail//$'\t'/ }" "$seconds" \
+    # No empty fields: read splits on runs of tabs.
+    detail=${detail//$'\t'/ }
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$pair" "$f" "${target:--}" "$category" "${detail:--}" "$seconds" \
         >> "$results"
     say "$tried/$sample $id $f: ${category}${detail:+: ${detail:0:200}} (${seconds} s)"
 done < "$candidates"
@@ -196,7 +211,7 @@ for pair in ${pairs//,/ }; do
         args=(--add "$out/guest-$pair-$round.sh:/root/corpus.sh")
         modules=()
         for it in "${pending[@]}"; do
-            args+=(--add "$out/modules/livepatch_${it%%:*}.ko:/root/${it%%:*}.ko")
+            args+=(--add "$(jq -r .module "$out/builds/${it%%:*}.json"):/root/${it%%:*}.ko")
             for m in ${it#*:}; do for m in ${m//,/ }; do [ "$m" = vmlinux ] || modules+=("$m"); done; done
         done
         [ ${#modules[@]} -gt 0 ] && args+=(--modules "$(printf '%s\n' "${modules[@]}" | sort -u | paste -sd,)")
@@ -234,12 +249,13 @@ done
 final=$out/final.tsv
 : > "$final"
 while IFS=$'\t' read -r id pair f target category detail seconds; do
+    [ "$detail" = - ] && detail=""
     if [ "$category" = built ]; then
         g=$(awk -F'\t' -v id="$id" '$1 == id { print $2; exit }' "$guest_status")
         if [ "$g" = ok ]; then category=ok detail=""
         else category="guest-failure" detail="${g#guest-failure: }"; fi
     fi
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$pair" "$f" "${target:--}" "$category" "$detail" "$seconds" >> "$final"
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$id" "$pair" "$f" "$target" "$category" "${detail:--}" "$seconds" >> "$final"
 done < "$results"
 
 count() { awk -F'\t' -v c="$1" '$5 == c' "$final" | wc -l; }
@@ -249,8 +265,9 @@ total=$(wc -l < "$final")
 eligible=$((total - headers - nochange))
 ratio=$(awk -v a="$ok" -v b="$eligible" 'BEGIN { if (b) printf "%.3f", a / b; else print "n/a" }')
 times=$(cut -f7 "$final" | sort -n)
-median=$(echo "$times" | awk '{ v[NR] = $1 } END { if (!NR) print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+median=$(echo "$times" | awk '{ v[NR] = $1 } END { if (!NR || v[1] == "") print 0; else if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
 max=$(echo "$times" | tail -1)
+max=${max:-0}
 modfiles=$(awk -F'\t' '$4 != "vmlinux" && $4 != "-"' "$final" | wc -l)
 vmlfiles=$(awk -F'\t' '$4 == "vmlinux"' "$final" | wc -l)
 
@@ -265,7 +282,7 @@ vmlfiles=$(awk -F'\t' '$4 == "vmlinux"' "$final" | wc -l)
         [ "$(count "$c")" -gt 0 ] || continue
         echo
         echo "$c:"
-        awk -F'\t' -v c="$c" '$5 == c { printf "  %s %s [%s]%s\n", $2, $3, $4, ($6 == "" ? "" : ": " $6) }' "$final"
+        awk -F'\t' -v c="$c" '$5 == c { printf "  %s %s [%s]%s\n", $2, $3, $4, ($6 == "-" ? "" : ": " $6) }' "$final"
     done
     if [ -s "$out/early.txt" ]; then
         echo
@@ -285,7 +302,7 @@ jq -n --arg pairs "$pairs" --argjson seed "$(jq -n --arg s "$seed" '$s | tonumbe
       eligible: $eligible, ratio: ($ratio | tonumber? // null),
       buildSeconds: {median: $median, max: $max},
       files: [$final | split("\n")[] | select(length > 0) | split("\t")
-              | {id: .[0], pair: .[1], file: .[2], target: .[3], category: .[4], detail: .[5],
+              | {id: .[0], pair: .[1], file: .[2], target: .[3], category: .[4], detail: (if .[5] == "-" then null else .[5] end),
                  buildSeconds: (.[6] | tonumber)}]}' > "$out/summary.json"
 say "results in $out (table.txt, summary.json)"
 [ "$builderr" -eq 0 ] && [ "$guestfail" -eq 0 ]

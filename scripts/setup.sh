@@ -50,6 +50,8 @@ if [ $with_tests -eq 1 ]; then
     # systemd-analyze for the boot unit's test; an older kernel image for
     # the target-kernels tests (source fetched by version).
     apt_install systemd
+    # jq for Benchmarks/corpus.sh (CorpusSliceTests).
+    apt_install jq
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 
