@@ -21,13 +21,21 @@ extension Workspace {
     /// A header (`.h`) is followed through every `.c` and `.h` file that
     /// includes it. For headers, `keep` drops candidates before they are
     /// preprocessed (objects this configuration does not build), and
-    /// `limit` stops before preprocessing more candidates than that.
+    /// `limit` stops before preprocessing more candidates than that. A `.c`
+    /// file's own object that `keep` drops is its answer unpreprocessed
+    /// (when no other object includes the file), so that the caller can
+    /// say it is not built rather than fail to compile code of another
+    /// architecture.
     public func objects(
         compiling files: [String], keep: (String) -> Bool = { _ in true },
         limit: Int? = nil
     ) throws(KernelError) -> [String: [String]] {
         var candidatesOf: [String: [String]] = [:]
         var allCandidates: [String] = []
+        // A changed .c file's own object that `keep` drops (this
+        // configuration does not build it): named without preprocessing,
+        // which may not even work for this architecture.
+        var unbuiltOf: [String: String] = [:]
         for file in files {
             let target = try Workspace.treePath(file)
             let isHeader = target.hasSuffix(".h")
@@ -50,7 +58,11 @@ extension Workspace {
                     direct = object
                     // A changed .c file names its object even when it is not
                     // built, so that the caller can say so.
-                    if !candidates.contains(object), !isHeader || keep(object) { candidates.append(object) }
+                    if !isHeader && source == target && !keep(object) {
+                        unbuiltOf[target] = object
+                    } else if !candidates.contains(object), !isHeader || keep(object) {
+                        candidates.append(object)
+                    }
                 }
                 // Under a header, a .c file that kbuild compiles directly is
                 // an end point; one it does not is #included somewhere.
@@ -60,6 +72,10 @@ extension Workspace {
                     if let index { found = index.includers(of: source) } else { found = try includers(of: source) }
                     for includer in found { pending.append((includer, depth + 1)) }
                 }
+            }
+            if unbuiltOf[target] != nil, candidates.isEmpty {
+                candidatesOf[target] = []
+                continue
             }
             guard !candidates.isEmpty else {
                 throw KernelError(
@@ -79,7 +95,7 @@ extension Workspace {
             )
         }
         let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
-        _ = try compile(preprocessed)
+        if !preprocessed.isEmpty { _ = try compile(preprocessed) }
         var records: [String: KbuildCommandFile] = [:]
         for (object, i) in zip(allCandidates, preprocessed) {
             records[object] = try commandFile(for: i)
@@ -87,6 +103,10 @@ extension Workspace {
         }
         var result: [String: [String]] = [:]
         for (target, candidates) in candidatesOf {
+            if let unbuilt = unbuiltOf[target], candidates.isEmpty {
+                result[target] = [unbuilt]
+                continue
+            }
             let confirmed = candidates.filter { object in
                 guard let record = records[object] else { return false }
                 return record.source == target || record.dependencies.contains(target)

@@ -134,6 +134,30 @@ import Testing
         #expect(try tree.verify().isEmpty)
     }
 
+    /// A file of another architecture (the corpus's ARM-only `pata_icside`,
+    /// whose `<asm/ecard.h>` x86 lacks) is named as its own unbuilt object,
+    /// not preprocessed: the build can then say it is not built, instead
+    /// of failing in the compiler.
+    @Test func aFileThisConfigurationDoesNotBuildIsNamedNotPreprocessed() throws {
+        let tree = try SharedTree.tree()
+        let config = try tree.config()
+        let workspace = try Workspace(tree: tree)
+        defer { try? workspace.remove() }
+        let built: (String) -> Bool = { object in
+            if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) { return false }
+            return true
+        }
+        #expect(
+            KbuildMembership.of("drivers/ata/pata_icside.o", tree: tree.sourceDirectory, config: config)
+                == .notBuilt(option: "CONFIG_PATA_ICSIDE"))
+        let found = try workspace.objects(compiling: ["drivers/ata/pata_icside.c"], keep: built)
+        #expect(found["drivers/ata/pata_icside.c"] == ["drivers/ata/pata_icside.o"])
+        // Without the filter it is preprocessed, and that fails on x86.
+        #expect(throws: KernelError.self) { try workspace.objects(compiling: ["drivers/ata/pata_icside.c"]) }
+        // A built file is still confirmed by the compiler.
+        #expect(try workspace.objects(compiling: ["fs/proc/meminfo.c"], keep: built)["fs/proc/meminfo.c"] == ["fs/proc/meminfo.o"])
+    }
+
     @Test func aReplacedIncludedFileIsWhatTheUnitCompilesAndFailuresLeaveTheTreePristine() throws {
         let tree = try SharedTree.tree()
         let workspace = try Workspace(tree: tree)
