@@ -23,7 +23,7 @@
 # ratio = ok / (tried - needs-headers - no-change-here)
 #
 # Usage: Benchmarks/corpus.sh [--pairs 117:118,115:117] [--seed S] [--sample N]
-#            [--out DIR] [--vm-timeout SECONDS]
+#            [--out DIR] [--vm-timeout SECONDS] [--vm-memory MB]
 # Writes DIR/results.tsv (pair, file, target, category, detail, build
 # seconds), DIR/summary.json, the diffs, the modules and the guest logs.
 # Exit status: 0; 1 when any file is build-error or guest-failure (the CI
@@ -36,6 +36,7 @@ seed=1
 sample=60
 out=""
 vm_timeout=1800
+vm_memory=1024
 while [ $# -gt 0 ]; do
     case "$1" in
         --pairs) pairs=$2; shift 2 ;;
@@ -43,6 +44,7 @@ while [ $# -gt 0 ]; do
         --sample) sample=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --vm-timeout) vm_timeout=$2; shift 2 ;;
+        --vm-memory) vm_memory=$2; shift 2 ;;
         -h | --help) sed -n '2,/^set -uo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
         *) echo "corpus.sh: unknown argument $1" >&2; exit 64 ;;
     esac
@@ -216,7 +218,7 @@ for pair in ${pairs//,/ }; do
         done
         [ ${#modules[@]} -gt 0 ] && args+=(--modules "$(printf '%s\n' "${modules[@]}" | sort -u | paste -sd,)")
         say "guest $pair round $round: ${#pending[@]} patch(es)"
-        nice "$suture" vm --kernel "$(release "$old")" --timeout "$vm_timeout" "${args[@]}" -- sh /root/corpus.sh \
+        nice "$suture" vm --kernel "$(release "$old")" --timeout "$vm_timeout" --memory "$vm_memory" "${args[@]}" -- sh /root/corpus.sh \
             > "$log" 2> "$log.err"
         vm_rc=$?
         grep '^CORPUS-EARLY' "$log" | sed "s/^CORPUS-EARLY /$pair /" >> "$out/early.txt"

@@ -186,7 +186,7 @@ struct Selector {
                         Refusal(
                             symbol: e.name,
                             reason:
-                                "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry)"
+                                "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry). Hint: the kernel's `inline` implies notrace; put the fixed body in a function of a new name and call it from the callers, which the patch then replaces (code that runs only at boot needs no live patch)"
                         ))
                 }
             }
