@@ -36,6 +36,11 @@ extension Workspace {
         // configuration does not build it): named without preprocessing,
         // which may not even work for this architecture.
         var unbuiltOf: [String: String] = [:]
+        // A changed .c file's own built object (not a composite): the file
+        // is its source, so it needs no confirmation by preprocessing,
+        // which kbuild may not even support for it (a `.i` target lacks the
+        // generated headers that the `.o` target depends on).
+        var ownOf: [String: String] = [:]
         for file in files {
             let target = try Workspace.treePath(file)
             let isHeader = target.hasSuffix(".h")
@@ -60,6 +65,8 @@ extension Workspace {
                     // built, so that the caller can say so.
                     if !isHeader && source == target && !keep(object) {
                         unbuiltOf[target] = object
+                    } else if !isHeader && source == target && !isComposite(object) {
+                        ownOf[target] = object
                     } else if !candidates.contains(object), !isHeader || keep(object) {
                         candidates.append(object)
                     }
@@ -73,7 +80,7 @@ extension Workspace {
                     for includer in found { pending.append((includer, depth + 1)) }
                 }
             }
-            if unbuiltOf[target] != nil, candidates.isEmpty {
+            if unbuiltOf[target] != nil || ownOf[target] != nil, candidates.isEmpty {
                 candidatesOf[target] = []
                 continue
             }
@@ -103,13 +110,17 @@ extension Workspace {
         }
         var result: [String: [String]] = [:]
         for (target, candidates) in candidatesOf {
-            if let unbuilt = unbuiltOf[target], candidates.isEmpty {
-                result[target] = [unbuilt]
-                continue
-            }
             let confirmed = candidates.filter { object in
                 guard let record = records[object] else { return false }
                 return record.source == target || record.dependencies.contains(target)
+            }
+            if let own = ownOf[target] {
+                result[target] = ([own] + confirmed).sorted()
+                continue
+            }
+            if let unbuilt = unbuiltOf[target], confirmed.isEmpty {
+                result[target] = [unbuilt]
+                continue
             }
             guard !confirmed.isEmpty else {
                 throw KernelError(
@@ -120,6 +131,23 @@ extension Workspace {
             result[target] = confirmed.sorted()
         }
         return result
+    }
+
+    /// Whether kbuild links `dir/name.o` from other objects (`name-y`,
+    /// `name-objs`, `name-$(CONFIG_…)` in its folder's Makefile).
+    private func isComposite(_ object: String) -> Bool {
+        let stem = String(Path.base(of: object).dropLast(2))
+        let dir = Path.directory(of: object)
+        for makefile in ["Kbuild", "Makefile"] {
+            let path = dir == "." ? Path.join(sourceDirectory, makefile) : Path.join(sourceDirectory, dir, makefile)
+            guard let bytes = try? FileSystem.read(path) else { continue }
+            for suffix in ["-y", "-m", "-objs"] where Workspace.containsWord(bytes, Array((stem + suffix).utf8)) {
+                return true
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if text.contains(stem + "-$(") { return true }
+        }
+        return false
     }
 
     private func directObject(_ cFile: String) -> String? {
