@@ -43,4 +43,35 @@ import Testing
         // Not a whole number of entries: nothing is guessed.
         #expect(LoadTimeEntries.removing(entriesAt: [0], size: 20, of: table.value, from: object) == nil)
     }
+
+    /// 6.5 and later keep each export as a record of `.export_symbol`
+    /// (license, namespace, reference), labelled `__export_symbol_NAME`.
+    @Test func exportRecordsOf612() throws {
+        func object(_ exports: [(String, gpl: Bool)]) throws -> ELFFile {
+            var object = RelocatableObject(machine: 62)
+            var bytes: [UInt8] = []
+            var labels: [(String, UInt64)] = []
+            for (name, gpl) in exports {
+                labels.append((name, UInt64(bytes.count)))
+                bytes += (gpl ? Array("GPL".utf8) : []) + [0, 0]
+                while bytes.count % 8 != 0 { bytes.append(0) }
+                bytes += [UInt8](repeating: 0, count: 8)
+            }
+            let table = object.add(.progbits(".export_symbol", flags: SectionFlags.alloc, alignment: 8, bytes))
+            object.symbols.append(ObjectSymbol(name: "", type: 0, binding: 0, place: .undefined))
+            for (name, offset) in labels {
+                object.symbols.append(
+                    ObjectSymbol(
+                        name: "__export_symbol_" + name, value: offset, type: 0, binding: SymbolBinding.local,
+                        place: .section(table)))
+            }
+            return try ELFFile.parse(try ELFWriter.write(object))
+        }
+        let original = try object([("drm_panel_init", gpl: false)])
+        let patched = try object([("drm_panel_init", gpl: false), ("__devm_drm_panel_alloc", gpl: false), ("x_gpl", gpl: true)])
+        let added = NewExports.added(original: original, patched: patched)
+        #expect(added.map(\.name) == ["__devm_drm_panel_alloc", "x_gpl"])
+        #expect(added.map(\.gpl) == [false, true])
+        #expect(added.last?.macro == "EXPORT_SYMBOL_GPL")
+    }
 }
