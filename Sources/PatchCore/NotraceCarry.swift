@@ -55,6 +55,9 @@ extension Selector {
                 var caller = f.index
                 if let parent = Correlation.parentName(of: f.name), let p = byName[parent]?.first { caller = p }
                 guard caller != c, !carried.contains(caller) else { continue }
+                // __init and __exit callers run only at boot or unload.
+                let section = patched.file.sections[patched.elements[caller].section].name
+                guard patched.rules.frozenReason(section) == nil else { continue }
                 callers.insert(caller)
                 if carriable(caller) { pending.insert(caller) }
             }
