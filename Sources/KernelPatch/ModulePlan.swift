@@ -177,7 +177,8 @@ public enum LivepatchModule {
                         entriesAt: starts, size: jumpEntrySize, of: section, from: object)
                 else {
                     throw BuildError(
-                        .linkFailed, "internal: \(user): __jump_table is not a whole number of \(jumpEntrySize)-byte entries")
+                        .linkFailed,
+                        "internal: \(user): __jump_table is not a whole number of \(jumpEntrySize)-byte entries")
                 }
                 object = without
             }

@@ -33,7 +33,8 @@ public enum NewExports {
             for symbol in file.symbols
             where symbol.sectionIndex == UInt32(table.index) && symbol.name.hasPrefix(exportLabel) {
                 let at = Int(symbol.value)
-                let gpl = at + 3 <= data.count && data[at] == 0x47 && data[at + 1] == 0x50
+                let gpl =
+                    at + 3 <= data.count && data[at] == 0x47 && data[at + 1] == 0x50
                     && data[at + 2] == 0x4C
                 result.append(Export(name: String(symbol.name.dropFirst(exportLabel.count)), gpl: gpl))
             }

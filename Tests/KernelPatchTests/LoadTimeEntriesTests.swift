@@ -8,12 +8,18 @@ import Testing
 @Suite struct LoadTimeEntriesTests {
     @Test func removingAnEntryMovesTheLaterOnesUp() throws {
         var object = RelocatableObject(machine: 62)
-        let text = object.add(.progbits(".text.f", flags: SectionFlags.alloc | SectionFlags.execInstr, [UInt8](repeating: 0x90, count: 64)))
-        let table = object.add(.progbits("__jump_table", flags: SectionFlags.alloc | SectionFlags.write, (0..<48).map { UInt8($0) }))
+        let text = object.add(
+            .progbits(
+                ".text.f", flags: SectionFlags.alloc | SectionFlags.execInstr, [UInt8](repeating: 0x90, count: 64)))
+        let table = object.add(
+            .progbits("__jump_table", flags: SectionFlags.alloc | SectionFlags.write, (0..<48).map { UInt8($0) }))
         object.symbols.append(ObjectSymbol(name: "", type: 0, binding: 0, place: .undefined))
-        object.symbols.append(ObjectSymbol(name: "f", size: 64, type: SymbolType.function, binding: SymbolBinding.local, place: .section(text)))
+        object.symbols.append(
+            ObjectSymbol(
+                name: "f", size: 64, type: SymbolType.function, binding: SymbolBinding.local, place: .section(text)))
         object.symbols.append(ObjectSymbol(name: "key_a", type: 0, binding: SymbolBinding.global, place: .undefined))
-        object.symbols.append(ObjectSymbol(name: "__tracepoint_t", type: 0, binding: SymbolBinding.global, place: .undefined))
+        object.symbols.append(
+            ObjectSymbol(name: "__tracepoint_t", type: 0, binding: SymbolBinding.global, place: .undefined))
         object.symbols.append(ObjectSymbol(name: "key_c", type: 0, binding: SymbolBinding.global, place: .undefined))
         func entry(_ i: UInt64, key: Int) -> [ObjectRelocation] {
             [
@@ -38,7 +44,9 @@ import Testing
             return
         }
         #expect(entries.map(\.offset) == [0, 4, 8, 16, 20, 24])
-        #expect(entries.compactMap(\.symbol).map(\.value) == [1, 1, 2, 1, 1, 4], "the tracepoint's key is no longer referred to")
+        #expect(
+            entries.compactMap(\.symbol).map(\.value) == [1, 1, 2, 1, 1, 4],
+            "the tracepoint's key is no longer referred to")
         #expect(entries[3].addend == 2, "the third entry moved up whole")
         // Not a whole number of entries: nothing is guessed.
         #expect(LoadTimeEntries.removing(entriesAt: [0], size: 20, of: table.value, from: object) == nil)
@@ -68,7 +76,9 @@ import Testing
             return try ELFFile.parse(try ELFWriter.write(object))
         }
         let original = try object([("drm_panel_init", gpl: false)])
-        let patched = try object([("drm_panel_init", gpl: false), ("__devm_drm_panel_alloc", gpl: false), ("x_gpl", gpl: true)])
+        let patched = try object([
+            ("drm_panel_init", gpl: false), ("__devm_drm_panel_alloc", gpl: false), ("x_gpl", gpl: true),
+        ])
         let added = NewExports.added(original: original, patched: patched)
         #expect(added.map(\.name) == ["__devm_drm_panel_alloc", "x_gpl"])
         #expect(added.map(\.gpl) == [false, true])

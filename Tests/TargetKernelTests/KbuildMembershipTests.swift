@@ -111,11 +111,13 @@ import Testing
                 == .notBuilt(option: "CONFIG_DEMO_REPAIR"))
         #expect(KbuildMembership.of("fs/demo/norepair.o", tree: dir.path, config: off) == .module("demo"))
         #expect(
-            KbuildMembership.of("fs/demo/stats.o", tree: dir.path, config: off) == .notBuilt(option: "CONFIG_DEMO_STATS"))
+            KbuildMembership.of("fs/demo/stats.o", tree: dir.path, config: off)
+                == .notBuilt(option: "CONFIG_DEMO_STATS"))
         let on = KernelConfig(text: "CONFIG_DEMO=m\nCONFIG_DEMO_REPAIR=y\nCONFIG_DEMO_STATS=y\n")
         #expect(KbuildMembership.of("fs/demo/repair.o", tree: dir.path, config: on) == .module("demo"))
         #expect(
-            KbuildMembership.of("fs/demo/rt_repair.o", tree: dir.path, config: on) == .notBuilt(option: "CONFIG_DEMO_RT"))
+            KbuildMembership.of("fs/demo/rt_repair.o", tree: dir.path, config: on)
+                == .notBuilt(option: "CONFIG_DEMO_RT"))
         #expect(
             KbuildMembership.of("fs/demo/norepair.o", tree: dir.path, config: on)
                 == .notBuilt(option: "CONFIG_DEMO_REPAIR"))
