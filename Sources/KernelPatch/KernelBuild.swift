@@ -210,8 +210,12 @@ public enum KernelBuild {
     }
 
     /// The registration code, linked by kbuild with the patch objects.
-    static func link(_ context: BuildContext, _ plan: LivepatchModule.Plan) throws(BuildError) -> String {
+    static func link(_ context: BuildContext, _ planned: LivepatchModule.Plan) throws(BuildError) -> String {
         let options = context.options
+        var plan = planned
+        if LivepatchModule.objtoolRunsAtLink(context.config) {
+            plan.objects = plan.objects.map { ($0.file, LivepatchModule.deferringSiteLists($0.object)) }
+        }
         for warning in plan.warnings {
             context.warnings.append(warning)
             context.progress("warning: " + warning)
