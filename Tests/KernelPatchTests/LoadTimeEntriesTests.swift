@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ELF
 import KernelPatch
+import TargetKernel
 import Testing
 
 /// A module's tracepoint in patched code: its `__jump_table` entry is taken
@@ -83,5 +84,23 @@ import Testing
         #expect(added.map(\.name) == ["__devm_drm_panel_alloc", "x_gpl"])
         #expect(added.map(\.gpl) == [false, true])
         #expect(added.last?.macro == "EXPORT_SYMBOL_GPL")
+    }
+}
+
+/// On kernels that run objtool on the linked module, a patch object's own
+/// site lists are moved out of objtool's way (it skips lists a module has).
+@Suite struct SiteListTests {
+    @Test func siteListsAreLeftToObjtoolAtLink() {
+        var object = RelocatableObject(machine: 62)
+        let returns = object.add(.progbits(".return_sites", flags: SectionFlags.alloc, [0, 0, 0, 0]))
+        object.add(
+            ObjectSection(
+                name: ".rela.return_sites", type: SectionType.rela, flags: 0, alignment: 8, entrySize: 24,
+                content: .relocations(target: returns, entries: [])))
+        object.add(.progbits(".orc_unwind_ip", flags: SectionFlags.alloc, [0, 0, 0, 0]))
+        let names = LivepatchModule.deferringSiteLists(object).sections.map(\.name)
+        #expect(names == [".discard.suture.return_sites", ".rela.discard.suture.return_sites", ".orc_unwind_ip"])
+        #expect(LivepatchModule.objtoolRunsAtLink(KernelConfig(text: "CONFIG_X86_KERNEL_IBT=y\n")))
+        #expect(!LivepatchModule.objtoolRunsAtLink(KernelConfig(text: "# CONFIG_X86_KERNEL_IBT is not set\n")))
     }
 }
