@@ -72,6 +72,8 @@ if [ $with_tests -eq 1 ]; then
     apt_install systemd
     # Building and checking the Debian packages (scripts/check-package.sh).
     apt_install debhelper dpkg-dev git lintian man-db
+    # jq for Benchmarks/corpus.sh (CorpusSliceTests).
+    apt_install jq
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 

@@ -244,6 +244,10 @@ public enum KernelBuild {
     /// The registration code, linked by kbuild with the patch objects.
     static func link(_ context: BuildContext, _ plan: LivepatchModule.Plan) throws(BuildError) -> String {
         let options = context.options
+        for warning in plan.warnings {
+            context.warnings.append(warning)
+            context.progress("warning: " + warning)
+        }
         context.progress("linking \(context.moduleFile).ko")
         var modinfo: [(String, String)] = [
             ("suture.replace", options.replace ? "1" : "0"),

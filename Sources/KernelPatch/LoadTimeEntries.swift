@@ -3,7 +3,7 @@ import ELF
 
 /// Entries of special sections that the kernel applies when the patch
 /// module loads (jump labels, static calls, alternatives, paravirt sites).
-enum LoadTimeEntries {
+public enum LoadTimeEntries {
     /// What to write by hand instead, per kind of entry.
     static func hint(for section: String) -> String {
         switch section {
@@ -43,5 +43,41 @@ enum LoadTimeEntries {
             return f.name
         }
         return s.name.hasPrefix(".text.") ? String(s.name.dropFirst(".text.".count)) : nil
+    }
+
+    /// The object without the entries of `section` that start at `starts`
+    /// (entries of `size` bytes): their bytes go, their relocations go, and
+    /// the later entries and their relocations move up. nil when the
+    /// section is not a whole number of entries.
+    public static func removing(
+        entriesAt starts: Set<UInt64>, size: UInt64, of section: Int, from object: RelocatableObject
+    ) -> RelocatableObject? {
+        guard size > 0, case .bytes(let data) = object.sections[section].content else { return nil }
+        let bytes: [UInt8] = data.withUnsafeBytes { Array($0) }
+        guard UInt64(bytes.count) % size == 0 else { return nil }
+        var result = object
+        var kept: [UInt8] = []
+        var newStart: [UInt64: UInt64] = [:]
+        var start: UInt64 = 0
+        while start < UInt64(bytes.count) {
+            if !starts.contains(start) {
+                newStart[start] = UInt64(kept.count)
+                kept += bytes[Int(start)..<Int(start + size)]
+            }
+            start += size
+        }
+        result.sections[section].content = .bytes(ELFBytes(kept))
+        for i in result.sections.indices {
+            guard case .relocations(let target?, let entries) = result.sections[i].content, target.value == section
+            else { continue }
+            let moved = entries.compactMap { r -> ObjectRelocation? in
+                guard let to = newStart[r.offset - r.offset % size] else { return nil }
+                var r = r
+                r.offset = to + r.offset % size
+                return r
+            }
+            result.sections[i].content = .relocations(target: target, entries: moved)
+        }
+        return result
     }
 }

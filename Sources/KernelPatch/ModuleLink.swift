@@ -74,7 +74,7 @@ extension LivepatchModule {
     /// trip "Unpatched return thunk"; 7.x fails). Renamed under `.discard.`,
     /// the old output is invisible to objtool and dropped by the module
     /// linker script, and objtool describes all the module's code afresh.
-    static func setAsideObjtoolOutput(_ object: inout RelocatableObject) {
+    public static func setAsideObjtoolOutput(_ object: inout RelocatableObject) {
         for i in object.sections.indices {
             let name = object.sections[i].name
             let base = name.hasPrefix(".rela") ? String(name.dropFirst(5)) : name

@@ -65,6 +65,8 @@ public enum LivepatchModule {
         public var exportedReferences = 0
         /// Symbol namespaces of exported symbols the patch uses.
         public var namespaces = Set<String>()
+        /// What the patch leaves out, for the user to know.
+        public var warnings: [String] = []
         /// Callbacks per klp object, in object order: the global symbol of each.
         public var callbacks: [(target: KlpObject, stage: PatchDirectives.Stage, symbol: String)] = []
 
@@ -73,6 +75,9 @@ public enum LivepatchModule {
 
     /// Special sections whose entries the kernel applies when the patch
     /// module loads, before module-specific klp relocations are resolved.
+    /// Bytes of a `__jump_table` entry on x86-64: code s32, target s32, key s64.
+    static let jumpEntrySize: UInt64 = 16
+
     static let appliedAtLoad: [String: String] = [
         "__jump_table": "a jump label (static branch)",
         ".static_call_sites": "a static call",
@@ -137,6 +142,10 @@ public enum LivepatchModule {
                 if !plan.klpSymbols.contains(klp) { plan.klpSymbols.append(klp) }
             }
             // Entries the kernel applies at load cannot wait for the module.
+            // A tracepoint's jump label is left out: the tracepoint stays
+            // off in the patched code, which is otherwise patched.
+            var tracepointEntries: [Int: Set<UInt64>] = [:]
+            var tracepoints: [String] = []
             for section in object.sections {
                 guard case .relocations(let target?, let entries) = section.content,
                     let what = appliedAtLoad[object.sections[target.value].name]
@@ -148,6 +157,12 @@ public enum LivepatchModule {
                     }
                     // Named by the function whose code holds the entry, when known.
                     let owner = LoadTimeEntries.function(owning: r, among: entries, in: object) ?? String(name)
+                    if object.sections[target.value].name == "__jump_table", name.hasPrefix("__tracepoint_") {
+                        tracepointEntries[target.value, default: []].insert(r.offset - r.offset % jumpEntrySize)
+                        let tracepoint = "\(owner): \(name.dropFirst("__tracepoint_".count))"
+                        if !tracepoints.contains(tracepoint) { tracepoints.append(tracepoint) }
+                        continue
+                    }
                     let refusal = RefusedChange(
                         object: user, function: owner,
                         reason:
@@ -155,6 +170,22 @@ public enum LivepatchModule {
                     )
                     if !refusals.contains(refusal) { refusals.append(refusal) }
                 }
+            }
+            for (section, starts) in tracepointEntries {
+                guard
+                    let without = LoadTimeEntries.removing(
+                        entriesAt: starts, size: jumpEntrySize, of: section, from: object)
+                else {
+                    throw BuildError(
+                        .linkFailed,
+                        "internal: \(user): __jump_table is not a whole number of \(jumpEntrySize)-byte entries")
+                }
+                object = without
+            }
+            if !tracepoints.isEmpty {
+                plan.warnings.append(
+                    "\(user): the tracepoints of the module \(patched.target) in patched code stay off while the patch is loaded (their jump labels cannot be applied when it loads): \(tracepoints.joined(separator: ", "))"
+                )
             }
             for function in patched.patch.functions where !function.isNew {
                 guard

@@ -257,7 +257,7 @@ struct Emitter {
             functions.append(
                 PatchedFunction(
                     originalName: originalName, symbol: symbolName,
-                    isNew: verdict?.status == .new, isLocal: isLocal))
+                    isNew: verdict?.status == .new || selection.carried.contains(p), isLocal: isLocal))
             manifest += "function\t\(originalName)\t\(verdict?.status.rawValue ?? "?")\t\(symbolName)\n"
         }
         var callbacks: [(stage: PatchDirectives.Stage, symbol: String)] = []

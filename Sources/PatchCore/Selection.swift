@@ -13,6 +13,9 @@ public struct Selection: Sendable {
     /// Kept entries per special table (index into the patched tables).
     let entries: [Int: [Int]]
     public let refusals: [Refusal]
+    /// Changed functions without an entry call, carried under their own
+    /// name instead of redirected (their callers are redirected).
+    let carried: Set<Int>
 }
 
 struct Selector {
@@ -62,6 +65,10 @@ struct Selector {
                         "KPATCH_FORCE_UNSAFE asks to skip the consistency check, which the kernel's livepatch core cannot do: every task switches only once its stack is clear of patched functions. Remove the macro; if the function never leaves some stack, patch its callers instead, or use a callback to make the change safe"
                 ))
         }
+        // Changed notrace helpers are carried; their callers are redirected.
+        let carry = carriedFunctions(included: included, byName: byName)
+        for caller in carry.callers.sorted() { include(caller) }
+        refusals += carry.refusals
         // Compiler-split children come with their parents.
         for e in patched.elements where e.kind == .function {
             if let parent = Correlation.parentName(of: e.name), let ps = byName[parent],
@@ -172,21 +179,16 @@ struct Selector {
                     ))
             }
             // The livepatch core redirects a function through its fentry call.
-            if let entry = rules.requiredEntryCall, e.kind == .function, v?.status == .changed,
+            if let entry = rules.requiredEntryCall, e.kind == .function,
+                v?.status == .changed || carry.callers.contains(p), !carry.carried.contains(p),
                 Correlation.parentName(of: e.name) == nil
             {
-                let window = e.start..<min(e.end, e.start + rules.entryCallWindow)
-                let hasEntryCall = patched.relocations(in: e.section, from: window.lowerBound, to: window.upperBound)
-                    .contains {
-                        if case .external(let name, _) = $0.target { return name == entry }
-                        return false
-                    }
-                if !hasEntryCall {
+                if !hasEntryCall(e) {
                     refusals.append(
                         Refusal(
                             symbol: e.name,
                             reason:
-                                "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry)"
+                                "changed function has no \(entry) call at its entry, so it cannot be redirected (notrace or compiled without -mfentry). Hint: the kernel's `inline` implies notrace; put the fixed body in a function of a new name and call it from the callers, which the patch then replaces (code that runs only at boot needs no live patch)"
                         ))
                 }
             }
@@ -196,7 +198,7 @@ struct Selector {
         refusals = refusals.filter { seen.insert($0.symbol + "\u{0}" + $0.reason).inserted }
         return Selection(
             elements: included.sorted(), wholeSections: whole.sorted(),
-            entries: keptEntries.mapValues { $0.sorted() }, refusals: refusals)
+            entries: keptEntries.mapValues { $0.sorted() }, refusals: refusals, carried: carry.carried)
     }
 
     /// Sections outside elements, special tables and copied data whose

@@ -86,7 +86,8 @@ public struct TargetRules: Sendable {
                 .exact(".comment"), .exact(".note.GNU-stack"), .prefix(".note."), .prefix(".debug_"),
                 .prefix(".discard."), .exact(".eh_frame"), .prefix(".BTF"), .exact(".modinfo"),
                 .exact(".gnu.linkonce.this_module"), .prefix("__ksymtab"), .prefix("___ksymtab"), .prefix("__kcrctab"),
-                .exact("__versions"), .exact(".llvm_addrsig"), .prefix(".rela"), .exact(".symtab"),
+                .exact(".export_symbol"), .exact("__versions"), .exact(".llvm_addrsig"), .prefix(".rela"),
+                .exact(".symtab"),
                 .exact(".strtab"), .exact(".shstrtab"), .exact(".group"), .prefix(PatchDirectives.sectionPrefix),
             ],
             frozenSections: [

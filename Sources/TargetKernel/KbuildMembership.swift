@@ -49,8 +49,16 @@ public enum KbuildMembership: Sendable, Equatable {
     }
 
     /// Assignments of one kbuild Makefile: left-hand side → words.
-    static func assignments(in dir: String, root: String) -> [(lhs: String, words: [String])] {
-        var result: [(String, [String])] = []
+    ///
+    /// With `config`, assignments inside a conditional on an option that
+    /// the configuration does not meet are blocked by that option:
+    /// `ifeq ($(CONFIG_X),y)`,
+    /// `ifneq ($(CONFIG_X),)`, `ifdef CONFIG_X`, `ifndef CONFIG_X` and their
+    /// `else`. Other conditions count as met.
+    static func assignments(in dir: String, root: String, config: KernelConfig? = nil) -> [(
+        lhs: String, words: [String], blockedBy: String?
+    )] {
+        var result: [(String, [String], String?)] = []
         for file in ["Kbuild", "Makefile"] {
             guard let text = FileSystem.readTextIfPresent(Path.join(root, dir, file)) else { continue }
             var logical: [String] = []
@@ -65,7 +73,26 @@ public enum KbuildMembership: Sendable, Equatable {
                     current = ""
                 }
             }
+            // Each open conditional: whether its current branch is taken,
+            // and its option.
+            var taken: [(Bool, String?)] = []
             for line in logical {
+                let trimmed = line.trimmingWhitespace()
+                let keyword = trimmed.prefix { $0 != " " && $0 != "\t" && $0 != "(" }
+                switch keyword {
+                case "ifeq", "ifneq", "ifdef", "ifndef":
+                    taken.append(config.map { Self.condition(trimmed, config: $0) } ?? (true, nil))
+                    continue
+                case "else":
+                    if let last = taken.popLast() { taken.append((!last.0, last.1)) }
+                    continue
+                case "endif":
+                    _ = taken.popLast()
+                    continue
+                default:
+                    break
+                }
+                let blockedBy = taken.first { !$0.0 }.map { $0.1 ?? "?" }
                 guard let op = line.firstRange(of: "+=") ?? line.firstRange(of: ":=") ?? line.firstRange(of: "=") else {
                     continue
                 }
@@ -86,10 +113,37 @@ public enum KbuildMembership: Sendable, Equatable {
                     rhs.replaceSubrange(start.lowerBound...close, with: " ")
                 }
                 words += rhs.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-                if !lhs.isEmpty { result.append((lhs, words)) }
+                if !lhs.isEmpty { result.append((lhs, words, blockedBy)) }
             }
         }
         return result
+    }
+
+    /// Whether a Makefile conditional on one option holds; true when it is
+    /// not of a form read here.
+    static func condition(_ line: String, config: KernelConfig) -> (holds: Bool, option: String?) {
+        let words = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+        guard let keyword = words.first else { return (true, nil) }
+        if keyword == "ifdef" || keyword == "ifndef" {
+            guard words.count == 2, words[1].hasPrefix("CONFIG_") else { return (true, nil) }
+            let set = config[words[1]] != .no
+            return (keyword == "ifdef" ? set : !set, words[1])
+        }
+        // ifeq ($(CONFIG_X),y) / ifneq ($(CONFIG_X),) and the like.
+        let rest = line.dropFirst(keyword.count).filter { $0 != " " && $0 != "\t" }
+        guard rest.hasPrefix("($(CONFIG_"), rest.hasSuffix(")"), let comma = rest.firstIndex(of: ",") else {
+            return (true, nil)
+        }
+        let left = rest[rest.index(rest.startIndex, offsetBy: 3)..<comma]
+        guard left.hasSuffix(")") else { return (true, nil) }
+        let option = String(left.dropLast())
+        let right = String(rest[rest.index(after: comma)...].dropLast())
+        guard right.isEmpty || right == "y" || right == "m" else { return (true, nil) }
+        let value = config[option]
+        let actual = value == .yes ? "y" : value == .module ? "m" : value == .no ? "" : "?"
+        guard actual != "?" else { return (true, nil) }
+        let equal = actual == right
+        return (keyword == "ifeq" ? equal : keyword == "ifneq" ? !equal : true, option)
     }
 
     /// The value of `obj-…`/`name-…` suffixes: `y`, `m`, `objs`, `$(CONFIG_X)`.
@@ -110,8 +164,12 @@ public enum KbuildMembership: Sendable, Equatable {
             if let b = best, rank(b.value) >= rank(s.value) { return }
             best = s
         }
-        for (lhs, words) in assignments(in: dir, root: root) where words.contains(name) {
+        for (lhs, words, blockedBy) in assignments(in: dir, root: root, config: config) where words.contains(name) {
             guard let dash = lhs.lastIndex(of: "-") else { continue }
+            if let blockedBy {
+                consider(State(value: .no, option: blockedBy))
+                continue
+            }
             let owner = lhs[..<dash]
             guard let (value, option) = value(of: lhs[lhs.index(after: dash)...], config: config) else { continue }
             if owner == "obj" {

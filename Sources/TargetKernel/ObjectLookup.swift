@@ -21,13 +21,26 @@ extension Workspace {
     /// A header (`.h`) is followed through every `.c` and `.h` file that
     /// includes it. For headers, `keep` drops candidates before they are
     /// preprocessed (objects this configuration does not build), and
-    /// `limit` stops before preprocessing more candidates than that.
+    /// `limit` stops before preprocessing more candidates than that. A `.c`
+    /// file's own object that `keep` drops is its answer unpreprocessed
+    /// (when no other object includes the file), so that the caller can
+    /// say it is not built rather than fail to compile code of another
+    /// architecture.
     public func objects(
         compiling files: [String], keep: (String) -> Bool = { _ in true },
         limit: Int? = nil
     ) throws(KernelError) -> [String: [String]] {
         var candidatesOf: [String: [String]] = [:]
         var allCandidates: [String] = []
+        // A changed .c file's own object that `keep` drops (this
+        // configuration does not build it): named without preprocessing,
+        // which may not even work for this architecture.
+        var unbuiltOf: [String: String] = [:]
+        // A changed .c file's own built object (not a composite): the file
+        // is its source, so it needs no confirmation by preprocessing,
+        // which kbuild may not even support for it (a `.i` target lacks the
+        // generated headers that the `.o` target depends on).
+        var ownOf: [String: String] = [:]
         for file in files {
             let target = try Workspace.treePath(file)
             let isHeader = target.hasSuffix(".h")
@@ -50,7 +63,13 @@ extension Workspace {
                     direct = object
                     // A changed .c file names its object even when it is not
                     // built, so that the caller can say so.
-                    if !candidates.contains(object), !isHeader || keep(object) { candidates.append(object) }
+                    if !isHeader && source == target && !keep(object) {
+                        unbuiltOf[target] = object
+                    } else if !isHeader && source == target && !isComposite(object) {
+                        ownOf[target] = object
+                    } else if !candidates.contains(object), !isHeader || keep(object) {
+                        candidates.append(object)
+                    }
                 }
                 // Under a header, a .c file that kbuild compiles directly is
                 // an end point; one it does not is #included somewhere.
@@ -60,6 +79,10 @@ extension Workspace {
                     if let index { found = index.includers(of: source) } else { found = try includers(of: source) }
                     for includer in found { pending.append((includer, depth + 1)) }
                 }
+            }
+            if unbuiltOf[target] != nil || ownOf[target] != nil, candidates.isEmpty {
+                candidatesOf[target] = []
+                continue
             }
             guard !candidates.isEmpty else {
                 throw KernelError(
@@ -79,7 +102,7 @@ extension Workspace {
             )
         }
         let preprocessed = allCandidates.map { String($0.dropLast(2)) + ".i" }
-        _ = try compile(preprocessed)
+        if !preprocessed.isEmpty { _ = try compile(preprocessed) }
         var records: [String: KbuildCommandFile] = [:]
         for (object, i) in zip(allCandidates, preprocessed) {
             records[object] = try commandFile(for: i)
@@ -91,6 +114,14 @@ extension Workspace {
                 guard let record = records[object] else { return false }
                 return record.source == target || record.dependencies.contains(target)
             }
+            if let own = ownOf[target] {
+                result[target] = ([own] + confirmed).sorted()
+                continue
+            }
+            if let unbuilt = unbuiltOf[target], confirmed.isEmpty {
+                result[target] = [unbuilt]
+                continue
+            }
             guard !confirmed.isEmpty else {
                 throw KernelError(
                     .missingPiece,
@@ -100,6 +131,23 @@ extension Workspace {
             result[target] = confirmed.sorted()
         }
         return result
+    }
+
+    /// Whether kbuild links `dir/name.o` from other objects (`name-y`,
+    /// `name-objs`, `name-$(CONFIG_…)` in its folder's Makefile).
+    private func isComposite(_ object: String) -> Bool {
+        let stem = String(Path.base(of: object).dropLast(2))
+        let dir = Path.directory(of: object)
+        for makefile in ["Kbuild", "Makefile"] {
+            let path = dir == "." ? Path.join(sourceDirectory, makefile) : Path.join(sourceDirectory, dir, makefile)
+            guard let bytes = try? FileSystem.read(path) else { continue }
+            for suffix in ["-y", "-m", "-objs"] where Workspace.containsWord(bytes, Array((stem + suffix).utf8)) {
+                return true
+            }
+            let text = String(decoding: bytes, as: UTF8.self)
+            if text.contains(stem + "-$(") { return true }
+        }
+        return false
     }
 
     private func directObject(_ cFile: String) -> String? {

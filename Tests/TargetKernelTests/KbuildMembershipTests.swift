@@ -74,4 +74,53 @@ import Testing
         #expect(KbuildMembership.of("fs/demo/super.o", tree: dir.path, config: n) == .notBuilt(option: "CONFIG_DEMO"))
         #expect(KbuildMembership.of("fs/unknown.o", tree: dir.path, config: n) == .unknown)
     }
+
+    /// Objects inside `ifeq ($(CONFIG_X),y)` / `ifdef` blocks are built only
+    /// when the option meets the condition (xfs's online repair objects in
+    /// the corpus, whose pristine source does not even compile without it).
+    @Test func conditionalBlocks() throws {
+        let dir = try TemporaryDirectory()
+        defer { dir.remove() }
+        try FileSystem.makeDirectories(Path.join(dir.path, "fs/demo"))
+        try FileSystem.write(Path.join(dir.path, "fs/Makefile"), "obj-$(CONFIG_DEMO) += demo/\n")
+        try FileSystem.write(
+            Path.join(dir.path, "fs/demo/Makefile"),
+            """
+            obj-$(CONFIG_DEMO) += demo.o
+            demo-y := super.o
+            ifeq ($(CONFIG_DEMO_REPAIR),y)
+            demo-y += repair.o
+            ifdef CONFIG_DEMO_RT
+            demo-y += rt_repair.o
+            endif
+            else
+            demo-y += norepair.o
+            endif
+            ifneq ($(CONFIG_DEMO_STATS),)
+            demo-y += stats.o
+            endif
+
+            """)
+        let off = KernelConfig(text: "CONFIG_DEMO=m\nCONFIG_DEMO_RT=y\n")
+        #expect(KbuildMembership.of("fs/demo/super.o", tree: dir.path, config: off) == .module("demo"))
+        #expect(
+            KbuildMembership.of("fs/demo/repair.o", tree: dir.path, config: off)
+                == .notBuilt(option: "CONFIG_DEMO_REPAIR"))
+        #expect(
+            KbuildMembership.of("fs/demo/rt_repair.o", tree: dir.path, config: off)
+                == .notBuilt(option: "CONFIG_DEMO_REPAIR"))
+        #expect(KbuildMembership.of("fs/demo/norepair.o", tree: dir.path, config: off) == .module("demo"))
+        #expect(
+            KbuildMembership.of("fs/demo/stats.o", tree: dir.path, config: off)
+                == .notBuilt(option: "CONFIG_DEMO_STATS"))
+        let on = KernelConfig(text: "CONFIG_DEMO=m\nCONFIG_DEMO_REPAIR=y\nCONFIG_DEMO_STATS=y\n")
+        #expect(KbuildMembership.of("fs/demo/repair.o", tree: dir.path, config: on) == .module("demo"))
+        #expect(
+            KbuildMembership.of("fs/demo/rt_repair.o", tree: dir.path, config: on)
+                == .notBuilt(option: "CONFIG_DEMO_RT"))
+        #expect(
+            KbuildMembership.of("fs/demo/norepair.o", tree: dir.path, config: on)
+                == .notBuilt(option: "CONFIG_DEMO_REPAIR"))
+        #expect(KbuildMembership.of("fs/demo/stats.o", tree: dir.path, config: on) == .module("demo"))
+    }
 }

@@ -134,6 +134,42 @@ import Testing
         #expect(try tree.verify().isEmpty)
     }
 
+    /// A file of another architecture (the corpus's ARM-only `pata_icside`,
+    /// whose `<asm/ecard.h>` x86 lacks) is named as its own unbuilt object,
+    /// not preprocessed: the build can then say it is not built, instead
+    /// of failing in the compiler. A built file's own object is not
+    /// preprocessed either.
+    @Test func aFileThisConfigurationDoesNotBuildIsNamedNotPreprocessed() throws {
+        let tree = try SharedTree.tree()
+        let config = try tree.config()
+        let workspace = try Workspace(tree: tree)
+        defer { try? workspace.remove() }
+        let built: (String) -> Bool = { object in
+            if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) { return false }
+            return true
+        }
+        #expect(
+            KbuildMembership.of("drivers/ata/pata_icside.o", tree: tree.sourceDirectory, config: config)
+                == .notBuilt(option: "CONFIG_PATA_ICSIDE"))
+        let found = try workspace.objects(compiling: ["drivers/ata/pata_icside.c"], keep: built)
+        #expect(found["drivers/ata/pata_icside.c"] == ["drivers/ata/pata_icside.o"])
+        // A file's own object needs no preprocessing, which fails where
+        // the .o target has prerequisites the .i target lacks (aic7xxx's
+        // generated aic7xxx_reg.h).
+        #expect(
+            try workspace.objects(compiling: ["drivers/scsi/aic7xxx/aic7xxx_pci.c"], keep: built)[
+                "drivers/scsi/aic7xxx/aic7xxx_pci.c"] == ["drivers/scsi/aic7xxx/aic7xxx_pci.o"])
+        #expect(
+            try workspace.objects(compiling: ["fs/proc/meminfo.c"], keep: built)["fs/proc/meminfo.c"] == [
+                "fs/proc/meminfo.o"
+            ])
+        // An included file is still confirmed by the compiler.
+        #expect(
+            try workspace.objects(compiling: ["kernel/sched/rt.c"], keep: built)["kernel/sched/rt.c"] == [
+                "kernel/sched/build_policy.o"
+            ])
+    }
+
     @Test func aReplacedIncludedFileIsWhatTheUnitCompilesAndFailuresLeaveTheTreePristine() throws {
         let tree = try SharedTree.tree()
         let workspace = try Workspace(tree: tree)
