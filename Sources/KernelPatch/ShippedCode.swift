@@ -30,6 +30,7 @@ final class ShippedCode {
     private var imageSites: ImageSites?
     private var installed: InstalledModules?
     private var modules: [String: (symbols: ModuleSymbols, file: ELFFile)] = [:]
+    private var moduleSites: [String: RewrittenSites] = [:]
 
     init(
         kernel: KernelRelease, table: KallsymsTable, image: RunningImage?, architecture: Architecture,
@@ -101,8 +102,16 @@ final class ShippedCode {
                 fields.append(at..<(at + (architecture.kind(r.type)?.size ?? 0)))
             }
         }
+        // The shipped module's own tables: a kernel that runs objtool on the
+        // linked module (IBT) lists return thunks and the like only there,
+        // not in the object compiled from the tree.
+        let tables = moduleSites[module] ?? RewrittenSites(file, entrySizes: entrySizes)
+        moduleSites[module] = tables
+        let sites = tables.sites(in: section, from: symbol.value, to: symbol.value + UInt64(size)).map {
+            RewrittenSite(kind: $0.kind, offset: $0.offset - symbol.value, length: $0.length)
+        }
         return Code(
-            bytes: bytes, relocationFields: fields, against: symbols.path,
+            bytes: bytes, relocationFields: fields, sites: sites, against: symbols.path,
             place: "\(file.sections[section].name)+\(symbol.value)")
     }
 
