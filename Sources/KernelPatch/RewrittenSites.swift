@@ -149,8 +149,10 @@ struct ImageSites: Sendable {
     /// Sorted by address (image addresses, before any KASLR slide).
     let sites: [(address: UInt64, kind: RewrittenSite.Kind, length: Int)]
 
-    init(_ file: ELFFile, entrySizes: [String: Int]) {
-        var sites: [(UInt64, RewrittenSite.Kind, Int)] = []
+    /// `extra`: sites found elsewhere (the static call sites, which the
+    /// image keeps inside its init data; see `ShippedCode`).
+    init(_ file: ELFFile, entrySizes: [String: Int], extra: [(UInt64, RewrittenSite.Kind, Int)] = []) {
+        var sites: [(UInt64, RewrittenSite.Kind, Int)] = extra
         func s32(_ data: ELFBytes, _ at: Int) -> Int64 { Int64(Int32(bitPattern: data.u32(at: at))) }
         let text = file.section(named: ".text")
         func firstByte(_ address: UInt64) -> UInt8? {

@@ -72,12 +72,43 @@ final class ShippedCode {
                 "run-pre check: \(name) at 0x\(String(address, radix: 16)) (\(size) bytes) lies outside the loaded segments of the vmlinux of \(kernel.image)"
             )
         }
-        let sites = imageSites ?? ImageSites(image.file, entrySizes: entrySizes)
+        let sites = imageSites ?? ImageSites(image.file, entrySizes: entrySizes, extra: staticCallSites(image))
         imageSites = sites
         let imageAddress = UInt64(bitPattern: Int64(bitPattern: address) &- image.slide)
         return Code(
             bytes: bytes, relocationFields: [], sites: sites.sites(at: imageAddress, size: size),
             against: "the vmlinux of \(kernel.image)", place: "0x" + String(imageAddress, radix: 16))
+    }
+
+    /// The static call sites of vmlinux. The linker script puts the table
+    /// in the image's init data, between `__start_static_call_sites` and
+    /// `__stop_static_call_sites` (kallsyms names both), with no section
+    /// of its own; objtool made it from `vmlinux.o`, so the compiled
+    /// objects have none. Each entry (`struct static_call_site`) holds the
+    /// call's address relative to itself, then its key; the kernel makes
+    /// the 5-byte call a NOP when the call's target is NULL.
+    private func staticCallSites(_ image: RunningImage) -> [(UInt64, RewrittenSite.Kind, Int)] {
+        guard let start = table.occurrences(of: "__start_static_call_sites", in: nil).first,
+            let stop = table.occurrences(of: "__stop_static_call_sites", in: nil).first
+        else { return [] }
+        let from = table.entries[start].address
+        let to = table.entries[stop].address
+        let entrySize = UInt64(entrySizes[".static_call_sites"] ?? 8)
+        guard to > from, entrySize >= 4, to - from < 1 << 24, let bytes = image.read(from, Int(to - from)) else {
+            return []
+        }
+        var sites: [(UInt64, RewrittenSite.Kind, Int)] = []
+        var at: UInt64 = 0
+        while at + entrySize <= UInt64(bytes.count) {
+            let i = Int(at)
+            let raw =
+                UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
+            let site = Int64(bitPattern: from &+ at) &+ Int64(Int32(bitPattern: raw))
+            let address = UInt64(bitPattern: site &- image.slide)
+            sites.append((address, .staticCall, 5))
+            at += entrySize
+        }
+        return sites
     }
 
     private func moduleCode(of name: String, sympos: Int, in module: String, size: Int) throws(BuildError) -> Code {
