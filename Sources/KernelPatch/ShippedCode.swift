@@ -94,16 +94,14 @@ final class ShippedCode {
         let from = table.entries[start].address
         let to = table.entries[stop].address
         let entrySize = UInt64(entrySizes[".static_call_sites"] ?? 8)
-        guard to > from, entrySize >= 4, to - from < 1 << 24, let bytes = image.read(from, Int(to - from)) else {
+        guard to > from, entrySize >= 4, to - from < 1 << 24, let read = image.read(from, Int(to - from)) else {
             return []
         }
+        let bytes = ELFBytes(read)
         var sites: [(UInt64, RewrittenSite.Kind, Int)] = []
         var at: UInt64 = 0
         while at + entrySize <= UInt64(bytes.count) {
-            let i = Int(at)
-            let raw =
-                UInt32(bytes[i]) | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2]) << 16 | UInt32(bytes[i + 3]) << 24
-            let site = Int64(bitPattern: from &+ at) &+ Int64(Int32(bitPattern: raw))
+            let site = Int64(bitPattern: from &+ at) &+ Int64(Int32(bitPattern: bytes.u32(at: Int(at))))
             let address = UInt64(bitPattern: site &- image.slide)
             sites.append((address, .staticCall, 5))
             at += entrySize
