@@ -9,6 +9,8 @@ final class BuildContext {
     let options: BuildOptions
     let progress: (String) -> Void
     let diffs: [SourceDiff]
+    /// `--source-diff`: applied before `diffs` and to the original side.
+    let sourceDiffs: [SourceDiff]
     /// `livepatch-NAME`.
     let moduleFile: String
     /// Where the module is written.
@@ -31,6 +33,7 @@ final class BuildContext {
         guard !options.diffs.isEmpty else { throw BuildError(.usage, "no diff given") }
         let start = Clock.now()
         diffs = try options.diffs.map { (d) throws(BuildError) in try SourceDiff(path: d) }
+        sourceDiffs = try options.sourceDiffs.map { (d) throws(BuildError) in try SourceDiff(path: d) }
         own += Clock.now() - start
         moduleFile = "livepatch-\(try KernelBuild.moduleName(options.name ?? diffs[0].baseName))"
         // A missing output folder is made when the module is written, so a

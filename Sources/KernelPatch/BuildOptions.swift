@@ -7,6 +7,12 @@ public struct BuildOptions: Sendable {
     public var diffs: [String]
     public var kernel: KernelRelease
     public var source: String?
+    /// `--source-diff`: diffs that turn the prepared source into the source
+    /// the kernel was built from (a vendor's change, a neighbouring
+    /// version's code). Applied to the original side as well as before the
+    /// patch's diffs, so they are not part of the patch; the run-pre check
+    /// then compares that original code with the shipped code.
+    public var sourceDiffs: [String] = []
     public var kallsyms: String?
     /// Kallsyms when neither `kallsyms` nor the running kernel gives them.
     public var kallsymsSource: (any KallsymsSource)?
@@ -56,6 +62,8 @@ public struct BuildOutcome: Sendable {
     public let release: String
     public let replace: Bool
     public let diffs: [SourceDiff]
+    /// The `--source-diff` diffs the original side was built with.
+    public var sourceDiffs: [SourceDiff] = []
     public let objects: [ObjectSummary]
     public let redirects: [FunctionRedirect]
     public let klpSections: [String]
@@ -90,6 +98,10 @@ public struct BuildOutcome: Sendable {
             ("description", .optional(description)),
             ("cves", .strings(cves)),
             ("diffs", .array(diffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })),
+            (
+                "sourceDiffs",
+                .array(sourceDiffs.map { .object([("path", .string($0.path)), ("sha256", .string($0.digest))]) })
+            ),
             (
                 "objects",
                 .array(

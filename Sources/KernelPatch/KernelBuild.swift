@@ -87,12 +87,29 @@ public enum KernelBuild {
 
     // MARK: - Phases
 
-    /// The diffs applied to copies of the files they touch.
+    /// The diffs applied to copies of the files they touch; `--source-diff`
+    /// diffs first, and alone for the original side.
     static func applyDiffs(_ context: BuildContext) throws(BuildError) -> DiffApplier.Result {
+        var originals: [(path: String, contents: [UInt8])] = []
+        if !context.sourceDiffs.isEmpty {
+            context.progress(
+                "applying the source diffs \(context.sourceDiffs.map(\.path).joined(separator: ", ")) to the original side")
+            originals =
+                try DiffApplier.apply(
+                    context.sourceDiffs, tree: context.tree, scratch: Path.join(context.scratch.path, "original"),
+                    fuzz: context.options.fuzz
+                ).files
+        }
         context.progress("applying \(context.diffs.map(\.path).joined(separator: ", "))")
-        let applied = try DiffApplier.apply(
-            context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"),
+        var applied = try DiffApplier.apply(
+            context.sourceDiffs + context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"),
             fuzz: context.options.fuzz)
+        if !context.sourceDiffs.isEmpty {
+            applied.originals = originals
+            var own: [String] = []
+            for file in context.diffs.flatMap(\.files) where !own.contains(file) { own.append(file) }
+            applied.patchFiles = own
+        }
         for hunk in applied.hunks { context.progress(hunk.description) }
         return applied
     }
@@ -112,12 +129,13 @@ public enum KernelBuild {
         }
         let tree = context.tree
         let config = context.config
-        let compiler = PairCompiler(tree: tree, cacheRoot: context.options.cacheRoot, progress: context.progress)
+        let compiler = PairCompiler(
+            tree: tree, originals: applied.originals, cacheRoot: context.options.cacheRoot, progress: context.progress)
         defer { compiler.finish() }
         let objects: [String]
         do {
             objects = try compiler.objects(
-                compiling: applied.files.map(\.path),
+                compiling: applied.patchFiles,
                 keep: { object in
                     if case .notBuilt = KbuildMembership.of(object, tree: tree.sourceDirectory, config: config) {
                         return false
@@ -308,6 +326,7 @@ public enum KernelBuild {
             klpSections: rewrite.klpSections, klpRelocations: rewrite.klpRelocations,
             phases: context.timer.phases, ownSeconds: context.own)
         outcome.hunks = applied.hunks
+        outcome.sourceDiffs = context.sourceDiffs
         outcome.warnings = context.warnings
         outcome.description = options.description
         outcome.cves = options.cves

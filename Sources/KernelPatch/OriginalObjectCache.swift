@@ -14,8 +14,18 @@ public struct OriginalObjectCache {
         self.directory = directory
     }
 
-    init(tree: PreparedTree, cacheRoot: String?) {
-        directory = Path.join(CacheLocation.root(cacheRoot), "objects", tree.key)
+    /// With `originals` (`--source-diff`) the original side is the tree with
+    /// those files replaced: a cache of its own, named by their digest.
+    init(tree: PreparedTree, cacheRoot: String?, originals: [(path: String, contents: [UInt8])] = []) {
+        var name = tree.key
+        if !originals.isEmpty {
+            var identity: [UInt8] = []
+            for file in originals {
+                identity += Array("\(file.path)\n\(file.contents.count)\n".utf8) + file.contents
+            }
+            name += "-srcdiff-\(SHA256.hex(identity).prefix(12))"
+        }
+        directory = Path.join(CacheLocation.root(cacheRoot), "objects", name)
     }
 
     private func mapPath(_ file: String) -> String { Path.join(directory, "map", file + ".objects") }

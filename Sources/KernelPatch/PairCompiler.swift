@@ -9,13 +9,19 @@ import TargetKernel
 /// compiles the patched ones in a workspace with the diffs applied.
 final class PairCompiler {
     let tree: PreparedTree
+    /// The original side's replaced files (`--source-diff`), else none.
+    let originals: [(path: String, contents: [UInt8])]
     let cache: OriginalObjectCache
     let progress: (String) -> Void
     private var pristine: Workspace?
 
-    init(tree: PreparedTree, cacheRoot: String?, progress: @escaping (String) -> Void) {
+    init(
+        tree: PreparedTree, originals: [(path: String, contents: [UInt8])] = [], cacheRoot: String?,
+        progress: @escaping (String) -> Void
+    ) {
         self.tree = tree
-        self.cache = OriginalObjectCache(tree: tree, cacheRoot: cacheRoot)
+        self.originals = originals
+        self.cache = OriginalObjectCache(tree: tree, cacheRoot: cacheRoot, originals: originals)
         self.progress = progress
     }
 
@@ -27,7 +33,7 @@ final class PairCompiler {
 
     private func pristineWorkspace() throws(KernelError) -> Workspace {
         if let pristine { return pristine }
-        let w = try Workspace(tree: tree)
+        let w = try Workspace(tree: tree, replacing: originals)
         pristine = w
         return w
     }

@@ -75,6 +75,13 @@ public enum DiffApplier {
         public let files: [(path: String, contents: [UInt8])]
         /// Hunks that applied with fuzz or at an offset.
         public var hunks: [AppliedHunk] = []
+        /// The files the patch's own diffs change: the objects compiling
+        /// them are the patch's. Every file unless `--source-diff` diffs
+        /// were applied first.
+        public var patchFiles: [String]
+        /// The original side's replaced files (`--source-diff`): the
+        /// kernel's own source where it is not the prepared tree's.
+        public var originals: [(path: String, contents: [UInt8])] = []
     }
 
     public static func apply(_ diffs: [SourceDiff], tree: PreparedTree, scratch: String, fuzz: Int = 0)
@@ -130,7 +137,8 @@ public enum DiffApplier {
                 hunks += AppliedHunk.parse(real.stdoutText, diff: diff.path)
             }
             var result = Result(
-                files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) })
+                files: try paths.map { (path: $0, contents: try FileSystem.read(Path.join(scratch, $0))) },
+                patchFiles: paths)
             result.hunks = hunks
             return result
         } catch let error as BuildError {

@@ -37,6 +37,13 @@ struct BuildCommand: ParsableCommand {
             "Use this source tarball or folder instead of the distro's source package.", valueName: "TARBALL|DIR"))
     var source: String?
 
+    @Option(
+        name: .customLong("source-diff"),
+        help: ArgumentHelp(
+            "A diff that turns the source into the one the kernel was built from (a vendor's change, or a neighbouring version's code): applied before the diffs and to the original side too, so it is not part of the patch; the run-pre check compares that original code with the shipped code. Repeatable.",
+            valueName: "FILE"), completion: .file(extensions: ["diff", "patch"]))
+    var sourceDiffs: [String] = []
+
     @Option(help: ArgumentHelp("The target's /proc/kallsyms, as root sees it.", valueName: "FILE"))
     var kallsyms: String?
 
@@ -182,6 +189,7 @@ struct BuildCommand: ParsableCommand {
     func options(for target: KernelRelease, output: String) -> BuildOptions {
         var options = BuildOptions(diffs: diffs, kernel: target)
         options.source = source
+        options.sourceDiffs = sourceDiffs
         options.kallsyms = kallsyms
         options.kallsymsSource = GuestKallsyms()
         options.name = name
