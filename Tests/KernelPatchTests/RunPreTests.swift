@@ -7,35 +7,32 @@ import Testing
 
 /// The build-time run-pre check on the host: the original code of the
 /// patched functions against the code the target ships. A hand-made
-/// neighbouring version (a copy of the pristine source in which the
-/// function proc-string patches computes differently) is refused, naming
-/// the function; a function that did not change in it passes.
+/// neighbouring version (`--source-diff`: the pristine fs/proc/loadavg.c
+/// with one line of the function proc-string patches computing
+/// differently) is refused, naming the function; a function that did not
+/// change in it passes. (A real neighbouring Debian version:
+/// CorpusSliceTests.)
 @Suite(.serialized) struct RunPreTests {
     static let fixtures = Path.join(Path.directory(of: #filePath), "../Fixtures/kernel")
 
-    /// The divergent copy, made once per release at a fixed place so that
-    /// its prepared tree (keyed by path, size and mtime) is reused by
-    /// later runs.
-    static func divergentSource() throws -> String {
+    /// The divergence as a diff of the default target's pristine source,
+    /// written into `dir`.
+    static func divergence(in dir: TemporaryDirectory) throws -> String {
         let kernel = try KernelResolver().defaultTarget()
-        let copy = "/tmp/suture-runpre-divergent-\(kernel.release)"
-        let done = Path.join(copy, ".suture-divergent")
-        if FileSystem.exists(done) { return copy }
-        let tree = try #require(
-            try TreeCache().prepare(kernel).tree, "no prepared tree of \(kernel.release)")
-        if FileSystem.exists(copy) { _ = try Command.output(["rm", "-rf", copy]) }
-        try FileSystem.makeDirectories(copy)
-        _ = try Command.output([
-            "sh", "-c", "tar -C \"$1\" --exclude=./_build -cf - . | tar -C \"$2\" -xf -", "sh",
-            tree.sourceDirectory, copy,
-        ])
-        let file = Path.join(copy, "fs/proc/loadavg.c")
-        let text = try FileSystem.readText(file)
+        let tree = try TreeCache().prepare(kernel).tree
+        let text = try FileSystem.readText(Path.join(tree.sourceDirectory, "fs/proc/loadavg.c"))
         let changed = text.replacing("nr_running(), nr_threads,", with: "nr_running(), nr_threads + 1,")
         try #require(changed != text, "fs/proc/loadavg.c no longer has the line the divergence changes")
-        try FileSystem.write(file, changed)
-        try FileSystem.write(done, "")
-        return copy
+        let (a, b) = (Path.join(dir.path, "loadavg.a"), Path.join(dir.path, "loadavg.b"))
+        try FileSystem.write(a, text)
+        try FileSystem.write(b, changed)
+        let run = try Command.run([
+            "diff", "-u", "--label", "a/fs/proc/loadavg.c", "--label", "b/fs/proc/loadavg.c", a, b,
+        ])
+        try #require(run.termination == .exited(1), "diff failed: \(run.stderrText)")
+        let path = Path.join(dir.path, "divergence.diff")
+        try FileSystem.write(path, run.stdoutText)
+        return path
     }
 
     static func build(_ arguments: [String]) throws -> (json: JSON, stderr: String, module: String?) {
@@ -49,24 +46,34 @@ import Testing
     }
 
     @Test func divergentFunctionIsRefusedNamingIt() throws {
-        let source = try Self.divergentSource()
+        let dir = try TemporaryDirectory(prefix: "suture-runpre")
+        defer { dir.remove() }
+        let divergence = try Self.divergence(in: dir)
         try BuildRefusalTests.refuse(
-            ["--source", source, Path.join(Self.fixtures, "proc-string/patch.diff")], code: "build-code-mismatch",
+            ["--source-diff", divergence, Path.join(Self.fixtures, "proc-string/patch.diff")],
+            code: "build-code-mismatch",
             mentions: ["loadavg_proc_show", "fs/proc/loadavg.o", "at offset 0x", "original: ", "shipped:  "])
     }
 
     @Test func unchangedFunctionOfTheNeighbourPasses() throws {
-        let source = try Self.divergentSource()
-        let (json, _, _) = try Self.build(["--source", source, Path.join(Self.fixtures, "static-data/patch.diff")])
+        let dir = try TemporaryDirectory(prefix: "suture-runpre")
+        defer { dir.remove() }
+        let divergence = try Self.divergence(in: dir)
+        let (json, _, _) = try Self.build([
+            "--source-diff", divergence, Path.join(Self.fixtures, "static-data/patch.diff"),
+        ])
         #expect(json["verification"]?["status"]?.stringValue == "verified", "\(json)")
         let functions = json["verification"]?["functions"]?.arrayValue ?? []
         #expect(functions.contains { $0["role"]?.stringValue == "replaced" }, "\(functions)")
+        #expect(json["sourceDiffs"]?.arrayValue?.first?["path"]?.stringValue == divergence, "\(json)")
     }
 
     @Test func noVerifySkipsTheCheckAndSaysWhat() throws {
-        let source = try Self.divergentSource()
+        let dir = try TemporaryDirectory(prefix: "suture-runpre")
+        defer { dir.remove() }
+        let divergence = try Self.divergence(in: dir)
         let (json, stderr, module) = try Self.build([
-            "--source", source, "--no-verify", Path.join(Self.fixtures, "proc-string/patch.diff"),
+            "--source-diff", divergence, "--no-verify", Path.join(Self.fixtures, "proc-string/patch.diff"),
         ])
         #expect(json["verification"]?["status"]?.stringValue == "skipped", "\(json)")
         #expect(stderr.contains("--no-verify") && stderr.contains("not compared"), "\(stderr)")
