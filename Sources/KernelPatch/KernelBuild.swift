@@ -93,7 +93,8 @@ public enum KernelBuild {
         var originals: [(path: String, contents: [UInt8])] = []
         if !context.sourceDiffs.isEmpty {
             context.progress(
-                "applying the source diffs \(context.sourceDiffs.map(\.path).joined(separator: ", ")) to the original side")
+                "applying the source diffs \(context.sourceDiffs.map(\.path).joined(separator: ", ")) to the original side"
+            )
             originals =
                 try DiffApplier.apply(
                     context.sourceDiffs, tree: context.tree, scratch: Path.join(context.scratch.path, "original"),
@@ -102,7 +103,8 @@ public enum KernelBuild {
         }
         context.progress("applying \(context.diffs.map(\.path).joined(separator: ", "))")
         var applied = try DiffApplier.apply(
-            context.sourceDiffs + context.diffs, tree: context.tree, scratch: Path.join(context.scratch.path, "sources"),
+            context.sourceDiffs + context.diffs, tree: context.tree,
+            scratch: Path.join(context.scratch.path, "sources"),
             fuzz: context.options.fuzz)
         if !context.sourceDiffs.isEmpty {
             applied.originals = originals
