@@ -92,6 +92,15 @@ struct CorpusSliceTests {
         #expect(original.hasPrefix("original: ") && shipped.hasPrefix("shipped:  "), "\(message)")
         let first = Self.bracketed(original)
         #expect(first != nil && Self.bracketed(shipped) != nil && first != Self.bracketed(shipped), "\(message)")
+        // The runs start up to 4 bytes before the offset, where both agree.
+        let offset = try #require(
+            lines[head].range(of: " at offset 0x").flatMap {
+                Int(lines[head][$0.upperBound...].prefix { $0.isHexDigit }, radix: 16)
+            }, "\(message)")
+        let (ourRun, shippedRun) = (Self.tokens(original), Self.tokens(shipped))
+        let lead = min(offset, 4)
+        #expect(ourRun.count > lead && ourRun[lead].hasPrefix("["), "\(message)")
+        #expect(Array(ourRun.prefix(lead)) == Array(shippedRun.prefix(lead)), "\(message)")
         print("neighbour refusal:\n\(lines[head])\n\(original)\n\(shipped)")
 
         // The same change on 6.12.117's own source passes.
@@ -156,6 +165,11 @@ struct CorpusSliceTests {
             $0["function"]?.stringValue == function && $0["role"]?.stringValue == "replaced"
                 && $0["status"]?.stringValue == "verified"
         }
+    }
+
+    /// The bytes of a byte run, without its `original:`/`shipped:` label.
+    static func tokens(_ run: String) -> [String] {
+        Array(run.split(separator: " ").dropFirst().map(String.init))
     }
 
     /// The bracketed byte of a byte run, e.g. `3b` of `48 89 [3b] 00`.
