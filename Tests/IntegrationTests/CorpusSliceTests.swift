@@ -11,6 +11,8 @@ import Testing
 /// unloaded in one guest boot of that kernel. Any build-error or
 /// guest-failure fails the test; the slice must hold vmlinux and module
 /// files. Fetches and prepares what it needs (network on a fresh cache).
+/// With the same kernels and tree: the build-time run-pre check against
+/// 6.12.118's source for the 6.12.117 image.
 @Suite(.serialized)
 struct CorpusSliceTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent()

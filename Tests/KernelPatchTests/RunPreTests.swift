@@ -81,6 +81,16 @@ import Testing
         #expect(file.section(named: ".suture.runpre") == nil, "a skipped check recorded expected code")
     }
 
+    @Test func sourceDiffThatDoesNotApplyIsNamed() throws {
+        let fuzzy = Path.join(Self.fixtures, "fuzz-context/patch.diff")
+        try BuildRefusalTests.refuse(
+            ["--source-diff", fuzzy, Path.join(Self.fixtures, "proc-string/patch.diff")],
+            code: "build-diff-does-not-apply", mentions: [fuzzy, "fs/proc/version.c", "Hunk #1 FAILED"])
+    }
+
+    /// The divergent builds cache their original objects apart from the
+    /// pristine tree's: built after them (this suite runs in order), this
+    /// would be refused otherwise.
     @Test func fixtureIsVerifiedAndItsModuleRecordsTheExpectedCode() throws {
         let (json, _, module) = try Self.build([Path.join(Self.fixtures, "proc-string/patch.diff")])
         let functions = json["verification"]?["functions"]?.arrayValue ?? []
