@@ -131,7 +131,8 @@ struct CorpusSliceTests {
         let into = scratch.file("118")
         try FileSystem.makeDirectories(into)
         _ = try Command.output([
-            "tar", "-xJf", tarball, "-C", into, "--strip-components=1", "--wildcards", "*/\(Self.file)",
+            "tar", "-xJf", tarball, "-C", into, "--strip-components=1", "--wildcards", "--occurrence=1",
+            "*/\(Self.file)",
         ])
         return Path.join(into, Self.file)
     }
