@@ -21,6 +21,12 @@ public struct SymbolTable: Sendable {
     /// slot the dynamic linker fills for it (`R_X86_64_JUMP_SLOT`,
     /// `R_X86_64_GLOB_DAT`).
     public private(set) var imports: [String: UInt64] = [:]
+    /// Symbols the object defines and still reaches through a GOT slot the
+    /// dynamic linker fills (a shared library's exported functions and
+    /// data): the slot's link-time address. The slot holds the definition
+    /// the process really uses, which may be another object's (the
+    /// program's copy of a variable, an interposed function).
+    public private(set) var definedSlots: [String: UInt64] = [:]
     /// Start addresses of every defined function or object symbol, sorted,
     /// with names: for symbolizing addresses and finding neighbours.
     public private(set) var sorted: [(value: UInt64, size: UInt64, name: String)] = []
@@ -73,6 +79,7 @@ public struct SymbolTable: Sendable {
             where (r.type == 6 || r.type == 7) && r.symbol != 0 && Int(r.symbol) < file.dynamicSymbols.count {
                 let symbol = file.dynamicSymbols[Int(r.symbol)]
                 if symbol.isUndefined && imports[symbol.name] == nil { imports[symbol.name] = r.offset }
+                if !symbol.isUndefined && definedSlots[symbol.name] == nil { definedSlots[symbol.name] = r.offset }
             }
         }
     }

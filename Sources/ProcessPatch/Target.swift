@@ -63,6 +63,13 @@ final class Target {
                     Linker.Resolution(address: object.bias &+ $0.value)
                 }
             case .global:
+                // A shared library reaches its own exported symbols through
+                // its GOT, as the dynamic linker bound them: the program's
+                // copy of a variable (copy relocation), an interposed function.
+                if let slot = table.definedSlots[reference.name] {
+                    let address = object.bias &+ slot
+                    return Linker.Resolution(address: try self.memory.readWord(address), slot: address)
+                }
                 return table.defined(reference.name).map { Linker.Resolution(address: object.bias &+ $0.value) }
             case .external:
                 // What the program imports: through its own GOT slot.

@@ -22,10 +22,58 @@ struct ProcessCommand: ParsableCommand {
         ])
 }
 
-/// `--pid PID` of the process subcommands.
-struct PIDOption: ParsableArguments {
-    @Option(name: .long, help: ArgumentHelp("The running process, by process ID.", valueName: "PID"))
-    var pid: Int32
+/// The processes a subcommand works on: `--pid PID` (repeatable), or
+/// `--unit NAME.service` for every process of a systemd unit.
+struct ProcessSelection: ParsableArguments {
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "A running process, by process ID; repeat it for several (apply: all of them or none).",
+            valueName: "PID"))
+    var pid: [Int32] = []
+
+    @Option(
+        name: .long,
+        help: ArgumentHelp(
+            "Every process of a systemd unit, found through its cgroup (v2 or v1 name=systemd).",
+            valueName: "NAME.service"))
+    var unit: String?
+
+    func validate() throws {
+        if pid.isEmpty && unit == nil { throw ValidationError("Name the process with --pid PID or --unit NAME.") }
+        if !pid.isEmpty && unit != nil { throw ValidationError("Give either --pid or --unit, not both.") }
+    }
+
+    /// One process named by --pid: the single-process commands and output.
+    var single: Int32? { unit == nil && pid.count == 1 ? pid[0] : nil }
+
+    /// The processes, in order, without duplicates; and the unit's cgroup.
+    func resolve() throws(ProcessError) -> (pids: [Int32], group: ControlGroup?) {
+        guard let unit else {
+            var seen = Set<Int32>()
+            return (pid.filter { seen.insert($0).inserted }, nil)
+        }
+        let group = try ControlGroup.unit(unit)
+        let pids = group.processes()
+        guard !pids.isEmpty else {
+            throw ProcessError(
+                .noSuchProcess, "unit \(ControlGroup.unitName(unit)) has no running process (cgroup \(group.path))")
+        }
+        return (pids, group)
+    }
+
+    /// `unit` and `cgroup` fields for --json, then `rest`.
+    func json(_ group: ControlGroup?, _ rest: JSON) -> JSON {
+        guard let group, let unit, case .object(let fields) = rest else { return rest }
+        return .object(
+            [("unit", .string(ControlGroup.unitName(unit))), ("cgroup", .string(group.path))] + fields)
+    }
+
+    /// A first line naming the unit, for text output.
+    func heading(_ group: ControlGroup?, count: Int) -> String {
+        guard let group, let unit else { return "" }
+        return "unit \(ControlGroup.unitName(unit)) (cgroup \(group.path)): \(count) process(es)\n"
+    }
 }
 
 extension PatchArea.Model: ExpressibleByArgument {
