@@ -32,11 +32,15 @@ public struct SymbolTable: Sendable {
     public private(set) var sorted: [(value: UInt64, size: UInt64, name: String)] = []
     public let hasSymbolTable: Bool
 
-    public init(_ file: ELFFile) {
-        hasSymbolTable = file.symbolTableIndex != nil
+    /// `debug`: a separate debug file of the same build (as `objcopy
+    /// --only-keep-debug` makes it, or a Debian `-dbgsym` package installs
+    /// it) whose symbol table stands in for the one `file` was stripped of.
+    public init(_ file: ELFFile, debug: ELFFile? = nil) {
+        let symbolFile = debug ?? file
+        hasSymbolTable = symbolFile.symbolTableIndex != nil
         var currentFile = ""
         var all: [(UInt64, UInt64, String)] = []
-        for s in file.symbols.dropFirst() {
+        for s in symbolFile.symbols.dropFirst() {
             if s.type == SymbolType.file {
                 currentFile = s.name
                 continue

@@ -42,10 +42,14 @@ final class Target {
         )
     }
 
-    /// The symbol table of a loaded object (read once).
+    /// The symbol table of a loaded object (read once). A stripped object
+    /// (a distribution's library) takes its static and hidden symbols from
+    /// its debug file, found by build-id.
     func symbols(_ object: LoadedObject) throws(ProcessError) -> SymbolTable {
         if let cached = symbolCache[object.path] { return cached }
-        let table = SymbolTable(try object.open(pid: pid))
+        let file = try object.open(pid: pid)
+        var table = SymbolTable(file)
+        if !table.hasSymbolTable, let debug = object.debugFile() { table = SymbolTable(file, debug: debug) }
         symbolCache[object.path] = table
         return table
     }

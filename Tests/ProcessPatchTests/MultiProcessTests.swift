@@ -1,4 +1,5 @@
 // SPDX-License-Identifier: GPL-2.0-only
+import ELF
 import Foundation
 import Glibc
 import Platform
@@ -187,6 +188,45 @@ import Testing
         let missing = try Suture.json(["process", "status", "--unit", "suture-no-such-\(getpid()).service"])
         #expect(missing.result.termination == .exited(1), "\(missing.result.summary)")
         #expect(missing.json["error"]?["code"]?.stringValue == "process-not-found", "\(missing.result.summary)")
+    }
+
+    /// A distribution's library is stripped: its static functions are only
+    /// named in its debug file (`/usr/lib/debug/.build-id/XX/REST.debug`).
+    @Test func strippedLibraryUsesItsDebugFile() throws {
+        let fixture = try Fixture("sharedlib")
+        let patch = try fixture.patch(binary: "libshared.so")
+        let library = fixture.path("libshared.so")
+        let id = try #require(try ELFFile.open(library).buildID())
+        let folder = "/usr/lib/debug/.build-id/\(hexString(Array(id[0..<1])))"
+        let debug = Path.join(folder, hexString(Array(id[1...])) + ".debug")
+        let kept = Path.join(fixture.scratch.path, "libshared.debug")
+        _ = try Command.output(["objcopy", "--only-keep-debug", library, kept])
+        _ = try Command.output(["strip", "--strip-unneeded", library])
+        #expect(try ELFFile.open(library).symbolTableIndex == nil, "strip left the symbol table")
+        let target = try TargetProgram([fixture.path("app")])
+        try #require(target.waitForLine { $0 == MultiProcessTests.old } != nil)
+        try #require(!FileSystem.exists(debug), "\(debug) exists already")
+
+        let refused = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch])
+        #expect(refused.result.termination == .exited(1), "\(refused.result.summary)")
+        #expect(
+            refused.json["error"]?["message"]?.stringValue?.contains("label") == true, "\(refused.result.summary)")
+        #expect(target.sutureMappings.isEmpty)
+
+        try FileSystem.makeDirectories(folder)
+        try FileSystem.copyFile(kept, debug)
+        defer {
+            try? FileSystem.removeFile(debug)
+            rmdir(folder)
+        }
+        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch])
+        try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
+        try expectRuns(target, MultiProcessTests.new, "after apply")
+        let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)"])
+        try #require(revert.result.termination.succeeded, "revert: \(revert.result.summary)")
+        try expectRuns(target, MultiProcessTests.old, "after revert")
+        #expect(target.sutureMappings.isEmpty)
+        withExtendedLifetime((fixture, target)) {}
     }
 
     @Test func hierarchiesFromMountinfo() {

@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * A shared library mapped by several processes at once. Its code is PIC:
- * describe() reaches scale() through the PLT and the exported counter
+ * label() reaches scale() through the PLT and the exported counter
  * `calls` through the GOT, and the program reads `calls` too, so the
  * program holds the counter (a copy relocation) and the library's GOT
  * points there. A patch must use the same copy.
@@ -18,11 +18,17 @@ int scale(int x)
 	return x * 2;
 }
 
-const char *describe(int x)
+/* Static: in a stripped library, only its debug file names it. */
+static __attribute__((noinline)) const char *label(int x)
 {
 	static char text[32];
 
 	calls++;
 	snprintf(text, sizeof text, "v1 %d", scale(x));
 	return text;
+}
+
+const char *describe(int x)
+{
+	return label(x);
 }
