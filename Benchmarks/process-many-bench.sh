@@ -9,7 +9,8 @@
 #     first PTRACE_INTERRUPT to last thread resumed), median and maximum;
 #   - the time to patch one process (check, attach, map, link, write,
 #     switch, detach), median;
-#   - the total wall time of the apply and of the revert for all N.
+#   - the total wall time of the apply and of the revert for all N (with one
+#     --pid, the single-process command, whose JSON has no separate check).
 # Processes are patched one after another; each is stopped only for its own
 # pause, the others run on.
 # Usage: Benchmarks/process-many-bench.sh [RUNS]   (after `swift build -c release`, as root
@@ -46,12 +47,12 @@ for n in $counts; do
     for p in "${targets[@]}"; do args+=(--pid "$p"); done
     for _ in $(seq "$runs"); do
         json=$("$suture" process apply "${args[@]}" "$work/fix.patch.o" --timeout 60 --json) || { echo "apply failed: $json" >&2; exit 1; }
-        while read -r v; do pauses+=("$v"); done < <(jq -r '.processes[].pausesMicroseconds[-1]' <<<"$json")
-        while read -r v; do per+=("$v"); done < <(jq -r '.processes[].applySeconds * 1000' <<<"$json")
-        totals+=("$(jq -r '.seconds * 1000' <<<"$json")")
+        while read -r v; do pauses+=("$v"); done < <(jq -r '(.processes // [.])[].pausesMicroseconds[-1]' <<<"$json")
+        while read -r v; do per+=("$v"); done < <(jq -r '(.processes // [.])[].applySeconds * 1000' <<<"$json")
+        totals+=("$(jq -r '(.seconds // .applySeconds) * 1000' <<<"$json")")
         sleep 0.5
         json=$("$suture" process revert "${args[@]}" --timeout 60 --json) || { echo "revert failed: $json" >&2; exit 1; }
-        reverts+=("$(jq -r '.seconds * 1000' <<<"$json")")
+        reverts+=("$(jq -r '(.seconds // .revertSeconds) * 1000' <<<"$json")")
         sleep 0.5
     done
     stop_all
