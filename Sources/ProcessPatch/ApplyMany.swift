@@ -9,12 +9,16 @@ import Platform
 ///    bytes are the ones the patch was built against. One that fails refuses
 ///    the whole set and nothing is touched. With `skipUnmapped` (a unit), a
 ///    process that maps no object with that build-id (a wrapper shell, a
-///    helper of another program) is skipped and said so.
+///    helper of another program), or that exits meanwhile, is skipped and
+///    said so.
 /// 2. Apply to each in turn, each under its own short stop (the others run
 ///    on). If one fails (a thread stays inside an old function until the
 ///    timeout, the process exits, a ptrace or injection error), the
 ///    processes already patched are reverted, newest first, so the set
 ///    ends as it began; the report says what happened to each.
+///
+/// Processes that start after the list was read are not included: running
+/// the same apply again patches them and leaves those that have the patch.
 ///
 /// A signal to Suture (SIGINT, SIGTERM, SIGHUP) stops the batch after the
 /// process in hand is settled; the processes patched before it keep the
@@ -25,7 +29,8 @@ public struct ApplyMany {
         public var patch: String
         public var model: PatchArea.Model
         public var timeout: Double
-        /// Skip processes that do not map the patched object (for a unit).
+        /// Skip processes that do not map the patched object, and those that
+        /// exit before they are patched (the members of a unit).
         public var skipUnmapped: Bool
 
         public init(
@@ -113,6 +118,10 @@ public struct ApplyMany {
                         "maps no object with build-id \(hexString(patch.manifest.buildID))")
                     continue
                 }
+                if options.skipUnmapped && error.kind == .noSuchProcess {
+                    report.entries[i].outcome = .skipped("exited")
+                    continue
+                }
                 report.entries[i].outcome = .failed(error)
                 report.error = ProcessError(
                     error.kind,
@@ -145,6 +154,10 @@ public struct ApplyMany {
                 report.entries[i].outcome = .applied(applied)
                 done.append(i)
             } catch {
+                if options.skipUnmapped && error.kind == .noSuchProcess && !TargetProcess.isAlive(pid) {
+                    report.entries[i].outcome = .skipped("exited")
+                    continue
+                }
                 report.entries[i].outcome = .failed(error)
                 report.error = error
                 // A failure after the switch leaves this one patched too.
@@ -177,7 +190,8 @@ public struct ApplyMany {
                     : "reverting failed in process(es) \(stuck.map { String($0.pid) }.joined(separator: ", ")), which keep the patch"
             let pid = failed?.pid ?? 0
             let which = failure.message.hasPrefix("process \(pid)") ? "" : "process \(pid) (\(failed?.name ?? "?")): "
-            report.error = ProcessError(failure.kind, "\(which)\(ApplyMany.sentence(failure.message)) Rollback: \(what).", cause: failure)
+            report.error = ProcessError(
+                failure.kind, "\(which)\(ApplyMany.sentence(failure.message)) Rollback: \(what).", cause: failure)
         }
         report.seconds = Clock.now() - started
         return report
@@ -191,7 +205,8 @@ public struct ApplyMany {
         if let same = target.scan.areas.first(where: { $0.digest == patch.digest }), !same.inTransition {
             return same.sequence
         }
-        _ = try Apply.locate(patch.manifest, object: object, symbols: target.symbols(object), target: target, what: path)
+        _ = try Apply.locate(
+            patch.manifest, object: object, symbols: target.symbols(object), target: target, what: path)
         return nil
     }
 

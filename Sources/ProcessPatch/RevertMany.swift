@@ -75,7 +75,9 @@ public struct RevertMany {
                 if error.kind == .interrupted { break }
             }
         }
-        if report.error == nil, !report.entries.contains(where: { if case .reverted = $0.outcome { true } else { false } }) {
+        if report.error == nil,
+            !report.entries.contains(where: { if case .reverted = $0.outcome { true } else { false } })
+        {
             report.error = ProcessError(
                 .nothing,
                 options.patch.map { "\($0) is applied to none of the \(options.pids.count) process(es)" }

@@ -170,7 +170,9 @@ import Testing
             "\(apply.json.serialized())")
         for t in targets { try expectRuns(t, MultiProcessTests.new, "after apply --unit") }
 
-        let status = try Suture.json(["process", "status", "--unit", unit.replacingOccurrences(of: ".service", with: "")])
+        let status = try Suture.json([
+            "process", "status", "--unit", unit.replacingOccurrences(of: ".service", with: ""),
+        ])
         try #require(status.result.termination.succeeded, "status: \(status.result.summary)")
         let counts = (status.json["processes"]?.arrayValue ?? []).map {
             (Int32($0["pid"]?.intValue ?? 0), $0["patches"]?.arrayValue?.count ?? -1)
@@ -237,7 +239,9 @@ import Testing
             33 23 0:29 / /mnt/my\\040cgroups rw - cgroup2 none rw
             """
         #expect(
-            ControlGroup.hierarchies(mountinfo: text) == ["/sys/fs/cgroup", "/sys/fs/cgroup/systemd", "/mnt/my cgroups"])
+            ControlGroup.hierarchies(mountinfo: text) == [
+                "/sys/fs/cgroup", "/sys/fs/cgroup/systemd", "/mnt/my cgroups",
+            ])
         #expect(ControlGroup.unitName("nginx") == "nginx.service")
         #expect(ControlGroup.unitName("user@1000.service") == "user@1000.service")
     }
