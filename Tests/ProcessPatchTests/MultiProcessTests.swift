@@ -16,9 +16,28 @@ import Testing
 
     /// Builds the library patch and starts copies of the program (`hold`:
     /// one thread stays inside the patched `scale`).
-    func start(_ arguments: [[String]]) throws -> (fixture: Fixture, patch: String, targets: [TargetProgram]) {
+    /// `hardened`: built with Debian's hardening flags and `-fno-plt`, so
+    /// the library's calls to its own exported functions are GOT-relative
+    /// and its GOT is read-only (full RELRO).
+    func start(_ arguments: [[String]], hardened: Bool = false) throws -> (
+        fixture: Fixture, patch: String, targets: [TargetProgram]
+    ) {
         let fixture = try Fixture("sharedlib")
-        let patch = try fixture.patch(binary: "libshared.so")
+        let patch: String
+        if !hardened {
+            patch = try fixture.patch(binary: "libshared.so")
+        } else {
+            patch = Path.join(fixture.scratch.path, "hardened.patch.o")
+            let flags = "-O2 -g -fstack-protector-strong -D_FORTIFY_SOURCE=2 -fcf-protection -fno-plt"
+            let build = try Suture.run([
+                "process", "build", fixture.path("patch.diff"), "--source", fixture.source,
+                "--build", "make CFLAGS='\(flags)' LDFLAGS='-Wl,-z,relro,-z,now'", "--binary", "libshared.so",
+                "-o", patch,
+            ])
+            try #require(build.termination.succeeded, "hardened build: \(build.summary)")
+            let relocations = try Command.output(["readelf", "-rW", fixture.path("libshared.so")])
+            try #require(!relocations.contains("R_X86_64_JUMP_SLOT"), "-fno-plt left PLT calls: \(relocations)")
+        }
         var targets: [TargetProgram] = []
         for extra in arguments {
             let target = try TargetProgram([fixture.path("app")] + extra)
@@ -45,8 +64,9 @@ import Testing
 
     func pids(_ targets: [TargetProgram]) -> [String] { targets.flatMap { ["--pid", "\($0.pid)"] } }
 
+    /// Hardened (PIE, full RELRO, IBT, `-fno-plt`), three processes.
     @Test func libraryFixAcrossThreeProcesses() throws {
-        let (fixture, patch, targets) = try start([[], [], []])
+        let (fixture, patch, targets) = try start([[], [], []], hardened: true)
         defer { withExtendedLifetime((fixture, targets)) {} }
         let apply = try Suture.json(["process", "apply"] + pids(targets) + [patch, "--timeout", "30"])
         try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
