@@ -11,7 +11,9 @@ struct ProcessCommand: ParsableCommand {
             `build` turns a diff into a patch file for a program built by its own build command;
             `apply` loads it into a running process of that program, `revert` takes it out again,
             and `status` shows what is applied. The patch state lives inside the process, so any
-            later suture can report on it or revert it.
+            later suture can report on it or revert it. `apply`, `status` and `revert` take --pid
+            (repeatable) or --unit NAME.service for every process of a systemd unit; a patch for a
+            shared library applies to every process that maps it, all of them or none.
             """,
         subcommands: [
             ProcessBuildCommand.self,
