@@ -29,8 +29,9 @@ public struct ApplyMany {
         public var patch: String
         public var model: PatchArea.Model
         public var timeout: Double
-        /// Skip processes that do not map the patched object, and those that
-        /// exit before they are patched (the members of a unit).
+        /// Skip processes that do not map the patched object, cannot be
+        /// read, or exit before they are patched (a unit's processes, or
+        /// every process of the system).
         public var skipUnmapped: Bool
 
         public init(
@@ -109,19 +110,14 @@ public struct ApplyMany {
         // 1. Check them all; touch nothing if one does not fit.
         for i in report.entries.indices {
             do throws(ProcessError) {
-                if let sequence = try ApplyMany.check(report.entries[i].pid, patch: patch, path: options.patch) {
-                    report.entries[i].outcome = .alreadyApplied(sequence: sequence)
+                switch try ApplyMany.check(
+                    report.entries[i].pid, patch: patch, path: options.patch, members: options.skipUnmapped)
+                {
+                case .fits: break
+                case .already(let sequence): report.entries[i].outcome = .alreadyApplied(sequence: sequence)
+                case .notMember(let why): report.entries[i].outcome = .skipped(why)
                 }
             } catch {
-                if options.skipUnmapped && error.kind == .buildIDMismatch {
-                    report.entries[i].outcome = .skipped(
-                        "maps no object with build-id \(hexString(patch.manifest.buildID))")
-                    continue
-                }
-                if options.skipUnmapped && error.kind == .noSuchProcess {
-                    report.entries[i].outcome = .skipped("exited")
-                    continue
-                }
                 report.entries[i].outcome = .failed(error)
                 report.error = ProcessError(
                     error.kind,
@@ -197,17 +193,40 @@ public struct ApplyMany {
         return report
     }
 
-    /// Checks one process without stopping it; returns the sequence number
-    /// when the same patch is already applied there.
-    static func check(_ pid: Int32, patch: PatchFile, path: String) throws(ProcessError) -> Int? {
-        let target = try Target(pid: pid, writable: false)
+    enum Fit {
+        case fits
+        /// The same patch is applied already, as this patch number.
+        case already(Int)
+        /// Not one to patch (members only), and why.
+        case notMember(String)
+    }
+
+    /// The reason a process that maps no object of this build-id is skipped.
+    static func unmapped(_ patch: PatchFile) -> String {
+        "maps no object with build-id \(hexString(patch.manifest.buildID))"
+    }
+
+    /// Checks one process without stopping it. `members`: a process that
+    /// cannot be read (gone, another user's) or maps no object with the
+    /// patch's build-id is no member of the set rather than a failure.
+    static func check(_ pid: Int32, patch: PatchFile, path: String, members: Bool) throws(ProcessError) -> Fit {
+        let target: Target
+        do throws(ProcessError) {
+            target = try Target(pid: pid, writable: false)
+        } catch {
+            guard members else { throw error }
+            return .notMember(error.kind == .noSuchProcess ? "exited" : error.message)
+        }
+        if members && !target.objects.contains(where: { $0.buildID == patch.manifest.buildID }) {
+            return .notMember(unmapped(patch))
+        }
         let object = try target.object(buildID: patch.manifest.buildID, patch: path)
         if let same = target.scan.areas.first(where: { $0.digest == patch.digest }), !same.inTransition {
-            return same.sequence
+            return .already(same.sequence)
         }
         _ = try Apply.locate(
             patch.manifest, object: object, symbols: target.symbols(object), target: target, what: path)
-        return nil
+        return .fits
     }
 
     /// A message ending in a full stop, to go on with another sentence.

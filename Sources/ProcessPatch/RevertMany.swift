@@ -12,12 +12,19 @@ public struct RevertMany {
         public var patch: String?
         public var timeout: Double
         public var model: PatchArea.Model?
+        /// A process that is gone or cannot be opened counts as not
+        /// patched (a unit's processes, or every process of the system).
+        public var members: Bool
 
-        public init(pids: [Int32], patch: String? = nil, timeout: Double = 10, model: PatchArea.Model? = nil) {
+        public init(
+            pids: [Int32], patch: String? = nil, timeout: Double = 10, model: PatchArea.Model? = nil,
+            members: Bool = false
+        ) {
             self.pids = pids
             self.patch = patch
             self.timeout = timeout
             self.model = model
+            self.members = members
         }
     }
 
@@ -64,7 +71,9 @@ public struct RevertMany {
                 ).run()
                 report.entries.append(Entry(pid: pid, name: name, outcome: .reverted(r)))
             } catch {
-                if error.kind == .nothing {
+                if error.kind == .nothing
+                    || (options.members && (error.kind == .noSuchProcess || error.kind == .permission))
+                {
                     report.entries.append(Entry(pid: pid, name: name, outcome: .notPatched(error.message)))
                     continue
                 }

@@ -37,7 +37,8 @@ struct ProcessApplyCommand: ParsableCommand {
             all run (nothing is touched if one does not fit); then each is patched in turn, and if
             one fails, those already patched are reverted. A unit's processes that do not map the
             patched object (a wrapper shell, a helper) are skipped. A patch for a shared library
-            applies wherever that library (its build-id) is mapped. The report lists every process.
+            applies wherever that library (its build-id) is mapped; --all patches every process of
+            the system that maps it. The report lists every process.
             """)
 
     @OptionGroup var process: ProcessSelection
@@ -88,13 +89,20 @@ struct ProcessApplyCommand: ParsableCommand {
     /// Several processes: all or none, one line (or JSON entry) per process.
     func applyMany() throws {
         let (pids, group) = try process.resolve()
-        let report = try ApplyMany(
-            .init(pids: pids, patch: patch, model: model, timeout: timeout, skipUnmapped: group != nil)
+        var report = try ApplyMany(
+            .init(pids: pids, patch: patch, model: model, timeout: timeout, skipUnmapped: process.members)
         ).run()
+        // --all: the processes that do not map the object are only counted.
+        let before = report.entries.count
+        if process.all { report.entries.removeAll { if case .skipped = $0.outcome { true } else { false } } }
+        let others = before - report.entries.count
         if json.json {
-            printJSON(process.json(group, report.json))
+            var out = process.json(group, report.json)
+            if process.all, case .object(let fields) = out { out = .object(fields + [("others", .int(Int64(others)))]) }
+            printJSON(out)
         } else {
             var text = process.heading(group, count: pids.count)
+            if process.all { text += "\(report.entries.count) process(es) map the patched object (of \(before))\n" }
             if report.succeeded {
                 text +=
                     "applied \(Printable.escaped(report.patch)) to \(report.count.applied) process(es) in \(Int((report.seconds * 1000).rounded())) ms\n"

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0-only
 import ArgumentParser
+import Glibc
 import Platform
 import ProcessPatch
 
@@ -41,16 +42,33 @@ struct ProcessSelection: ParsableArguments {
             valueName: "NAME.service"))
     var unit: String?
 
+    @Flag(
+        name: .long,
+        help:
+            "Every process of the system that maps the patch's object (apply; revert with the patch file), or that has a patch (status)."
+    )
+    var all = false
+
     func validate() throws {
-        if pid.isEmpty && unit == nil { throw ValidationError("Name the process with --pid PID or --unit NAME.") }
-        if !pid.isEmpty && unit != nil { throw ValidationError("Give either --pid or --unit, not both.") }
+        let ways = (pid.isEmpty ? 0 : 1) + (unit == nil ? 0 : 1) + (all ? 1 : 0)
+        if ways == 0 { throw ValidationError("Name the processes with --pid PID, --unit NAME or --all.") }
+        if ways > 1 { throw ValidationError("Give one of --pid, --unit and --all.") }
     }
 
     /// One process named by --pid: the single-process commands and output.
-    var single: Int32? { unit == nil && pid.count == 1 ? pid[0] : nil }
+    var single: Int32? { unit == nil && !all && pid.count == 1 ? pid[0] : nil }
+
+    /// Whether the processes are a set found here (a unit's, or all), whose
+    /// members that do not map the patched object are skipped.
+    var members: Bool { unit != nil || all }
 
     /// The processes, in order, without duplicates; and the unit's cgroup.
     func resolve() throws(ProcessError) -> (pids: [Int32], group: ControlGroup?) {
+        if all {
+            let me = getpid()
+            let pids = ((try? FileSystem.list("/proc")) ?? []).compactMap { Int32($0) }.filter { $0 != me }.sorted()
+            return (pids, nil)
+        }
         guard let unit else {
             var seen = Set<Int32>()
             return (pid.filter { seen.insert($0).inserted }, nil)

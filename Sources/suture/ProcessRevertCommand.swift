@@ -33,6 +33,12 @@ struct ProcessRevertCommand: ParsableCommand {
 
     @OptionGroup var json: JSONOption
 
+    func validate() throws {
+        if process.all && patch == nil {
+            throw ValidationError("--all needs the patch file: it reverts that patch wherever it is applied.")
+        }
+    }
+
     func run() throws {
         try reportingErrors(json: json.json) {
             // SIGCHLD tells the tracer that a thread stopped; blocked before
@@ -41,7 +47,12 @@ struct ProcessRevertCommand: ParsableCommand {
             Cleanup.installSignalHandling()
             guard let pid = process.single else {
                 let (pids, group) = try process.resolve()
-                let report = RevertMany(.init(pids: pids, patch: patch, timeout: timeout, model: model)).run()
+                var report = RevertMany(
+                    .init(pids: pids, patch: patch, timeout: timeout, model: model, members: process.members)
+                ).run()
+                if process.all {
+                    report.entries.removeAll { if case .notPatched = $0.outcome { true } else { false } }
+                }
                 if json.json {
                     printJSON(process.json(group, report.json))
                 } else {

@@ -11,7 +11,8 @@ struct ProcessStatusCommand: ParsableCommand {
             Reads the state suture keeps inside the process; the process is not stopped. A patch
             is `applied`, or `inactive` when an apply or revert was interrupted before its switch
             (`revert` removes it). With several processes (--pid repeated, or --unit NAME.service),
-            each one in turn; --json prints {"processes": [...]} (with "unit" and "cgroup").
+            each one in turn; --json prints {"processes": [...]} (with "unit" and "cgroup"). --all
+            lists every process that has a patch.
             """)
 
     @OptionGroup var process: ProcessSelection
@@ -28,9 +29,12 @@ struct ProcessStatusCommand: ParsableCommand {
                 for pid in pids {
                     do throws(ProcessError) {
                         let status = try Status.read(pid: pid)
+                        // --all: only the processes with a patch.
+                        if process.all && status.patches.isEmpty && status.incomplete.isEmpty { continue }
                         entries.append(status.json)
                         text += status.text
                     } catch {
+                        if process.all { continue }
                         entries.append(.object([("pid", .int(Int64(pid))), ("error", error.json)]))
                         text += "process \(pid): \(Printable.escaped(error.message))\n"
                         failed = failed ?? error

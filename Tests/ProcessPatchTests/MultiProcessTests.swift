@@ -90,9 +90,18 @@ import Testing
         }
         let text = try Suture.run(["process", "status"] + pids(targets))
         #expect(text.stdoutText.components(separatedBy: "applied").count == 4, "\(text.stdoutText)")
+        // --all lists every process with a patch: ours among them.
+        let everyone = try Suture.json(["process", "status", "--all"])
+        try #require(everyone.result.termination.succeeded, "status --all: \(everyone.result.summary)")
+        let listed = Set((everyone.json["processes"]?.arrayValue ?? []).compactMap { $0["pid"]?.intValue })
+        #expect(Set(targets.map { Int64($0.pid) }).isSubset(of: listed), "\(everyone.json.serialized())")
 
-        let revert = try Suture.json(["process", "revert"] + pids(targets) + [patch, "--timeout", "30"])
+        // --all with the patch file: wherever it is applied, i.e. these three.
+        let revert = try Suture.json(["process", "revert", "--all", patch, "--timeout", "30"])
         try #require(revert.result.termination.succeeded, "revert: \(revert.result.summary)")
+        #expect(
+            revert.json["processes"]?.arrayValue?.map { $0["pid"]?.intValue ?? 0 }.sorted()
+                == targets.map { Int64($0.pid) }.sorted(), "\(revert.json.serialized())")
         #expect(
             revert.json["processes"]?.arrayValue?.allSatisfy { $0["state"]?.stringValue == "reverted" } == true,
             "\(revert.json.serialized())")
@@ -241,8 +250,13 @@ import Testing
             try? FileSystem.removeFile(debug)
             rmdir(folder)
         }
-        let apply = try Suture.json(["process", "apply", "--pid", "\(target.pid)", patch])
+        // --all: every process that maps this build of the library, i.e. this one.
+        let apply = try Suture.json(["process", "apply", "--all", patch])
         try #require(apply.result.termination.succeeded, "apply: \(apply.result.summary)")
+        #expect(
+            apply.json["processes"]?.arrayValue?.map { $0["pid"]?.intValue ?? 0 } == [Int64(target.pid)],
+            "\(apply.json.serialized())")
+        #expect((apply.json["others"]?.intValue ?? 0) > 0, "\(apply.json.serialized())")
         try expectRuns(target, MultiProcessTests.new, "after apply")
         let revert = try Suture.json(["process", "revert", "--pid", "\(target.pid)"])
         try #require(revert.result.termination.succeeded, "revert: \(revert.result.summary)")
