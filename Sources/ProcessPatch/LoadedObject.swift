@@ -106,6 +106,18 @@ public struct LoadedObject: Sendable {
         return nil
     }
 
+    /// The separate debug file of this build, where GDB and Debian's
+    /// `-dbgsym` packages keep it: `/usr/lib/debug/.build-id/XX/REST.debug`
+    /// for build-id XXREST; nil when there is none or its build-id differs.
+    public func debugFile(root: String = "/usr/lib/debug") -> ELFFile? {
+        guard let id = buildID, id.count > 1 else { return nil }
+        let path = Path.join(root, ".build-id", hexString(Array(id[0..<1])), hexString(Array(id[1...])) + ".debug")
+        guard FileSystem.exists(path), let file = try? ELFFile.open(path), (try? file.buildID()) == id else {
+            return nil
+        }
+        return file
+    }
+
     /// Opens the object's file: its path when the file there has the same
     /// build-id, else the mapped inode through `/proc/PID/map_files`.
     public func open(pid: Int32) throws(ProcessError) -> ELFFile {

@@ -21,16 +21,26 @@ public struct SymbolTable: Sendable {
     /// slot the dynamic linker fills for it (`R_X86_64_JUMP_SLOT`,
     /// `R_X86_64_GLOB_DAT`).
     public private(set) var imports: [String: UInt64] = [:]
+    /// Symbols the object defines and still reaches through a GOT slot the
+    /// dynamic linker fills (a shared library's exported functions and
+    /// data): the slot's link-time address. The slot holds the definition
+    /// the process really uses, which may be another object's (the
+    /// program's copy of a variable, an interposed function).
+    public private(set) var definedSlots: [String: UInt64] = [:]
     /// Start addresses of every defined function or object symbol, sorted,
     /// with names: for symbolizing addresses and finding neighbours.
     public private(set) var sorted: [(value: UInt64, size: UInt64, name: String)] = []
     public let hasSymbolTable: Bool
 
-    public init(_ file: ELFFile) {
-        hasSymbolTable = file.symbolTableIndex != nil
+    /// `debug`: a separate debug file of the same build (as `objcopy
+    /// --only-keep-debug` makes it, or a Debian `-dbgsym` package installs
+    /// it) whose symbol table stands in for the one `file` was stripped of.
+    public init(_ file: ELFFile, debug: ELFFile? = nil) {
+        let symbolFile = debug ?? file
+        hasSymbolTable = symbolFile.symbolTableIndex != nil
         var currentFile = ""
         var all: [(UInt64, UInt64, String)] = []
-        for s in file.symbols.dropFirst() {
+        for s in symbolFile.symbols.dropFirst() {
             if s.type == SymbolType.file {
                 currentFile = s.name
                 continue
@@ -73,6 +83,7 @@ public struct SymbolTable: Sendable {
             where (r.type == 6 || r.type == 7) && r.symbol != 0 && Int(r.symbol) < file.dynamicSymbols.count {
                 let symbol = file.dynamicSymbols[Int(r.symbol)]
                 if symbol.isUndefined && imports[symbol.name] == nil { imports[symbol.name] = r.offset }
+                if !symbol.isUndefined && definedSlots[symbol.name] == nil { definedSlots[symbol.name] = r.offset }
             }
         }
     }

@@ -42,10 +42,14 @@ final class Target {
         )
     }
 
-    /// The symbol table of a loaded object (read once).
+    /// The symbol table of a loaded object (read once). A stripped object
+    /// (a distribution's library) takes its static and hidden symbols from
+    /// its debug file, found by build-id.
     func symbols(_ object: LoadedObject) throws(ProcessError) -> SymbolTable {
         if let cached = symbolCache[object.path] { return cached }
-        let table = SymbolTable(try object.open(pid: pid))
+        let file = try object.open(pid: pid)
+        var table = SymbolTable(file)
+        if !table.hasSymbolTable, let debug = object.debugFile() { table = SymbolTable(file, debug: debug) }
         symbolCache[object.path] = table
         return table
     }
@@ -63,6 +67,13 @@ final class Target {
                     Linker.Resolution(address: object.bias &+ $0.value)
                 }
             case .global:
+                // A shared library reaches its own exported symbols through
+                // its GOT, as the dynamic linker bound them: the program's
+                // copy of a variable (copy relocation), an interposed function.
+                if let slot = table.definedSlots[reference.name] {
+                    let address = object.bias &+ slot
+                    return Linker.Resolution(address: try self.memory.readWord(address), slot: address)
+                }
                 return table.defined(reference.name).map { Linker.Resolution(address: object.bias &+ $0.value) }
             case .external:
                 // What the program imports: through its own GOT slot.

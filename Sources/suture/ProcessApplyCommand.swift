@@ -31,9 +31,17 @@ struct ProcessApplyCommand: ParsableCommand {
             If suture dies at any point, the process runs on, each thread wholly old or wholly new;
             `suture process status` shows a transition in progress, `apply` again finishes it and
             `revert` reverses it.
+
+            Several processes (--pid repeated, or --unit NAME.service for every process of a systemd
+            unit, read from its cgroup): all of them or none. Every process is checked first, while
+            all run (nothing is touched if one does not fit); then each is patched in turn, and if
+            one fails, those already patched are reverted. A unit's processes that do not map the
+            patched object (a wrapper shell, a helper) are skipped. A patch for a shared library
+            applies wherever that library (its build-id) is mapped; --all patches every process of
+            the system that maps it. The report lists every process.
             """)
 
-    @OptionGroup var process: PIDOption
+    @OptionGroup var process: ProcessSelection
 
     @Argument(help: "The patch file from `suture process build`.")
     var patch: String
@@ -52,7 +60,11 @@ struct ProcessApplyCommand: ParsableCommand {
             // any other thread exists, no other thread can swallow it.
             Kernel.blockSignal(SIGCHLD)
             Cleanup.installSignalHandling()
-            let report = try Apply(.init(pid: process.pid, patch: patch, model: model, timeout: timeout)).run()
+            guard let pid = process.single else {
+                try applyMany()
+                return
+            }
+            let report = try Apply(.init(pid: pid, patch: patch, model: model, timeout: timeout)).run()
             if json.json {
                 printJSON(report.json)
             } else {
@@ -71,6 +83,35 @@ struct ProcessApplyCommand: ParsableCommand {
                         + "median pause \(Int((median * 1e6).rounded())) µs, \(Int((report.seconds * 1000).rounded())) ms in all)\n"
                 )
             }
+        }
+    }
+
+    /// Several processes: all or none, one line (or JSON entry) per process.
+    func applyMany() throws {
+        let (pids, group) = try process.resolve()
+        var report = try ApplyMany(
+            .init(pids: pids, patch: patch, model: model, timeout: timeout, skipUnmapped: process.members)
+        ).run()
+        // --all: the processes that do not map the object are only counted.
+        let before = report.entries.count
+        if process.all { report.entries.removeAll { if case .skipped = $0.outcome { true } else { false } } }
+        let others = before - report.entries.count
+        if json.json {
+            var out = process.json(group, report.json)
+            if process.all, case .object(let fields) = out { out = .object(fields + [("others", .int(Int64(others)))]) }
+            printJSON(out)
+        } else {
+            var text = process.heading(group, count: pids.count)
+            if process.all { text += "\(report.entries.count) process(es) map the patched object (of \(before))\n" }
+            if report.succeeded {
+                text +=
+                    "applied \(Printable.escaped(report.patch)) to \(report.count.applied) process(es) in \(Int((report.seconds * 1000).rounded())) ms\n"
+            }
+            writeStandardOutput(text + report.text)
+        }
+        if let error = report.error {
+            if !json.json { Progress.warn("suture: \(Printable.terminalSafe(error.description))") }
+            throw ExitCode(error.exitStatus)
         }
     }
 }
