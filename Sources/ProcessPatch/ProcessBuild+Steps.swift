@@ -75,8 +75,13 @@ extension ProcessBuild {
             // Absolute paths into the tree, alone or inside an option (-I/src/include).
             arguments.append(a.replacingPathPrefix(sourceRoot, with: patchedRoot))
         }
-        // Same file names in strings and debug info as the original build.
-        arguments += ["-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)", "-o", output]
+        // Same file names in strings and debug info as the original build
+        // (unless the build maps the tree's path itself, as dpkg-buildflags does).
+        let mapped = record.arguments.contains { a in
+            ["-ffile-prefix-map=", "-fmacro-prefix-map="].contains { a.hasPrefix($0 + sourceRoot + "=") }
+        }
+        if !mapped { arguments.append("-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)") }
+        arguments += ["-o", output]
         guard let src = record.source else {
             throw ProcessError(.build, "cannot tell which source \(record.arguments.joined(separator: " ")) compiles")
         }
@@ -136,9 +141,9 @@ extension ProcessBuild {
             return
                 "\(f.name): the binary's code differs from the compiled object at byte \(at) (was the program built by this build command, without LTO?)"
         }
-        if let next = symbols.next(after: entry.value), next < entry.value + UInt64(X86Code.entryJumpLength) {
-            return
-                "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(X86Code.entryJumpLength)"
+        let needed = UInt64(X86Code.landingPadLength(f.expected) + X86Code.entryJumpLength)
+        if let next = symbols.next(after: entry.value), next < entry.value + needed {
+            return "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(needed)"
         }
         do {
             let into = try X86Code.branchesIntoEntry(f.expected)
