@@ -243,22 +243,28 @@ public struct CompilerWrapper: Sendable {
         return nil
     }
 
-    /// `cc`, `gcc`, `g++-12`, `x86_64-linux-gnu-gcc-12`, `clang-16` …
-    static func isToolName(_ name: String) -> Bool {
+    /// Archivers the wrapper stands in for (`gcc-ar` is what Meson runs).
+    static let archiverNames: Set<String> = ["ar", "gcc-ar"]
+
+    /// The tool a name stands for, without a target prefix or a version:
+    /// `x86_64-linux-gnu-gcc-12` → `gcc`, `clang-16` → `clang`.
+    static func toolStem(_ name: String) -> String {
         var stem = Substring(name)
         if let dash = stem.lastIndex(of: "-"), !stem[stem.index(after: dash)...].isEmpty,
             stem[stem.index(after: dash)...].allSatisfy({ $0.isNumber || $0 == "." })
         {
             stem = stem[..<dash]
         }
-        for prefix in ["", "x86_64-linux-gnu-"] where stem.hasPrefix(prefix) {
-            let tool = String(stem.dropFirst(prefix.count))
-            if CompileRecord.compilerNames.contains(tool) || tool == "ar" { return true }
-        }
-        return false
+        let prefix = "x86_64-linux-gnu-"
+        return String(stem.hasPrefix(prefix) ? stem.dropFirst(prefix.count) : stem)
     }
 
-    static func isArchiverName(_ name: String) -> Bool { name == "ar" || name.hasSuffix("-ar") }
+    static func isToolName(_ name: String) -> Bool {
+        let stem = toolStem(name)
+        return CompileRecord.compilerNames.contains(stem) || archiverNames.contains(stem)
+    }
+
+    static func isArchiverName(_ name: String) -> Bool { archiverNames.contains(toolStem(name)) }
 }
 
 /// FNV-1a, 64 bits: a short stable name for a split compile's object.

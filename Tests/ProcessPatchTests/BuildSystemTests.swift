@@ -109,6 +109,25 @@ import Testing
         try patchLoop(fixture, binary: "build/loop", patch: patch)
     }
 
+    /// Meson sets up an out-of-tree build that Ninja runs; calc.c goes
+    /// into a static library (archived by gcc-ar).
+    @Test func mesonNinja() throws {
+        let fixture = try Fixture("loop")
+        try FileSystem.write(
+            fixture.path("meson.build"),
+            """
+            project('loop', 'c')
+            calc = static_library('calc', 'calc.c')
+            executable('loop', 'main.c', link_with: calc, dependencies: dependency('threads'))
+
+            """)
+        let (json, patch) = try build(
+            fixture, command: "meson setup build --buildtype=debugoptimized >/dev/null && meson compile -C build",
+            binary: "build/loop")
+        #expect(json["objects"]?.arrayValue?.compactMap { $0["source"]?.stringValue } == ["calc.c"])
+        try patchLoop(fixture, binary: "build/loop", patch: patch)
+    }
+
     /// Debian's hardening: PIE, full RELRO (-z now, a read-only GOT) with
     /// -fno-plt (calls through GOT slots), -fstack-protector-strong,
     /// _FORTIFY_SOURCE (__snprintf_chk) and -fcf-protection (endbr64, kept
