@@ -112,7 +112,7 @@ public struct CompilerWrapper: Sendable {
             return Plan(runs: runs, records: records)
         }
         if stops { return unchanged }
-        if sources.isEmpty {
+        if sources.isEmpty && !stdinSource {
             // A link of objects and archives.
             let linksSomething = wrapped.contains { !$0.hasPrefix("-") && CompilerWrapper.isLinkInput($0) }
             return linksSomething ? Plan(runs: [wrapped], records: [record(wrapped, .link)]) : unchanged

@@ -109,6 +109,20 @@ import Testing
         try patchLoop(fixture, binary: "build/loop", patch: patch)
     }
 
+    /// A step the wrapper cannot follow (LTO) is named with its command line.
+    @Test func unfollowedStepIsReported() throws {
+        let fixture = try Fixture("loop")
+        try FileSystem.write(
+            fixture.path("Makefile"), "loop: main.c calc.c\n\t$(CC) -O2 -flto -o loop main.c calc.c -lpthread\n")
+        let (result, json) = try Suture.json([
+            "process", "build", fixture.path("patch.diff"), "--source", fixture.source, "--build", "make",
+            "--binary", "loop", "-o", Path.join(fixture.scratch.path, "fix.patch.o"),
+        ])
+        #expect(result.termination == .exited(1), "\(result.summary)")
+        let message = json["error"]?["message"]?.stringValue ?? ""
+        #expect(message.contains("-flto") && message.contains("-o loop main.c calc.c"), "\(message)")
+    }
+
     /// Meson sets up an out-of-tree build that Ninja runs; calc.c goes
     /// into a static library (archived by gcc-ar).
     @Test func mesonNinja() throws {
