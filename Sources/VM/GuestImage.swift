@@ -17,6 +17,12 @@ public struct GuestImage: Sendable {
     public var busybox: String
     public var files: [GuestFile]
     public var modules: [String]
+    /// Replaces the busybox guest's `/init` (the Debian guest's boots the
+    /// real root file system instead of the agent).
+    public var initText: String? = nil
+    /// Whether `sutureBinary` (and its libraries) go in; the Debian
+    /// guest's initramfs gets it on a disk instead and stays small.
+    public var includesSuture = true
 
     public init(
         release: KernelRelease, sutureBinary: String, busybox: String = "/bin/busybox",
@@ -64,10 +70,12 @@ public struct GuestImage: Sendable {
         for applet in try busyboxApplets() {
             try cpio.symlink(applet, target: "/bin/busybox")
         }
-        try addExecutable(sutureBinary, at: "/bin/suture", into: &cpio)
         var libraries = try SharedLibraries.of(busybox)
-        for library in try SharedLibraries.of(sutureBinary) where !libraries.contains(library) {
-            libraries.append(library)
+        if includesSuture {
+            try addExecutable(sutureBinary, at: "/bin/suture", into: &cpio)
+            for library in try SharedLibraries.of(sutureBinary) where !libraries.contains(library) {
+                libraries.append(library)
+            }
         }
         for library in libraries {
             try addHostFile(library, at: library, mode: 0o755, into: &cpio)
@@ -81,7 +89,7 @@ public struct GuestImage: Sendable {
 
                 """)
         try cpio.file("/etc/group", mode: 0o644, text: "root:x:0:\nnogroup:x:65534:\n")
-        try cpio.file("/init", mode: 0o755, text: GuestImage.initScript)
+        try cpio.file("/init", mode: 0o755, text: initText ?? GuestImage.initScript)
 
         if !modules.isEmpty { try addModules(into: &cpio) }
         try addUserFiles(into: &cpio)
