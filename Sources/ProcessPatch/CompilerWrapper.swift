@@ -90,7 +90,9 @@ public struct CompilerWrapper: Sendable {
         func unsupported(_ why: String) -> Plan {
             Plan(runs: [wrapped], records: [record(wrapped, .unsupported, note: why)])
         }
-        let cSources = sources.filter { CompileRecord.sourceExtensions.contains(CompilerWrapper.fileExtension(wrapped[$0])) }
+        let cSources = sources.filter {
+            CompileRecord.sourceExtensions.contains(CompilerWrapper.fileExtension(wrapped[$0]))
+        }
         if wrapped.contains(where: { $0.hasPrefix("@") }) && !stops {
             return unsupported("arguments in a response file (@FILE) are not followed")
         }

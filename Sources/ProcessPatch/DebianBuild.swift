@@ -82,7 +82,9 @@ enum DebianBuild {
                 switch FileSystem.kind(path) {
                 case .directory: folders.append(path)
                 case .file:
-                    if let bytes = try? FileSystem.read(path, stop: { $0.count >= 4 }), bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46]) {
+                    if let bytes = try? FileSystem.read(path, stop: { $0.count >= 4 }),
+                        bytes.starts(with: [0x7f, 0x45, 0x4c, 0x46])
+                    {
                         found.append(path)
                     }
                 default: break

@@ -64,12 +64,15 @@ extension CompileRecord {
             } else if a.hasPrefix("-l") && a.count > 2 {
                 names.append(String(a.dropFirst(2)))
             }
-            if a == "-o" || CompileRecord.optionsWithValue.contains(a) || CompilerWrapper.linkOptionsWithValue.contains(a)
+            if a == "-o" || CompileRecord.optionsWithValue.contains(a)
+                || CompilerWrapper.linkOptionsWithValue.contains(a)
             {
                 skip = true
                 continue
             }
-            if !a.hasPrefix("-") && CompilerWrapper.isLinkInput(a) { inputs.append(Path.join(directory, a).normalizedPath) }
+            if !a.hasPrefix("-") && CompilerWrapper.isLinkInput(a) {
+                inputs.append(Path.join(directory, a).normalizedPath)
+            }
         }
         for name in names {
             let file = name.hasPrefix(":") ? String(name.dropFirst()) : "lib\(name).a"

@@ -34,7 +34,9 @@ extension ProcessBuild {
             throw ProcessError(.build, "compiler wrapper: \(error)", cause: error as? any SutureError)
         }
         Progress.say("suture: building in \(source): \(options.buildCommand)")
-        var environment: [String: String?] = ["PATH": wrappers + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")]
+        var environment: [String: String?] = [
+            "PATH": wrappers + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
+        ]
         if options.debian { environment.merge(DebianBuild.environment()) { _, new in new } }
         let result: CommandResult
         do {
@@ -104,7 +106,8 @@ extension ProcessBuild {
         }
         if let r = named.last(where: { $0.kind == .unsupported }) {
             return ProcessError(
-                .build, "\(file): the build compiled it in a step suture cannot follow (\(r.note ?? "")):\n  \(r.commandLine)")
+                .build,
+                "\(file): the build compiled it in a step suture cannot follow (\(r.note ?? "")):\n  \(r.commandLine)")
         }
         if let r = named.last(where: { $0.kind == .compile }) {
             return ProcessError(

@@ -38,7 +38,8 @@ struct ProcessCompileRecordCommand: ParsableCommand {
         for arguments in plan.runs.dropLast() {
             let status: Termination
             do {
-                status = try ChildProcess(prefix + arguments, stdin: .inherit, stdout: .inherit, stderr: .inherit).wait()
+                status = try ChildProcess(prefix + arguments, stdin: .inherit, stdout: .inherit, stderr: .inherit)
+                    .wait()
             } catch {
                 Progress.warn("suture: cannot run \(compiler): \(error.description)")
                 throw ExitCode(127)

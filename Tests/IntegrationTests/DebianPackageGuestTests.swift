@@ -50,7 +50,9 @@ struct DebianPackageGuestTests {
                 + "touch /root/done"
             try guest.checked("systemd-run --unit=hello-load --quiet sh -c '\(loop)'")
             func count(_ version: String) throws -> Int {
-                Int(try guest.checked("grep -c ' \(version)$' /root/answers || true").trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+                Int(
+                    try guest.checked("grep -c ' \(version)$' /root/answers || true").trimmingCharacters(
+                        in: .whitespacesAndNewlines)) ?? 0
             }
             func waitFor(_ version: String, more: Int) throws -> Bool {
                 let target = try count(version) + more
@@ -81,11 +83,15 @@ struct DebianPackageGuestTests {
             // v1, then only v2, then only v1 again: each answer is whole.
             let answers = try guest.checked("cat /root/answers").split(separator: "\n").map(String.init)
             let versions = answers.map { String($0.split(separator: " ").last ?? "") }
-            #expect(versions.allSatisfy { $0 == "v1" || $0 == "v2" }, "odd answers: \(answers.filter { !$0.hasSuffix(" v1") && !$0.hasSuffix(" v2") }.prefix(5))")
+            #expect(
+                versions.allSatisfy { $0 == "v1" || $0 == "v2" },
+                "odd answers: \(answers.filter { !$0.hasSuffix(" v1") && !$0.hasSuffix(" v2") }.prefix(5))")
             var runs: [String] = []
             for v in versions where runs.last != v { runs.append(v) }
             #expect(runs == ["v1", "v2", "v1"], "answer versions in order: \(runs)")
-            print("DebianPackageGuestTests: \(answers.count) answers, \(versions.filter { $0 == "v2" }.count) patched, booted in \(guest.bootSeconds) s")
+            print(
+                "DebianPackageGuestTests: \(answers.count) answers, \(versions.filter { $0 == "v2" }.count) patched, booted in \(guest.bootSeconds) s"
+            )
             #expect(try guest.checked("systemctl is-active suture-hello.service") == "active\n")
         }
     }

@@ -103,9 +103,13 @@ import Testing
         let compilers = try records(fixture).filter { $0["kind"]?.stringValue == "compile" }
             .compactMap { $0["compiler"]?.stringValue }
         #expect(!compilers.isEmpty && compilers.allSatisfy { !$0.hasSuffix("ccache") }, "\(compilers)")
-        let stats = try Command.run(["ccache", "--print-stats"], environment: Command.environment(["CCACHE_DIR": cache]))
-        let misses = stats.stdoutText.split(separator: "\n").first { $0.hasPrefix("cache_miss\t") || $0.hasPrefix("direct_cache_miss\t") }
-        #expect(misses.map { !$0.hasSuffix("\t0") } == true, "the compiles did not go through ccache: \(stats.stdoutText)")
+        let stats = try Command.run(
+            ["ccache", "--print-stats"], environment: Command.environment(["CCACHE_DIR": cache]))
+        let misses = stats.stdoutText.split(separator: "\n").first {
+            $0.hasPrefix("cache_miss\t") || $0.hasPrefix("direct_cache_miss\t")
+        }
+        #expect(
+            misses.map { !$0.hasSuffix("\t0") } == true, "the compiles did not go through ccache: \(stats.stdoutText)")
         try patchLoop(fixture, binary: "build/loop", patch: patch)
     }
 
@@ -269,7 +273,8 @@ import Testing
         try #require(revert.termination.succeeded, "revert: \(revert.summary)")
         #expect(load.waitForResponses(20, version: "v1", after: reverted), "no v1 after revert: \(load.summary)")
         #expect(
-            try entryBytes(of: "respond", in: binary, pid: target.pid) == entryBytes(of: "respond", in: binary, pid: nil))
+            try entryBytes(of: "respond", in: binary, pid: target.pid)
+                == entryBytes(of: "respond", in: binary, pid: nil))
         try check(port, "v1")
         load.stop()
         #expect(load.failures.isEmpty, "failed requests: \(load.failures.prefix(5))")

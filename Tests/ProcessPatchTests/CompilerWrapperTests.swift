@@ -16,7 +16,8 @@ import Testing
         for (run, source) in zip(plan.runs.prefix(2), ["a.c", "lib/b.c"]) {
             #expect(run.starts(with: ["-O2", "-I", "inc"]), "\(run)")
             #expect(run.contains("-c") && run.contains(source) && run.contains("-ffunction-sections"), "\(run)")
-            #expect(!run.contains("-lm") && !run.contains("-Wl,-z,now") && !run.contains("x.o") && !run.contains("prog"))
+            #expect(
+                !run.contains("-lm") && !run.contains("-Wl,-z,now") && !run.contains("x.o") && !run.contains("prog"))
             #expect(!run.contains("out"), "-L's value stays on the link: \(run)")
         }
         let objects = plan.records.filter { $0.kind == .compile }.compactMap(\.object)
@@ -27,7 +28,9 @@ import Testing
         #expect(plan.runs[2] == link.arguments)
         #expect(link.arguments.contains("-lm") && link.arguments.contains("x.o") && !link.arguments.contains("a.c"))
         // The same step builds the same object names again.
-        #expect(wrapper.plan(["-O2", "-I", "inc", "-o", "prog", "a.c", "lib/b.c"], directory: "/src").records.compactMap(\.object) == objects)
+        #expect(
+            wrapper.plan(["-O2", "-I", "inc", "-o", "prog", "a.c", "lib/b.c"], directory: "/src").records.compactMap(
+                \.object) == objects)
     }
 
     @Test func otherInvocations() {
@@ -50,9 +53,11 @@ import Testing
         let records = [
             CompileRecord(compiler: "/usr/bin/cc", directory: "/src", arguments: ["-c", "a.c"]),
             CompileRecord(compiler: "/usr/bin/cc", directory: "/src", arguments: ["-c", "b.c", "-o", ".libs/b.o"]),
-            CompileRecord(compiler: "/usr/bin/ar", directory: "/src", arguments: ["cru", "libb.a", ".libs/b.o"], kind: .archive),
             CompileRecord(
-                compiler: "/usr/bin/cc", directory: "/src/out", arguments: ["-o", "prog", "../a.o", "../libb.a", "-lm"],
+                compiler: "/usr/bin/ar", directory: "/src", arguments: ["cru", "libb.a", ".libs/b.o"], kind: .archive),
+            CompileRecord(
+                compiler: "/usr/bin/cc", directory: "/src/out",
+                arguments: ["-o", "prog", "../a.o", "../libb.a", "-lm"],
                 kind: .link),
         ]
         #expect(LinkedObjects.of("/src/out/prog", records: records) == ["/src/a.o", "/src/.libs/b.o"])
