@@ -96,6 +96,7 @@ struct ProcessBuildCommand: ParsableCommand {
                     text += "  replaces \(f.name)\(f.file.map { " (\($0))" } ?? "")\n"
                 }
                 for n in result.manifest.newFunctions { text += "  adds     \(n)\n" }
+                for p in result.packages { text += "  built    \(p)\n" }
                 writeStandardOutput(text)
             }
         }

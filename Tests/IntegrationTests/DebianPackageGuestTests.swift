@@ -12,14 +12,18 @@ import Testing
 /// `revert` run on the unit's main process. The client never sees an error.
 @Suite(.serialized)
 struct DebianPackageGuestTests {
-    static let fixture = Path.join(
-        Path.directory(of: Path.directory(of: #filePath)), "ProcessPatchTests/Fixtures/debian")
+    /// The package's debian/ and client, and the daemon's sources and fix
+    /// from the server fixture.
+    static let fixtures = Path.join(Path.directory(of: Path.directory(of: #filePath)), "ProcessPatchTests/Fixtures")
 
     @Test func packagedDaemonIsPatchedUnderLoadInADebianGuest() async throws {
         let scratch = try TemporaryDirectory(prefix: "suture-deb-guest")
         defer { scratch.remove() }
         let package = Path.join(scratch.path, "suture-hello-1.0")
-        _ = try Command.output(["cp", "-r", Self.fixture, package])
+        _ = try Command.output(["cp", "-r", Path.join(Self.fixtures, "debian"), package])
+        for file in ["server.c", "respond.c", "respond.h", "patch.diff"] {
+            try FileSystem.copyFile(Path.join(Self.fixtures, "server", file), Path.join(package, file))
+        }
         let patch = Path.join(scratch.path, "fix.patch.o")
         let build = try SutureBinary.run([
             "process", "build", Path.join(package, "patch.diff"), "--deb", package, "--binary", "/usr/sbin/hellod",

@@ -176,6 +176,9 @@ import Testing
         defer { scratch.remove() }
         let package = Path.join(scratch.path, "suture-hello-1.0")
         _ = try Command.output(["cp", "-r", Path.join(Fixture.root, "debian"), package])
+        for file in ["server.c", "respond.c", "respond.h", "patch.diff"] {
+            try FileSystem.copyFile(Path.join(Fixture.root, "server", file), Path.join(package, file))
+        }
         let patch = Path.join(scratch.path, "fix.patch.o")
         let result = try Suture.run([
             "process", "build", Path.join(package, "patch.diff"), "--deb", package, "--binary", "hellod", "-o", patch,
