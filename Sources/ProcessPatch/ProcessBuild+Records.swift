@@ -78,7 +78,7 @@ extension ProcessBuild {
     /// The compiles of the objects linked into `binary` (all of them when
     /// no recorded link wrote it), one per object (the last), whose source
     /// still exists.
-    static func compiles(of binary: String, records: [CompileRecord], source: String) -> [CompileRecord] {
+    static func compiles(of binary: String, records: [CompileRecord]) -> [CompileRecord] {
         let linked = LinkedObjects.of(binary, records: records)
         var byObject: [String: Int] = [:]
         var result: [CompileRecord] = []

@@ -147,7 +147,7 @@ public struct ProcessBuild {
         let touchesHeader = touched.contains {
             !CompileRecord.sourceExtensions.contains(String($0.split(separator: ".").last ?? ""))
         }
-        let compiles = Self.compiles(of: binaryPath, records: records, source: source)
+        let compiles = Self.compiles(of: binaryPath, records: records)
         var selected: [CompileRecord] = []
         var compiledSources = Set<String>()
         for r in compiles {
