@@ -34,6 +34,7 @@ struct DebianPackageGuestTests {
         let deb = try #require(built["packages"]?.arrayValue?.first?.stringValue, "\(built.serialized())")
 
         try await GuestLock.withLock {
+            let started = Clock.now()
             let guest = try TestDebianGuest.start("deb-\(getpid())")
             defer { guest.stop() }
             try guest.copy(deb, to: "/root/suture-hello.deb")
@@ -94,7 +95,7 @@ struct DebianPackageGuestTests {
             for v in versions where runs.last != v { runs.append(v) }
             #expect(runs == ["v1", "v2", "v1"], "answer versions in order: \(runs)")
             print(
-                "DebianPackageGuestTests: \(answers.count) answers, \(versions.filter { $0 == "v2" }.count) patched, booted in \(guest.bootSeconds) s"
+                "DebianPackageGuestTests: \(answers.count) answers, \(versions.filter { $0 == "v2" }.count) patched, booted in \(guest.bootSeconds) s, \(Int(Clock.now() - started)) s with the guest"
             )
             #expect(try guest.checked("systemctl is-active suture-hello.service") == "active\n")
         }
