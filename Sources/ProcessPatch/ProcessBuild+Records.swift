@@ -95,6 +95,37 @@ extension ProcessBuild {
         return result
     }
 
+    /// Copies the object the build compiled to `destination`; when the build
+    /// removed it after archiving it (make's `lib.a(x.o)` rules delete such
+    /// intermediate objects), takes the member out of the recorded archive.
+    static func saveOriginal(
+        _ object: String, compiledFrom source: String, records: [CompileRecord], to destination: String
+    )
+        throws(ProcessError)
+    {
+        if FileSystem.exists(object) {
+            do { try FileSystem.copyFile(object, destination) } catch { throw error.process(.build, "copy \(object)") }
+            return
+        }
+        let wanted = LinkedObjects.canonical(object)
+        for r in records.reversed() {
+            guard let (archive, members) = r.archiveMembers, FileSystem.exists(archive),
+                members.contains(where: { LinkedObjects.canonical($0) == wanted })
+            else { continue }
+            do {
+                let result = try Command.run([r.compiler, "p", archive, Path.base(of: object)])
+                guard result.termination.succeeded, !result.stdout.isEmpty else { continue }
+                try FileSystem.write(destination, result.stdout)
+                return
+            } catch {
+                continue
+            }
+        }
+        throw ProcessError(
+            .build,
+            "\(object): the build removed the object it compiled from \(source), and no recorded archive holds it")
+    }
+
     /// Why a touched source has no compile to redo: a step the wrapper could
     /// not follow, an object that is not in the binary, or no compile at all.
     static func notCompiled(_ file: String, into binary: String, records: [CompileRecord], source: String)

@@ -163,13 +163,8 @@ public struct ProcessBuild {
         var pairs: [(original: String, patched: String, source: String)] = []
         for r in selected {
             guard let object = r.object, let src = r.source else { continue }
-            guard FileSystem.exists(object) else {
-                throw ProcessError(.build, "\(object): the build removed the object it compiled from \(src)")
-            }
             let savedOriginal = Path.join(scratch.path, "original-\(pairs.count).o")
-            do { try FileSystem.copyFile(object, savedOriginal) } catch {
-                throw error.process(.build, "copy \(object)")
-            }
+            try Self.saveOriginal(object, compiledFrom: src, records: records, to: savedOriginal)
             let patchedObject = Path.join(scratch.path, "patched-\(pairs.count).o")
             try recompile(r, sourceRoot: source, patchedRoot: patchedRoot, output: patchedObject)
             pairs.append((savedOriginal, patchedObject, String(src.dropFirst(source.count + 1))))

@@ -79,6 +79,26 @@ import Testing
         try patchLoop(fixture, binary: "loop", patch: patch)
     }
 
+    /// make's archive member rule: calc.o goes into libcalc.a and make
+    /// deletes it as an intermediate file; the original is taken from the archive.
+    @Test func archiveMemberRuleDeletesTheObject() throws {
+        let fixture = try Fixture("loop")
+        try FileSystem.write(
+            fixture.path("Makefile"),
+            """
+            CFLAGS = -O2 -g
+            loop: main.o libcalc.a
+            \t$(CC) -o loop main.o libcalc.a -lpthread
+            libcalc.a: libcalc.a(calc.o)
+            main.o: calc.h
+
+            """)
+        let (json, patch) = try build(fixture, command: "make", binary: "loop")
+        #expect(!FileSystem.exists(fixture.path("calc.o")), "make kept calc.o")
+        #expect(json["objects"]?.arrayValue?.compactMap { $0["source"]?.stringValue } == ["calc.c"])
+        try patchLoop(fixture, binary: "loop", patch: patch)
+    }
+
     /// CMake configures an out-of-tree Ninja build; ccache is first on PATH.
     @Test func cmakeNinjaWithCcache() throws {
         let fixture = try Fixture("loop")
