@@ -9,26 +9,29 @@ struct ProcessBuildCommand: ParsableCommand {
         abstract: "Build a process patch file from a source diff.",
         discussion: """
             Runs COMMAND in DIR once, with a compiler wrapper first on PATH that adds
-            -ffunction-sections -fdata-sections and records every compile, link and ar step
-            (a compile-and-link in one step becomes compiles plus a link; make -jN, static
-            archives, libtool, CMake, Meson and ccache work). The binary at PATH that this build
-            produces is the one to run and patch later: a binary built otherwise will not match
-            the patch. The binary must keep its symbol table (not stripped) and have a build-id,
-            and LTO is not supported.
+            -ffunction-sections -fdata-sections and records every compile, link and ar
+            step (a compile-and-link in one step becomes compiles plus a link; make -jN,
+            static archives, libtool, CMake, Meson and ccache work). The binary at PATH
+            that this build produces is the one to run and patch later: a binary built
+            otherwise will not match the patch. The binary must keep its symbol table
+            (not stripped) and have a build-id, and LTO is not supported.
 
             With --deb DIR, DIR is a Debian source package, built as Debian builds it:
-            `dpkg-buildpackage -b -uc -us` with its own rules and dpkg-buildflags (hardening
-            included), with DEB_BUILD_OPTIONS=nostrip so that the installed program keeps its
-            symbol table. The program patched is the one the packages install (--binary names
-            it by installed path or name when they install several).
+            `dpkg-buildpackage -b -uc -us` with its own rules and dpkg-buildflags
+            (hardening included), with DEB_BUILD_OPTIONS=nostrip so that the installed
+            program keeps its symbol table. The program patched is the one the packages
+            install (--binary names it by installed path or name when they install
+            several).
 
-            The diff is applied with `patch` to a scratch copy of DIR, only the objects whose
-            source it touches are recompiled (all of them when it touches a header), and each
-            pair is compared under user-space rules. Changed data, thread-local storage and ifuncs
-            are refused, all listed at once, and nothing is written.
+            The diff is applied with `patch` to a scratch copy of DIR, only the objects
+            whose source it touches are recompiled (all of them when it touches a
+            header), and each pair is compared under user-space rules. Changed data,
+            thread-local storage and ifuncs are refused, all listed at once, and nothing
+            is written.
 
-            The patch file is an ELF relocatable object with a .suture.process section holding
-            the binary's build-id, the functions replaced and their expected bytes.
+            The patch file is an ELF relocatable object with a .suture.process section
+            holding the binary's build-id, the functions replaced and their expected
+            bytes.
 
             Example:
               suture process build fix.diff --source ~/src/server --build "make" --binary server
