@@ -102,6 +102,17 @@ public struct ProcessBuild {
         let diffPath = Path.absolute(options.diff)
         guard FileSystem.exists(diffPath) else { throw ProcessError(.build, "\(options.diff): no such file") }
 
+        // One build of a tree at a time: they share its records and wrappers.
+        let lock: FileLock
+        do {
+            lock = try FileLock(
+                path: Path.join(source, ProcessBuild.folder, "lock"), timeout: 3600,
+                onWait: { Progress.say("suture: waiting for another process build of \(source)") })
+        } catch {
+            throw error.process(.build, "lock \(source)")
+        }
+        defer { lock.unlock() }
+
         let scratch: TemporaryDirectory
         do { scratch = try TemporaryDirectory(prefix: "suture-process-build") } catch {
             throw error.process(.build, "scratch folder")
