@@ -77,6 +77,8 @@ if [ $with_tests -eq 1 ]; then
     apt_install debhelper dpkg-dev git lintian man-db
     # jq for Benchmarks/corpus.sh (CorpusSliceTests).
     apt_install jq
+    # Build systems that process build follows (BuildSystemTests).
+    apt_install cmake ninja-build meson ccache libtool libtool-bin
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 

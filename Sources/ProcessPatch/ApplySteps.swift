@@ -37,15 +37,18 @@ extension Apply {
                     "\(f.name)\(f.file.map { " (\($0))" } ?? ""): not in the symbol table of \(object.path)")
                 continue
             }
-            let address = object.bias &+ entry.value
-            var bytes = try target.memory.read(address, count: f.size)
+            let start = object.bias &+ entry.value
+            // The entry jump goes after an `endbr64` landing pad (IBT).
+            let pad = X86Code.landingPadLength(f.expected)
+            let address = start &+ UInt64(pad)
+            var bytes = try target.memory.read(start, count: f.size)
             // An older patch's entry jump hides the original bytes it saved.
             if let first = target.scan.areas.first(where: { $0.functions.contains { $0.address == address } }),
                 let saved = first.functions.first(where: { $0.address == address })?.original
             {
                 // (A function shorter than the jump: the jump's tail covers padding.)
-                let n = min(saved.count, bytes.count)
-                bytes.replaceSubrange(0..<n, with: saved.prefix(n))
+                let n = min(saved.count, bytes.count - pad)
+                bytes.replaceSubrange(pad..<pad + n, with: saved.prefix(n))
             }
             if let at = f.firstMismatch(bytes) {
                 problems.append(
@@ -53,13 +56,14 @@ extension Apply {
                 )
                 continue
             }
-            if let next = symbols.next(after: entry.value), next < entry.value + UInt64(X86Code.entryJumpLength) {
+            let needed = UInt64(pad + X86Code.entryJumpLength)
+            if let next = symbols.next(after: entry.value), next < entry.value + needed {
                 problems.append(
-                    "\(f.name): only \(next - entry.value) bytes before the next symbol; the entry jump needs \(X86Code.entryJumpLength)"
+                    "\(f.name): only \(next - entry.value) bytes before the next symbol; the entry jump needs \(needed)"
                 )
                 continue
             }
-            var blocking = [Activeness.Range(range: address..<address + UInt64(f.size), function: f.name)]
+            var blocking = [Activeness.Range(range: start..<start + UInt64(f.size), function: f.name)]
             for a in target.scan.areas {
                 for g in a.functions where g.address == address {
                     blocking.append(
@@ -168,7 +172,8 @@ extension Apply {
             }
             functions.append(
                 PatchArea.Function(
-                    name: f.manifest.name, file: f.manifest.file, address: f.address, size: UInt64(f.manifest.size),
+                    name: f.manifest.name, file: f.manifest.file, address: f.address,
+                    size: UInt64(f.manifest.size - X86Code.landingPadLength(f.manifest.expected)),
                     newAddress: newAddress, newSize: image.sizes[f.manifest.symbol] ?? 0,
                     dispatcher: dispatcher, dispatcherSize: UInt64(code.count),
                     original: Array(f.entry[0..<X86Code.entryJumpLength]), viaDispatcher: via, direct: direct))

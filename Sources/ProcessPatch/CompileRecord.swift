@@ -2,19 +2,33 @@
 import Glibc
 import Platform
 
-/// One compiler invocation recorded by the wrapper during a program's build:
-/// the directory it ran in and its exact command line (with
-/// `-ffunction-sections -fdata-sections` already added).
+/// One invocation recorded by the wrapper during a program's build: the
+/// directory it ran in and its exact command line (with `-ffunction-sections
+/// -fdata-sections` already added to compiles). Most are compiles of one
+/// source to one object; the wrapper also records links (which objects and
+/// archives make a binary), archives (`ar`: which objects an archive holds),
+/// and invocations it could not follow, with why.
 public struct CompileRecord: Sendable, Equatable {
-    /// The real compiler (absolute path).
+    public enum Kind: String, Sendable {
+        case compile, link, archive, unsupported
+    }
+
+    public var kind: Kind
+    /// The real tool (absolute path).
     public var compiler: String
     public var directory: String
     public var arguments: [String]
+    /// Why an `unsupported` invocation could not be followed.
+    public var note: String?
 
-    public init(compiler: String, directory: String, arguments: [String]) {
+    public init(
+        compiler: String, directory: String, arguments: [String], kind: Kind = .compile, note: String? = nil
+    ) {
+        self.kind = kind
         self.compiler = compiler
         self.directory = directory
         self.arguments = arguments
+        self.note = note
     }
 
     /// The flags the wrapper adds, so that every function and datum gets its
@@ -36,7 +50,7 @@ public struct CompileRecord: Sendable, Equatable {
     /// The source file this invocation compiles, when it compiles exactly one
     /// C or C++ file to an object (`-c`).
     public var source: String? {
-        guard arguments.contains("-c") else { return nil }
+        guard kind == .compile, arguments.contains("-c") else { return nil }
         var sources: [String] = []
         var skip = false
         for a in arguments {
@@ -72,16 +86,26 @@ public struct CompileRecord: Sendable, Equatable {
     }
 
     public var json: JSON {
-        .object([
-            ("compiler", .string(compiler)), ("directory", .string(directory)), ("arguments", .strings(arguments)),
-        ])
+        var fields: [(String, JSON)] = [
+            ("kind", .string(kind.rawValue)), ("compiler", .string(compiler)), ("directory", .string(directory)),
+            ("arguments", .strings(arguments)),
+        ]
+        if let note { fields.append(("note", .string(note))) }
+        return .object(fields)
     }
 
     public init?(json: JSON) {
         guard let compiler = json["compiler"]?.stringValue, let directory = json["directory"]?.stringValue,
             let arguments = json["arguments"]?.arrayValue?.compactMap(\.stringValue)
         else { return nil }
-        self.init(compiler: compiler, directory: directory, arguments: arguments)
+        let kind = json["kind"]?.stringValue.flatMap(Kind.init(rawValue:)) ?? .compile
+        self.init(
+            compiler: compiler, directory: directory, arguments: arguments, kind: kind, note: json["note"]?.stringValue)
+    }
+
+    /// The command line as a shell would take it, for messages.
+    public var commandLine: String {
+        ([Path.base(of: compiler)] + arguments).map { $0.contains(" ") ? shellQuote($0) : $0 }.joined(separator: " ")
     }
 
     // MARK: - The wrapper's side
@@ -92,44 +116,31 @@ public struct CompileRecord: Sendable, Equatable {
         arguments + sectionFlags.filter { !arguments.contains($0) }
     }
 
-    /// Writes one record into the log folder (one file per invocation, so
-    /// parallel compiles never interleave).
-    public static func write(_ record: CompileRecord, log: String) throws(PlatformError) {
-        let name = "\(getpid())-\(Clock.monotonicNanoseconds()).json"
-        try FileSystem.writeAtomically(Path.join(log, name), Array((record.json.serialized() + "\n").utf8))
+    /// Writes the records of one invocation into the log folder, as one
+    /// file of its own (named by time, then process), so parallel compiles
+    /// never interleave.
+    public static func write(_ records: [CompileRecord], log: String) throws(PlatformError) {
+        guard !records.isEmpty else { return }
+        let stamp = String(Clock.monotonicNanoseconds())
+        let name = String(repeating: "0", count: max(0, 20 - stamp.count)) + stamp + "-\(getpid()).json"
+        let json = JSON.object([("records", .array(records.map(\.json)))])
+        try FileSystem.writeAtomically(Path.join(log, name), Array((json.serialized() + "\n").utf8))
     }
 
     /// Reads every record of a log folder, in the order they were written.
     public static func read(log: String) -> [CompileRecord] {
-        let names = ((try? FileSystem.list(log)) ?? []).filter { $0.hasSuffix(".json") }
-        var records: [(String, CompileRecord)] = []
+        let names = ((try? FileSystem.list(log)) ?? []).filter { $0.hasSuffix(".json") }.sorted()
+        var records: [CompileRecord] = []
         for name in names {
-            guard let text = FileSystem.readTextIfPresent(Path.join(log, name)),
-                let json = try? JSON.parse(text), let record = CompileRecord(json: json)
+            guard let text = FileSystem.readTextIfPresent(Path.join(log, name)), let json = try? JSON.parse(text)
             else { continue }
-            let stamp = name.split(separator: "-").last.map(String.init) ?? name
-            records.append((stamp, record))
+            if let list = json["records"]?.arrayValue {
+                records += list.compactMap(CompileRecord.init(json:))
+            } else if let record = CompileRecord(json: json) {
+                records.append(record)
+            }
         }
-        return records.sorted { ($0.0.count, $0.0) < ($1.0.count, $1.0) }.map(\.1)
-    }
-
-    /// Creates wrapper scripts for every compiler name found in `PATH`, each
-    /// running `recorder` (the suture binary's hidden `process
-    /// compile-record` command), and returns their folder.
-    static func installWrappers(in folder: String, recorder: String, log: String) throws(PlatformError) -> [String] {
-        var installed: [String] = []
-        for name in compilerNames {
-            guard let real = Command.which(name), let resolved = try? FileSystem.realPath(real) else { continue }
-            let script = """
-                #!/bin/sh
-                # Written by suture process build: record this compile, then run the real compiler.
-                exec \(shellQuote(recorder)) process compile-record --log \(shellQuote(log)) --compiler \(shellQuote(resolved)) -- "$@"
-
-                """
-            try FileSystem.write(Path.join(folder, name), script, mode: 0o755)
-            installed.append(name)
-        }
-        return installed
+        return records
     }
 }
 

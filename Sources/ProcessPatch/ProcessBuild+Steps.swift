@@ -3,65 +3,9 @@ import ELF
 import PatchCore
 import Platform
 
-/// The steps of `ProcessBuild.run`: the recorded build, the diff applied to a copy of
-/// the source, each touched file recompiled, and the checks of the result.
+/// The steps of `ProcessBuild.run`: the diff applied to a copy of the source,
+/// each touched file recompiled, and the checks of the result.
 extension ProcessBuild {
-    /// Runs the build with the wrapper first on `PATH`; returns the records
-    /// of this build merged over those of earlier builds of the tree.
-    func runRecordedBuild(source: String, scratch: String) throws(ProcessError) -> [CompileRecord] {
-        let wrappers = Path.join(scratch, "bin")
-        let log = Path.join(scratch, "log")
-        do {
-            try FileSystem.makeDirectories(wrappers)
-            try FileSystem.makeDirectories(log)
-            let names = try CompileRecord.installWrappers(in: wrappers, recorder: options.recorder, log: log)
-            guard !names.isEmpty else { throw ProcessError(.build, "no C compiler (cc, gcc, clang …) in PATH") }
-        } catch let error as ProcessError {
-            throw error
-        } catch {
-            throw ProcessError(.build, "compiler wrapper: \(error)", cause: error as? any SutureError)
-        }
-        Progress.say("suture: building in \(source): \(options.buildCommand)")
-        let path = wrappers + ":" + (FileSystem.environment("PATH") ?? "/usr/bin:/bin")
-        let result: CommandResult
-        do {
-            result = try Command.run(
-                ["/bin/sh", "-c", options.buildCommand],
-                environment: Command.environment(["PATH": path]),
-                workingDirectory: source, capture: true,
-                onOutput: { _, chunk in
-                    if !Progress.quiet { try? FileSystem.writeAll(fd: 2, chunk, context: "stderr") }
-                })
-        } catch {
-            throw error.process(.build, "run the build")
-        }
-        guard result.termination.succeeded else {
-            throw ProcessError(.build, "the build failed (\(result.termination)): \(Command.tail(result.stderrText))")
-        }
-        var records = CompileRecord.read(log: log)
-        // Earlier records of objects this build did not recompile.
-        let saved = Path.join(source, ProcessBuild.recordFile)
-        if let text = FileSystem.readTextIfPresent(saved), let json = try? JSON.parse(text) {
-            let objects = Set(records.compactMap(\.object))
-            for r in (json["records"]?.arrayValue ?? []).compactMap(CompileRecord.init(json:)) {
-                if let o = r.object, !objects.contains(o) { records.append(r) }
-            }
-        }
-        let compiles = records.filter { $0.object != nil }
-        try? FileSystem.writeAtomically(
-            saved,
-            Array(
-                (JSON.object([("records", .array(compiles.map(\.json)))])
-                    .serialized(pretty: true) + "\n").utf8))
-        guard !compiles.isEmpty else {
-            throw ProcessError(
-                .build,
-                "the build compiled no object and no earlier record exists; clean the tree (e.g. make clean) so that every object is compiled through the wrapper"
-            )
-        }
-        return compiles
-    }
-
     /// Applies the diff with `patch` (`-p1`, else `-p0`); returns the touched
     /// files relative to the root.
     func applyDiff(_ diff: String, to root: String) throws(ProcessError) -> [String] {
@@ -131,8 +75,13 @@ extension ProcessBuild {
             // Absolute paths into the tree, alone or inside an option (-I/src/include).
             arguments.append(a.replacingPathPrefix(sourceRoot, with: patchedRoot))
         }
-        // Same file names in strings and debug info as the original build.
-        arguments += ["-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)", "-o", output]
+        // Same file names in strings and debug info as the original build
+        // (unless the build maps the tree's path itself, as dpkg-buildflags does).
+        let mapped = record.arguments.contains { a in
+            ["-ffile-prefix-map=", "-fmacro-prefix-map="].contains { a.hasPrefix($0 + sourceRoot + "=") }
+        }
+        if !mapped { arguments.append("-ffile-prefix-map=\(patchedRoot)=\(sourceRoot)") }
+        arguments += ["-o", output]
         guard let src = record.source else {
             throw ProcessError(.build, "cannot tell which source \(record.arguments.joined(separator: " ")) compiles")
         }
@@ -192,9 +141,9 @@ extension ProcessBuild {
             return
                 "\(f.name): the binary's code differs from the compiled object at byte \(at) (was the program built by this build command, without LTO?)"
         }
-        if let next = symbols.next(after: entry.value), next < entry.value + UInt64(X86Code.entryJumpLength) {
-            return
-                "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(X86Code.entryJumpLength)"
+        let needed = UInt64(X86Code.landingPadLength(f.expected) + X86Code.entryJumpLength)
+        if let next = symbols.next(after: entry.value), next < entry.value + needed {
+            return "\(f.name): only \(next - entry.value) bytes until the next symbol; the entry jump needs \(needed)"
         }
         do {
             let into = try X86Code.branchesIntoEntry(f.expected)

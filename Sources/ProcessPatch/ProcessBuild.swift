@@ -5,10 +5,11 @@ import Platform
 
 /// `suture process build`: from a source diff to one patch file.
 ///
-/// 1. Run the program's own build in its source folder with a compiler
-///    wrapper first on `PATH`, which adds `-ffunction-sections
-///    -fdata-sections` and records every compile's folder and command line.
-///    The binary this build produces is the one to run and patch later.
+/// 1. Run the program's own build in its source folder (or a Debian source
+///    package's `dpkg-buildpackage`) with a compiler wrapper first on `PATH`,
+///    which adds `-ffunction-sections -fdata-sections` and records every
+///    compile, link and archive (see `CompilerWrapper`). The binary this
+///    build produces is the one to run and patch later.
 /// 2. Copy the source to a scratch folder and apply the diff with `patch`.
 /// 3. Recompile there only the objects whose source the diff touches (all
 ///    of them when it touches a header), with their recorded command lines.
@@ -25,16 +26,22 @@ public struct ProcessBuild {
         public var output: String
         /// The suture executable, which the compiler wrapper runs.
         public var recorder: String
+        /// `source` is a Debian source package, built with `dpkg-buildpackage`;
+        /// `binary` is then the installed program's path or name, or empty
+        /// when the packages install one program.
+        public var debian: Bool
 
         public init(
-            diff: String, source: String, buildCommand: String, binary: String, output: String, recorder: String
+            diff: String, source: String, buildCommand: String, binary: String, output: String, recorder: String,
+            debian: Bool = false
         ) {
             self.diff = diff
             self.source = source
-            self.buildCommand = buildCommand
+            self.buildCommand = debian ? DebianBuild.command : buildCommand
             self.binary = binary
             self.output = output
             self.recorder = recorder
+            self.debian = debian
         }
     }
 
@@ -44,12 +51,15 @@ public struct ProcessBuild {
         public let manifest: PatchManifest
         public let objects: [(object: String, source: String, changed: [String], new: [String])]
         public let binary: String
+        /// The Debian packages a `--deb` build made (paths).
+        public var packages: [String] = []
 
         public var json: JSON {
             .object([
                 ("patch", .string(output)),
                 ("name", .string(manifest.name)),
                 ("binary", .string(binary)),
+                ("packages", .strings(packages)),
                 ("buildID", .string(hexString(manifest.buildID))),
                 (
                     "functions",
@@ -91,7 +101,17 @@ public struct ProcessBuild {
         guard FileSystem.isDirectory(source) else { throw ProcessError(.build, "\(options.source): not a folder") }
         let diffPath = Path.absolute(options.diff)
         guard FileSystem.exists(diffPath) else { throw ProcessError(.build, "\(options.diff): no such file") }
-        let binaryPath = Path.join(source, options.binary).normalizedPath
+
+        // One build of a tree at a time: they share its records and wrappers.
+        let lock: FileLock
+        do {
+            lock = try FileLock(
+                path: Path.join(source, ProcessBuild.folder, "lock"), timeout: 3600,
+                onWait: { Progress.say("suture: waiting for another process build of \(source)") })
+        } catch {
+            throw error.process(.build, "lock \(source)")
+        }
+        defer { lock.unlock() }
 
         let scratch: TemporaryDirectory
         do { scratch = try TemporaryDirectory(prefix: "suture-process-build") } catch {
@@ -100,7 +120,15 @@ public struct ProcessBuild {
         defer { scratch.remove() }
 
         // 1. The program's own build, recorded.
-        let records = try runRecordedBuild(source: source, scratch: scratch.path)
+        let records = try runRecordedBuild(source: source)
+        let located: (binary: String, installed: String, packages: [String])
+        if options.debian {
+            located = try DebianBuild.locate(options.binary, package: source, records: records)
+        } else {
+            let path = Path.join(source, options.binary).normalizedPath
+            located = (path, path, [])
+        }
+        let binaryPath = located.binary
         let binary: ELFFile
         let buildID: [UInt8]
         do {
@@ -130,31 +158,24 @@ public struct ProcessBuild {
         let touchesHeader = touched.contains {
             !CompileRecord.sourceExtensions.contains(String($0.split(separator: ".").last ?? ""))
         }
+        let compiles = Self.compiles(of: binaryPath, records: records)
         var selected: [CompileRecord] = []
         var compiledSources = Set<String>()
-        for r in records {
+        for r in compiles {
             guard let src = r.source, src.hasPrefix(source + "/") else { continue }
             compiledSources.insert(String(src.dropFirst(source.count + 1)))
             if touchesHeader || touched.contains(String(src.dropFirst(source.count + 1))) { selected.append(r) }
         }
         for t in touched where CompileRecord.sourceExtensions.contains(String(t.split(separator: ".").last ?? "")) {
             if !compiledSources.contains(t) {
-                throw ProcessError(
-                    .build,
-                    "\(t): the build compiled no object from it, so it cannot be patched (a new file, or a file built in one compile-and-link step: compile each source with -c)"
-                )
+                throw Self.notCompiled(t, into: binaryPath, records: records, source: source)
             }
         }
         var pairs: [(original: String, patched: String, source: String)] = []
         for r in selected {
             guard let object = r.object, let src = r.source else { continue }
-            guard FileSystem.exists(object) else {
-                throw ProcessError(.build, "\(object): the build removed the object it compiled from \(src)")
-            }
             let savedOriginal = Path.join(scratch.path, "original-\(pairs.count).o")
-            do { try FileSystem.copyFile(object, savedOriginal) } catch {
-                throw error.process(.build, "copy \(object)")
-            }
+            try Self.saveOriginal(object, compiledFrom: src, records: records, to: savedOriginal)
             let patchedObject = Path.join(scratch.path, "patched-\(pairs.count).o")
             try recompile(r, sourceRoot: source, patchedRoot: patchedRoot, output: patchedObject)
             pairs.append((savedOriginal, patchedObject, String(src.dropFirst(source.count + 1))))
@@ -213,7 +234,7 @@ public struct ProcessBuild {
         }
         let name = Path.base(of: options.diff).split(separator: ".").first.map(String.init) ?? "patch"
         let manifest = PatchManifest(
-            name: name, buildID: buildID, binary: binaryPath, functions: functions,
+            name: name, buildID: buildID, binary: located.installed, functions: functions,
             references: merge.references,
             newFunctions: parts.flatMap { $0.patch.functions.filter(\.isNew).map(\.originalName) },
             sources: pairs.map(\.source))
@@ -223,6 +244,9 @@ public struct ProcessBuild {
         } catch {
             throw ProcessError(.build, "write \(options.output): \(error.description)", cause: error)
         }
-        return Result(output: options.output, manifest: manifest, objects: summaries, binary: binaryPath)
+        var result = Result(
+            output: options.output, manifest: manifest, objects: summaries, binary: located.installed)
+        result.packages = located.packages
+        return result
     }
 }

@@ -7,6 +7,17 @@ public enum X86Code {
     /// Length of the jump written at an old function's entry (`jmp rel32`).
     public static let entryJumpLength = 5
 
+    /// `endbr64`: the landing pad `-fcf-protection` puts at the entry of every
+    /// function an indirect call or jump may reach (IBT).
+    public static let endbr64: [UInt8] = [0xf3, 0x0f, 0x1e, 0xfa]
+
+    /// Bytes at the start of a function to keep before the entry jump: the
+    /// `endbr64` landing pad, so that an indirect call still lands on it
+    /// (and then takes the jump), as IBT requires.
+    public static func landingPadLength(_ function: [UInt8]) -> Int {
+        function.starts(with: endbr64) ? endbr64.count : 0
+    }
+
     /// The `rel32` from the end of an instruction at `next` to `target`, if it fits.
     public static func rel32(from next: UInt64, to target: UInt64) -> Int32? {
         let delta = Int64(bitPattern: target &- next)
@@ -196,13 +207,14 @@ public enum X86Code {
         return MovedEntry(code: code, consumed: consumed)
     }
 
-    /// Branch targets inside a function that land within its first
-    /// `entryJumpLength` bytes (other than its first byte): the bytes an
-    /// entry jump overwrites. Decodes the whole function.
+    /// Branch targets inside a function that land within the
+    /// `entryJumpLength` bytes an entry jump overwrites (after the landing
+    /// pad), other than their first byte. Decodes the whole function.
     public static func branchesIntoEntry(_ function: [UInt8]) throws(DecodeError) -> [(from: Int, to: Int)] {
         var result: [(Int, Int)] = []
+        let pad = landingPadLength(function)
         for i in try X86Decoder.decodeAll(function) {
-            if let t = i.target(in: function), t > 0 && t < entryJumpLength { result.append((i.offset, t)) }
+            if let t = i.target(in: function), t > pad && t < pad + entryJumpLength { result.append((i.offset, t)) }
         }
         return result
     }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * A small TCP server on 127.0.0.1 (an ephemeral port, printed as "port N").
+ * server [PORT]: a small TCP server on 127.0.0.1 (PORT, or an ephemeral port;
+ * printed as "port N").
  * The main thread accepts connections and hands them to four workers; a
  * worker reads one line, answers with respond() and closes. Every system
  * call interrupted with EINTR is retried.
@@ -11,6 +12,7 @@
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -82,7 +84,7 @@ static void *worker(void *arg)
 	return NULL;
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
 	struct sockaddr_in address = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t length = sizeof address;
@@ -90,6 +92,9 @@ int main(void)
 	pthread_t t;
 
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 }, sizeof(int));
+	if (argc > 1)
+		address.sin_port = htons((unsigned short)atoi(argv[1]));
 	if (listener < 0 || bind(listener, (struct sockaddr *)&address, sizeof address) != 0
 	    || listen(listener, 128) != 0 || getsockname(listener, (struct sockaddr *)&address, &length) != 0) {
 		perror("listen");
