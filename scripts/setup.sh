@@ -74,6 +74,8 @@ if [ $with_tests -eq 1 ]; then
     apt_install debhelper dpkg-dev git lintian man-db
     # jq for Benchmarks/corpus.sh (CorpusSliceTests).
     apt_install jq
+    # ansible-playbook for the collection in ansible/ (FleetTests).
+    apt_install ansible-core
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 

@@ -45,10 +45,8 @@ class ActionModule(ActionBase):
         args = dict(self._task.args)
         state = args.get("state", "installed")
         src = args.get("src")
-        if src is None or state == "absent":
+        if src is None or (state == "absent" and args.get("name") is not None):
             args.pop("src", None)
-            if args.get("name") is None and src is not None:
-                args["name"] = module_name(src)
             result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
             return result
 
@@ -68,6 +66,14 @@ class ActionModule(ActionBase):
             )
             return result
 
+        if args.get("name") is None:
+            args["name"] = module_name(build)
+        if state == "absent":
+            args.pop("src", None)
+            result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
+            result["build"] = build
+            return result
+
         try:
             if not self._connection._shell.tmpdir:
                 self._make_tmp_path()
@@ -75,9 +81,6 @@ class ActionModule(ActionBase):
             self._transfer_file(build, remote)
             self._fixup_perms2((self._connection._shell.tmpdir, remote))
             args["src"] = remote
-            args.setdefault("name", module_name(build))
-            if args["name"] is None:
-                args["name"] = module_name(build)
             result.update(self._execute_module(module_name=MODULE, module_args=args, task_vars=task_vars))
             result["build"] = build
         finally:

@@ -20,6 +20,8 @@ options:
       - C(installed) also keeps it for the running kernel, so that C(suture.service) loads it at boot
         (C(suture install)); the boot unit is written and enabled when it is missing.
       - C(absent) unloads it and removes it from the store (C(suture unload), C(suture uninstall)).
+      - The module file is kept on the host in C(/var/cache/suture-ansible/NAME-SHA256.ko), the file it
+        is loaded from (Suture tells a loaded patch by that file); C(absent) removes it.
     choices: [loaded, installed, absent]
     default: installed
     type: str
@@ -63,9 +65,11 @@ release:
   type: str
 """
 
+import glob
 import hashlib
 import json
 import os
+import shutil
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -105,6 +109,30 @@ def module_name(path):
     return base.replace("-", "_")
 
 
+# Where loaded modules are kept on the host: Suture recognizes a loaded patch by the file it was
+# loaded from, so that file must outlive Ansible's temporary folder.
+STAGE = "/var/cache/suture-ansible"
+
+
+def staged_path(src, name, digest):
+    suffix = next((s for s in (".ko.xz", ".ko.zst") if src.endswith(s)), ".ko")
+    return os.path.join(STAGE, "%s-%s%s" % (name, digest[:16], suffix))
+
+
+def staged_files(name):
+    return sorted(glob.glob(os.path.join(STAGE, glob.escape(name) + "-*.ko*")))
+
+
+def stage(src, path):
+    """Copies SRC to PATH (atomically) unless it is there already."""
+    if os.path.exists(path):
+        return
+    os.makedirs(STAGE, mode=0o700, exist_ok=True)
+    partial = path + ".partial"
+    shutil.copyfile(src, partial)
+    os.rename(partial, path)
+
+
 def unit_present():
     return any(
         os.path.exists(os.path.join(d, "suture.service"))
@@ -139,6 +167,7 @@ def main():
     release = store.get("release")
     patch, entry = loaded.get(name), stored.get(name)
     digest = sha256(src) if src is not None and state != "absent" else None
+    staged = staged_path(src, name, digest) if digest else None
 
     # What has to happen, from what is there now.
     steps = []
@@ -155,23 +184,31 @@ def main():
             steps.append("unload")
         if entry is not None:
             steps.append("uninstall")
+        if staged_files(name):
+            steps.append("forget")
 
     result = dict(changed=bool(steps), name=name, release=release, steps=steps, suture={})
     if module.check_mode or not steps:
         result.update(patches=listed.get("patches", []), installed=store)
         module.exit_json(**result)
 
+    if staged:
+        stage(src, staged)
+        result["file"] = staged
     for step in steps:
         if step == "load":
-            result["suture"]["load"] = run_json(module, ["load", src, "--timeout", timeout])
+            result["suture"]["load"] = run_json(module, ["load", staged, "--timeout", timeout])
         elif step == "unit":
             result["suture"]["unit"] = run_json(module, ["install", "--unit"])
         elif step == "install":
-            result["suture"]["install"] = run_json(module, ["install", src, "--timeout", timeout])
+            result["suture"]["install"] = run_json(module, ["install", staged, "--timeout", timeout])
         elif step == "unload":
             result["suture"]["unload"] = run_json(module, ["unload", name, "--timeout", timeout])
         elif step == "uninstall":
             result["suture"]["uninstall"] = run_json(module, ["uninstall", name])
+        elif step == "forget":
+            for path in staged_files(name):
+                os.remove(path)
     result["patches"] = run_json(module, ["list"]).get("patches", [])
     result["installed"] = run_json(module, ["list", "--installed"])
     module.exit_json(**result)
