@@ -38,6 +38,9 @@ apt_install make gcc g++ libc6-dev patch xz-utils zstd binutils flex bison bc li
 # Build roots for kernels of other Debian releases (trixie's gcc-14, sid's gcc-16):
 # mmdebstrap makes them; debian-archive-keyring checks the archive's signatures.
 apt_install mmdebstrap debian-archive-keyring
+# Debian guests (`suture vm --image debian`): qemu-img makes each guest's
+# copy-on-write overlay, mkfs.ext4 its cached disks, ssh reaches it.
+apt_install qemu-utils e2fsprogs openssh-client
 
 # Secure Boot: UEFI firmware (ovmf), openssl for keys, osslsigncode to read the
 # kernel image's own Authenticode signer, and virt-fw-vars (python3-virt-firmware,

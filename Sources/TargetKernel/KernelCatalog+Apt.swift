@@ -11,7 +11,7 @@ extension KernelCatalog {
     /// The archive for a suite: `http://deb.debian.org/debian`, or
     /// `…/debian-security` for the security suites. `SUTURE_DEBIAN_MIRROR`
     /// replaces `http://deb.debian.org` (a local mirror or proxy).
-    static func mirror(_ suite: String) -> String {
+    public static func mirror(_ suite: String) -> String {
         var base =
             FileSystem.environment("SUTURE_DEBIAN_MIRROR").flatMap { $0.isEmpty ? nil : $0 } ?? "http://deb.debian.org"
         while base.hasSuffix("/") { base.removeLast() }

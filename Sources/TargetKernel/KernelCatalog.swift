@@ -19,7 +19,7 @@ public struct KernelCatalog: Sendable {
         "bookworm", "bookworm-security", "bookworm-backports", "trixie", "trixie-security", "sid",
     ]
     public static let recordName = ".suture-kernel"
-    static let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
+    public static let keyring = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
     /// The cache root (`CACHE`).
     public let root: String

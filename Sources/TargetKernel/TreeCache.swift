@@ -207,7 +207,7 @@ public struct TreeCache: Sendable {
 
     /// Removes a tree even while a signal handler's cleanup removes it too:
     /// either remover may stop at an entry the other took, so retry.
-    static func removeEventually(_ path: String) {
+    public static func removeEventually(_ path: String) {
         for _ in 0..<10 where FileSystem.kind(path) != .missing {
             try? FileSystem.removeTree(path)
         }

@@ -17,6 +17,9 @@ public struct GuestImage: Sendable {
     public var busybox: String
     public var files: [GuestFile]
     public var modules: [String]
+    /// Replaces the busybox guest's `/init` (the Debian guest's boots the
+    /// real root file system instead of the agent).
+    public var initText: String? = nil
 
     public init(
         release: KernelRelease, sutureBinary: String, busybox: String = "/bin/busybox",
@@ -81,7 +84,7 @@ public struct GuestImage: Sendable {
 
                 """)
         try cpio.file("/etc/group", mode: 0o644, text: "root:x:0:\nnogroup:x:65534:\n")
-        try cpio.file("/init", mode: 0o755, text: GuestImage.initScript)
+        try cpio.file("/init", mode: 0o755, text: initText ?? GuestImage.initScript)
 
         if !modules.isEmpty { try addModules(into: &cpio) }
         try addUserFiles(into: &cpio)

@@ -27,7 +27,43 @@ struct VMCommand: ParsableCommand {
               suture vm --modules xfs --add p.ko:/root/p.ko -- insmod /root/p.ko
               suture vm --kallsyms > kallsyms.txt
               suture vm --shell
+
+            With --image debian the guest is a real Debian system of the
+            kernel's release (systemd, sshd, python3; made once with
+            mmdebstrap and cached), reached by ssh; COMMAND runs as root over
+            ssh. --keep NAME leaves it running and prints how to log in;
+            --stop NAME powers it off; --list shows the kept guests.
+              suture vm --image debian -- systemctl is-system-running
+              suture vm --image debian --keep web1 --json
+              suture vm --stop web1
             """)
+
+    @Option(
+        help: ArgumentHelp(
+            "The guest's root: a busybox initramfs, or a Debian system with systemd and sshd.",
+            valueName: "busybox|debian"))
+    var image: GuestImageKind = .busybox
+
+    @Option(
+        help: ArgumentHelp(
+            "With --image debian: boot a guest named NAME, return once sshd answers and leave it running.",
+            valueName: "NAME"))
+    var keep: String?
+
+    @Option(help: ArgumentHelp("Power off the kept Debian guest NAME and remove its disk.", valueName: "NAME"))
+    var stop: String?
+
+    @Flag(help: "With --stop: keep the guest's disk, so that the next --keep NAME boots it again.")
+    var keepDisk = false
+
+    @Flag(help: "List the kept Debian guests.")
+    var list = false
+
+    @Option(
+        help: ArgumentHelp(
+            "With --image debian: one more kernel command-line parameter, for every boot of the guest (repeatable).",
+            valueName: "PARAMETER"))
+    var append: [String] = []
 
     @OptionGroup var kernel: KernelOption
 
@@ -47,8 +83,8 @@ struct VMCommand: ParsableCommand {
     @Option(help: ArgumentHelp("Kill the command after this many seconds (exit 124).", valueName: "SECONDS"))
     var timeout: Double?
 
-    @Option(help: ArgumentHelp("Guest memory.", valueName: "MB"))
-    var memory: Int = 512
+    @Option(help: ArgumentHelp("Guest memory (default: 512, 1024 for --image debian).", valueName: "MB"))
+    var memory: Int?
 
     @Option(
         help: ArgumentHelp("Force an accelerator (default: KVM when it works here, else TCG).", valueName: "kvm|tcg"))
@@ -80,13 +116,20 @@ struct VMCommand: ParsableCommand {
     var command: [String] = []
 
     func validate() throws {
+        if image == .debian || stop != nil || list {
+            try validateDebian()
+            return
+        }
+        if keep != nil || keepDisk || !append.isEmpty {
+            throw ValidationError("--keep, --keep-disk and --append need --image debian")
+        }
         let modes = (kallsyms ? 1 : 0) + (shell ? 1 : 0) + (command.isEmpty ? 0 : 1)
         if modes != 1 {
             throw ValidationError("give exactly one of: -- COMMAND..., --kallsyms, --shell")
         }
         if shell && output.json { throw ValidationError("--shell has no --json output") }
         if let timeout, timeout <= 0 { throw ValidationError("--timeout must be positive") }
-        if memory < 128 { throw ValidationError("--memory must be at least 128 (MB)") }
+        if let memory, memory < 128 { throw ValidationError("--memory must be at least 128 (MB)") }
         if mok != nil && !secureBoot { throw ValidationError("--mok needs --secure-boot") }
     }
 
@@ -94,6 +137,10 @@ struct VMCommand: ParsableCommand {
         Cleanup.installSignalHandling()
         var status: Int32 = 0
         try reportingErrors(json: output.json) {
+            if image == .debian || stop != nil || list {
+                status = try runDebian()
+                return
+            }
             let configuration = try makeConfiguration()
             if kallsyms {
                 try printKallsyms(configuration)
@@ -116,7 +163,7 @@ struct VMCommand: ParsableCommand {
         var configuration = VMConfiguration(kernel: release)
         configuration.files = try add.map { spec throws(VMError) in try GuestFile.parse(spec) }
         configuration.modules = modules.flatMap { $0.split(separator: ",").map(String.init) }.filter { !$0.isEmpty }
-        configuration.memoryMB = memory
+        configuration.memoryMB = memory ?? 512
         configuration.accelerator = accel
         configuration.secureBoot = secureBoot
         configuration.machineOwnerKey = mok.map(Path.absolute)
