@@ -53,7 +53,8 @@ struct FleetTests {
         #expect(noBuild.compactMap { $0["host"] as? String } == fleet.guests.map(\.host))
         #expect(noBuild.allSatisfy { $0["release"] as? String == release })
         for guest in fleet.guests {
-            #expect(run.stdoutText.contains("no build for kernel \(release) in \(directory): \(guest.host) is left alone"))
+            #expect(
+                run.stdoutText.contains("no build for kernel \(release) in \(directory): \(guest.host) is left alone"))
             #expect(Fleet.changedCount(run.stdoutText, host: guest.host) == 0)
             #expect(try guest.loaded().isEmpty)
             #expect(try guest.installed().isEmpty)
@@ -61,7 +62,8 @@ struct FleetTests {
     }
 
     func checkModeChangesNothing(_ fleet: Fleet, _ directory: String) throws {
-        let run = try fleet.adHoc("guest1", "suture.livepatch.suture_patch", "src=\(directory) state=installed", check: true)
+        let run = try fleet.adHoc(
+            "guest1", "suture.livepatch.suture_patch", "src=\(directory) state=installed", check: true)
         #expect(run.termination.succeeded, "\(run.stdoutText)")
         #expect(run.stdoutText.contains("guest1 | CHANGED"), "\(run.stdoutText)")
         #expect(run.stdoutText.contains("\"install\"]"), "\(run.stdoutText)")
@@ -77,7 +79,9 @@ struct FleetTests {
             "suture_src": directory, "suture_health_command": Self.health, "suture_health_retries": 1,
         ])
         #expect(!run.termination.succeeded)
-        #expect(run.stdoutText.contains("rollout stopped: guest1 failed at \"Health check (command)\""), "\(run.stdoutText)")
+        #expect(
+            run.stdoutText.contains("rollout stopped: guest1 failed at \"Health check (command)\""), "\(run.stdoutText)"
+        )
         #expect(report["result"] as? String == "reverted")
         #expect((report["failed"] as? [[String: Any]])?.compactMap { $0["host"] as? String } == ["guest1"])
         #expect(report["reverted"] as? [String] == ["guest1"])

@@ -87,7 +87,9 @@ final class Fleet: @unchecked Sendable {
         for (index, name) in names.enumerated() {
             group.enter()
             Thread.detachNewThread {
-                let result = Result { try Command.run([binary, "vm", "--image", "debian", "--keep", name, "--json"], timeout: 900) }
+                let result = Result {
+                    try Command.run([binary, "vm", "--image", "debian", "--keep", name, "--json"], timeout: 900)
+                }
                 results.withLock { $0[index] = result }
                 group.leave()
             }
@@ -103,7 +105,8 @@ final class Fleet: @unchecked Sendable {
                 guard run.termination.succeeded, let object, let port = object["sshPort"] as? Int,
                     let key = object["sshKey"] as? String
                 else {
-                    throw TestError("suture vm --keep \(name) failed (\(run.termination)): \(run.stdoutText) \(run.stderrText)")
+                    throw TestError(
+                        "suture vm --keep \(name) failed (\(run.termination)): \(run.stdoutText) \(run.stderrText)")
                 }
                 guests.append(
                     FleetGuest(
@@ -119,7 +122,8 @@ final class Fleet: @unchecked Sendable {
             throw TestError(failures.joined(separator: "\n"))
         }
         try FileSystem.makeDirectories(scratch.file("collections/ansible_collections/suture"))
-        try FileSystem.symlink(target: Self.collection, at: scratch.file("collections/ansible_collections/suture/livepatch"))
+        try FileSystem.symlink(
+            target: Self.collection, at: scratch.file("collections/ansible_collections/suture/livepatch"))
         var inventory = "[fleet]\n"
         for guest in guests {
             inventory +=
@@ -168,7 +172,8 @@ final class Fleet: @unchecked Sendable {
         let text = FileSystem.readTextIfPresent(report) ?? ""
         let object = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any]
         guard let object else {
-            throw TestError("the rollout wrote no report (\(result.termination)):\n\(Command.tail(result.stdoutText, lines: 60))")
+            throw TestError(
+                "the rollout wrote no report (\(result.termination)):\n\(Command.tail(result.stdoutText, lines: 60))")
         }
         return (result, object)
     }
