@@ -24,6 +24,8 @@ struct FleetTests {
         let module = try TestModules.bytes(Self.patch)
         let release = try KernelResolver().resolve(nil).release
         try await GuestLock.withLock {
+            let started = Clock.now()
+            defer { print("fleet: every scenario, boots included, took \(Int(Clock.now() - started)) s") }
             let fleet = try Fleet(count: 3)
             defer { fleet.stop() }
             print("fleet: three Debian guests up in \(Int(fleet.bootSeconds)) s")
@@ -80,7 +82,8 @@ struct FleetTests {
         ])
         #expect(!run.termination.succeeded)
         #expect(
-            run.stdoutText.contains("rollout stopped: guest1 failed at \"Health check (command)\""), "\(run.stdoutText)"
+            run.stdoutText.contains("rollout stopped: guest1 failed at \\\"Health check (command)\\\""),
+            "\(run.stdoutText)"
         )
         #expect(report["result"] as? String == "reverted")
         #expect((report["failed"] as? [[String: Any]])?.compactMap { $0["host"] as? String } == ["guest1"])
