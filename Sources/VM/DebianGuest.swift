@@ -130,10 +130,27 @@ public struct DebianGuest: Sendable {
                 throw VMError(.missingTool, "qemu-img create \(guest.overlay) failed: \(made?.stderrText ?? "")")
             }
         }
-        try writeInitramfs(options, into: Path.join(directory, "initramfs.cpio"), publicKey: key + ".pub")
-
         let cacheDirectory = CacheLocation.vm(images.cache)
         try? FileSystem.makeDirectories(cacheDirectory)
+        // This suture reaches the guest as a read-only disk of its bytes,
+        // copied into the root at every boot: a cached root never holds a
+        // stale one, and the initramfs stays small (TCG unpacks it slowly).
+        let suture: String
+        if let given = options.sutureBinary {
+            suture = given
+        } else {
+            do { suture = try FileSystem.readLink("/proc/self/exe") } catch {
+                throw VMError(.system, "find the suture executable", error)
+            }
+        }
+        let stripped = StrippedExecutable.prepare(suture, cacheDirectory: cacheDirectory)
+        let sutureSize: Int
+        do { sutureSize = Int(try FileSystem.status(stripped).st_size) } catch {
+            throw VMError(.badInput, "read \(stripped)", error)
+        }
+        try writeInitramfs(
+            options, into: Path.join(directory, "initramfs.cpio"), publicKey: key + ".pub", suture: stripped,
+            sutureSize: sutureSize)
         let kernel = BootKernel.prepare(options.kernel, cacheDirectory: cacheDirectory)
         let accelerator =
             options.accelerator ?? Accelerator.detect(qemu: qemu, kernel: kernel, cacheDirectory: cacheDirectory)
@@ -149,6 +166,7 @@ public struct DebianGuest: Sendable {
                 "-append", append.joined(separator: " "),
                 "-drive", "file=\(guest.overlay),format=qcow2,if=virtio,cache=unsafe,discard=unmap",
                 "-drive", "file=\(modules),format=raw,if=virtio,readonly=on",
+                "-drive", "file=\(stripped),format=raw,if=virtio,readonly=on",
                 "-netdev", "user,id=net0,hostfwd=tcp:127.0.0.1:\(port)-:22",
                 "-device", "virtio-net-pci,netdev=net0",
                 "-chardev", "file,id=console,path=\(guest.consoleLog)", "-serial", "chardev:console",
@@ -216,9 +234,9 @@ public struct DebianGuest: Sendable {
     /// The initramfs: busybox, this suture, the modules that reach the
     /// disks and the network, the host's public key, and an `/init` that
     /// mounts the root and starts systemd.
-    private static func writeInitramfs(_ options: DebianGuestOptions, into path: String, publicKey: String)
-        throws(VMError)
-    {
+    private static func writeInitramfs(
+        _ options: DebianGuestOptions, into path: String, publicKey: String, suture: String, sutureSize: Int
+    ) throws(VMError) {
         let kernel = options.kernel
         let builtin = kernel.modulesDirectory.flatMap {
             FileSystem.readTextIfPresent(Path.join($0, "modules.builtin"))
@@ -228,18 +246,11 @@ public struct DebianGuest: Sendable {
         let wanted = ["virtio_pci", "virtio_blk", "ext4", "virtio_net"].filter {
             !builtinNames.contains(ModuleDependencies.normalized($0))
         }
-        let suture: String
-        if let given = options.sutureBinary {
-            suture = given
-        } else {
-            do { suture = try FileSystem.readLink("/proc/self/exe") } catch {
-                throw VMError(.system, "find the suture executable", error)
-            }
-        }
         var image = GuestImage(
             release: kernel, sutureBinary: suture,
             files: [GuestFile(hostPath: publicKey, guestPath: "/suture/authorized_keys")], modules: wanted)
-        image.initText = initScript(release: kernel.release, modules: wanted)
+        image.includesSuture = false
+        image.initText = initScript(release: kernel.release, modules: wanted, sutureSize: sutureSize)
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw VMError(.system, "create \(path)", errno: currentErrno()) }
         defer { close(fd) }
@@ -249,7 +260,7 @@ public struct DebianGuest: Sendable {
     /// PID 1 of the initramfs. QEMU's user network is fixed (guest
     /// 10.0.2.15, gateway 10.0.2.2), so the address is set here once and
     /// survives the switch to the root; nothing waits for DHCP.
-    static func initScript(release: String, modules: [String]) -> String {
+    static func initScript(release: String, modules: [String], sutureSize: Int) -> String {
         """
         #!/bin/sh
         export PATH=/usr/sbin:/usr/bin:/sbin:/bin
@@ -257,22 +268,29 @@ public struct DebianGuest: Sendable {
         mount -t proc proc /proc
         mount -t sysfs sysfs /sys
         mount -t devtmpfs devtmpfs /dev
+        step() { echo "suture-init: $*" >/dev/kmsg; }
+        step modules
         for m in \(modules.joined(separator: " ")); do modprobe $m || fail "modprobe $m failed"; done
         n=0
-        while [ ! -b /dev/vda ] || [ ! -b /dev/vdb ]; do
+        while [ ! -b /dev/vda ] || [ ! -b /dev/vdb ] || [ ! -b /dev/vdc ]; do
             n=$((n + 1)); [ $n -gt 1000 ] && fail "no virtio disks"; sleep 0.01
         done
+        step mount
         mkdir -p /newroot
         mount -t ext4 -o rw,noatime /dev/vda /newroot || fail "cannot mount the root file system"
         mkdir -p /newroot/lib/modules/\(release)
         mount -t ext4 -o ro /dev/vdb /newroot/lib/modules/\(release) || fail "cannot mount the modules"
-        cp /bin/suture /newroot/usr/local/bin/.suture.new && chmod 755 /newroot/usr/local/bin/.suture.new \\
+        step suture
+        dd if=/dev/vdc of=/newroot/usr/local/bin/.suture.new bs=1048576 iflag=count_bytes count=\(sutureSize) 2>/dev/null \\
+            && chmod 755 /newroot/usr/local/bin/.suture.new \\
             && mv -f /newroot/usr/local/bin/.suture.new /newroot/usr/local/bin/suture || fail "cannot install suture"
         mkdir -p /newroot/root/.ssh && chmod 700 /newroot/root/.ssh
         cp /suture/authorized_keys /newroot/root/.ssh/authorized_keys && chmod 600 /newroot/root/.ssh/authorized_keys
+        step network
         ip link set lo up
         ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \\
             || fail "cannot configure eth0"
+        step systemd
         umount /proc /sys
         mount --move /dev /newroot/dev
         exec switch_root /newroot /sbin/init

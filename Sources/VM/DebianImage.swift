@@ -5,7 +5,7 @@ import TargetKernel
 
 /// The cached disks a Debian guest boots from, under `CACHE/debian`:
 ///
-/// - `SUITE.img`: a root file system of one Debian release (ext4, raw),
+/// - `SUITE-rN.img`: a root file system of one Debian release (ext4, raw),
 ///   made once by `mmdebstrap --variant=minbase` with systemd as init,
 ///   sshd, python3 and kmod, and trimmed for a fast boot (no gettys, no
 ///   timers, a fixed machine id so no boot is a "first boot");
@@ -35,7 +35,7 @@ public struct DebianImage: Sendable {
     /// What the root holds besides the minimal base.
     public static let packages = ["systemd-sysv", "udev", "openssh-server", "python3", "kmod", "iproute2"]
     /// Bumped when the recipe changes, so an older cached root is made again.
-    static let recipe = "2"
+    static let recipe = "4"
 
     /// The Debian release a kernel belongs to: the suite it was fetched
     /// from or its `+debNN` suffix; else its series (6.1 is bookworm's,
@@ -57,22 +57,30 @@ public struct DebianImage: Sendable {
 
     // MARK: - The root file system
 
-    /// `CACHE/debian/SUITE.img`, made when missing.
+    /// `CACHE/debian/SUITE-rRECIPE.img`, made when missing.
     public func root(suite: String) throws(VMError) -> (path: String, made: Bool, seconds: Double) {
         guard !suite.isEmpty, suite.allSatisfy({ $0.isLetter || $0.isNumber }) else {
             throw VMError(.usage, "\(suite): not a Debian release name")
         }
         let started = Clock.now()
-        let image = Path.join(directory, "\(suite).img")
+        // Named by recipe: an overlay names its backing file by path, so
+        // a path never changes contents, and suture binaries of different
+        // recipes sharing one cache do not remake each other's root.
+        let image = Path.join(directory, "\(suite)-r\(DebianImage.recipe).img")
         let record = image + ".record"
         func ready() -> Bool {
             FileSystem.exists(image) && FileSystem.readTextIfPresent(record) == recordText(suite: suite)
         }
         if ready() { return (image, false, 0) }
-        let lock = try takeLock(".\(suite).lock", what: "the Debian \(suite) image")
+        let lock = try takeLock(".\(suite)-r\(DebianImage.recipe).lock", what: "the Debian \(suite) image")
         defer { lock.unlock() }
         if ready() { return (image, false, 0) }
-        let stage = Path.join(directory, ".\(suite).partial-\(getpid())")
+        let prefix = ".\(suite)-r\(DebianImage.recipe).partial-"
+        // Left by a killed run: nobody else holds the lock.
+        for name in (try? FileSystem.list(directory)) ?? [] where name.hasPrefix(prefix) {
+            TreeCache.removeEventually(Path.join(directory, name))
+        }
+        let stage = Path.join(directory, prefix + String(getpid()))
         let stageImage = stage + ".img"
         let token = Cleanup.register {
             TreeCache.removeEventually(stage)
@@ -135,7 +143,43 @@ public struct DebianImage: Sendable {
         "systemd-networkd-wait-online.service", "networking.service", "ifupdown-wait-online.service",
         "systemd-pstore.service", "systemd-firstboot.service", "systemd-machine-id-commit.service",
         "systemd-tmpfiles-clean.timer", "logrotate.timer", "remote-fs.target", "cron.service",
+        "systemd-binfmt.service", "proc-sys-fs-binfmt_misc.automount", "proc-sys-fs-binfmt_misc.mount",
+        "dev-hugepages.mount", "dev-mqueue.mount", "sys-fs-fuse-connections.mount", "sys-kernel-config.mount",
+        "modprobe@fuse.service", "modprobe@dm_mod.service", "modprobe@loop.service", "modprobe@drm.service",
+        "modprobe@efi_pstore.service", "modprobe@configfs.service", "systemd-sysusers.service",
+        "systemd-hwdb-update.service", "systemd-journal-catalog-update.service", "ldconfig.service",
+        "systemd-update-utmp-runlevel.service", "ssh.service", "systemd-journal-flush.service",
     ]
+
+    /// sshd started by systemd per connection (`sshd -i`): the port
+    /// answers as soon as sockets.target is reached, instead of after
+    /// ssh.service's own start (a config test and a daemon, slow under TCG).
+    static let sshSocket = """
+        [Unit]
+        Description=OpenSSH per-connection server socket (Suture guest)
+        Before=sockets.target
+
+        [Socket]
+        ListenStream=22
+        Accept=yes
+
+        [Install]
+        WantedBy=sockets.target
+
+        """
+    static let sshService = """
+        [Unit]
+        Description=OpenSSH per-connection server (Suture guest)
+
+        [Service]
+        ExecStart=-/usr/sbin/sshd -i
+        StandardInput=socket
+        StandardError=journal
+        RuntimeDirectory=sshd
+        RuntimeDirectoryMode=0755
+        RuntimeDirectoryPreserve=yes
+
+        """
 
     /// The files that make a bootstrapped folder a guest: fstab, host name,
     /// resolver (QEMU's user network), sshd by key only, a volatile journal.
@@ -154,6 +198,8 @@ public struct DebianImage: Sendable {
             ),
             ("etc/systemd/journald.conf.d/suture.conf", "[Journal]\nStorage=volatile\n", 0o644),
             ("etc/default/locale", "LANG=C.UTF-8\n", 0o644),
+            ("etc/systemd/system/suture-sshd.socket", DebianImage.sshSocket, 0o644),
+            ("etc/systemd/system/suture-sshd@.service", DebianImage.sshService, 0o644),
         ]
         do throws(PlatformError) {
             for (path, text, mode) in files {
@@ -165,6 +211,12 @@ public struct DebianImage: Sendable {
             try FileSystem.makeDirectories(Path.join(root, "root/.ssh"), mode: 0o700)
             try FileSystem.makeDirectories(Path.join(root, "usr/local/bin"))
             let system = Path.join(root, "etc/systemd/system")
+            try FileSystem.makeDirectories(Path.join(system, "sockets.target.wants"))
+            try FileSystem.symlink(
+                target: "/etc/systemd/system/suture-sshd.socket",
+                at: Path.join(system, "sockets.target.wants/suture-sshd.socket"))
+            try? FileSystem.removeFile(Path.join(system, "multi-user.target.wants/ssh.service"))
+            try? FileSystem.removeFile(Path.join(system, "sshd.service"))
             for unit in DebianImage.maskedUnits {
                 let link = Path.join(system, unit)
                 if FileSystem.kind(link) != .missing { try FileSystem.removeFile(link) }

@@ -20,6 +20,9 @@ public struct GuestImage: Sendable {
     /// Replaces the busybox guest's `/init` (the Debian guest's boots the
     /// real root file system instead of the agent).
     public var initText: String? = nil
+    /// Whether `sutureBinary` (and its libraries) go in; the Debian
+    /// guest's initramfs gets it on a disk instead and stays small.
+    public var includesSuture = true
 
     public init(
         release: KernelRelease, sutureBinary: String, busybox: String = "/bin/busybox",
@@ -67,10 +70,12 @@ public struct GuestImage: Sendable {
         for applet in try busyboxApplets() {
             try cpio.symlink(applet, target: "/bin/busybox")
         }
-        try addExecutable(sutureBinary, at: "/bin/suture", into: &cpio)
         var libraries = try SharedLibraries.of(busybox)
-        for library in try SharedLibraries.of(sutureBinary) where !libraries.contains(library) {
-            libraries.append(library)
+        if includesSuture {
+            try addExecutable(sutureBinary, at: "/bin/suture", into: &cpio)
+            for library in try SharedLibraries.of(sutureBinary) where !libraries.contains(library) {
+                libraries.append(library)
+            }
         }
         for library in libraries {
             try addHostFile(library, at: library, mode: 0o755, into: &cpio)
