@@ -148,19 +148,12 @@ struct FleetTests {
 
     func rebootBringsThePatchBack(_ fleet: Fleet) throws {
         let guest = fleet.guests[1]
-        let bootID = try guest.check("cat /proc/sys/kernel/random/boot_id")
-        _ = try? guest.ssh("systemctl reboot", timeout: 30)
-        Clock.sleep(seconds: 5)
-        try guest.waitForSSH(timeout: 300)
-        #expect(try guest.check("cat /proc/sys/kernel/random/boot_id") != bootID)
+        let seconds = try guest.guest.reboot()
+        print("fleet: \(guest.host) rebooted to sshd in \(Int(seconds)) s")
         #expect(try guest.loaded() == [Self.patch])
         #expect(try guest.check("cat /proc/cmdline") == Self.patched + "\n")
         let unit = try guest.check("systemctl show -p ActiveState -p Result suture.service")
         #expect(unit.contains("ActiveState=active") && unit.contains("Result=success"), "\(unit)")
-        // Loaded through the unit, before sysinit.target was reached.
-        let times = try guest.check(
-            "systemctl show -p ActiveEnterTimestampMonotonic --value suture.service sysinit.target")
-        let stamps = times.split(separator: "\n").compactMap { UInt64($0) }
-        #expect(stamps.count == 2 && stamps[0] > 0 && stamps[0] <= stamps[1], "\(times)")
+        // That the unit runs before sysinit.target ends is DebianGuestTests' to check.
     }
 }

@@ -5,33 +5,14 @@ import Platform
 import Synchronization
 import TestSupport
 
-/// One kept Debian guest, as `suture vm --image debian --keep NAME --json`
-/// describes it.
+/// One guest of the fleet: a kept Debian guest (`TestDebianGuest`) and
+/// its name in the inventory.
 struct FleetGuest: Sendable {
     let host: String
-    let name: String
-    let sshPort: Int
-    let sshKey: String
-    let user: String
-
-    /// Runs a shell command in the guest over ssh.
-    func ssh(_ command: String, timeout: Double = 120) throws -> CommandResult {
-        try Command.run(
-            [
-                "ssh", "-i", sshKey, "-p", String(sshPort), "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=no",
-                "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "ConnectTimeout=10",
-                "\(user)@127.0.0.1", command,
-            ], timeout: timeout)
-    }
+    let guest: TestDebianGuest
 
     /// Runs a command that must succeed; its stdout.
-    func check(_ command: String) throws -> String {
-        let result = try ssh(command)
-        guard result.termination.succeeded else {
-            throw TestError("\(host): \(command) failed (\(result.termination)): \(result.stderrText)")
-        }
-        return result.stdoutText
-    }
+    func check(_ command: String) throws -> String { try guest.checked(command) }
 
     /// A JSON object printed by a command in the guest.
     func json(_ command: String) throws -> [String: Any] {
@@ -54,18 +35,10 @@ struct FleetGuest: Sendable {
         }
     }
 
-    /// Waits until sshd answers again (after a reboot).
-    func waitForSSH(timeout: Double) throws {
-        let deadline = Clock.now() + timeout
-        while Clock.now() < deadline {
-            if let up = try? ssh("true", timeout: 20), up.termination.succeeded { return }
-            Clock.sleep(seconds: 2)
-        }
-        throw TestError("\(host): ssh did not answer within \(Int(timeout)) s")
-    }
 }
 
-/// Three Debian guests booted in parallel, an inventory for them, and the
+/// Three Debian guests booted in parallel (`suture vm --image debian
+/// --keep`), an inventory for them, and the
 /// collection in `ansible/` made visible to ansible-playbook.
 final class Fleet: @unchecked Sendable {
     let guests: [FleetGuest]
@@ -79,17 +52,14 @@ final class Fleet: @unchecked Sendable {
     /// Boots `count` guests at once (`suture vm --image debian --keep`).
     init(count: Int) throws {
         scratch = try Scratch("suture-fleet")
-        let binary = try SutureBinary.checked()
         let names = (1...count).map { "fleet-\(getpid())-\($0)" }
-        let results = Mutex<[Int: Result<CommandResult, any Error>]>([:])
+        let results = Mutex<[Int: Result<TestDebianGuest, any Error>]>([:])
         let group = DispatchGroup()
         let started = Clock.now()
         for (index, name) in names.enumerated() {
             group.enter()
             Thread.detachNewThread {
-                let result = Result {
-                    try Command.run([binary, "vm", "--image", "debian", "--keep", name, "--json"], timeout: 900)
-                }
+                let result = Result { try TestDebianGuest.start(name) }
                 results.withLock { $0[index] = result }
                 group.leave()
             }
@@ -98,22 +68,10 @@ final class Fleet: @unchecked Sendable {
         bootSeconds = Clock.now() - started
         var guests: [FleetGuest] = []
         var failures: [String] = []
-        for (index, name) in names.enumerated() {
-            do {
-                let run = try results.withLock { $0[index]! }.get()
-                let object = try JSONSerialization.jsonObject(with: Data(run.stdoutText.utf8)) as? [String: Any]
-                guard run.termination.succeeded, let object, let port = object["sshPort"] as? Int,
-                    let key = object["sshKey"] as? String
-                else {
-                    throw TestError(
-                        "suture vm --keep \(name) failed (\(run.termination)): \(run.stdoutText) \(run.stderrText)")
-                }
-                guests.append(
-                    FleetGuest(
-                        host: "guest\(index + 1)", name: name, sshPort: port, sshKey: key,
-                        user: object["user"] as? String ?? "root"))
-            } catch {
-                failures.append("\(error)")
+        for index in names.indices {
+            switch results.withLock({ $0[index]! }) {
+            case .success(let guest): guests.append(FleetGuest(host: "guest\(index + 1)", guest: guest))
+            case .failure(let error): failures.append("\(error)")
             }
         }
         self.guests = guests
@@ -127,8 +85,8 @@ final class Fleet: @unchecked Sendable {
         var inventory = "[fleet]\n"
         for guest in guests {
             inventory +=
-                "\(guest.host) ansible_host=127.0.0.1 ansible_port=\(guest.sshPort) ansible_user=\(guest.user) "
-                + "ansible_ssh_private_key_file=\(guest.sshKey)\n"
+                "\(guest.host) ansible_host=127.0.0.1 ansible_port=\(guest.guest.sshPort) ansible_user=root "
+                + "ansible_ssh_private_key_file=\(guest.guest.sshKey)\n"
         }
         inventory += """
             [fleet:vars]
@@ -141,8 +99,7 @@ final class Fleet: @unchecked Sendable {
 
     /// Ends every guest (`suture vm --stop`).
     func stop() {
-        guard let binary = try? SutureBinary.checked() else { return }
-        for guest in guests { _ = try? Command.run([binary, "vm", "--stop", guest.name], timeout: 120) }
+        for guest in guests { guest.guest.stop() }
     }
 
     var environment: [String: String] {
