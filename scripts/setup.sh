@@ -79,6 +79,8 @@ if [ $with_tests -eq 1 ]; then
     apt_install jq
     # Build systems that process build follows (BuildSystemTests).
     apt_install cmake ninja-build meson ccache libtool libtool-bin
+    # ansible-playbook for the collection in ansible/ (FleetTests).
+    apt_install ansible-core
     if [ -x scripts/install-older-kernel.sh ]; then bash scripts/install-older-kernel.sh; fi
 fi
 

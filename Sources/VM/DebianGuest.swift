@@ -268,23 +268,29 @@ public struct DebianGuest: Sendable {
         mount -t proc proc /proc
         mount -t sysfs sysfs /sys
         mount -t devtmpfs devtmpfs /dev
+        step() { echo "suture-init: $*" >/dev/kmsg; }
+        step modules
         for m in \(modules.joined(separator: " ")); do modprobe $m || fail "modprobe $m failed"; done
         n=0
         while [ ! -b /dev/vda ] || [ ! -b /dev/vdb ] || [ ! -b /dev/vdc ]; do
             n=$((n + 1)); [ $n -gt 1000 ] && fail "no virtio disks"; sleep 0.01
         done
+        step mount
         mkdir -p /newroot
         mount -t ext4 -o rw,noatime /dev/vda /newroot || fail "cannot mount the root file system"
         mkdir -p /newroot/lib/modules/\(release)
         mount -t ext4 -o ro /dev/vdb /newroot/lib/modules/\(release) || fail "cannot mount the modules"
+        step suture
         dd if=/dev/vdc of=/newroot/usr/local/bin/.suture.new bs=1048576 iflag=count_bytes count=\(sutureSize) 2>/dev/null \\
             && chmod 755 /newroot/usr/local/bin/.suture.new \\
             && mv -f /newroot/usr/local/bin/.suture.new /newroot/usr/local/bin/suture || fail "cannot install suture"
         mkdir -p /newroot/root/.ssh && chmod 700 /newroot/root/.ssh
         cp /suture/authorized_keys /newroot/root/.ssh/authorized_keys && chmod 600 /newroot/root/.ssh/authorized_keys
+        step network
         ip link set lo up
         ip link set eth0 up && ip addr add 10.0.2.15/24 dev eth0 && ip route add default via 10.0.2.2 \\
             || fail "cannot configure eth0"
+        step systemd
         umount /proc /sys
         mount --move /dev /newroot/dev
         exec switch_root /newroot /sbin/init

@@ -5,7 +5,7 @@ import TargetKernel
 
 /// The cached disks a Debian guest boots from, under `CACHE/debian`:
 ///
-/// - `SUITE.img`: a root file system of one Debian release (ext4, raw),
+/// - `SUITE-rN.img`: a root file system of one Debian release (ext4, raw),
 ///   made once by `mmdebstrap --variant=minbase` with systemd as init,
 ///   sshd, python3 and kmod, and trimmed for a fast boot (no gettys, no
 ///   timers, a fixed machine id so no boot is a "first boot");
@@ -35,7 +35,7 @@ public struct DebianImage: Sendable {
     /// What the root holds besides the minimal base.
     public static let packages = ["systemd-sysv", "udev", "openssh-server", "python3", "kmod", "iproute2"]
     /// Bumped when the recipe changes, so an older cached root is made again.
-    static let recipe = "3"
+    static let recipe = "4"
 
     /// The Debian release a kernel belongs to: the suite it was fetched
     /// from or its `+debNN` suffix; else its series (6.1 is bookworm's,
@@ -57,22 +57,30 @@ public struct DebianImage: Sendable {
 
     // MARK: - The root file system
 
-    /// `CACHE/debian/SUITE.img`, made when missing.
+    /// `CACHE/debian/SUITE-rRECIPE.img`, made when missing.
     public func root(suite: String) throws(VMError) -> (path: String, made: Bool, seconds: Double) {
         guard !suite.isEmpty, suite.allSatisfy({ $0.isLetter || $0.isNumber }) else {
             throw VMError(.usage, "\(suite): not a Debian release name")
         }
         let started = Clock.now()
-        let image = Path.join(directory, "\(suite).img")
+        // Named by recipe: an overlay names its backing file by path, so
+        // a path never changes contents, and suture binaries of different
+        // recipes sharing one cache do not remake each other's root.
+        let image = Path.join(directory, "\(suite)-r\(DebianImage.recipe).img")
         let record = image + ".record"
         func ready() -> Bool {
             FileSystem.exists(image) && FileSystem.readTextIfPresent(record) == recordText(suite: suite)
         }
         if ready() { return (image, false, 0) }
-        let lock = try takeLock(".\(suite).lock", what: "the Debian \(suite) image")
+        let lock = try takeLock(".\(suite)-r\(DebianImage.recipe).lock", what: "the Debian \(suite) image")
         defer { lock.unlock() }
         if ready() { return (image, false, 0) }
-        let stage = Path.join(directory, ".\(suite).partial-\(getpid())")
+        let prefix = ".\(suite)-r\(DebianImage.recipe).partial-"
+        // Left by a killed run: nobody else holds the lock.
+        for name in (try? FileSystem.list(directory)) ?? [] where name.hasPrefix(prefix) {
+            TreeCache.removeEventually(Path.join(directory, name))
+        }
+        let stage = Path.join(directory, prefix + String(getpid()))
         let stageImage = stage + ".img"
         let token = Cleanup.register {
             TreeCache.removeEventually(stage)
@@ -140,7 +148,7 @@ public struct DebianImage: Sendable {
         "modprobe@fuse.service", "modprobe@dm_mod.service", "modprobe@loop.service", "modprobe@drm.service",
         "modprobe@efi_pstore.service", "modprobe@configfs.service", "systemd-sysusers.service",
         "systemd-hwdb-update.service", "systemd-journal-catalog-update.service", "ldconfig.service",
-        "systemd-update-utmp-runlevel.service", "ssh.service",
+        "systemd-update-utmp-runlevel.service", "ssh.service", "systemd-journal-flush.service",
     ]
 
     /// sshd started by systemd per connection (`sshd -i`): the port

@@ -8,9 +8,11 @@ import Testing
 /// The Debian packages (debian/, scripts/package.sh) installed with apt in
 /// a fresh Debian guest, and a patch loaded by the packaged /usr/bin/suture.
 ///
-/// The packages are those in `SUTURE_TEST_DEBS` (a folder; scripts/test.sh
-/// builds them there with scripts/check-package.sh first), else they are
-/// built here with scripts/package.sh.
+/// The packages are those in `SUTURE_TEST_DEBS` (a folder), else in the
+/// tree's `out/deb`: scripts/test.sh builds them with
+/// scripts/check-package.sh first (a build from inside `swift test` would
+/// wait forever for SwiftPM's lock on .build). The packaged suture must
+/// name this tree's commit, so stale packages fail.
 @Suite(.serialized)
 struct DebianPackageTests {
     static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -21,19 +23,19 @@ struct DebianPackageTests {
         let version = try Command.run(["dpkg-parsechangelog", "-S", "Version"], workingDirectory: root)
             .stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
         var folder = ProcessInfo.processInfo.environment["SUTURE_TEST_DEBS"] ?? ""
-        if folder.isEmpty {
-            let built = try Command.run(["bash", "scripts/package.sh"], workingDirectory: root, timeout: 3600)
-            guard built.termination == .exited(0) else {
-                throw TestError("scripts/package.sh failed: \(Command.tail(built.stderrText + built.stdoutText))")
-            }
-            folder = Path.join(root, "out/deb")
-        }
+        if folder.isEmpty { folder = Path.join(root, "out/deb") }
         let runtime = Path.join(folder, "suture_\(version)_amd64.deb")
         let build = Path.join(folder, "suture-build_\(version)_all.deb")
         guard FileSystem.exists(runtime), FileSystem.exists(build) else {
-            throw TestError("no \(runtime) or \(build)")
+            throw TestError("no \(runtime) or \(build): build them with `bash scripts/package.sh` (or set SUTURE_TEST_DEBS)")
         }
         return (runtime, build)
+    }
+
+    /// The commit `suture --version` names for this tree.
+    static func commit() throws -> String {
+        try Command.run(["git", "-c", "safe.directory=\(root)", "rev-parse", "--short=12", "HEAD"], workingDirectory: root)
+            .stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func thePackagesInstallInAFreshDebianGuestAndThePackagedSutureLoadsAPatch() async throws {
@@ -62,6 +64,7 @@ struct DebianPackageTests {
             let packaged = try guest.checked("/usr/bin/suture --version")
             #expect(packaged.hasPrefix("suture "), "\(packaged)")
             #expect(hostVersion.hasPrefix(packaged.split(separator: "(").first.map(String.init) ?? "?"))
+            #expect(packaged.contains("(commit \(try Self.commit())"), "stale packages? \(packaged)")
             #expect(try guest.checked("systemctl is-enabled suture.service || true") == "disabled\n")
             #expect(try guest.checked("systemctl show suture.service -p FragmentPath")
                 == "FragmentPath=/lib/systemd/system/suture.service\n")
