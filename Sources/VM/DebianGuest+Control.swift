@@ -155,7 +155,8 @@ extension DebianGuest {
             }
         }
         if keepDisk {
-            for entry in (try? FileSystem.list(directory)) ?? [] where entry != "disk.qcow2" && entry != "guest.record" {
+            for entry in (try? FileSystem.list(directory)) ?? [] where entry != "disk.qcow2" && entry != "guest.record"
+            {
                 try? FileSystem.removeFile(Path.join(directory, entry))
             }
         } else {

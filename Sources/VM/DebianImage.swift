@@ -111,7 +111,8 @@ public struct DebianImage: Sendable {
 
     private func bootstrap(suite: String, into stage: String) throws(VMError) {
         guard Command.which("mmdebstrap") != nil else {
-            throw VMError(.missingTool, "mmdebstrap is not installed; it makes Debian guests (apt-get install mmdebstrap)")
+            throw VMError(
+                .missingTool, "mmdebstrap is not installed; it makes Debian guests (apt-get install mmdebstrap)")
         }
         let base = mirror ?? KernelCatalog.mirror(suite)
         var arguments = [

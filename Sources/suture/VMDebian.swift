@@ -49,7 +49,8 @@ extension VMCommand {
                 print("no kept Debian guests")
             } else {
                 for guest in guests {
-                    let state = guest.isAlive ? "running, pid \(guest.pid), ssh port \(guest.sshPort)" : "stopped (disk kept)"
+                    let state =
+                        guest.isAlive ? "running, pid \(guest.pid), ssh port \(guest.sshPort)" : "stopped (disk kept)"
                     print("\(guest.name)\t\(guest.release)\t\(state)")
                 }
             }
@@ -58,7 +59,10 @@ extension VMCommand {
         if let stop {
             let found = try DebianGuest.stop(name: stop, keepDisk: keepDisk)
             if output.json {
-                printJSON(.object([("name", .string(stop)), ("stopped", .bool(found)), ("diskKept", .bool(keepDisk && found))]))
+                printJSON(
+                    .object([
+                        ("name", .string(stop)), ("stopped", .bool(found)), ("diskKept", .bool(keepDisk && found)),
+                    ]))
             } else {
                 Progress.say(found ? "suture: guest \(stop) stopped" : "suture: no guest \(stop)")
             }
@@ -111,7 +115,8 @@ extension VMCommand {
         let taintAfter = after.flatMap { $0.termination.succeeded ? UInt64($0.stdoutText.trimmingWhitespace()) : nil }
         let console = guest.consoleText
         var problem = KernelLog.problem(in: console, taintBefore: 0, taintAfter: guest.bootTaint)
-        if let more = KernelLog.problem(in: "", taintBefore: guest.bootTaint, taintAfter: taintAfter ?? guest.bootTaint),
+        if let more = KernelLog.problem(
+            in: "", taintBefore: guest.bootTaint, taintAfter: taintAfter ?? guest.bootTaint),
             problem.map({ $0 < more }) ?? true
         {
             problem = more
@@ -128,7 +133,8 @@ extension VMCommand {
             printJSON(
                 .object([
                     ("exitStatus", .integer(status)), ("stdout", .string(result.stdoutText)),
-                    ("stderr", .string(result.stderrText)), ("kernelProblem", problem.map { .string($0.rawValue) } ?? .null),
+                    ("stderr", .string(result.stderrText)),
+                    ("kernelProblem", problem.map { .string($0.rawValue) } ?? .null),
                     ("release", .string(guest.release)), ("suite", .string(guest.suite)),
                     ("bootSeconds", .double((guest.bootSeconds * 1000).rounded() / 1000)),
                     ("runSeconds", .double((result.seconds * 1000).rounded() / 1000)),

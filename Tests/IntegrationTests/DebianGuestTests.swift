@@ -18,7 +18,9 @@ struct DebianGuestTests {
             let name = "boot-\(getpid())"
             var guest = try TestDebianGuest.start(name)
             defer { guest.stop() }
-            print("DebianGuestTests: guest \(name) (\(guest.suite), \(guest.release)) booted to sshd in \(guest.bootSeconds) s")
+            print(
+                "DebianGuestTests: guest \(name) (\(guest.suite), \(guest.release)) booted to sshd in \(guest.bootSeconds) s"
+            )
 
             // A real Debian: systemd is PID 1 and reaches a running system.
             #expect(try guest.checked("cat /proc/1/comm") == "systemd\n")
@@ -27,7 +29,9 @@ struct DebianGuestTests {
             #expect(state.stdoutText == "running\n", "failed units: \(failed)")
             #expect(try guest.checked("python3 -c 'print(6 * 7)'") == "42\n")
             #expect(try guest.checked("uname -r") == guest.release + "\n")
-            #expect(try guest.checked("grep -o 'VERSION_CODENAME=.*' /etc/os-release") == "VERSION_CODENAME=\(guest.suite)\n")
+            #expect(
+                try guest.checked("grep -o 'VERSION_CODENAME=.*' /etc/os-release")
+                    == "VERSION_CODENAME=\(guest.suite)\n")
             // The suture there is the one that booted it.
             let hostVersion = try SutureBinary.run(["--version"]).stdoutText
             #expect(try guest.checked("/usr/local/bin/suture --version") == hostVersion)
@@ -60,10 +64,13 @@ struct DebianGuestTests {
             #expect(unit["ActiveState"] == "active")
             #expect(unit["Result"] == "success")
             #expect(unit["ExecMainStatus"] == "0")
-            let sysinit = try Self.properties(guest.checked("systemctl show sysinit.target -p ActiveEnterTimestampMonotonic"))
+            let sysinit = try Self.properties(
+                guest.checked("systemctl show sysinit.target -p ActiveEnterTimestampMonotonic"))
             let loadedAt = UInt64(unit["ExecMainExitTimestampMonotonic"] ?? "") ?? 0
             let sysinitAt = UInt64(sysinit["ActiveEnterTimestampMonotonic"] ?? "") ?? 0
-            #expect(loadedAt > 0 && sysinitAt > 0 && loadedAt <= sysinitAt, "suture.service ended at \(loadedAt) µs, sysinit.target reached at \(sysinitAt) µs")
+            #expect(
+                loadedAt > 0 && sysinitAt > 0 && loadedAt <= sysinitAt,
+                "suture.service ended at \(loadedAt) µs, sysinit.target reached at \(sysinitAt) µs")
             let chain = try guest.checked("systemctl list-dependencies --after --plain --no-legend sysinit.target")
             #expect(chain.contains("suture.service"), "sysinit.target does not wait for suture.service: \(chain)")
             let journal = try guest.checked("journalctl -b -o cat -u suture.service")
@@ -85,6 +92,23 @@ struct DebianGuestTests {
             let notLoaded = try JSON.parse(listed)["notLoaded"]
             #expect(notLoaded.map { "\($0)" }?.contains("proc_string") == true, "suture list --installed: \(listed)")
         }
+    }
+
+    /// The Debian guest's options are checked before anything boots.
+    @Test func debianGuestOptionsAreCheckedBeforeBooting() throws {
+        for (arguments, status) in [
+            (["vm", "--keep", "x", "--", "true"], Int32(64)),  // --keep needs --image debian
+            (["vm", "--image", "debian", "--keep", "../x"], 64),  // not a guest name
+            (["vm", "--image", "debian", "--keep", "x", "--", "true"], 64),  // one action
+            (["vm", "--image", "debian", "--append", "a b", "--", "true"], 64),
+            (["vm", "--stop", "x", "--keep-disk", "--kernel", "6.1"], 64),
+            (["vm", "--stop", "no-such-guest-\(getpid())"], 1),
+        ] {
+            let run = try SutureBinary.run(arguments, timeout: 60)
+            #expect(run.termination == .exited(status), "suture \(arguments): \(run.termination) \(run.stderrText)")
+        }
+        let listed = try JSON.parse(try SutureBinary.run(["vm", "--list", "--json"], timeout: 60).stdout)
+        #expect(listed["guests"] != nil)
     }
 
     /// `systemctl show` output as a dictionary.

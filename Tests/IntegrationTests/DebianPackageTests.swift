@@ -27,15 +27,18 @@ struct DebianPackageTests {
         let runtime = Path.join(folder, "suture_\(version)_amd64.deb")
         let build = Path.join(folder, "suture-build_\(version)_all.deb")
         guard FileSystem.exists(runtime), FileSystem.exists(build) else {
-            throw TestError("no \(runtime) or \(build): build them with `bash scripts/package.sh` (or set SUTURE_TEST_DEBS)")
+            throw TestError(
+                "no \(runtime) or \(build): build them with `bash scripts/package.sh` (or set SUTURE_TEST_DEBS)")
         }
         return (runtime, build)
     }
 
     /// The commit `suture --version` names for this tree.
     static func commit() throws -> String {
-        try Command.run(["git", "-c", "safe.directory=\(root)", "rev-parse", "--short=12", "HEAD"], workingDirectory: root)
-            .stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
+        try Command.run(
+            ["git", "-c", "safe.directory=\(root)", "rev-parse", "--short=12", "HEAD"], workingDirectory: root
+        )
+        .stdoutText.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 
     @Test func thePackagesInstallInAFreshDebianGuestAndThePackagedSutureLoadsAPatch() async throws {
@@ -51,7 +54,8 @@ struct DebianPackageTests {
             let started = Clock.now()
             let install = try guest.ssh(
                 "cd /root/debs && DEBIAN_FRONTEND=noninteractive apt-get update -qq"
-                    + " && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends ./*.deb",
+                    + " && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends"
+                    + " -o Dpkg::Options::=--force-unsafe-io ./*.deb",
                 timeout: 1200)
             #expect(install.termination == .exited(0), "apt install: \(install.stdoutText)\(install.stderrText)")
             print("DebianPackageTests: apt install of both packages took \(Int(Clock.now() - started)) s")
@@ -66,8 +70,9 @@ struct DebianPackageTests {
             #expect(hostVersion.hasPrefix(packaged.split(separator: "(").first.map(String.init) ?? "?"))
             #expect(packaged.contains("(commit \(try Self.commit())"), "stale packages? \(packaged)")
             #expect(try guest.checked("systemctl is-enabled suture.service || true") == "disabled\n")
-            #expect(try guest.checked("systemctl show suture.service -p FragmentPath")
-                == "FragmentPath=/lib/systemd/system/suture.service\n")
+            #expect(
+                try guest.checked("systemctl show suture.service -p FragmentPath")
+                    == "FragmentPath=/lib/systemd/system/suture.service\n")
 
             let loaded = try guest.ssh("/usr/bin/suture load \(patch.guestPath)", timeout: 300)
             #expect(loaded.termination == .exited(0), "\(loaded.stdoutText)\(loaded.stderrText)")

@@ -51,7 +51,9 @@ final class TestDebianGuest: @unchecked Sendable {
         for parameter in append { arguments += ["--append", parameter] }
         let run = try SutureBinary.run(arguments, timeout: timeout)
         guard run.termination == .exited(0) else {
-            throw TestError("suture \(arguments.joined(separator: " ")) failed (\(run.termination)): \(run.stdoutText)\(run.stderrText)")
+            throw TestError(
+                "suture \(arguments.joined(separator: " ")) failed (\(run.termination)): \(run.stdoutText)\(run.stderrText)"
+            )
         }
         return try TestDebianGuest(try JSON.parse(run.stdout))
     }
