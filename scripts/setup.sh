@@ -75,6 +75,8 @@ if [ $with_tests -eq 1 ]; then
     apt_install systemd
     # Building and checking the Debian packages (scripts/check-package.sh).
     apt_install debhelper dpkg-dev git lintian man-db
+    # tinyproxy's build-deps: the real package TinyproxyGuestTests builds.
+    apt_install asciidoc xmlto
     # jq for Benchmarks/corpus.sh (CorpusSliceTests).
     apt_install jq
     # Build systems that process build follows (BuildSystemTests).

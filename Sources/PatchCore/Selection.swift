@@ -90,7 +90,10 @@ struct Selector {
                 if whole.insert(section).inserted { queue.append(-1 - section) }
             case .anonymous(let section, let addend):
                 let s = patched.file.sections[section]
-                if s.has(SectionFlags.write) || s.type == SectionType.nobits {
+                // `.data.rel.ro*` is constant once relocated (a table of
+                // pointers in PIC code): the patch carries its own copy.
+                let constant = s.name == ".data.rel.ro" || s.name.hasPrefix(".data.rel.ro.")
+                if (s.has(SectionFlags.write) && !constant) || s.type == SectionType.nobits {
                     refusals.append(
                         Refusal(
                             symbol: user,
