@@ -26,6 +26,9 @@ public final class Tracer {
     private(set) var states: [Int32: State] = [:]
     /// New threads whose first stop has not been seen yet.
     private var awaitingFirstStop = Set<Int32>()
+    /// Threads stopped by our interrupt since they last ran: a system call
+    /// that this stop broke off with EINTR is restarted when they resume.
+    var interruptStopped = Set<Int32>()
     /// When the current world stop began (monotonic ns), for pause figures.
     var stopStarted: UInt64 = 0
 
@@ -175,6 +178,9 @@ public final class Tracer {
 
     func resume(_ tid: Int32, signal: Int32 = 0) throws(ProcessError) {
         let state = states[tid]
+        if interruptStopped.remove(tid) != nil && signal == 0 && state != .groupStopped {
+            try restartInterruptedCall(tid)
+        }
         do {
             if state == .groupStopped { try Ptrace.listen(tid) } else { try Ptrace.resume(tid, signal: signal) }
             states[tid] = .running
@@ -228,6 +234,7 @@ public final class Tracer {
             awaitingFirstStop.remove(tid)
             let isGroupStop = [SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU].contains(signal)
             states[tid] = isGroupStop ? .groupStopped : .stopped
+            if !isGroupStop { interruptStopped.insert(tid) }
             if !stopping { try resume(tid) }
         case Ptrace.eventClone:
             // Stopped in the middle of clone(2): never a place to stop the
@@ -268,6 +275,7 @@ public final class Tracer {
     private func forget(_ tid: Int32) {
         states[tid] = nil
         awaitingFirstStop.remove(tid)
+        interruptStopped.remove(tid)
     }
 
     /// `waitpid` on one thread until `deadline`. Between polls it sleeps
@@ -359,6 +367,7 @@ public final class Tracer {
     public func detach() throws(ProcessError) {
         try stopAll()
         for tid in threads {
+            if interruptStopped.remove(tid) != nil && states[tid] != .groupStopped { try restartInterruptedCall(tid) }
             do { try Ptrace.detach(tid) } catch {
                 if error.errno != .noSuchProcess { throw error.process(.trace, "process \(pid): detach thread \(tid)") }
             }

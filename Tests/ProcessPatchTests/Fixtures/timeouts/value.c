@@ -1,0 +1,7 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "value.h"
+
+int value(void)
+{
+	return 1;
+}
