@@ -192,15 +192,8 @@ public struct BuildRoots: Sendable {
                 .missingPiece, "mmdebstrap is not installed; it makes build roots (apt-get install mmdebstrap)")
         }
         let base = mirror ?? KernelCatalog.mirror(suite)
-        var arguments = [
-            "mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
-            "--include=\(BuildRoots.packages(compiler: package).joined(separator: ","))",
-        ]
-        // sid's Release file is often past its Valid-Until on mirrors; its signature is still checked.
-        if suite == "sid" { arguments.append("--aptopt=Acquire::Check-Valid-Until \"false\"") }
-        arguments += [
-            suite, stage, "deb [signed-by=\(KernelCatalog.keyring)] \(base) \(suite) main",
-        ]
+        let arguments = KernelCatalog.mmdebstrapArguments(
+            suite: suite, packages: BuildRoots.packages(compiler: package), into: stage, mirror: base)
         Progress.say("suture: making the build root \(suite)-\(package) with mmdebstrap (once; about 30 s) …")
         var pending: [UInt8] = []
         let result: CommandResult

@@ -11,6 +11,22 @@ extension KernelCatalog {
     /// The archive for a suite: `http://deb.debian.org/debian`, or
     /// `…/debian-security` for the security suites. `SUTURE_DEBIAN_MIRROR`
     /// replaces `http://deb.debian.org` (a local mirror or proxy).
+    /// The mmdebstrap command that makes a minbase root of `suite` with
+    /// `packages` into the folder `stage`, from `mirror` (default: the
+    /// suite's), checked against the Debian archive keyring.
+    public static func mmdebstrapArguments(
+        suite: String, packages: [String], into stage: String, mirror: String? = nil
+    ) -> [String] {
+        var arguments = [
+            "mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
+            "--include=\(packages.joined(separator: ","))",
+        ]
+        // sid's Release file is often past its Valid-Until on mirrors; its signature is still checked.
+        if suite == "sid" { arguments.append("--aptopt=Acquire::Check-Valid-Until \"false\"") }
+        arguments += [suite, stage, "deb [signed-by=\(keyring)] \(mirror ?? self.mirror(suite)) \(suite) main"]
+        return arguments
+    }
+
     public static func mirror(_ suite: String) -> String {
         var base =
             FileSystem.environment("SUTURE_DEBIAN_MIRROR").flatMap { $0.isEmpty ? nil : $0 } ?? "http://deb.debian.org"

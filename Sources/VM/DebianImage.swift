@@ -114,13 +114,8 @@ public struct DebianImage: Sendable {
             throw VMError(
                 .missingTool, "mmdebstrap is not installed; it makes Debian guests (apt-get install mmdebstrap)")
         }
-        let base = mirror ?? KernelCatalog.mirror(suite)
-        var arguments = [
-            "mmdebstrap", "--variant=minbase", "--mode=root", "--format=directory",
-            "--include=\(DebianImage.packages.joined(separator: ","))",
-        ]
-        if suite == "sid" { arguments.append("--aptopt=Acquire::Check-Valid-Until \"false\"") }
-        arguments += [suite, stage, "deb [signed-by=\(KernelCatalog.keyring)] \(base) \(suite) main"]
+        let arguments = KernelCatalog.mmdebstrapArguments(
+            suite: suite, packages: DebianImage.packages, into: stage, mirror: mirror)
         Progress.say("suture: making the Debian \(suite) guest image with mmdebstrap (once; about a minute) …")
         let result: CommandResult
         do {
